@@ -1,0 +1,219 @@
+"""The ``cl-spoof`` command line. The only place that prints or exits."""
+
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a 2-core machine spinning threads
+# made torch many times slower whenever another process was busy. Must precede torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import functools  # noqa: E402
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from cl_spoof.errors import CLSpoofError
+
+app = typer.Typer(
+    help="cl-spoof: continual learning of fake-speech (spoofing) detection.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Utterance tables: manifests, checks, the demo corpus.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn :class:`CLSpoofError` into a red message and exit status 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CLSpoofError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    """A rich progress display for long work."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def df_to_rich(df: pd.DataFrame, title: str | None = None) -> Table:
+    """Render a DataFrame as a rich table (numbers right-aligned)."""
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        numeric = pd.api.types.is_numeric_dtype(df[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    return table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "—" if pd.isna(value) else f"{value:.2f}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@data_app.command("manifest")
+@user_errors
+def data_manifest(
+    folder: Annotated[Path, typer.Argument(help="Folder of audio files (searched recursively).")],
+    label: Annotated[str, typer.Option(help="'spoof' or 'bonafide'.")] = "spoof",
+    attack: Annotated[str | None, typer.Option(help="Attack name (required for spoof).")] = None,
+    split: Annotated[str, typer.Option(help="'train', 'dev' or 'eval'.")] = "train",
+    speaker: Annotated[str, typer.Option(help="Speaker id for every file (optional).")] = "",
+    out: Annotated[Path | None, typer.Option(help="Output CSV (default: stdout).")] = None,
+) -> None:
+    """Write a manifest (path,label,attack,speaker,split) for every audio file under FOLDER."""
+    from cl_spoof.data.manifest import manifest_for_folder, write_manifest_for_folder
+
+    if out is None:
+        typer.echo(manifest_for_folder(folder, label, attack, split, speaker), nl=False)
+        return
+    n = write_manifest_for_folder(folder, out, label, attack, split, speaker)
+    err_console.print(f"wrote {n} rows to {out}")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    source: Annotated[Path, typer.Argument(help="An ASVspoof 2019 LA root or a CSV manifest.")],
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Restrict the table to files present (a partial download).")
+    ] = False,
+) -> None:
+    """Count utterances per split x attack x label and list every problem with its file."""
+    from cl_spoof.data import read_source
+    from cl_spoof.data.checks import check_table
+    from cl_spoof.data.table import counts_table
+
+    table = read_source(source)
+    with progress_bar() as bar:
+        task = bar.add_task("checking audio", total=None)
+        report = check_table(table, allow_missing=allow_missing,
+                             progress=lambda i, n: bar.update(task, completed=i, total=n))
+    console.print(df_to_rich(counts_table(report.table), title=f"{source}"))
+    console.print(f"{len(report.table)} utterances")
+    if allow_missing:
+        console.print(f"dropped {report.dropped_missing} listed row(s) whose file is missing"
+                      " (--allow-missing)")
+    if not report.ok:
+        err_console.print(report.summary(source), highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print("[green]no problems found[/]")
+
+
+# ---------------------------------------------------------------------------- run
+
+
+class CliEvents:
+    """Draws a run's progress with rich: one line per stage, one bar for the current work."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task = bar.add_task("starting", total=None)
+
+    def on_stage(self, text: str) -> None:
+        self.bar.console.print(f"[bold cyan]>[/] {text}", highlight=False)
+
+    def on_progress(self, desc: str, done: int, total: int) -> None:
+        self.bar.update(self.task, description=desc, completed=done, total=total or None)
+
+    def on_result(self, stage: int, attack: str, eers: dict[str, float]) -> None:
+        shown = "  ".join(f"{a} {v:.1f}" for a, v in eers.items())
+        self.bar.console.print(f"  EER % after learning {attack}: {shown}", highlight=False)
+
+    def as_run_events(self):
+        from cl_spoof.runner import RunEvents
+
+        return RunEvents(on_stage=self.on_stage, on_progress=self.on_progress,
+                         on_result=self.on_result)
+
+
+def _load_cfg(config: Path | None, strategy: str | None, seed: int | None):
+    from cl_spoof.config import load_config, with_overrides
+    from cl_spoof.strategies import check_strategy_name
+
+    cfg = load_config(config)
+    if strategy is not None:
+        cfg = with_overrides(cfg, strategy={"name": check_strategy_name(strategy)})
+    if seed is not None:
+        cfg = with_overrides(cfg, seed=seed)
+    check_strategy_name(cfg.strategy.name)
+    return cfg
+
+
+def print_run_summary(summary) -> None:
+    """The EER matrix and headline metrics of a finished run."""
+    matrix = summary.matrix.reset_index()
+    console.print(df_to_rich(matrix, title=f"EER (%) after each stage — {summary.out_dir}"))
+    m = summary.metrics
+    parts = [f"final average EER {m['final_avg_eer']:.2f} %"]
+    if m.get("bwt") is not None:
+        parts.append(f"BWT {m['bwt']:+.2f} pts (negative = forgot)")
+    if m.get("max_forgetting") is not None:
+        parts.append(f"max forgetting {m['max_forgetting']:.2f} pts")
+    console.print("; ".join(parts) + f"; {summary.seconds:.0f} s")
+
+
+@app.command("run")
+@user_errors
+def run_cmd(
+    config: Annotated[Path | None, typer.Argument(
+        help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        help="Strategy name, overriding the config (naive, joint, ...).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Run directory (default: runs/<time>-<strategy>-seed<N>); must not exist.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed, overriding the config.")] = None,
+) -> None:
+    """Train experience by experience and report the EER of every attack after each stage."""
+    from cl_spoof.runner import default_run_dir, run_experiment
+
+    cfg = _load_cfg(config, strategy, seed)
+    out_dir = out or default_run_dir(cfg)
+    with progress_bar() as bar:
+        summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events())
+    print_run_summary(summary)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

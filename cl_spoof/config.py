@@ -1,0 +1,277 @@
+"""Typed run configuration, validated at the edge.
+
+YAML files are parsed into frozen dataclasses; an unknown key, a wrong type or
+an out-of-range value raises :class:`ConfigError` naming the key (e.g.
+``train.epochs``). Configs are never mutated: overrides build a new object
+with :func:`dataclasses.replace` or :func:`with_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cl_spoof.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which utterances, in which order of experiences, at which length."""
+
+    source: str = "demo"  # "demo", an ASVspoof 2019 LA root, or a CSV manifest
+    demo_seed: int = 0  # seed of the generated demo corpus (source: demo)
+    attacks: tuple[str, ...] = ()  # experience order; empty = every training attack, sorted
+    train_split: str = "train"
+    test_split: str = "dev"
+    # Attacks that exist only in the eval partition (ASVspoof A07-A19): their eval rows
+    # (and the eval bona fide) are split speaker-disjointly into train/test parts.
+    eval_only_attacks: tuple[str, ...] = ()
+    eval_only_test_fraction: float = 0.5
+    num_samples: int = 64_600  # fixed input length (16 kHz samples)
+    bonafide_sharing: str = "all"  # "all": every experience gets all bona fide; "disjoint"
+    allow_missing: bool = False  # drop rows whose file is absent (partial download)
+    cache_dir: str | None = None  # decoded-waveform cache (default: per-user cache)
+    max_train_per_attack: int | None = None  # cap spoof training clips per attack
+    max_test_per_attack: int | None = None  # cap spoof test clips per attack
+    max_bonafide_test: int | None = None  # cap bona fide test clips
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The detector: a preset name and optional field overrides."""
+
+    preset: str = "small"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every strategy."""
+
+    epochs: int = 4
+    first_epochs: int | None = None  # epochs of the first experience (default: epochs)
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    class_weighted_loss: bool = True
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    workers: int = 0  # DataLoader worker processes
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """A continual-learning strategy and its hyper-parameters."""
+
+    name: str = "naive"
+    # DFWF
+    kd_weight: float = 1.0
+    kd_temperature: float = 2.0
+    psa_weight: float = 1.0
+    psa_distance: str = "cosine"  # "cosine" or "l2"
+    psa_layers: tuple[str, ...] = ("embedding",)
+    # LwF
+    lwf_alpha: float = 1.0
+    lwf_temperature: float = 2.0
+    # EWC (online)
+    ewc_lambda: float = 100.0
+    ewc_decay: float = 0.5
+    # SI
+    si_lambda: float = 1.0
+    # Replay
+    memory_size: int = 200
+    # GEM / AGEM
+    gem_patterns_per_exp: int = 64
+    gem_memory_strength: float = 0.5
+    agem_patterns_per_exp: int = 64
+    agem_sample_size: int = 64
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; written back as the run's ``config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    seed: int = 0
+
+
+_NONE = type(None)
+
+
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Validate/convert ``value`` against the annotation ``tp``; error names ``key``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and _NONE in args:
+            return None
+        errors = []
+        for a in args:
+            if a is _NONE:
+                continue
+            try:
+                return _check_value(key, value, a)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_value(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        name = f"{prefix}{unknown[0]}"
+        raise ConfigError(
+            f"unknown config key '{name}' (valid keys here: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{key}.")
+        else:
+            kwargs[name] = _check_value(key, value, tp)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any] | None) -> RunConfig:
+    """Validate a plain mapping (parsed YAML) into a :class:`RunConfig`."""
+    cfg = _build(RunConfig, data or {}, "")
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Load and validate a YAML config; ``None`` gives the built-in demo config."""
+    if path is None:
+        return load_config(default_config_path())
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def default_config_path() -> Path:
+    """The demo config shipped inside the package (a copy of ``configs/demo.yaml``)."""
+    return Path(__file__).parent / "configs" / "demo.yaml"
+
+
+def to_dict(cfg: Any) -> Any:
+    """Plain YAML-able structure of a config (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, tuple | list):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML text (round-trips through :func:`config_from_dict`)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def with_overrides(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
+    """A new config with some fields replaced, validated like a file.
+
+    ``with_overrides(cfg, strategy={"name": "dfwf"}, seed=3)``.
+    """
+    data = to_dict(cfg)
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    return config_from_dict(data)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range checks that types alone cannot express."""
+    d, t, s = cfg.data, cfg.train, cfg.strategy
+    checks: list[tuple[bool, str]] = [
+        (d.num_samples >= 1600, "data.num_samples must be at least 1600 (0.1 s)"),
+        (d.bonafide_sharing in ("all", "disjoint"),
+         f"data.bonafide_sharing must be 'all' or 'disjoint', got {d.bonafide_sharing!r}"),
+        (0.0 < d.eval_only_test_fraction < 1.0,
+         "data.eval_only_test_fraction must be between 0 and 1"),
+        (t.epochs >= 1, "train.epochs must be at least 1"),
+        (t.first_epochs is None or t.first_epochs >= 1, "train.first_epochs must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.eval_batch_size >= 1, "train.eval_batch_size must be at least 1"),
+        (t.lr > 0, "train.lr must be positive"),
+        (t.weight_decay >= 0, "train.weight_decay must not be negative"),
+        (t.threads >= 0, "train.threads must not be negative"),
+        (t.workers >= 0, "train.workers must not be negative"),
+        (s.kd_weight >= 0, "strategy.kd_weight must not be negative"),
+        (s.kd_temperature > 0, "strategy.kd_temperature must be positive"),
+        (s.psa_weight >= 0, "strategy.psa_weight must not be negative"),
+        (s.psa_distance in ("cosine", "l2"),
+         f"strategy.psa_distance must be 'cosine' or 'l2', got {s.psa_distance!r}"),
+        (len(s.psa_layers) >= 1, "strategy.psa_layers must name at least one layer"),
+        (s.lwf_alpha >= 0, "strategy.lwf_alpha must not be negative"),
+        (s.lwf_temperature > 0, "strategy.lwf_temperature must be positive"),
+        (s.ewc_lambda >= 0, "strategy.ewc_lambda must not be negative"),
+        (0 <= s.ewc_decay <= 1, "strategy.ewc_decay must be between 0 and 1"),
+        (s.si_lambda >= 0, "strategy.si_lambda must not be negative"),
+        (s.memory_size >= 1, "strategy.memory_size must be at least 1"),
+        (s.gem_patterns_per_exp >= 1, "strategy.gem_patterns_per_exp must be at least 1"),
+        (s.gem_memory_strength >= 0, "strategy.gem_memory_strength must not be negative"),
+        (s.agem_patterns_per_exp >= 1, "strategy.agem_patterns_per_exp must be at least 1"),
+        (s.agem_sample_size >= 1, "strategy.agem_sample_size must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

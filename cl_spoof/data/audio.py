@@ -1,0 +1,107 @@
+"""Audio I/O and fixed-length waveforms.
+
+Decoding uses soundfile (any format it reads: wav, flac, ogg, ...); resampling
+uses torchaudio. Everything downstream sees mono float32 at 16 kHz.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from cl_spoof.errors import DataError
+
+SAMPLE_RATE = 16_000
+DEFAULT_NUM_SAMPLES = 64_600  # 4 s at 16 kHz, as in ASVspoof baselines
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif",
+                                     ".au", ".mp3", ".w64", ".caf")
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate``.
+
+    Multi-channel audio is mixed down by averaging channels. Raises
+    :class:`DataError` naming the file when it is missing, unreadable or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise DataError(f"{path}: unreadable audio ({exc})") from exc
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: zero-length audio")
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if sr != sample_rate:
+        wave = resample(wave, sr, sample_rate)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Band-limited resampling with torchaudio (sinc interpolation)."""
+    if orig_sr == new_sr:
+        return wave
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), int(orig_sr), int(new_sr))
+    return out.numpy()
+
+
+def fix_length(
+    wave: np.ndarray, num_samples: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Return exactly ``num_samples`` samples.
+
+    Short clips are repeated (tiled) until long enough; long clips are cropped.
+    With ``rng`` the crop start is random (training); without it the crop starts
+    at the beginning (evaluation, deterministic). Also used by the cache.
+    """
+    n = wave.shape[-1]
+    if n == 0:
+        raise ValueError("cannot fix the length of an empty waveform")
+    if n < num_samples:
+        reps = -(-num_samples // n)
+        wave = np.tile(wave, reps)
+        n = wave.shape[-1]
+    start = 0
+    if n > num_samples and rng is not None:
+        start = int(rng.integers(0, n - num_samples + 1))
+    return np.ascontiguousarray(wave[start : start + num_samples], dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def _audio_extensions_lower() -> frozenset[str]:
+    return frozenset(AUDIO_EXTENSIONS)
+
+
+def is_audio_file(path: Path) -> bool:
+    """True when ``path`` has an extension soundfile is expected to read."""
+    return path.suffix.lower() in _audio_extensions_lower()
+
+
+def list_audio_files(folder: str | Path) -> list[Path]:
+    """Every audio file under ``folder`` (recursive), sorted for determinism."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_file(p))
+
+
+SILENCE_PEAK = 1e-4  # peak amplitude below which a clip counts as all-silent
+
+
+def waveform_problem(wave: np.ndarray) -> str | None:
+    """Describe what is wrong with a decoded waveform, or ``None`` when it is usable."""
+    if wave.size == 0:
+        return "zero-length audio"
+    finite = np.isfinite(wave)
+    if not finite.all():
+        bad = int((~finite).sum())
+        return f"{bad} NaN/Inf sample(s)"
+    if float(np.abs(wave).max()) < SILENCE_PEAK:
+        return "all-silent audio (peak below -80 dBFS)"
+    return None

@@ -1,0 +1,135 @@
+"""Validation of an utterance table and its audio.
+
+:func:`check_table` finds every problem at once (metadata and, optionally,
+audio content) so a user fixes a download in one pass. Training calls the same
+functions and refuses to start on bad data: rows are never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cl_spoof.data.audio import read_audio, waveform_problem
+from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS
+from cl_spoof.errors import DataError
+
+MAX_LISTED = 50  # problems shown in an error message before "... and N more"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with one row (or file) of the table."""
+
+    where: str  # the file (or utt id when the file is not the issue)
+    kind: str  # short category, e.g. "missing", "unreadable", "duplicate utt_id"
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.kind}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class CheckReport:
+    """Outcome of a check: the (possibly restricted) table and its problems."""
+
+    table: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+    dropped_missing: int = 0  # rows dropped by allow_missing (files absent)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self, source: str | Path) -> str:
+        """Human-readable list of problems (capped at :data:`MAX_LISTED`)."""
+        lines = [f"{source}: {len(self.problems)} problem(s) in the data:"]
+        lines += [f"  - {p}" for p in self.problems[:MAX_LISTED]]
+        if len(self.problems) > MAX_LISTED:
+            lines.append(f"  ... and {len(self.problems) - MAX_LISTED} more")
+        kinds = pd.Series([p.kind for p in self.problems]).value_counts()
+        lines.append("  by kind: " + ", ".join(f"{k}: {v}" for k, v in kinds.items()))
+        return "\n".join(lines)
+
+    def raise_if_problems(self, source: str | Path) -> None:
+        """Raise :class:`DataError` listing every problem, if there is any."""
+        if self.problems:
+            raise DataError(self.summary(source))
+
+
+def metadata_problems(table: pd.DataFrame) -> list[Problem]:
+    """Problems visible without opening audio: labels, splits, ids, attack column."""
+    problems: list[Problem] = []
+    for row in table.itertuples(index=False):
+        where = row.path or row.utt_id
+        if row.label not in LABELS:
+            problems.append(Problem(where, "unknown label", f"{row.label!r}, expected one of "
+                                    f"{', '.join(LABELS)}"))
+        elif row.label == BONAFIDE and row.attack not in ("", NO_ATTACK):
+            problems.append(Problem(where, "attack set on a bona fide row", row.attack))
+        elif row.label != BONAFIDE and row.attack in ("", NO_ATTACK):
+            problems.append(Problem(where, "spoof row without attack"))
+        if row.split not in SPLITS:
+            problems.append(Problem(where, "unknown split", f"{row.split!r}, expected one of "
+                                    f"{', '.join(SPLITS)}"))
+        if not row.utt_id:
+            problems.append(Problem(where, "empty utt_id"))
+    dup = table["utt_id"][table["utt_id"].duplicated(keep=False)]
+    for utt, group in table.loc[dup.index].groupby("utt_id", sort=False):
+        paths = ", ".join(group["path"].tolist()[:3])
+        problems.append(Problem(str(utt), "duplicate utt_id", f"{len(group)} rows: {paths}"))
+    return problems
+
+
+def missing_mask(table: pd.DataFrame) -> pd.Series:
+    """Boolean mask of rows whose audio file does not exist."""
+    return ~table["path"].map(lambda p: Path(p).is_file())
+
+
+def audio_problem(path: str | Path) -> str | None:
+    """Decode one file and describe its problem, or ``None`` when it is usable."""
+    try:
+        wave = read_audio(path)
+    except DataError as exc:
+        # read_audio's message starts with the path; keep only the problem.
+        msg = str(exc)
+        prefix = f"{Path(path)}: "
+        return msg[len(prefix):] if msg.startswith(prefix) else msg
+    return waveform_problem(wave)
+
+
+def check_table(
+    table: pd.DataFrame,
+    allow_missing: bool = False,
+    check_audio: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckReport:
+    """Validate ``table``: metadata, missing files and (optionally) audio content.
+
+    With ``allow_missing`` rows whose file is absent are dropped from the
+    returned table and counted in ``dropped_missing`` instead of being problems
+    (a partial download). Every other problem is reported, never dropped.
+    """
+    problems = metadata_problems(table)
+    missing = missing_mask(table)
+    dropped = 0
+    if allow_missing:
+        dropped = int(missing.sum())
+        table = table.loc[~missing].reset_index(drop=True)
+    else:
+        problems += [Problem(p, "listed but missing") for p in table.loc[missing, "path"]]
+        table_present = table.loc[~missing]
+    present = table if allow_missing else table_present
+    if check_audio:
+        paths = present["path"].tolist()
+        for i, path in enumerate(paths):
+            issue = audio_problem(path)
+            if issue is not None:
+                problems.append(Problem(path, issue))
+            if progress is not None:
+                progress(i + 1, len(paths))
+    return CheckReport(table=table.reset_index(drop=True), problems=problems,
+                       dropped_missing=dropped)
