@@ -23,10 +23,11 @@ MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "spli
 
 
 def _utt_id_for(path: Path, base: Path) -> str:
+    """Path relative to the manifest folder without extension (absolute when outside it)."""
     try:
         rel = path.relative_to(base)
     except ValueError:
-        rel = Path(path.name)
+        rel = path
     return rel.with_suffix("").as_posix()
 
 

@@ -1,0 +1,72 @@
+"""Continual-learning summaries of a stage x attack EER matrix (EER in %).
+
+Conventions (EER points; lower EER is better):
+
+- ``avg_eer_learned[k]``: mean EER after stage k over the attacks learned in
+  stages 0..k;
+- ``final_avg_eer``: mean EER after the last stage over all attacks;
+- ``forgetting[a]`` = EER of ``a`` after the last stage minus the best (lowest)
+  EER ``a`` had from the stage that learned it up to the stage before the last:
+  **positive = forgot**; defined for attacks learned before the last stage;
+- ``bwt`` (backward transfer) = mean over those attacks of
+  ``EER(learned stage) - EER(last stage)``: **negative = forgot** (the sign of
+  Lopez-Paz & Ranzato's accuracy BWT, where forgetting is negative too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def summarize(matrix: pd.DataFrame, learned: Sequence[str]) -> dict:
+    """Summary metrics of an EER matrix.
+
+    ``matrix`` has one row per training stage (in order) and one column per
+    attack; ``learned[k]`` is the attack learned at stage k (``"joint"`` for a
+    single joint stage, which learns every column at once).
+    """
+    attacks = list(matrix.columns)
+    values = matrix.to_numpy(dtype=np.float64)
+    n_stages = values.shape[0]
+    joint = n_stages == 1 and learned and learned[0] not in attacks
+    avg_learned: list[float | None] = []
+    for k in range(n_stages):
+        cols = attacks if joint else [attacks.index(a) for a in learned[: k + 1] if a in attacks]
+        idx = list(range(len(attacks))) if joint else cols
+        avg_learned.append(_nan_to_none(float(np.nanmean(values[k, idx]))) if idx else None)
+    final = values[-1]
+    out: dict = {
+        "stages": n_stages,
+        "attacks": attacks,
+        "learned": list(learned),
+        "avg_eer_learned": avg_learned,
+        "final_avg_eer": _nan_to_none(float(np.nanmean(final))),
+        "final_eer": {a: _nan_to_none(float(v)) for a, v in zip(attacks, final, strict=True)},
+        "forgetting": {},
+        "max_forgetting": None,
+        "bwt": None,
+    }
+    if joint or n_stages < 2:
+        return out
+    forgetting: dict[str, float | None] = {}
+    bwt_terms: list[float] = []
+    for k, attack in enumerate(learned[:-1]):
+        if attack not in attacks:
+            continue
+        j = attacks.index(attack)
+        best = float(np.nanmin(values[k:n_stages - 1, j]))
+        forgetting[attack] = _nan_to_none(float(final[j]) - best)
+        bwt_terms.append(float(values[k, j]) - float(final[j]))
+    out["forgetting"] = forgetting
+    valid = [v for v in forgetting.values() if v is not None]
+    out["max_forgetting"] = max(valid) if valid else None
+    out["bwt"] = _nan_to_none(float(np.nanmean(bwt_terms))) if bwt_terms else None
+    return out

@@ -1,0 +1,268 @@
+"""One continual run: train experience by experience, evaluate every attack after each.
+
+The run directory (all files written atomically, updated after every stage):
+
+- ``config.yaml``: the resolved config;
+- ``eer_matrix.csv``: ``stage, trained_on`` then one column per attack (EER %);
+- ``metrics.json``: :func:`cl_spoof.metrics.continual.summarize` of the matrix;
+- ``scores/stage_<k>.txt``: ASVspoof score lines ``utt_id attack key score``;
+- ``checkpoints/stage_<k>.pt``: model (and optimizer) state, loadable with
+  ``torch.load(..., weights_only=True)``;
+- ``logs/``: Avalanche's text log and CSV logs;
+- ``run.json``: status (completed stages, finished flag).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.logging import CSVLogger, TextLogger
+from avalanche.training.plugins import EvaluationPlugin
+
+from cl_spoof.benchmark import (
+    JOINT,
+    BenchmarkData,
+    build_benchmark,
+    joint_plan,
+    load_benchmark_data,
+)
+from cl_spoof.config import RunConfig, to_dict, to_yaml
+from cl_spoof.errors import CLSpoofError, ConfigError
+from cl_spoof.io import atomic_path, atomic_write_text
+from cl_spoof.metrics.continual import summarize
+from cl_spoof.metrics.eer import compute_eer
+from cl_spoof.metrics.plugin import EERPluginMetric
+from cl_spoof.models import build_model
+from cl_spoof.strategies import make_strategy
+
+CHECKPOINT_FORMAT = "cl-spoof-checkpoint/1"
+
+
+class TrainingError(CLSpoofError):
+    """Training diverged (NaN/Inf loss) or could not run."""
+
+
+@dataclass
+class RunEvents:
+    """Callbacks through which a run reports progress (the CLI draws them)."""
+
+    on_stage: Callable[[str], None] = lambda text: None
+    # (description, done, total) for training/eval progress bars
+    on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
+    on_result: Callable[[int, str, dict[str, float]], None] = lambda k, a, eers: None
+
+
+@dataclass
+class RunSummary:
+    """What a finished run produced."""
+
+    out_dir: Path
+    matrix: pd.DataFrame  # index stage, columns: trained_on + attacks
+    metrics: dict
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """Reports mini-batch progress of training and evaluation, and guards against NaN loss."""
+
+    def __init__(self, events: RunEvents) -> None:
+        super().__init__()
+        self.events = events
+        self.label = ""
+
+    def before_training_epoch(self, strategy, **kwargs) -> None:
+        exp = strategy.experience
+        self._desc = (f"train {getattr(exp, 'attack', '?')} epoch "
+                      f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}")
+        self.events.on_progress(self._desc, 0, len(strategy.dataloader))
+
+    def after_training_iteration(self, strategy, **kwargs) -> None:
+        self.events.on_progress(self._desc, strategy.clock.train_epoch_iterations,
+                                len(strategy.dataloader))
+
+    def before_backward(self, strategy, **kwargs) -> None:
+        if not torch.isfinite(strategy.loss).all():
+            exp = strategy.experience
+            raise TrainingError(
+                f"the loss became {strategy.loss.item()} while training on attack "
+                f"{getattr(exp, 'attack', '?')} (epoch {strategy.clock.train_exp_epochs + 1}, "
+                f"iteration {strategy.clock.train_epoch_iterations + 1}); lower train.lr"
+            )
+
+    def before_eval_exp(self, strategy, **kwargs) -> None:
+        self._desc = f"evaluate {getattr(strategy.experience, 'attack', '?')}"
+        self._done = 0
+        self.events.on_progress(self._desc, 0, len(strategy.dataloader))
+
+    def after_eval_iteration(self, strategy, **kwargs) -> None:
+        self._done += 1
+        self.events.on_progress(self._desc, self._done, len(strategy.dataloader))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"train.device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {name!r} but CUDA is not available")
+    return dev
+
+
+def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
+    """``runs/<time>-<strategy>-seed<N>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{cfg.strategy.name.replace('+', '_')}-seed{cfg.seed}"
+
+
+def score_frame(results: dict) -> pd.DataFrame:
+    """All scores of one stage's evaluation, bona fide once, ``utt_id attack key score``."""
+    frames = [r.to_frame() for r in results.values()]
+    scores = pd.concat(frames, ignore_index=True)
+    return scores.drop_duplicates(subset="utt_id", keep="first").reset_index(drop=True)
+
+
+def write_scores(path: Path, scores: pd.DataFrame) -> None:
+    """ASVspoof-style score file (higher score = more bona fide), written atomically."""
+    lines = [f"{u} {a} {k} {s:.6f}" for u, a, k, s in
+             scores[["utt_id", "attack", "key", "score"]].itertuples(index=False)]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """``torch.save`` to a temporary file, then move into place (never truncated)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+class RunWriter:
+    """Owns a run directory: refuses to overwrite, writes each file atomically."""
+
+    def __init__(self, out_dir: Path, cfg: RunConfig) -> None:
+        self.out_dir = Path(out_dir)
+        self.cfg = cfg
+
+    def create(self) -> None:
+        if self.out_dir.exists() and any(self.out_dir.iterdir()):
+            raise CLSpoofError(f"{self.out_dir}: run directory exists and is not empty; "
+                               "choose another --out (nothing was overwritten)")
+        for sub in ("scores", "checkpoints", "logs"):
+            (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out_dir / "config.yaml", to_yaml(self.cfg))
+
+    def write_stage(self, rows: list[dict], attacks: list[str], learned: list[str],
+                    finished: bool, seconds: float) -> tuple[pd.DataFrame, dict]:
+        matrix = pd.DataFrame(rows).set_index("stage")
+        matrix = matrix[["trained_on", *attacks]]
+        with atomic_path(self.out_dir / "eer_matrix.csv") as tmp:
+            matrix.to_csv(tmp, float_format="%.4f")
+        metrics = summarize(matrix[attacks], learned)
+        metrics["strategy"] = self.cfg.strategy.name
+        metrics["seed"] = self.cfg.seed
+        atomic_write_text(self.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        status = {"completed_stages": len(rows), "total_stages": len(learned) if finished
+                  else None, "finished": finished, "seconds": round(seconds, 2),
+                  "strategy": self.cfg.strategy.name, "seed": self.cfg.seed}
+        atomic_write_text(self.out_dir / "run.json", json.dumps(status, indent=2) + "\n")
+        return matrix, metrics
+
+
+def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
+                   data: BenchmarkData | None = None) -> RunSummary:
+    """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``."""
+    events = events or RunEvents()
+    t0 = time.perf_counter()
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    writer = RunWriter(out_dir, cfg)
+    writer.create()
+
+    if data is None:
+        data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
+                                   progress=lambda i, n: events.on_progress("decode audio", i, n))
+    attacks = [p.attack for p in data.plans]
+    joint = cfg.strategy.name == JOINT
+    train_plans = [joint_plan(data.plans)] if joint else data.plans
+    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
+                         train_plans=train_plans)
+
+    # Same seed -> same initial weights, whatever the strategy.
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model.preset, **cfg.model.overrides)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                 weight_decay=cfg.train.weight_decay)
+    eer_metric = EERPluginMetric()
+    log_file = open(out_dir / "logs" / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        evaluator = EvaluationPlugin(
+            eer_metric,
+            accuracy_metrics(epoch=True, experience=True),
+            loss_metrics(epoch=True, experience=True),
+            loggers=[TextLogger(log_file), CSVLogger(str(out_dir / "logs"))],
+        )
+        strategy = make_strategy(cfg, model, optimizer, device, evaluator,
+                                 plugins=[ProgressPlugin(events)])
+        rows: list[dict] = []
+        learned: list[str] = []
+        matrix, metrics = pd.DataFrame(), {}
+        for stage, exp in enumerate(bm.train_stream):
+            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
+            strategy.train_epochs = (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 \
+                else cfg.train.epochs
+            seed_everything(cfg.seed * 1000 + stage)  # same data order per stage, any strategy
+            strategy.train(exp, num_workers=cfg.train.workers)
+            eer_metric.results.clear()
+            strategy.eval(bm.test_stream, num_workers=cfg.train.workers)
+            results = eer_metric.results[max(eer_metric.results)]
+            scores = score_frame(results)
+            write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
+            bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
+            spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
+            pooled_eer, threshold = compute_eer(bona, spoof)
+            eers = {a: results[a].eer for a in attacks}
+            learned.append(exp.attack)
+            rows.append({"stage": stage, "trained_on": exp.attack, **eers})
+            save_checkpoint(out_dir / "checkpoints" / f"stage_{stage}.pt", {
+                "format": CHECKPOINT_FORMAT,
+                "stage": stage,
+                "trained_on": exp.attack,
+                "attacks": attacks,
+                "config": to_dict(cfg),
+                "model_preset": cfg.model.preset,
+                "model_state": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "eer_threshold": float(threshold),
+                "pooled_eer": 100.0 * float(pooled_eer),
+                "num_samples": cfg.data.num_samples,
+            })
+            finished = stage == len(train_plans) - 1
+            matrix, metrics = writer.write_stage(rows, attacks, learned, finished,
+                                                 time.perf_counter() - t0)
+            events.on_result(stage, exp.attack, eers)
+    finally:
+        log_file.close()
+    return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
+                      seconds=time.perf_counter() - t0)

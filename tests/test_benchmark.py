@@ -1,0 +1,120 @@
+"""Experience planning and the Avalanche benchmark built from the utterance table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cl_spoof.benchmark import (
+    build_benchmark,
+    class_weights,
+    default_attacks,
+    joint_plan,
+    load_benchmark_data,
+    plan_experiences,
+    split_eval_only_attacks,
+)
+from cl_spoof.config import DataConfig
+from cl_spoof.data import read_asvspoof2019_la
+from cl_spoof.errors import DataError
+
+A01_A06 = tuple(f"A0{i}" for i in range(1, 7))
+A07_A19 = tuple(f"A{i:02d}" for i in range(7, 20))
+
+
+def test_asvspoof_experiences_all_bonafide(la_sample: Path) -> None:
+    table = read_asvspoof2019_la(la_sample)
+    assert default_attacks(table, "train") == A01_A06
+    plans = plan_experiences(table, A01_A06)
+    for p in plans:
+        train, test = table.iloc[p.train_rows], table.iloc[p.test_rows]
+        assert train.groupby("label").size().to_dict() == {"bonafide": 2580, "spoof": 3800}
+        assert set(train.loc[train.label == "spoof", "attack"]) == {p.attack}
+        assert set(train.split) == {"train"} and set(test.split) == {"dev"}
+        assert test.groupby("label").size().to_dict() == {"bonafide": 2548, "spoof": 3716}
+
+
+def test_asvspoof_experiences_disjoint_bonafide(la_sample: Path) -> None:
+    table = read_asvspoof2019_la(la_sample)
+    plans = plan_experiences(table, A01_A06, bonafide_sharing="disjoint")
+    bona = [set(table.iloc[p.train_rows].query("label == 'bonafide'").utt_id) for p in plans]
+    assert sum(len(b) for b in bona) == 2580
+    assert all(len(b) == 430 for b in bona)
+    assert len(set().union(*bona)) == 2580  # pairwise disjoint
+
+
+def test_a01_a19_preset_splits_eval_speaker_disjointly(la_sample: Path) -> None:
+    table = split_eval_only_attacks(read_asvspoof2019_la(la_sample), A07_A19, 0.5, seed=0)
+    plans = plan_experiences(table, A01_A06 + A07_A19)
+    assert [p.attack for p in plans] == list(A01_A06 + A07_A19)
+    ev_train = table.iloc[plans[6].train_rows]
+    ev_test = table.iloc[plans[6].test_rows]
+    assert set(ev_train.loc[ev_train.label == "spoof", "attack"]) == {"A07"}
+    spk_train = set(ev_train.loc[ev_train.utt_id.str.startswith("LA_E"), "speaker"])
+    spk_test = set(ev_test.loc[ev_test.utt_id.str.startswith("LA_E"), "speaker"])
+    assert spk_train and spk_test and not spk_train & spk_test
+    n_a07 = (ev_train.attack == "A07").sum() + (ev_test.attack == "A07").sum()
+    assert n_a07 == 4914  # every A07 utterance lands in exactly one part
+
+
+def test_plan_errors_name_the_problem(la_sample: Path) -> None:
+    table = read_asvspoof2019_la(la_sample)
+    with pytest.raises(DataError, match="A42 not in the data"):
+        plan_experiences(table, ("A01", "A42"))
+    with pytest.raises(DataError, match="A07: no spoof utterances in the train split"):
+        plan_experiences(table, ("A07",))
+    with pytest.raises(DataError, match="split 'test' is empty"):
+        plan_experiences(table, ("A01",), test_split="test")
+
+
+def test_avalanche_benchmark_on_tiny_corpus(tiny_corpus: Path) -> None:
+    data = load_benchmark_data(DataConfig(source=str(tiny_corpus), num_samples=3000))
+    bm = build_benchmark(data.table, data.waveforms, data.plans, num_samples=3000)
+    assert [e.attack for e in bm.train_stream] == ["T1", "T2"]
+    assert [e.attack for e in bm.test_stream] == ["T1", "T2"]
+    for exp in bm.train_stream:
+        assert len(exp.dataset) == 20  # 10 spoofs + 10 bona fide
+        x, y, t = exp.dataset[0]
+        assert isinstance(x, torch.Tensor) and x.shape == (3000,) and t == 0
+        assert sorted(set(exp.dataset.targets)) == [0, 1]
+    test = bm.test_stream[1]
+    assert len(test.utt_ids) == len(test.dataset) == 20
+    # evaluation crops are deterministic, training crops random
+    assert torch.equal(test.dataset[3][0], test.dataset[3][0])
+    tr = bm.train_stream[0].dataset
+    crops = {float(tr[0][0][0]) for _ in range(10)}
+    assert len(crops) > 1
+    joint = build_benchmark(data.table, data.waveforms, data.plans, 3000,
+                            train_plans=[joint_plan(data.plans)])
+    assert len(joint.train_stream) == 1 and len(joint.train_stream[0].dataset) == 30
+    assert len(joint.test_stream) == 2
+
+
+def test_class_weights_balance_counts() -> None:
+    w = class_weights([0, 0, 0, 1])
+    assert w.tolist() == pytest.approx([4 / 6, 2.0])
+    assert float((w * torch.tensor([3.0, 1.0])).sum()) == pytest.approx(4.0)
+    with pytest.raises(DataError, match="no bona fide"):
+        class_weights([0, 0])
+
+
+def test_training_refuses_bad_audio(tiny_corpus: Path, tmp_path: Path) -> None:
+    lines = tiny_corpus.read_text().splitlines()
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....garbage")
+    lines.append(f"{broken},spoof,T1,x,train")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(lines).replace("audio/", f"{tiny_corpus.parent}/audio/") + "\n")
+    with pytest.raises(DataError, match=r"broken\.wav: unreadable"):
+        load_benchmark_data(DataConfig(source=str(manifest), num_samples=3000))
+
+
+def test_joint_plan_is_union() -> None:
+    from cl_spoof.benchmark import ExperiencePlan
+
+    plans = [ExperiencePlan("a", np.array([0, 1, 5]), np.array([9])),
+             ExperiencePlan("b", np.array([2, 1, 5]), np.array([8]))]
+    assert joint_plan(plans).train_rows.tolist() == [0, 1, 2, 5]

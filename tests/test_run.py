@@ -1,0 +1,104 @@
+"""End-to-end `cl-spoof run` on a tiny synthetic corpus with the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from cl_spoof.cli import app
+from cl_spoof.config import config_from_dict
+
+runner = CliRunner()
+
+
+def tiny_config(manifest: Path, tmp: Path, **sections) -> Path:
+    """Write a tiny-run config YAML for ``manifest``; returns its path."""
+    cfg = {
+        "data": {"source": str(manifest), "num_samples": 4000, "test_split": "dev"},
+        "model": {"preset": "tiny"},
+        "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16, "lr": 0.003,
+                  "threads": 1},
+        "seed": 0,
+    }
+    for key, value in sections.items():
+        cfg.setdefault(key, {}).update(value) if isinstance(value, dict) else cfg.update(
+            {key: value})
+    config_from_dict(cfg)  # validate before writing
+    path = tmp / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("strategy", ["naive", "joint"])
+def test_run_writes_complete_run_directory(tiny_corpus: Path, tmp_path: Path,
+                                           strategy: str) -> None:
+    cfg = tiny_config(tiny_corpus, tmp_path)
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", str(cfg), "--strategy", strategy, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    n_stages = 1 if strategy == "joint" else 2
+    matrix = pd.read_csv(out / "eer_matrix.csv")
+    assert list(matrix.columns) == ["stage", "trained_on", "T1", "T2"]
+    assert len(matrix) == n_stages
+    assert matrix[["T1", "T2"]].notna().all().all()  # unseen attacks are filled too
+    assert ((matrix[["T1", "T2"]] >= 0) & (matrix[["T1", "T2"]] <= 100)).all().all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["avg_eer_learned"]) == n_stages
+    assert metrics["final_avg_eer"] == pytest.approx(matrix[["T1", "T2"]].iloc[-1].mean(),
+                                                     abs=1e-3)
+    assert (metrics["bwt"] is None) == (strategy == "joint")
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["strategy"]["name"] == strategy
+    for k in range(n_stages):
+        lines = (out / "scores" / f"stage_{k}.txt").read_text().splitlines()
+        # 10 dev bona fide (once) + 10 dev spoofs per attack
+        assert len(lines) == 30
+        utt, attack, key, score = lines[0].split()
+        assert key in ("bonafide", "spoof") and float(score) == float(score)
+        ckpt = torch.load(out / "checkpoints" / f"stage_{k}.pt", weights_only=True)
+        assert ckpt["stage"] == k and "model_state" in ckpt
+    assert json.loads((out / "run.json").read_text())["finished"] is True
+    assert (out / "logs" / "log.txt").stat().st_size > 0
+    assert "EER (%) after each stage" in res.output
+
+
+def test_run_refuses_existing_directory(tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    res = runner.invoke(app, ["run", str(tiny_config(tiny_corpus, tmp_path)), "--out", str(out)])
+    assert res.exit_code == 2 and "exists" in res.output
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"data": {"attacks": ["T1", "NOPE"]}}, "NOPE not in the data"),
+        ({"model": {"preset": "huge"}}, "huge"),
+        ({"train": {"epoch": 2}}, "train.epoch"),
+    ],
+)
+def test_run_bad_config_is_named(tiny_corpus: Path, tmp_path: Path, sections: dict,
+                                 message: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    good = yaml.safe_load(tiny_config(tiny_corpus, tmp_path).read_text())
+    for key, value in sections.items():
+        good.setdefault(key, {}).update(value)
+    cfg.write_text(yaml.safe_dump(good))
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output.replace("\n", " ")
+    assert "Traceback" not in res.output
+
+
+def test_unknown_strategy_lists_valid_ones(tiny_corpus: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", str(tiny_config(tiny_corpus, tmp_path)), "--strategy",
+                              "magic"])
+    assert res.exit_code == 2 and "naive" in res.output and "dfwf" in res.output
