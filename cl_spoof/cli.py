@@ -214,6 +214,34 @@ def run_cmd(
     print_run_summary(summary)
 
 
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    config: Annotated[Path | None, typer.Argument(
+        help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
+    strategies: Annotated[str, typer.Option(
+        help="Comma-separated strategies: naive, joint, cumulative, lwf, ewc, si, replay, gem, "
+             "agem, dfwf, dfwf+replay.")] = "naive,dfwf,lwf,ewc,replay,joint",
+    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0, 1, ..., N-1).")] = 3,
+    out: Annotated[Path | None, typer.Option(
+        help="Compare directory (default: runs/compare-<time>); must not exist.")] = None,
+) -> None:
+    """Every strategy on the same benchmark, same initial weights and data order per seed."""
+    from datetime import datetime
+
+    from cl_spoof.compare import comparison_display, parse_strategies, run_compare
+
+    names = parse_strategies(strategies)
+    cfg = _load_cfg(config, None, None)
+    out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    with progress_bar() as bar:
+        table = run_compare(cfg, names, list(range(seeds)), out_dir,
+                            CliEvents(bar).as_run_events())
+    console.print(df_to_rich(comparison_display(table),
+                             title=f"Comparison over {seeds} seed(s) — {out_dir}"))
+    console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,341 @@
+"""Raw-waveform ResNet + GRU spoofing detector (RawNet2-like, built for speed).
+
+Pipeline: waveform -> strided learnable Conv1d front end (early, aggressive
+downsampling) -> BN + LeakyReLU -> residual 1-D conv blocks with max-pooling
+and optional RawNet2 filter-wise feature-map scaling (FMS) -> BN + LeakyReLU
+-> GRU over the remaining 50-150 frames (for 64,600 samples) -> utterance
+embedding -> linear head with 2 logits (index 1 = bona fide, 0 = spoof).
+
+Most of the cost of RawNet2 sits in its stride-1 sinc front end and 1024-unit
+GRU; here the front end hops 8-16 samples and the GRU is small, which makes
+the ``base`` preset about 25x cheaper to train and 15x cheaper to run than
+RawNet2 on CPU (measured, 1 thread) while keeping the same structure.
+The ``rawnet2_reference`` preset keeps RawNet2's sizes as a yardstick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from cl_spoof.errors import ConfigError
+
+__all__ = [
+    "PRESETS",
+    "ModelConfig",
+    "ResNetGRU",
+    "build_model",
+    "count_parameters",
+]
+
+#: Number of output logits; index 1 is bona fide, index 0 is spoof.
+NUM_CLASSES = 2
+
+Pooling = Literal["last", "mean"]
+
+
+def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
+    """Turn a list/tuple (e.g. from YAML) into a tuple of positive ints."""
+    try:
+        items = tuple(int(v) for v in value)
+    except TypeError as exc:
+        raise ConfigError(f"model.{name} must be a list of integers; got {value!r}") from exc
+    if any(v < 1 for v in items):
+        raise ConfigError(f"model.{name} must contain positive integers; got {list(items)}")
+    return items
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """All sizes of a :class:`ResNetGRU`.
+
+    ``block_channels[i]`` / ``block_pools[i]`` give the output channels and the
+    max-pool factor of residual block ``i``. ``pooling`` chooses the utterance
+    embedding: ``"last"`` = GRU output at the last frame (as RawNet2), ``"mean"``
+    = mean of the GRU outputs over frames. ``fc_dim > 0`` adds a linear layer
+    after the GRU (as RawNet2's ``fc1_gru``); the embedding is then its output.
+    FMS uses RawNet2's form ``x * s + s`` with ``s = sigmoid(linear(avgpool(x)))``.
+    """
+
+    front_channels: int = 32
+    front_kernel: int = 64
+    front_stride: int = 8
+    front_pool: int = 1
+    block_channels: tuple[int, ...] = (32, 32, 64, 64)
+    block_pools: tuple[int, ...] = (3, 3, 3, 4)
+    kernel_size: int = 3
+    fms: bool = True
+    gru_hidden: int = 128
+    gru_layers: int = 1
+    gru_dropout: float = 0.0
+    pooling: Pooling = "last"
+    fc_dim: int = 0
+    leaky_slope: float = 0.3
+
+    def __post_init__(self) -> None:
+        """Normalise list fields to tuples and validate every size."""
+        channels = _as_int_tuple(self.block_channels, "block_channels")
+        pools = _as_int_tuple(self.block_pools, "block_pools")
+        object.__setattr__(self, "block_channels", channels)
+        object.__setattr__(self, "block_pools", pools)
+        if not channels:
+            raise ConfigError("model.block_channels must name at least one block")
+        if len(channels) != len(pools):
+            raise ConfigError(
+                f"model.block_channels ({len(channels)} blocks) and model.block_pools "
+                f"({len(pools)} values) must have the same length"
+            )
+        for name in (
+            "front_channels",
+            "front_kernel",
+            "front_stride",
+            "front_pool",
+            "kernel_size",
+            "gru_hidden",
+            "gru_layers",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.{name} must be a positive integer; got {value!r}")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size must be odd; got {self.kernel_size}")
+        if self.pooling not in ("last", "mean"):
+            raise ConfigError(f"model.pooling must be 'last' or 'mean'; got {self.pooling!r}")
+        if self.fc_dim < 0:
+            raise ConfigError(f"model.fc_dim must be >= 0; got {self.fc_dim}")
+        if not 0.0 <= self.gru_dropout < 1.0:
+            raise ConfigError(f"model.gru_dropout must be in [0, 1); got {self.gru_dropout}")
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the utterance embedding."""
+        return self.fc_dim if self.fc_dim > 0 else self.gru_hidden
+
+    @property
+    def total_downsampling(self) -> int:
+        """Approximate hop (in samples) of one GRU frame."""
+        hop = self.front_stride * self.front_pool
+        for pool in self.block_pools:
+            hop *= pool
+        return hop
+
+    def num_frames(self, length: int) -> int:
+        """Number of GRU frames for an input of ``length`` samples (0 if too short)."""
+        n = (length - self.front_kernel) // self.front_stride + 1
+        n = max(n, 0) // self.front_pool
+        for pool in self.block_pools:
+            n //= pool
+        return n
+
+    def min_length(self) -> int:
+        """Shortest input (in samples) that yields at least one GRU frame."""
+        hop_after_front = self.front_pool
+        for pool in self.block_pools:
+            hop_after_front *= pool
+        return self.front_kernel + (hop_after_front - 1) * self.front_stride
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Unit tests: a few thousand parameters, milliseconds per batch.
+    "tiny": ModelConfig(
+        front_channels=8,
+        front_kernel=32,
+        front_stride=8,
+        block_channels=(8, 16),
+        block_pools=(4, 4),
+        gru_hidden=16,
+        gru_layers=1,
+    ),
+    # CPU demo on 2-s clips (~47k parameters); 41 frames for 2 s, 84 for 64,600 samples.
+    "small": ModelConfig(
+        front_channels=16,
+        front_kernel=64,
+        front_stride=16,
+        block_channels=(16, 32, 48),
+        block_pools=(4, 4, 3),
+        gru_hidden=64,
+        gru_layers=1,
+    ),
+    # ASVspoof on 64,600 samples (~0.45M parameters); 74 frames.
+    "base": ModelConfig(
+        front_channels=32,
+        front_kernel=128,
+        front_stride=16,
+        block_channels=(32, 64, 128, 128),
+        block_pools=(2, 3, 3, 3),
+        gru_hidden=128,
+        gru_layers=2,
+    ),
+    # RawNet2-sized yardstick (~17.6M parameters): 20/128-channel blocks,
+    # pool 3 everywhere, 3-layer GRU of 1024 units, 1024-d fc before the head.
+    "rawnet2_reference": ModelConfig(
+        front_channels=20,
+        front_kernel=1025,
+        front_stride=1,
+        front_pool=3,
+        block_channels=(20, 20, 128, 128, 128, 128),
+        block_pools=(3, 3, 3, 3, 3, 3),
+        gru_hidden=1024,
+        gru_layers=3,
+        fc_dim=1024,
+    ),
+}
+
+
+class _FMS(nn.Module):
+    """RawNet2 filter-wise feature-map scaling: ``x * s + s`` per channel."""
+
+    def __init__(self, channels: int) -> None:
+        """Create the channel-attention linear layer."""
+        super().__init__()
+        self.fc = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each channel by a sigmoid gate computed from its mean."""
+        s = torch.sigmoid(self.fc(x.mean(dim=-1))).unsqueeze(-1)
+        return x * s + s
+
+
+class _ResBlock(nn.Module):
+    """Pre-activation residual block: (BN, LReLU,) conv, BN, LReLU, conv, +skip, pool, FMS."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        pool: int,
+        kernel_size: int,
+        slope: float,
+        fms: bool,
+        pre_activation: bool,
+    ) -> None:
+        """Create the block; ``pre_activation=False`` when the input is already activated."""
+        super().__init__()
+        pad = kernel_size // 2
+        self.pre = (
+            nn.Sequential(nn.BatchNorm1d(in_ch), nn.LeakyReLU(slope))
+            if pre_activation
+            else nn.Identity()
+        )
+        self.conv1 = nn.Conv1d(in_ch, out_ch, kernel_size, padding=pad, bias=False)
+        self.mid = nn.Sequential(nn.BatchNorm1d(out_ch), nn.LeakyReLU(slope))
+        self.conv2 = nn.Conv1d(out_ch, out_ch, kernel_size, padding=pad)
+        self.skip = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.pool = nn.MaxPool1d(pool) if pool > 1 else nn.Identity()
+        self.fms = _FMS(out_ch) if fms else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``(B, C, T)`` features."""
+        out = self.conv2(self.mid(self.conv1(self.pre(x))))
+        return self.fms(self.pool(out + self.skip(x)))
+
+
+class ResNetGRU(nn.Module):
+    """Raw-waveform ResNet + GRU detector returning 2 logits (index 1 = bona fide).
+
+    ``forward`` returns a plain logits tensor (Avalanche strategies need that).
+    The utterance embedding passes through ``self.embedding`` (``nn.Identity``)
+    so a forward hook on it captures the embedding at no extra cost.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        """Build the network described by ``config``."""
+        super().__init__()
+        self.config = config
+        c = config
+        front: list[nn.Module] = [
+            nn.Conv1d(1, c.front_channels, c.front_kernel, stride=c.front_stride, bias=False),
+            nn.BatchNorm1d(c.front_channels),
+            nn.LeakyReLU(c.leaky_slope),
+        ]
+        if c.front_pool > 1:
+            front.append(nn.MaxPool1d(c.front_pool))
+        self.front = nn.Sequential(*front)
+
+        blocks: list[nn.Module] = []
+        in_ch = c.front_channels
+        for i, (out_ch, pool) in enumerate(zip(c.block_channels, c.block_pools, strict=True)):
+            blocks.append(
+                _ResBlock(in_ch, out_ch, pool, c.kernel_size, c.leaky_slope, c.fms, i > 0)
+            )
+            in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.pre_gru = nn.Sequential(nn.BatchNorm1d(in_ch), nn.LeakyReLU(c.leaky_slope))
+        self.gru = nn.GRU(
+            in_ch,
+            c.gru_hidden,
+            num_layers=c.gru_layers,
+            batch_first=True,
+            dropout=c.gru_dropout if c.gru_layers > 1 else 0.0,
+        )
+        self.fc: nn.Module = nn.Linear(c.gru_hidden, c.fc_dim) if c.fc_dim > 0 else nn.Identity()
+        self.embedding = nn.Identity()
+        self.head = nn.Linear(c.embedding_dim, NUM_CLASSES)
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, L)`` or ``(B, 1, L)`` -> GRU input ``(B, T, C)``."""
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        if x.dim() != 3 or x.shape[1] != 1:
+            raise ValueError(
+                f"expected a waveform of shape (B, L) or (B, 1, L); got {tuple(x.shape)}"
+            )
+        if x.shape[-1] < self.config.min_length():
+            raise ValueError(
+                f"input of {x.shape[-1]} samples is too short for this model; "
+                f"it needs at least {self.config.min_length()}"
+            )
+        feats = self.pre_gru(self.blocks(self.front(x)))
+        return feats.transpose(1, 2)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Utterance embedding before the ``embedding`` identity hook point."""
+        out, _ = self.gru(self._frames(x))
+        pooled = out[:, -1] if self.config.pooling == "last" else out.mean(dim=1)
+        return self.fc(pooled)
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(logits, embedding)`` from a single pass."""
+        emb = self.embedding(self._embed(x))
+        return self.head(emb), emb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits ``(B, 2)``; index 1 = bona fide."""
+        return self.forward_with_embedding(x)[0]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the utterance embedding ``(B, embedding_dim)``."""
+        return self.embedding(self._embed(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(preset: str | ModelConfig = "base", **overrides: Any) -> ResNetGRU:
+    """Build a :class:`ResNetGRU` from a preset name or config, with field overrides.
+
+    Raises :class:`~cl_spoof.errors.ConfigError` for an unknown preset or field.
+    """
+    if isinstance(preset, ModelConfig):
+        config = preset
+    else:
+        if preset not in PRESETS:
+            raise ConfigError(
+                f"unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}"
+            )
+        config = PRESETS[preset]
+    if overrides:
+        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown model option(s) {unknown}; valid options: {', '.join(sorted(names))}"
+            )
+        config = dataclasses.replace(config, **overrides)
+    return ResNetGRU(config)
