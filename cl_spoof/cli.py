@@ -242,6 +242,49 @@ def compare_cmd(
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
 
 
+@app.command("report")
+@user_errors
+def report_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Report folder (default: <first input>/report).")] = None,
+) -> None:
+    """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
+    from cl_spoof.compare import comparison_display
+    from cl_spoof.report import build_report
+
+    res = build_report(inputs, out or inputs[0] / "report")
+    console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
+    for note in res.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"report: {res.html}")
+
+
+@data_app.command("demo")
+@user_errors
+def data_demo(
+    out: Annotated[Path | None, typer.Option(
+        help="Corpus folder (default: the per-user cache, reused when complete).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corpus.")] = 0,
+) -> None:
+    """Build the demo corpus (ASVspoof 2019 LA layout) from the embedded LibriSpeech excerpt."""
+    from cl_spoof.data import read_asvspoof2019_la
+    from cl_spoof.data.checks import check_table
+    from cl_spoof.data.table import counts_table
+    from cl_spoof.demo.corpus import ensure_demo_corpus
+
+    with progress_bar() as bar:
+        task = bar.add_task("building demo corpus", total=None)
+        root = ensure_demo_corpus(out, seed=seed,
+                                  progress=lambda i, n: bar.update(task, completed=i, total=n))
+    report = check_table(read_asvspoof2019_la(root))
+    console.print(df_to_rich(counts_table(report.table), title=f"demo corpus — {root}"))
+    if not report.ok:
+        err_console.print(report.summary(root), highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print(f"{len(report.table)} utterances, no problems found")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -97,14 +97,15 @@ def comparison_table(per_run: pd.DataFrame) -> pd.DataFrame:
     per_run = per_run.copy()
     naive = per_run[per_run.strategy == "naive"].set_index("seed")["final_avg_eer"]
     per_run["eer_reduction_vs_naive"] = [
-        100.0 * (naive[s] - e) / naive[s] if s in naive.index and naive[s] > 0 else np.nan
-        for s, e in zip(per_run.seed, per_run.final_avg_eer, strict=True)
+        100.0 * (naive[s] - e) / naive[s]
+        if name != "naive" and s in naive.index and naive[s] > 0 else np.nan
+        for name, s, e in zip(per_run.strategy, per_run.seed, per_run.final_avg_eer, strict=True)
     ]
     cols = [*METRICS, "eer_reduction_vs_naive"]
     order = list(dict.fromkeys(per_run.strategy))
     grouped = per_run.groupby("strategy", sort=False)
     mean = grouped[cols].mean().add_suffix("_mean")
-    std = grouped[cols].std(ddof=1 if grouped.size().min() > 1 else 0).add_suffix("_std")
+    std = grouped[cols].std(ddof=1).add_suffix("_std")  # NaN for a single seed
     table = pd.concat([grouped.size().rename("seeds"), mean, std], axis=1).loc[order]
     ordered = ["seeds"] + [f"{c}_{s}" for c in cols for s in ("mean", "std")]
     return table[ordered].reset_index()
