@@ -285,6 +285,37 @@ def data_demo(
     console.print(f"{len(report.table)} utterances, no problems found")
 
 
+@app.command("demo")
+@user_errors
+def demo_cmd(
+    strategies: Annotated[str, typer.Option(
+        help="Comma-separated strategies to compare.")] = "naive,dfwf,joint",
+    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds.")] = 1,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default: runs/demo-<time>); must not exist.")] = None,
+) -> None:
+    """The main job: demo corpus -> compare strategies -> forgetting-curve report."""
+    from datetime import datetime
+
+    from cl_spoof.compare import comparison_display, parse_strategies, run_compare
+    from cl_spoof.config import load_config
+    from cl_spoof.report import build_report
+
+    names = parse_strategies(strategies)
+    cfg = load_config(None)
+    out_dir = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    with progress_bar() as bar:
+        events = CliEvents(bar)
+        events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
+        table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
+                            events.as_run_events())
+        events.on_stage("writing the report")
+        res = build_report([out_dir / "compare"], out_dir / "report")
+    console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
+    console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
+    console.print(f"report: [bold]{res.html}[/]")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

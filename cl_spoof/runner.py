@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -190,8 +190,13 @@ class RunWriter:
 
 
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
-                   data: BenchmarkData | None = None) -> RunSummary:
-    """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``."""
+                   data: BenchmarkData | None = None,
+                   extra_plugins: Sequence[SupervisedPlugin] = ()) -> RunSummary:
+    """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
+
+    ``data`` reuses already loaded benchmark data (compare loads it once);
+    ``extra_plugins`` are added to the strategy (e.g. timers in benchmarks/).
+    """
     events = events or RunEvents()
     t0 = time.perf_counter()
     if cfg.train.threads > 0:
@@ -224,7 +229,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             loggers=[TextLogger(log_file), CSVLogger(str(out_dir / "logs"))],
         )
         strategy = make_strategy(cfg, model, optimizer, device, evaluator,
-                                 plugins=[ProgressPlugin(events)])
+                                 plugins=[ProgressPlugin(events), *extra_plugins])
         rows: list[dict] = []
         learned: list[str] = []
         matrix, metrics = pd.DataFrame(), {}

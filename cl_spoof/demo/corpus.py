@@ -38,7 +38,7 @@ from cl_spoof.demo.vocoders import FAMILIES, apply_family, normalise_level
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.paths import user_cache_dir
 
-CORPUS_VERSION = 1  # bump whenever the output for a given seed changes
+CORPUS_VERSION = 2  # bump whenever the output for a given seed changes
 MARKER = "demo_corpus.json"
 SPLIT_LETTERS: dict[str, str] = {"train": "T", "dev": "D", "eval": "E"}
 # Speakers are dealt out in this repeating pattern (5 train : 2 dev : 2 eval, i.e. 56/22/22)
