@@ -260,6 +260,38 @@ def report_cmd(
     console.print(f"report: {res.html}")
 
 
+@app.command("score")
+@user_errors
+def score_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A run's checkpoints/stage_<k>.pt.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Audio files, folders (searched recursively) and/or CSV manifests.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Write 'path score decision' lines here (default: print them).")] = None,
+    threshold: Annotated[str, typer.Option(
+        help="'eer' (the EER threshold stored in the checkpoint) or a number.")] = "eer",
+    device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+) -> None:
+    """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
+    from cl_spoof.scoring import score_paths, write_score_file
+
+    with progress_bar() as bar:
+        task = bar.add_task("scoring", total=None)
+        result = score_paths(checkpoint, paths, threshold=threshold, device=device,
+                             progress=lambda i, n: bar.update(task, completed=i, total=n))
+    for path, why in result.failed:
+        err_console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+    if out is not None:
+        write_score_file(out, result)
+    else:
+        for f in result.files:
+            typer.echo(f"{f.path} {f.score:.6f} {f.decision}")
+    s = result.summary
+    err_console.print(f"{s.bonafide} bona fide, {s.spoof} spoof, {s.failed} failed; threshold "
+                      f"{s.threshold:.4f} ({s.threshold_origin})"
+                      + (f"; scores written to {out}" if out else ""), highlight=False)
+
+
 @data_app.command("demo")
 @user_errors
 def data_demo(

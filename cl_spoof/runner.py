@@ -37,6 +37,7 @@ from cl_spoof.benchmark import (
     joint_plan,
     load_benchmark_data,
 )
+from cl_spoof.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from cl_spoof.config import RunConfig, to_dict, to_yaml
 from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.io import atomic_path, atomic_write_text
@@ -45,8 +46,6 @@ from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
 from cl_spoof.strategies import make_strategy
-
-CHECKPOINT_FORMAT = "cl-spoof-checkpoint/1"
 
 
 class TrainingError(CLSpoofError):
@@ -149,12 +148,6 @@ def write_scores(path: Path, scores: pd.DataFrame) -> None:
     lines = [f"{u} {a} {k} {s:.6f}" for u, a, k, s in
              scores[["utt_id", "attack", "key", "score"]].itertuples(index=False)]
     atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary file, then move into place (never truncated)."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
 
 
 class RunWriter:

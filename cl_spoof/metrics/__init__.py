@@ -14,6 +14,7 @@ from cl_spoof.metrics.eer import (
     compute_det_curve,
     compute_eer,
     eer_per_attack,
+    logits_to_scores,
     pooled_eer,
 )
 
@@ -22,10 +23,9 @@ if TYPE_CHECKING:
         EERPluginMetric,
         ExperienceScores,
         eer_metrics,
-        logits_to_scores,
     )
 
-_LAZY = {"EERPluginMetric", "ExperienceScores", "eer_metrics", "logits_to_scores"}
+_LAZY = {"EERPluginMetric", "ExperienceScores", "eer_metrics"}
 
 __all__ = [
     "BONAFIDE_ATTACK",

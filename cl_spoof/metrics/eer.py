@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import torch
 
 __all__ = [
     "BONAFIDE_ATTACK",
@@ -113,3 +114,14 @@ def pooled_eer(scores: pd.DataFrame) -> float:
     bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
     spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
     return compute_eer(bona, spoof)[0]
+
+
+#: Target / logit index of the bona fide class (0 is spoof).
+BONAFIDE_LABEL = 1
+
+
+def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Score = bona fide logit minus spoof logit (higher = more bona fide)."""
+    if logits.dim() != 2 or logits.shape[1] != 2:
+        raise ValueError(f"expected logits of shape (batch, 2); got {tuple(logits.shape)}")
+    return logits[:, BONAFIDE_LABEL] - logits[:, 1 - BONAFIDE_LABEL]

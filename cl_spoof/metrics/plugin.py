@@ -20,23 +20,12 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from cl_spoof.metrics.eer import BONAFIDE_ATTACK, compute_eer
+from cl_spoof.metrics.eer import BONAFIDE_ATTACK, BONAFIDE_LABEL, compute_eer, logits_to_scores
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
-__all__ = ["EERPluginMetric", "ExperienceScores", "eer_metrics", "logits_to_scores"]
-
-#: Target / logit index of the bona fide class (0 is spoof).
-BONAFIDE_LABEL = 1
-
-
-def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
-    """Score = bona fide logit minus spoof logit (higher = more bona fide)."""
-    if logits.dim() != 2 or logits.shape[1] != 2:
-        raise ValueError(f"expected logits of shape (batch, 2); got {tuple(logits.shape)}")
-    return logits[:, BONAFIDE_LABEL] - logits[:, 1 - BONAFIDE_LABEL]
-
+__all__ = ["EERPluginMetric", "ExperienceScores", "eer_metrics"]
 
 @dataclass
 class ExperienceScores:

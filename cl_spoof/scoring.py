@@ -1,0 +1,486 @@
+"""Score audio files with a trained checkpoint (``checkpoints/stage_<k>.pt`` of a run).
+
+A checkpoint is loaded with ``torch.load(..., weights_only=True)`` (no code from the
+file is ever executed) and its model is rebuilt from the checkpoint's own config, so
+a checkpoint scores exactly as it was evaluated during its run.
+
+Inputs may be audio files, folders (every audio file under them, recursive, sorted)
+and CSV manifests (their ``path`` column), mixed; every file is decoded to mono 16 kHz
+by :func:`cl_spoof.data.audio.read_audio` whatever its format and rate.
+
+Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
+
+- a file shorter than (or as long as) one window is repeated to the window length, as
+  in training (:func:`~cl_spoof.data.audio.fix_length`), and scored once;
+- a longer file is cut into windows of ``window`` samples (default: the checkpoint's
+  input length) starting every ``hop`` samples (default: half a window), plus one
+  window ending at the last sample when the hops do not reach it; its score is the
+  **mean** of its window scores (:attr:`FileScore.num_windows` says how many).
+
+Windows of many files are batched together. Waveforms are clipped to [-1, 1] as the
+training cache does. Files that cannot be decoded are reported in
+:attr:`ScoreResult.failed` while the others are still scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+from cl_spoof.checkpoints import CHECKPOINT_FORMAT
+from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio
+from cl_spoof.data.manifest import read_manifest
+from cl_spoof.data.table import BONAFIDE, SPOOF
+from cl_spoof.errors import CLSpoofError, ConfigError, DataError
+from cl_spoof.io import atomic_write_text
+from cl_spoof.metrics.eer import logits_to_scores
+from cl_spoof.models import ResNetGRU, build_model
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FileScore",
+    "LoadedCheckpoint",
+    "ScoreResult",
+    "ScoreSummary",
+    "collect_inputs",
+    "load_checkpoint",
+    "score_paths",
+    "window_starts",
+    "write_score_file",
+]
+
+
+Progress = Callable[[int, int], None]
+
+
+class CheckpointError(CLSpoofError):
+    """A file that is not a usable cl-spoof checkpoint."""
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A checkpoint's model (eval mode, on its device) and what scoring needs from it."""
+
+    path: Path
+    model: ResNetGRU
+    device: torch.device
+    num_samples: int  # the model's training input length (16 kHz samples)
+    eer_threshold: float  # NaN when the checkpoint has none
+    preset: str
+    stage: int | None = None
+    trained_on: str | None = None
+    pooled_eer: float | None = None  # percent
+
+
+@dataclass(frozen=True)
+class FileScore:
+    """The score of one file: mean of its ``num_windows`` window scores."""
+
+    path: Path
+    score: float
+    decision: str  # "bonafide" (score >= threshold) or "spoof"
+    num_windows: int
+    seconds: float  # duration after decoding
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """Counts of decisions and the threshold that made them."""
+
+    bonafide: int
+    spoof: int
+    failed: int
+    threshold: float
+    threshold_source: Literal["eer", "user"]
+    threshold_origin: str  # human-readable: where the threshold came from
+
+
+@dataclass
+class ScoreResult:
+    """Scores of every readable file, in input order, and the files that failed."""
+
+    checkpoint: Path
+    files: list[FileScore]
+    failed: list[tuple[Path, str]]  # (path, problem)
+    threshold: float
+    threshold_source: Literal["eer", "user"]
+    threshold_origin: str
+    window: int
+    hop: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> ScoreSummary:
+        """Counts of bona fide / spoof decisions and failed files, with the threshold."""
+        n_bona = sum(f.decision == BONAFIDE for f in self.files)
+        return ScoreSummary(bonafide=n_bona, spoof=len(self.files) - n_bona,
+                            failed=len(self.failed), threshold=self.threshold,
+                            threshold_source=self.threshold_source,
+                            threshold_origin=self.threshold_origin)
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of ``exc``'s message (torch's messages can be pages long)."""
+    text = str(exc).strip().splitlines()
+    line = text[0].split(". ")[0].rstrip(".") if text else ""
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return line or type(exc).__name__
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {name!r}: {_first_line(exc)}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device is {name!r} but CUDA is not available")
+    return dev
+
+
+def _state_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str | None:
+    """Describe how ``got`` fails to fit ``expected`` (keys and shapes), or ``None``."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    wrong = []
+    for k, ref in expected.items():
+        if k in got:
+            val = got[k]
+            if not isinstance(val, torch.Tensor):
+                wrong.append(f"{k}: not a tensor")
+            elif val.shape != ref.shape:
+                wrong.append(f"{k}: {tuple(val.shape)} in the checkpoint, "
+                             f"{tuple(ref.shape)} in the model")
+    if not (missing or unexpected or wrong):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        parts.append(f"{len(wrong)} of another shape (e.g. {wrong[0]})")
+    return "; ".join(parts)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
+    """Load a run checkpoint safely and rebuild its model (eval mode, on ``device``).
+
+    Raises :class:`CheckpointError` naming the file for a missing, truncated or
+    corrupt file, a file that is not a cl-spoof checkpoint, and a model state that
+    does not fit the model the checkpoint's config describes.
+    """
+    path = Path(path).expanduser()
+    dev = resolve_device(device)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: not a cl-spoof checkpoint: it holds Python objects other than tensors "
+                "and plain data, which are never loaded (torch.load(weights_only=True))"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: not a PyTorch file, or truncated or corrupt "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+    if not isinstance(ckpt, dict) or "format" not in ckpt:
+        raise CheckpointError(f"{path}: not a cl-spoof checkpoint (no 'format' key; expected "
+                              f"a checkpoints/stage_<k>.pt file written by 'cl-spoof run')")
+    if ckpt["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt['format']!r} "
+                              f"(this version reads {CHECKPOINT_FORMAT!r})")
+    for key in ("config", "model_state"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: damaged checkpoint: no {key!r} entry")
+    config = ckpt["config"]
+    model_cfg = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("preset"), str):
+        raise CheckpointError(f"{path}: damaged checkpoint: its config has no model.preset")
+    preset = model_cfg["preset"]
+    overrides = model_cfg.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint: model.overrides is not a mapping")
+    try:
+        model = build_model(preset, **overrides)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
+
+    state = ckpt["model_state"]
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: damaged checkpoint: model_state is not a state dict")
+    problem = _state_mismatch(model.state_dict(), state)
+    if problem is None:
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            problem = _first_line(exc)
+    if problem is not None:
+        raise CheckpointError(
+            f"{path}: the model state does not fit the {preset!r} model its config "
+            f"describes (overrides {overrides or 'none'}): {problem}"
+        )
+
+    num_samples = ckpt.get("num_samples")
+    if num_samples is None:
+        data_cfg = config.get("data")
+        num_samples = data_cfg.get("num_samples") if isinstance(data_cfg, dict) else None
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise CheckpointError(f"{path}: damaged checkpoint: no valid num_samples "
+                              f"(got {num_samples!r})")
+    try:
+        threshold = float(ckpt.get("eer_threshold", math.nan))
+    except (TypeError, ValueError):
+        threshold = math.nan
+    pooled = ckpt.get("pooled_eer")
+    stage = ckpt.get("stage")
+    trained_on = ckpt.get("trained_on")
+    model.to(dev).eval()
+    return LoadedCheckpoint(
+        path=path, model=model, device=dev, num_samples=num_samples, eer_threshold=threshold,
+        preset=preset, stage=stage if isinstance(stage, int) else None,
+        trained_on=trained_on if isinstance(trained_on, str) else None,
+        pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
+    )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Expand files, folders and ``.csv`` manifests into audio paths (first occurrence kept).
+
+    Folders give every audio file under them (recursive, sorted); manifests give their
+    ``path`` column. Raises :class:`DataError` for a missing input, an empty folder or
+    manifest, or when no audio file is found at all.
+    """
+    if not inputs:
+        raise DataError("no input given: name audio files, folders or CSV manifests")
+    found: list[Path] = []
+    for raw in inputs:
+        item = Path(raw).expanduser()
+        if item.is_dir():
+            files = list_audio_files(item)
+            if not files:
+                raise DataError(f"{item}: no audio files under this folder")
+        elif item.is_file() and item.suffix.lower() == ".csv":
+            files = [Path(p) for p in read_manifest(item)["path"]]
+        elif item.is_file():
+            files = [item]
+        else:
+            raise DataError(f"{item}: no such file or folder")
+        found.extend(files)
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def window_starts(length: int, window: int, hop: int) -> np.ndarray:
+    """Start samples of the windows scored for a ``length``-sample waveform.
+
+    One window (start 0) when ``length <= window`` (the clip is then repeated to
+    ``window``); otherwise every ``hop`` samples, plus a last window ending at the
+    final sample when the hops do not reach it.
+    """
+    if length <= window:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, length - window + 1, hop, dtype=np.int64)
+    if starts[-1] + window < length:
+        starts = np.append(starts, length - window)
+    return starts
+
+
+def _windows(wave: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
+    """Windows of ``wave`` as a few ``(k, window)`` arrays (views, no copy for long clips)."""
+    if wave.shape[0] <= window:
+        return [fix_length(wave, window)[None]]
+    view = sliding_window_view(wave, window)
+    pieces = [view[::hop]]
+    if (pieces[0].shape[0] - 1) * hop + window < wave.shape[0]:
+        pieces.append(view[-1:])
+    return pieces
+
+
+def _decoded(paths: Sequence[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """``(index, mono 16 kHz wave, None)`` or ``(index, None, problem)`` for each path."""
+    for i, p in enumerate(paths):
+        try:
+            wave = read_audio(p, SAMPLE_RATE)
+        except DataError as exc:
+            msg, prefix = str(exc), f"{p}: "
+            yield i, None, msg[len(prefix):] if msg.startswith(prefix) else msg
+            continue
+        bad = int((~np.isfinite(wave)).sum())
+        if bad:
+            yield i, None, f"{bad} NaN/Inf sample(s)"
+            continue
+        yield i, np.clip(wave, -1.0, 1.0), None
+
+
+def _window_scores(model: nn.Module, batch: np.ndarray, device: torch.device) -> np.ndarray:
+    """Scores (bona fide logit minus spoof logit) of a ``(B, window)`` batch."""
+    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+    return logits_to_scores(model(x)).double().cpu().numpy()
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
+                       ) -> tuple[float, Literal["eer", "user"], str]:
+    """The threshold value, its source and a description of where it came from."""
+    if isinstance(threshold, str) and threshold.strip().lower() == "eer":
+        if not math.isfinite(ckpt.eer_threshold):
+            raise CheckpointError(f"{ckpt.path}: the checkpoint has no finite EER threshold; "
+                                  "give a numeric threshold instead")
+        origin = "EER threshold of the checkpoint"
+        if ckpt.stage is not None:
+            origin += f" (stage {ckpt.stage}"
+            origin += f", trained on {ckpt.trained_on}" if ckpt.trained_on else ""
+            origin += f", pooled EER {ckpt.pooled_eer:.2f} %" if ckpt.pooled_eer is not None \
+                else ""
+            origin += ")"
+        return ckpt.eer_threshold, "eer", origin
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ConfigError(f"threshold must be 'eer' or a number; got {threshold!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"threshold must be finite; got {threshold!r}")
+    return value, "user", "given by the user"
+
+
+def score_paths(
+    checkpoint: Path,
+    inputs: Sequence[Path],
+    threshold: str | float = "eer",
+    window: int | None = None,
+    hop: int | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
+
+    ``window``/``hop`` are in 16 kHz samples (defaults: the checkpoint's input length
+    and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
+    or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
+    ``(files done, files total)``. Raises :class:`CLSpoofError` for a bad checkpoint,
+    bad settings, no audio input, or when no file at all could be scored.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
+    ckpt = load_checkpoint(checkpoint, device)
+    value, source, origin = _resolve_threshold(threshold, ckpt)
+    win = ckpt.num_samples if window is None else window
+    min_len = ckpt.model.config.min_length()
+    if isinstance(win, bool) or not isinstance(win, int) or win < min_len:
+        raise ConfigError(f"window must be an integer of at least {min_len} samples for this "
+                          f"model; got {window!r}")
+    step = max(1, win // 2) if hop is None else hop
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= win:
+        raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
+                          f"got {hop!r}")
+    paths = collect_inputs(inputs)
+    total = len(paths)
+
+    sums = np.zeros(total, dtype=np.float64)
+    counts = np.zeros(total, dtype=np.int64)
+    lengths = np.zeros(total, dtype=np.int64)
+    problems: dict[int, str] = {}
+    pending: list[tuple[int, np.ndarray]] = []  # (file index, (k, win) windows)
+    n_pending = 0
+
+    def flush(final: bool) -> None:
+        """Score full batches of pending windows (and the rest when ``final``)."""
+        nonlocal n_pending
+        while n_pending >= batch_size or (final and n_pending):
+            take = min(batch_size, n_pending)
+            owners, parts, need = [], [], take
+            while need:
+                idx, arr = pending[0]
+                k = min(need, arr.shape[0])
+                parts.append(arr[:k])
+                owners.append(np.full(k, idx, dtype=np.int64))
+                if k == arr.shape[0]:
+                    pending.pop(0)
+                else:
+                    pending[0] = (idx, arr[k:])
+                need -= k
+            scores = _window_scores(ckpt.model, np.concatenate(parts), ckpt.device)
+            owner = np.concatenate(owners)
+            np.add.at(sums, owner, scores)
+            np.add.at(counts, owner, 1)
+            n_pending -= take
+
+    with torch.inference_mode():
+        for i, wave, problem in _decoded(paths):
+            if wave is None:
+                problems[i] = problem or "unreadable"
+            else:
+                lengths[i] = wave.shape[0]
+                for piece in _windows(wave, win, step):
+                    pending.append((i, piece))
+                    n_pending += piece.shape[0]
+            flush(final=False)
+            if progress is not None:  # a file is done once all its windows are scored
+                progress(pending[0][0] if pending else i + 1, total)
+        flush(final=True)
+    if progress is not None:
+        progress(total, total)
+
+    files: list[FileScore] = []
+    failed: list[tuple[Path, str]] = []
+    for i, p in enumerate(paths):
+        if i in problems:
+            failed.append((p, problems[i]))
+            continue
+        score = float(sums[i] / counts[i])
+        if not math.isfinite(score):
+            failed.append((p, "the model gave a non-finite score"))
+            continue
+        files.append(FileScore(path=p, score=score,
+                               decision=BONAFIDE if score >= value else SPOOF,
+                               num_windows=int(counts[i]),
+                               seconds=float(lengths[i]) / SAMPLE_RATE))
+    if not files:
+        shown = "; ".join(f"{p}: {why}" for p, why in failed[:3])
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        raise DataError(f"none of the {total} input file(s) could be scored: {shown}{more}")
+    return ScoreResult(checkpoint=ckpt.path, files=files, failed=failed, threshold=value,
+                       threshold_source=source, threshold_origin=origin, window=win, hop=step,
+                       extra={"preset": ckpt.preset, "stage": ckpt.stage,
+                              "trained_on": ckpt.trained_on})
+
+
+def write_score_file(path: str | Path, result: ScoreResult) -> None:
+    """Write ``path score decision`` lines (score with 6 decimals) atomically.
+
+    Only scored files are listed (failed ones are in ``result.failed``). Paths may
+    contain spaces: split a line from the right (``line.rsplit(maxsplit=2)``).
+    """
+    lines = [f"{f.path} {f.score:.6f} {f.decision}\n" for f in result.files]
+    atomic_write_text(path, "".join(lines))
