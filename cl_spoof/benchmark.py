@@ -249,13 +249,17 @@ def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,
 
 
 def class_weights(targets: Sequence[int]) -> torch.Tensor:
-    """Inverse-frequency weights ``n / (2 n_c)`` for (spoof, bona fide classes)."""
+    """Inverse-frequency weights ``n / (2 n_c)`` for (spoof, bona fide classes).
+
+    A class absent from ``targets`` gets weight 1 (it contributes no loss anyway),
+    so an experience without bona fide trains instead of crashing.
+    """
     t = np.asarray(targets)
+    if t.size == 0:
+        raise DataError("a training experience has no samples")
     counts = np.array([(t == SPOOF_TARGET).sum(), (t == BONAFIDE_TARGET).sum()], dtype=np.float64)
-    if (counts == 0).any():
-        which = "spoof" if counts[0] == 0 else "bona fide"
-        raise DataError(f"a training experience has no {which} samples")
-    return torch.tensor(len(t) / (2.0 * counts), dtype=torch.float32)
+    weights = np.where(counts > 0, len(t) / (2.0 * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 # --------------------------------------------------------------------- loading

@@ -225,6 +225,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                                  plugins=[ProgressPlugin(events), *extra_plugins])
         rows: list[dict] = []
         learned: list[str] = []
+        reported: dict[int, int] = {}
         matrix, metrics = pd.DataFrame(), {}
         for stage, exp in enumerate(bm.train_stream):
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
@@ -260,6 +261,11 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             matrix, metrics = writer.write_stage(rows, attacks, learned, finished,
                                                  time.perf_counter() - t0)
             events.on_result(stage, exp.attack, eers)
+            for plugin in strategy.plugins:  # e.g. DFWF: "no bona fide in this experience"
+                for message in getattr(plugin, "warnings", [])[reported.get(id(plugin), 0):]:
+                    events.on_stage(f"warning: {message}")
+                    log_file.write(f"WARNING: {message}\n")
+                reported[id(plugin)] = len(getattr(plugin, "warnings", []))
     finally:
         log_file.close()
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,

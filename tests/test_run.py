@@ -102,3 +102,17 @@ def test_unknown_strategy_lists_valid_ones(tiny_corpus: Path, tmp_path: Path) ->
     res = runner.invoke(app, ["run", str(tiny_config(tiny_corpus, tmp_path)), "--strategy",
                               "magic"])
     assert res.exit_code == 2 and "naive" in res.output and "dfwf" in res.output
+
+
+def test_nan_loss_is_a_clear_error() -> None:
+    from types import SimpleNamespace
+
+    from cl_spoof.runner import ProgressPlugin, RunEvents, TrainingError
+
+    strategy = SimpleNamespace(
+        loss=torch.tensor(float("nan")),
+        experience=SimpleNamespace(attack="T2"),
+        clock=SimpleNamespace(train_exp_epochs=1, train_epoch_iterations=4),
+    )
+    with pytest.raises(TrainingError, match="attack T2 .*epoch 2, iteration 5.*train.lr"):
+        ProgressPlugin(RunEvents()).before_backward(strategy)
