@@ -15,14 +15,12 @@ The run directory (all files written atomically, updated after every stage):
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
@@ -39,12 +37,13 @@ from cl_spoof.benchmark import (
 )
 from cl_spoof.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from cl_spoof.config import RunConfig, to_dict, to_yaml
-from cl_spoof.errors import CLSpoofError, ConfigError
+from cl_spoof.errors import CLSpoofError
 from cl_spoof.io import atomic_path, atomic_write_text
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
+from cl_spoof.runtime import resolve_device, seed_everything
 from cl_spoof.strategies import make_strategy
 
 
@@ -108,26 +107,6 @@ class ProgressPlugin(SupervisedPlugin):
     def after_eval_iteration(self, strategy, **kwargs) -> None:
         self._done += 1
         self.events.on_progress(self._desc, self._done, len(strategy.dataloader))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but CUDA is not available")
-    return dev
 
 
 def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:

@@ -43,6 +43,7 @@ from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.io import atomic_write_text
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models import ResNetGRU, build_model
+from cl_spoof.runtime import resolve_device
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -136,19 +137,6 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     line = text[0].split(". ")[0].rstrip(".") if text else ""
     line = line if len(line) <= limit else line[: limit - 3] + "..."
     return line or type(exc).__name__
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as torch spells it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"device {name!r}: {_first_line(exc)}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device is {name!r} but CUDA is not available")
-    return dev
 
 
 def _state_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,25 @@
+"""Run every benchmark in this folder, one after another (results in benchmarks/results/).
+
+Usage: ``python benchmarks/run_all.py`` (or ``make bench``). Takes about 15 minutes
+on 2 CPU cores; run it on an otherwise idle machine, the numbers depend on load.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["cache_throughput.py", "model_throughput.py", "dfwf_overhead.py",
+           "demo_run_time.py"]
+
+
+def main() -> None:
+    for script in SCRIPTS:
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+
+
+if __name__ == "__main__":
+    main()
