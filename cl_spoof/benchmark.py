@@ -276,12 +276,14 @@ class BenchmarkData:
 
 
 def resolve_source(cfg: DataConfig,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+                   progress: Callable[[str, int, int], None] | None = None) -> Path:
     """The data source path; builds the demo corpus when ``source`` is ``demo``."""
     if cfg.source == "demo":
         from cl_spoof.demo.corpus import ensure_demo_corpus
 
-        return ensure_demo_corpus(seed=cfg.demo_seed, progress=progress)
+        report = None if progress is None else (
+            lambda i, n: progress("building the demo corpus (first use only)", i, n))
+        return ensure_demo_corpus(seed=cfg.demo_seed, progress=report)
     return Path(cfg.source).expanduser()
 
 
@@ -289,7 +291,7 @@ def load_benchmark_data(
     cfg: DataConfig,
     seed: int = 0,
     on_stage: Callable[[str], None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BenchmarkData:
     """Read, check, plan and cache the data of a run; refuses to start on bad data.
 
@@ -322,7 +324,9 @@ def load_benchmark_data(
     plans = [ExperiencePlan(p.attack, remap[p.train_rows], remap[p.test_rows]) for p in plans]
     stage("decoding audio into the cache")
     cache = WaveformCache(cfg.cache_dir, max_samples=cache_samples(cfg.num_samples))
-    waveforms, problems = cache.load(sub["path"].tolist(), progress=progress)
+    waveforms, problems = cache.load(
+        sub["path"].tolist(),
+        progress=None if progress is None else (lambda i, n: progress("decode audio", i, n)))
     if problems:
         from cl_spoof.data.checks import CheckReport
 

@@ -58,7 +58,7 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
     atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
     data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
-                               progress=lambda i, n: events.on_progress("decode audio", i, n))
+                               progress=events.on_progress)
     total = len(strategies) * len(seeds)
     done = 0
     for seed in seeds:

@@ -179,7 +179,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
 
     if data is None:
         data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
-                                   progress=lambda i, n: events.on_progress("decode audio", i, n))
+                                   progress=events.on_progress)
     attacks = [p.attack for p in data.plans]
     joint = cfg.strategy.name == JOINT
     train_plans = [joint_plan(data.plans)] if joint else data.plans
