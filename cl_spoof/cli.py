@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import functools  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -348,6 +349,23 @@ def demo_cmd(
     console.print(f"report: [bold]{res.html}[/]")
 
 
+def _hide_deprecation_warnings() -> None:
+    """Drop library DeprecationWarnings from the terminal.
+
+    Avalanche's Replay warns on every experience through a decorator that resets
+    the warning filters, so an ordinary filter does not hold; this hides them at
+    display time, for the CLI only.
+    """
+    show = warnings.showwarning
+
+    def quiet(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if not issubclass(category, DeprecationWarning):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = quiet
+
+
 def main() -> None:
     """Console-script entry point."""
+    _hide_deprecation_warnings()
     app()
