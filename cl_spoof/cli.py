@@ -204,14 +204,24 @@ def run_cmd(
     out: Annotated[Path | None, typer.Option(
         help="Run directory (default: runs/<time>-<strategy>-seed<N>); must not exist.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed, overriding the config.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue an interrupted run directory after its last completed stage.")] = None,
 ) -> None:
     """Train experience by experience and report the EER of every attack after each stage."""
+    from cl_spoof.config import load_config
     from cl_spoof.runner import default_run_dir, run_experiment
 
-    cfg = _load_cfg(config, strategy, seed)
-    out_dir = out or default_run_dir(cfg)
+    if resume is not None:
+        if config is not None or strategy or out or seed is not None:
+            raise CLSpoofError("--resume takes the run directory's own config.yaml: "
+                               "give no CONFIG, --strategy, --out or --seed with it")
+        cfg, out_dir = load_config(resume / "config.yaml"), resume
+    else:
+        cfg = _load_cfg(config, strategy, seed)
+        out_dir = out or default_run_dir(cfg)
     with progress_bar() as bar:
-        summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events())
+        summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
+                                 resume=resume is not None)
     print_run_summary(summary)
 
 

@@ -45,6 +45,7 @@ from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
 from cl_spoof.runtime import resolve_device, seed_everything
 from cl_spoof.strategies import make_strategy
+from cl_spoof.strategies.state import check_resumable, export_state, restore_state
 
 
 class TrainingError(CLSpoofError):
@@ -139,10 +140,30 @@ class RunWriter:
     def create(self) -> None:
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise CLSpoofError(f"{self.out_dir}: run directory exists and is not empty; "
-                               "choose another --out (nothing was overwritten)")
+                               "choose another --out, or --resume it (nothing was overwritten)")
         for sub in ("scores", "checkpoints", "logs"):
             (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "config.yaml", to_yaml(self.cfg))
+
+    def open_existing(self) -> list[dict]:
+        """Rows of the stages an interrupted run completed (for resuming it)."""
+        config = self.out_dir / "config.yaml"
+        if not config.is_file():
+            raise CLSpoofError(f"{self.out_dir}: not a run directory (no config.yaml)")
+        if config.read_text(encoding="utf-8") != to_yaml(self.cfg):
+            raise CLSpoofError(f"{config}: differs from the config of the run being resumed")
+        status_file = self.out_dir / "run.json"
+        if not status_file.is_file():
+            return []  # interrupted before the first stage ended
+        status = json.loads(status_file.read_text())
+        if status.get("finished"):
+            raise CLSpoofError(f"{self.out_dir}: the run already finished; nothing to resume")
+        matrix = pd.read_csv(self.out_dir / "eer_matrix.csv")
+        rows = matrix.to_dict("records")[: int(status["completed_stages"])]
+        for k in range(len(rows)):
+            if not (self.out_dir / "checkpoints" / f"stage_{k}.pt").is_file():
+                raise CLSpoofError(f"{self.out_dir}: checkpoints/stage_{k}.pt is missing")
+        return rows
 
     def write_stage(self, rows: list[dict], attacks: list[str], learned: list[str],
                     finished: bool, seconds: float) -> tuple[pd.DataFrame, dict]:
@@ -163,11 +184,15 @@ class RunWriter:
 
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
                    data: BenchmarkData | None = None,
-                   extra_plugins: Sequence[SupervisedPlugin] = ()) -> RunSummary:
+                   extra_plugins: Sequence[SupervisedPlugin] = (),
+                   resume: bool = False) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
 
     ``data`` reuses already loaded benchmark data (compare loads it once);
     ``extra_plugins`` are added to the strategy (e.g. timers in benchmarks/).
+    With ``resume`` the run continues after the last completed stage of
+    ``out_dir`` (model, optimizer and strategy state from its last checkpoint;
+    every stage reseeds, so the result equals an uninterrupted run's).
     """
     events = events or RunEvents()
     t0 = time.perf_counter()
@@ -175,7 +200,13 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     writer = RunWriter(out_dir, cfg)
-    writer.create()
+    if resume:
+        check_resumable(cfg.strategy.name)
+        rows = writer.open_existing()
+    else:
+        writer.create()
+        rows = []
+    completed = len(rows)
 
     if data is None:
         data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
@@ -192,21 +223,29 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
                                  weight_decay=cfg.train.weight_decay)
     eer_metric = EERPluginMetric()
-    log_file = open(out_dir / "logs" / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    # A resumed run logs into its own folder: earlier logs are never overwritten.
+    log_dir = out_dir / "logs" / (f"resumed_at_stage_{completed}" if resume else "")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
     try:
         evaluator = EvaluationPlugin(
             eer_metric,
             accuracy_metrics(epoch=True, experience=True),
             loss_metrics(epoch=True, experience=True),
-            loggers=[TextLogger(log_file), CSVLogger(str(out_dir / "logs"))],
+            loggers=[TextLogger(log_file), CSVLogger(str(log_dir))],
         )
         strategy = make_strategy(cfg, model, optimizer, device, evaluator,
                                  plugins=[ProgressPlugin(events), *extra_plugins])
-        rows: list[dict] = []
-        learned: list[str] = []
+        if completed:
+            restore_run(strategy, out_dir / "checkpoints" / f"stage_{completed - 1}.pt",
+                        completed)
+            events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
+        learned: list[str] = [str(r["trained_on"]) for r in rows]
         reported: dict[int, int] = {}
         matrix, metrics = pd.DataFrame(), {}
         for stage, exp in enumerate(bm.train_stream):
+            if stage < completed:
+                continue
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
             strategy.train_epochs = (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 \
                 else cfg.train.epochs
@@ -232,6 +271,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                 "model_preset": cfg.model.preset,
                 "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
+                "strategy_state": export_state(strategy),
                 "eer_threshold": float(threshold),
                 "pooled_eer": 100.0 * float(pooled_eer),
                 "num_samples": cfg.data.num_samples,
@@ -249,3 +289,15 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         log_file.close()
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
+
+
+def restore_run(strategy, checkpoint: Path, completed: int) -> None:
+    """Load model, optimizer and strategy state of ``checkpoint`` into a fresh strategy."""
+    ckpt = torch.load(checkpoint, map_location=strategy.device, weights_only=True)
+    strategy.model.load_state_dict(ckpt["model_state"])
+    # Avalanche resets the optimizer state the first time it sees it; do that now,
+    # then load the saved state so training continues exactly where it stopped.
+    strategy.make_optimizer(reset_optimizer_state=True)
+    strategy.optimizer.load_state_dict(ckpt["optimizer_state"])
+    restore_state(strategy, ckpt.get("strategy_state", {}), completed)
+    strategy.clock.train_exp_counter = completed

@@ -1,0 +1,77 @@
+"""What a strategy must carry across an interruption, as plain tensors.
+
+Checkpoints hold only tensors and primitives (``torch.load(weights_only=True)``),
+so each strategy's state is exported to such a dict after every stage and put
+back on resume. Supported: strategies whose state is the model itself or a few
+tensors (naive, joint, dfwf, lwf, ewc). Strategies that keep data buffers or
+training trajectories (cumulative, replay, dfwf+replay, si, gem, agem) cannot be
+resumed yet; :func:`check_resumable` says so before anything is touched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from avalanche.training.plugins import EWCPlugin, LwFPlugin
+from avalanche.training.templates import SupervisedTemplate
+from avalanche.training.utils import ParamData
+
+from cl_spoof.errors import CLSpoofError
+from cl_spoof.strategies.dfwf import DFWFPlugin
+
+RESUMABLE: tuple[str, ...] = ("naive", "joint", "dfwf", "lwf", "ewc")
+
+
+def check_resumable(name: str) -> None:
+    """Raise :class:`CLSpoofError` when runs of strategy ``name`` cannot be resumed."""
+    if name not in RESUMABLE:
+        raise CLSpoofError(
+            f"resuming a {name!r} run is not supported yet (it keeps data buffers or a "
+            f"training trajectory outside the checkpoint); resumable: {', '.join(RESUMABLE)}"
+        )
+
+
+def _plugin(strategy: SupervisedTemplate, kind: type):
+    return next((p for p in strategy.plugins if isinstance(p, kind)), None)
+
+
+def export_state(strategy: SupervisedTemplate) -> dict:
+    """Tensors a resumed run needs besides model and optimizer (after a stage ends)."""
+    state: dict = {}
+    dfwf = _plugin(strategy, DFWFPlugin)
+    if dfwf is not None and dfwf.teacher is not None:
+        state["dfwf_teacher"] = dfwf.state_dict()
+    ewc = _plugin(strategy, EWCPlugin)
+    if ewc is not None and ewc.importances:
+        t = max(ewc.importances)
+        state["ewc_t"] = int(t)
+        state["ewc_importances"] = {k: v.data.clone() for k, v in ewc.importances[t].items()}
+        state["ewc_saved_params"] = {k: v.data.clone() for k, v in ewc.saved_params[t].items()}
+    return state
+
+
+def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: int) -> None:
+    """Put back :func:`export_state`'s tensors after ``completed_stages`` stages.
+
+    The model must already hold the checkpoint's weights (LwF's previous model is
+    a copy of it, taken in training mode as Avalanche does).
+    """
+    dfwf = _plugin(strategy, DFWFPlugin)
+    if dfwf is not None:
+        dfwf.load_teacher_state(strategy.model, state.get("dfwf_teacher"))
+    lwf = _plugin(strategy, LwFPlugin)
+    if lwf is not None and completed_stages > 0:
+        strategy.model.train()
+        lwf.lwf.prev_model = copy.deepcopy(strategy.model)
+        lwf.lwf.expcount = completed_stages
+        lwf.lwf.prev_classes_by_task[0] = {0, 1}
+    ewc = _plugin(strategy, EWCPlugin)
+    if ewc is not None and "ewc_t" in state:
+        t = int(state["ewc_t"])
+        ewc.importances[t] = {k: ParamData(k, init_tensor=v.to(strategy.device))
+                              for k, v in state["ewc_importances"].items()}
+        ewc.saved_params[t] = {k: ParamData(k, init_tensor=v.to(strategy.device))
+                               for k, v in state["ewc_saved_params"].items()}
+
+
+__all__ = ["RESUMABLE", "check_resumable", "export_state", "restore_state"]

@@ -1,0 +1,105 @@
+"""Resuming an interrupted run gives the uninterrupted run's results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import make_tiny_corpus
+from test_run import tiny_config
+from typer.testing import CliRunner
+
+from cl_spoof.cli import app
+from cl_spoof.config import load_config, with_overrides
+from cl_spoof.errors import CLSpoofError
+from cl_spoof.runner import run_experiment
+
+TOLERANCE = 1e-3  # EER points; rows of a resumed matrix are re-read from a 4-decimal CSV
+
+
+@pytest.fixture(scope="module")
+def three_attacks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_corpus(tmp_path_factory.mktemp("three"), n_attacks=3, per_split=12)
+
+
+def _cfg(manifest: Path, tmp: Path, strategy: str, epochs: int = 2):
+    return with_overrides(load_config(tiny_config(manifest, tmp)),
+                          strategy={"name": strategy}, train={"epochs": epochs})
+
+
+@pytest.mark.parametrize("strategy", ["naive", "dfwf", "lwf", "ewc"])
+def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strategy: str) -> None:
+    cfg = _cfg(three_attacks, tmp_path, strategy)
+    full = run_experiment(cfg, tmp_path / "full")
+    # The same directory as it was when stage 1 (of 3) had just completed.
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "full", part)
+    for k in (1, 2):
+        (part / "checkpoints" / f"stage_{k}.pt").unlink()
+    status = json.loads((part / "run.json").read_text())
+    status.update(completed_stages=1, finished=False, total_stages=None)
+    (part / "run.json").write_text(json.dumps(status))
+    resumed = run_experiment(cfg, part, resume=True)
+    pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=TOLERANCE, rtol=0)
+    assert (part / "logs" / "resumed_at_stage_1" / "log.txt").is_file()
+    assert json.loads((part / "run.json").read_text())["finished"] is True
+
+
+def test_resume_after_sigkill_mid_experience(three_attacks: Path, tmp_path: Path) -> None:
+    cfg_path = tmp_path / "kill.yaml"
+    cfg = _cfg(three_attacks, tmp_path, "dfwf", epochs=40)
+    from cl_spoof.config import to_yaml
+
+    cfg_path.write_text(to_yaml(cfg))
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "cl_spoof", "run", str(cfg_path), "--out",
+                             str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            status = out / "run.json"
+            if status.is_file() and json.loads(status.read_text())["completed_stages"] >= 1:
+                break
+            if proc.poll() is not None:
+                pytest.fail("the run ended before it could be interrupted")
+            time.sleep(0.05)
+        else:
+            pytest.fail("stage 1 did not complete in time")
+        time.sleep(0.1)  # inside stage 2 (40 epochs take far longer than this)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    status = json.loads((out / "run.json").read_text())
+    assert status["completed_stages"] == 1 and not status["finished"]
+    res = CliRunner().invoke(app, ["run", "--resume", str(out)])
+    assert res.exit_code == 0, res.output
+    run_experiment(cfg, tmp_path / "full")
+    resumed = pd.read_csv(out / "eer_matrix.csv")
+    pd.testing.assert_frame_equal(resumed, pd.read_csv(tmp_path / "full" / "eer_matrix.csv"),
+                                  atol=TOLERANCE, rtol=0)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "stage_0.pt", "stage_1.pt", "stage_2.pt"]
+
+
+def test_resume_refusals(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_corpus, tmp_path, "naive", epochs=1)
+    run_experiment(cfg, tmp_path / "done")
+    with pytest.raises(CLSpoofError, match="already finished"):
+        run_experiment(cfg, tmp_path / "done", resume=True)
+    with pytest.raises(CLSpoofError, match="not supported yet"):
+        run_experiment(with_overrides(cfg, strategy={"name": "replay"}), tmp_path / "x",
+                       resume=True)
+    with pytest.raises(CLSpoofError, match="no config.yaml"):
+        run_experiment(cfg, tmp_path / "nothing", resume=True)
