@@ -236,20 +236,35 @@ def compare_cmd(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0, 1, ..., N-1).")] = 3,
     out: Annotated[Path | None, typer.Option(
         help="Compare directory (default: runs/compare-<time>); must not exist.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Complete an interrupted compare directory (its own config and runs).")] = None,
 ) -> None:
     """Every strategy on the same benchmark, same initial weights and data order per seed."""
     from datetime import datetime
 
-    from cl_spoof.compare import comparison_display, parse_strategies, run_compare
+    from cl_spoof.compare import (
+        comparison_display,
+        load_compare_spec,
+        parse_strategies,
+        run_compare,
+    )
 
-    names = parse_strategies(strategies)
-    cfg = _load_cfg(config, None, None)
-    out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    if resume is not None:
+        if config is not None or out is not None:
+            raise CLSpoofError("--resume takes the compare directory's own config: "
+                               "give no CONFIG or --out with it")
+        cfg, names, seed_list = load_compare_spec(resume)
+        out_dir = resume
+    else:
+        names = parse_strategies(strategies)
+        cfg = _load_cfg(config, None, None)
+        seed_list = list(range(seeds))
+        out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     with progress_bar() as bar:
-        table = run_compare(cfg, names, list(range(seeds)), out_dir,
-                            CliEvents(bar).as_run_events())
+        table = run_compare(cfg, names, seed_list, out_dir, CliEvents(bar).as_run_events(),
+                            resume=resume is not None)
     console.print(df_to_rich(comparison_display(table),
-                             title=f"Comparison over {seeds} seed(s) — {out_dir}"))
+                             title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.io import atomic_path, atomic_write_text
 from cl_spoof.runner import RunEvents, run_experiment
@@ -47,16 +47,26 @@ def parse_strategies(text: str) -> list[str]:
 
 
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
-                events: RunEvents | None = None) -> pd.DataFrame:
-    """Run every strategy for every seed under ``out_dir``; returns the comparison table."""
+                events: RunEvents | None = None, resume: bool = False) -> pd.DataFrame:
+    """Run every strategy for every seed under ``out_dir``; returns the comparison table.
+
+    With ``resume`` an interrupted compare directory is completed: finished runs
+    are kept, interrupted ones resumed, missing ones started.
+    """
     events = events or RunEvents()
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
-                           "choose another --out (nothing was overwritten)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
-    atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
+    if resume:
+        saved = json.loads((out_dir / "compare.json").read_text())
+        if saved != spec:
+            raise CLSpoofError(f"{out_dir}/compare.json asks for {saved}, not {spec}")
+    else:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
+                               "choose another --out, or --resume it (nothing was overwritten)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", to_yaml(cfg))
+        atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
     data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
                                progress=events.on_progress)
     total = len(strategies) * len(seeds)
@@ -64,13 +74,30 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     for seed in seeds:
         for name in strategies:
             done += 1
-            events.on_stage(f"run {done}/{total}: {name}, seed {seed}")
+            run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
+            status = run_dir / "run.json"
+            if status.is_file() and json.loads(status.read_text()).get("finished"):
+                events.on_stage(f"run {done}/{total}: {name}, seed {seed} (already finished)")
+                continue
+            started = run_dir.is_dir() and any(run_dir.iterdir())
+            events.on_stage(f"run {done}/{total}: {name}, seed {seed}"
+                            + (" (resuming)" if started else ""))
             run_cfg = with_overrides(cfg, strategy={"name": name}, seed=seed)
-            run_experiment(run_cfg, out_dir / run_dir_name(name) / f"seed{seed}", events,
-                           data=data)
+            run_experiment(run_cfg, run_dir, events, data=data, resume=started)
     table = comparison_table(collect_metrics(out_dir, strategies, seeds))
     write_comparison(out_dir, table)
     return table
+
+
+def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
+    """Config, strategies and seeds of an existing compare directory (for ``--resume``)."""
+    from cl_spoof.config import load_config
+
+    spec_file = Path(out_dir) / "compare.json"
+    if not spec_file.is_file():
+        raise CLSpoofError(f"{out_dir}: not a compare directory (no compare.json)")
+    spec = json.loads(spec_file.read_text())
+    return load_config(Path(out_dir) / "config.yaml"), spec["strategies"], spec["seeds"]
 
 
 def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[int]

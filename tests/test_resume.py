@@ -103,3 +103,19 @@ def test_resume_refusals(tiny_corpus: Path, tmp_path: Path) -> None:
                        resume=True)
     with pytest.raises(CLSpoofError, match="no config.yaml"):
         run_experiment(cfg, tmp_path / "nothing", resume=True)
+
+
+def test_compare_resume_completes_missing_runs(tiny_corpus: Path, tmp_path: Path) -> None:
+    from cl_spoof.compare import load_compare_spec, run_compare
+
+    cfg = _cfg(tiny_corpus, tmp_path, "naive", epochs=1)
+    out = tmp_path / "cmp"
+    run_compare(cfg, ["naive", "dfwf"], [0], out)
+    before = (out / "naive" / "seed0" / "eer_matrix.csv").read_bytes()
+    shutil.rmtree(out / "dfwf")  # as if interrupted before the dfwf run started
+    cfg2, names, seeds = load_compare_spec(out)
+    assert (names, seeds) == (["naive", "dfwf"], [0])
+    table = run_compare(cfg2, names, seeds, out, resume=True)
+    assert table.strategy.tolist() == ["naive", "dfwf"]
+    assert (out / "naive" / "seed0" / "eer_matrix.csv").read_bytes() == before  # not rerun
+    assert (out / "dfwf" / "seed0" / "run.json").is_file()
