@@ -287,6 +287,32 @@ def resolve_source(cfg: DataConfig,
     return Path(cfg.source).expanduser()
 
 
+def read_run_table(cfg: DataConfig,
+                   progress: Callable[[str, int, int], None] | None = None
+                   ) -> tuple[pd.DataFrame, Path]:
+    """The checked utterance table of ``cfg.data`` and its source path.
+
+    Metadata problems anywhere in the table and missing files (unless
+    ``allow_missing``) raise one :class:`DataError` listing every problem.
+    """
+    source = resolve_source(cfg, progress)
+    table = read_source(source)
+    table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
+                                    seed=0, train_split=cfg.train_split,
+                                    test_split=cfg.test_split)
+    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+    report.raise_if_problems(source)
+    return report.table, source
+
+
+def configured_attacks(table: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...]:
+    """The experience order: ``cfg.attacks``, else every training attack then eval-only ones."""
+    if cfg.attacks:
+        return cfg.attacks
+    trained = default_attacks(table, cfg.train_split)
+    return trained + tuple(a for a in cfg.eval_only_attacks if a not in trained)
+
+
 def load_benchmark_data(
     cfg: DataConfig,
     seed: int = 0,
@@ -299,21 +325,23 @@ def load_benchmark_data(
     ``allow_missing``) and undecodable audio among the rows used all raise one
     :class:`DataError` listing every problem with its file.
     """
-    def stage(name: str) -> None:
-        if on_stage is not None:
-            on_stage(name)
+    if on_stage is not None:
+        on_stage("preparing data source")
+    table, source = read_run_table(cfg, progress)
+    return prepare_benchmark_data(table, configured_attacks(table, cfg), cfg, seed, str(source),
+                                  on_stage, progress)
 
-    stage("preparing data source")
-    source = resolve_source(cfg, progress)
-    table = read_source(source)
-    table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
-                                    seed=0, train_split=cfg.train_split,
-                                    test_split=cfg.test_split)
-    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
-    report.raise_if_problems(source)
-    table = report.table
-    attacks = cfg.attacks or (default_attacks(table, cfg.train_split) + tuple(
-        a for a in cfg.eval_only_attacks if a not in default_attacks(table, cfg.train_split)))
+
+def prepare_benchmark_data(
+    table: pd.DataFrame,
+    attacks: Sequence[str],
+    cfg: DataConfig,
+    seed: int,
+    source: str,
+    on_stage: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BenchmarkData:
+    """Plan the experiences of ``attacks`` and cache the audio of the rows they use."""
     plans = plan_experiences(table, attacks, cfg.train_split, cfg.test_split,
                              cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
                              cfg.max_test_per_attack, cfg.max_bonafide_test)
@@ -322,7 +350,8 @@ def load_benchmark_data(
     remap = np.full(len(table), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     plans = [ExperiencePlan(p.attack, remap[p.train_rows], remap[p.test_rows]) for p in plans]
-    stage("decoding audio into the cache")
+    if on_stage is not None:
+        on_stage("decoding audio into the cache")
     cache = WaveformCache(cfg.cache_dir, max_samples=cache_samples(cfg.num_samples))
     waveforms, problems = cache.load(
         sub["path"].tolist(),
@@ -331,7 +360,7 @@ def load_benchmark_data(
         from cl_spoof.data.checks import CheckReport
 
         CheckReport(sub, problems).raise_if_problems(source)
-    return BenchmarkData(table=sub, waveforms=waveforms, plans=plans, source=str(source))
+    return BenchmarkData(table=sub, waveforms=waveforms, plans=plans, source=source)
 
 
 def cache_samples(num_samples: int) -> int:

@@ -251,34 +251,11 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                 else cfg.train.epochs
             seed_everything(cfg.seed * 1000 + stage)  # same data order per stage, any strategy
             strategy.train(exp, num_workers=cfg.train.workers)
-            eer_metric.results.clear()
-            strategy.eval(bm.test_stream, num_workers=cfg.train.workers)
-            results = eer_metric.results[max(eer_metric.results)]
-            scores = score_frame(results)
-            write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
-            bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
-            spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
-            pooled_eer, threshold = compute_eer(bona, spoof)
-            eers = {a: results[a].eer for a in attacks}
             learned.append(exp.attack)
-            rows.append({"stage": stage, "trained_on": exp.attack, **eers})
-            save_checkpoint(out_dir / "checkpoints" / f"stage_{stage}.pt", {
-                "format": CHECKPOINT_FORMAT,
-                "stage": stage,
-                "trained_on": exp.attack,
-                "attacks": attacks,
-                "config": to_dict(cfg),
-                "model_preset": cfg.model.preset,
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "strategy_state": export_state(strategy),
-                "eer_threshold": float(threshold),
-                "pooled_eer": 100.0 * float(pooled_eer),
-                "num_samples": cfg.data.num_samples,
-            })
-            finished = stage == len(train_plans) - 1
-            matrix, metrics = writer.write_stage(rows, attacks, learned, finished,
-                                                 time.perf_counter() - t0)
+            matrix, metrics = record_stage(writer, strategy, bm.test_stream, eer_metric, stage,
+                                           exp.attack, attacks, rows, learned,
+                                           stage == len(train_plans) - 1, t0)
+            eers = {a: rows[-1][a] for a in attacks}
             events.on_result(stage, exp.attack, eers)
             for plugin in strategy.plugins:  # e.g. DFWF: "no bona fide in this experience"
                 for message in getattr(plugin, "warnings", [])[reported.get(id(plugin), 0):]:
@@ -289,6 +266,38 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         log_file.close()
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
+
+
+def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPluginMetric,
+                 stage: int, trained_on: str, attacks: list[str], rows: list[dict],
+                 learned: list[str], finished: bool, t0: float) -> tuple[pd.DataFrame, dict]:
+    """Evaluate every attack after a stage; write its scores, checkpoint, matrix row, metrics."""
+    cfg, out_dir = writer.cfg, writer.out_dir
+    eer_metric.results.clear()
+    strategy.eval(test_stream, num_workers=cfg.train.workers)
+    results = eer_metric.results[max(eer_metric.results)]
+    scores = score_frame(results)
+    write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
+    bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
+    spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
+    pooled_eer, threshold = compute_eer(bona, spoof)
+    rows.append({"stage": stage, "trained_on": trained_on,
+                 **{a: results[a].eer if a in results else float("nan") for a in attacks}})
+    save_checkpoint(out_dir / "checkpoints" / f"stage_{stage}.pt", {
+        "format": CHECKPOINT_FORMAT,
+        "stage": stage,
+        "trained_on": trained_on,
+        "attacks": attacks,
+        "config": to_dict(cfg),
+        "model_preset": cfg.model.preset,
+        "model_state": strategy.model.state_dict(),
+        "optimizer_state": strategy.optimizer.state_dict(),
+        "strategy_state": export_state(strategy),
+        "eer_threshold": float(threshold),
+        "pooled_eer": 100.0 * float(pooled_eer),
+        "num_samples": cfg.data.num_samples,
+    })
+    return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0)
 
 
 def restore_run(strategy, checkpoint: Path, completed: int) -> None:
