@@ -286,6 +286,32 @@ def report_cmd(
     console.print(f"report: {res.html}")
 
 
+@app.command("add-attack")
+@user_errors
+def add_attack_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    name: Annotated[str, typer.Option(help="Name of the new attack (not yet in the run).")],
+    spoof: Annotated[Path, typer.Option(help="Folder of the new attack's audio, or a manifest.")],
+    bonafide: Annotated[Path | None, typer.Option(
+        help="Bona fide audio (folder or manifest); default: the run's own data.")] = None,
+    eval_fraction: Annotated[float, typer.Option(
+        help="Share of the new audio held out for evaluation (by speaker when known).")] = 0.3,
+    strategy: Annotated[str, typer.Option(
+        help="How to learn it: dfwf (no old data needed), lwf, naive, or ewc on EWC runs.")
+    ] = "dfwf",
+) -> None:
+    """Teach a trained detector a new attack; re-evaluate every earlier attack."""
+    from cl_spoof.living import add_attack
+
+    with progress_bar() as bar:
+        summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction, strategy,
+                                       CliEvents(bar).as_run_events())
+    for line in problems:
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+    print_run_summary(summary)
+    console.print(f"report: {run_dir / 'report' / 'report.html'}")
+
+
 @app.command("score")
 @user_errors
 def score_cmd(

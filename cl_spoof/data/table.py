@@ -28,6 +28,8 @@ SPLITS: tuple[str, ...] = ("train", "dev", "eval")
 def make_table(rows: Iterable[Mapping[str, object]] | pd.DataFrame) -> pd.DataFrame:
     """Build an utterance table with exactly :data:`COLUMNS`, all as strings."""
     df = pd.DataFrame(rows if isinstance(rows, pd.DataFrame) else list(rows))
+    if df.empty and not len(df.columns):
+        df = pd.DataFrame(columns=list(COLUMNS))
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"utterance table lacks columns {missing}")

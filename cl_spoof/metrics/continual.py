@@ -62,11 +62,16 @@ def summarize(matrix: pd.DataFrame, learned: Sequence[str]) -> dict:
         if attack not in attacks:
             continue
         j = attacks.index(attack)
-        best = float(np.nanmin(values[k:n_stages - 1, j]))
-        forgetting[attack] = _nan_to_none(float(final[j]) - best)
-        bwt_terms.append(float(values[k, j]) - float(final[j]))
+        history = values[k:n_stages - 1, j]
+        history = history[~np.isnan(history)]
+        if history.size == 0 or np.isnan(final[j]):
+            forgetting[attack] = None  # not evaluated (e.g. data no longer available)
+            continue
+        forgetting[attack] = float(final[j]) - float(history.min())
+        if not np.isnan(values[k, j]):
+            bwt_terms.append(float(values[k, j]) - float(final[j]))
     out["forgetting"] = forgetting
     valid = [v for v in forgetting.values() if v is not None]
     out["max_forgetting"] = max(valid) if valid else None
-    out["bwt"] = _nan_to_none(float(np.nanmean(bwt_terms))) if bwt_terms else None
+    out["bwt"] = float(np.mean(bwt_terms)) if bwt_terms else None
     return out

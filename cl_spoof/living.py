@@ -1,0 +1,243 @@
+"""Add a new attack to a trained detector: one more experience on an existing run.
+
+A deployed detector meets a new synthesizer; the user collects some of its audio
+and updates the detector without the old training data (DFWF needs none) and
+without retraining from scratch. :func:`add_attack`:
+
+1. checks everything first (run directory, name, the new audio) so that a failing
+   command changes nothing in the run directory;
+2. splits the new audio into train/eval (speaker-disjoint where speakers are known);
+3. takes bona fide from ``bonafide`` or, without it, from the run's own data;
+4. restores the last checkpoint (model, optimizer, strategy state), evaluates the
+   earlier checkpoints on the new attack (so its column is filled for old stages),
+   trains one more experience and evaluates every attack;
+5. appends the stage to ``eer_matrix.csv`` / ``metrics.json``, writes its scores and
+   checkpoint, records the new attack's utterances in ``added/<NAME>.csv`` (so a
+   later add-attack or report sees the same data) and refreshes the report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.logging import TextLogger
+from avalanche.training.plugins import EvaluationPlugin
+
+from cl_spoof.benchmark import (
+    build_benchmark,
+    configured_attacks,
+    prepare_benchmark_data,
+    read_run_table,
+)
+from cl_spoof.config import RunConfig, load_config, with_overrides
+from cl_spoof.data.audio import list_audio_files
+from cl_spoof.data.checks import audio_problem
+from cl_spoof.data.manifest import read_manifest
+from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
+from cl_spoof.errors import CLSpoofError, DataError
+from cl_spoof.io import atomic_path, atomic_write_text
+from cl_spoof.metrics.plugin import EERPluginMetric
+from cl_spoof.models import build_model
+from cl_spoof.runner import (
+    ProgressPlugin,
+    RunEvents,
+    RunSummary,
+    RunWriter,
+    record_stage,
+    restore_run,
+)
+from cl_spoof.runtime import resolve_device, seed_everything
+from cl_spoof.strategies import make_strategy
+from cl_spoof.strategies.state import check_resumable
+
+MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
+
+
+def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
+             eval_fraction: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """Rows for the audio under ``path`` (folder or manifest), split train/eval.
+
+    Unreadable files are skipped and returned as problem lines.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = [str(p) for p in list_audio_files(path)]
+        speakers = [""] * len(files)
+    elif path.is_file():
+        m = read_manifest(path)
+        files, speakers = m["path"].tolist(), m["speaker"].tolist()
+    else:
+        raise DataError(f"{path}: no such file or folder")
+    if not files:
+        raise DataError(f"{path}: no audio files found")
+    problems, good = [], []
+    for f, spk in zip(files, speakers, strict=True):
+        issue = audio_problem(f)
+        if issue is None:
+            good.append((f, spk))
+        else:
+            problems.append(f"{f}: {issue}")
+    if len(good) < MIN_FILES:
+        raise DataError(f"{path}: {len(good)} usable audio file(s); at least {MIN_FILES} are "
+                        "needed to train on and evaluate a new attack"
+                        + (f" ({len(problems)} unreadable)" if problems else ""))
+    rng = np.random.default_rng([seed, zlib.crc32(f"{name}/{label}".encode())])
+    known = sorted({s for _, s in good if s})
+    if len(known) >= 2 and all(s for _, s in good):
+        order = np.array(known)
+        rng.shuffle(order)
+        n_eval = min(len(order) - 1, max(1, round(eval_fraction * len(order))))
+        eval_speakers = set(order[:n_eval])
+        is_eval = [s in eval_speakers for _, s in good]
+    else:
+        idx = rng.permutation(len(good))
+        n_eval = min(len(good) - 1, max(1, round(eval_fraction * len(good))))
+        eval_idx = set(idx[:n_eval].tolist())
+        is_eval = [i in eval_idx for i in range(len(good))]
+    rows = [{"utt_id": f"{name}/{label}/{Path(f).stem}_{i}", "path": f, "label": label,
+             "attack": name if label == SPOOF else NO_ATTACK, "speaker": spk,
+             "split": split_names[1] if ev else split_names[0]}
+            for i, ((f, spk), ev) in enumerate(zip(good, is_eval, strict=True))]
+    return make_table(rows), problems
+
+
+def added_rows(run_dir: Path) -> pd.DataFrame | None:
+    """Utterances of attacks added to the run so far (``added/*.csv``), or None."""
+    index = run_dir / "added" / "added.json"
+    if not index.is_file():
+        return None
+    names = json.loads(index.read_text())["attacks"]
+    return pd.concat([pd.read_csv(run_dir / "added" / f"{n['name']}.csv", dtype=str,
+                                  keep_default_na=False) for n in names], ignore_index=True)
+
+
+def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
+               eval_fraction: float = 0.3, strategy: str = "dfwf",
+               events: RunEvents | None = None) -> tuple[RunSummary, list[str]]:
+    """Train one more experience on ``run_dir`` for attack ``name``; returns the summary
+    and the problems of skipped input files."""
+    events = events or RunEvents()
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CLSpoofError(f"{run_dir}: not a run directory (no config.yaml)")
+    base_cfg = load_config(run_dir / "config.yaml")
+    status = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() \
+        else {}
+    if not status.get("finished"):
+        raise CLSpoofError(f"{run_dir}: the run has not finished; resume it first "
+                           f"(cl-spoof run --resume {run_dir})")
+    if not 0 < eval_fraction < 1:
+        raise CLSpoofError("--eval-fraction must be between 0 and 1")
+    matrix = pd.read_csv(run_dir / "eer_matrix.csv")
+    old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
+    if not name or name in old_attacks or name == NO_ATTACK:
+        raise CLSpoofError(f"attack name {name!r} is empty or already in the run "
+                           f"({', '.join(old_attacks)})")
+    cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
+    check_resumable(strategy)
+    if strategy == "ewc" and base_cfg.strategy.name != "ewc":
+        raise CLSpoofError("ewc needs the parameter importances of an EWC run; this run was "
+                           f"trained with {base_cfg.strategy.name!r}: use dfwf, lwf or naive")
+    splits = (cfg.data.train_split, cfg.data.test_split)
+    new_spoof, problems = _collect(spoof, SPOOF, name, splits, eval_fraction, cfg.seed)
+
+    try:
+        events.on_stage("reading the run's own data")
+        table, source = read_run_table(cfg.data, events.on_progress)
+        have_run_data = True
+    except (CLSpoofError, OSError) as exc:
+        if bonafide is None:
+            raise CLSpoofError(
+                f"the run's own data is not available ({exc}); give bona fide audio with "
+                "--bonafide PATH (a folder or manifest) to add an attack without it") from None
+        table, source, have_run_data = make_table([]), Path(cfg.data.source), False
+    if bonafide is not None:
+        new_bona, bona_problems = _collect(bonafide, BONAFIDE, name, splits, eval_fraction,
+                                           cfg.seed)
+        problems += bona_problems
+        if have_run_data:  # the new bona fide replaces the run's own for this stage
+            table = table[table["label"] != BONAFIDE]
+    else:
+        new_bona = make_table([])
+    earlier = added_rows(run_dir)
+    parts = [table] + ([earlier] if earlier is not None else []) + [new_spoof, new_bona]
+    full = make_table(pd.concat(parts, ignore_index=True))
+    if have_run_data:
+        attacks = [*configured_attacks(table, cfg.data), *[
+            a for a in (earlier["attack"].unique() if earlier is not None else [])
+            if a != NO_ATTACK], name]
+    else:
+        attacks = [name]
+    data = prepare_benchmark_data(full, attacks, cfg.data, cfg.seed, str(source),
+                                  events.on_stage, events.on_progress)
+    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples)
+    new_exp = bm.train_stream[len(attacks) - 1]
+
+    # ---- compute everything, then write (a failure above leaves the run untouched)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    completed = len(matrix)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model.preset, **cfg.model.overrides)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                 weight_decay=cfg.train.weight_decay)
+    eer_metric = EERPluginMetric()
+    log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
+    evaluator = EvaluationPlugin(eer_metric, accuracy_metrics(epoch=True, experience=True),
+                                 loss_metrics(epoch=True, experience=True),
+                                 loggers=[TextLogger(log_buffer)])
+    strat = make_strategy(cfg, model, optimizer, device, evaluator,
+                          plugins=[ProgressPlugin(events)])
+    ckpt_dir = run_dir / "checkpoints"
+    events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
+    new_test = [bm.test_stream[len(attacks) - 1]]
+    old_new_col = []
+    for k in range(completed):
+        state = torch.load(ckpt_dir / f"stage_{k}.pt", map_location=device, weights_only=True)
+        strat.model.load_state_dict(state["model_state"])
+        eer_metric.results.clear()
+        strat.eval(new_test, num_workers=cfg.train.workers)
+        old_new_col.append(eer_metric.results[max(eer_metric.results)][name].eer)
+    restore_run(strat, ckpt_dir / f"stage_{completed - 1}.pt", completed)
+    events.on_stage(f"stage {completed + 1}: learning {name} with {strategy}")
+    strat.train_epochs = cfg.train.epochs
+    seed_everything(cfg.seed * 1000 + completed)
+    strat.train(new_exp, num_workers=cfg.train.workers)
+
+    # ---- write
+    rows = matrix.to_dict("records")
+    for row, eer in zip(rows, old_new_col, strict=True):
+        row[name] = eer
+    learned = [str(r["trained_on"]) for r in rows] + [name]
+    writer = RunWriter(run_dir, base_cfg)
+    # Without the run's own data only the new attack is evaluated (old columns: NaN).
+    out_matrix, metrics = record_stage(writer, strat, bm.test_stream, eer_metric, completed,
+                                       name, old_attacks + [name], rows, learned, True, t0)
+    atomic_write_text(run_dir / "logs" / f"added_{name}" / "log.txt", log_buffer.getvalue())
+    (run_dir / "added").mkdir(exist_ok=True)
+    with atomic_path(run_dir / "added" / f"{name}.csv") as tmp:
+        pd.concat([new_spoof, new_bona], ignore_index=True).to_csv(tmp, index=False)
+    index = run_dir / "added" / "added.json"
+    entries = json.loads(index.read_text())["attacks"] if index.is_file() else []
+    entries.append({"name": name, "stage": completed, "strategy": strategy,
+                    "spoof": str(spoof), "bonafide": str(bonafide) if bonafide else None,
+                    "skipped_files": problems})
+    atomic_write_text(index, json.dumps({"attacks": entries}, indent=2) + "\n")
+    events.on_stage("refreshing the report")
+    from cl_spoof.report import build_report
+
+    build_report([run_dir], run_dir / "report")
+    events.on_result(completed, name, {a: out_matrix.iloc[-1][a] for a in out_matrix.columns
+                                       if a != "trained_on"})
+    return RunSummary(out_dir=run_dir, matrix=out_matrix, metrics=metrics,
+                      seconds=time.perf_counter() - t0), problems
