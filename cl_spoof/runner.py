@@ -238,7 +238,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                                  plugins=[ProgressPlugin(events), *extra_plugins])
         if completed:
             restore_run(strategy, out_dir / "checkpoints" / f"stage_{completed - 1}.pt",
-                        completed)
+                        completed, bm.train_stream)
             events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
         learned: list[str] = [str(r["trained_on"]) for r in rows]
         reported: dict[int, int] = {}
@@ -300,7 +300,7 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
     return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0)
 
 
-def restore_run(strategy, checkpoint: Path, completed: int) -> None:
+def restore_run(strategy, checkpoint: Path, completed: int, train_stream=None) -> None:
     """Load model, optimizer and strategy state of ``checkpoint`` into a fresh strategy."""
     ckpt = torch.load(checkpoint, map_location=strategy.device, weights_only=True)
     strategy.model.load_state_dict(ckpt["model_state"])
@@ -308,5 +308,5 @@ def restore_run(strategy, checkpoint: Path, completed: int) -> None:
     # then load the saved state so training continues exactly where it stopped.
     strategy.make_optimizer(reset_optimizer_state=True)
     strategy.optimizer.load_state_dict(ckpt["optimizer_state"])
-    restore_state(strategy, ckpt.get("strategy_state", {}), completed)
+    restore_state(strategy, ckpt.get("strategy_state", {}), completed, train_stream)
     strategy.clock.train_exp_counter = completed

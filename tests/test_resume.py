@@ -35,7 +35,7 @@ def _cfg(manifest: Path, tmp: Path, strategy: str, epochs: int = 2):
                           strategy={"name": strategy}, train={"epochs": epochs})
 
 
-@pytest.mark.parametrize("strategy", ["naive", "dfwf", "lwf", "ewc"])
+@pytest.mark.parametrize("strategy", ["naive", "cumulative", "dfwf", "lwf", "ewc"])
 def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strategy: str) -> None:
     cfg = _cfg(three_attacks, tmp_path, strategy)
     full = run_experiment(cfg, tmp_path / "full")

@@ -3,15 +3,19 @@
 Checkpoints hold only tensors and primitives (``torch.load(weights_only=True)``),
 so each strategy's state is exported to such a dict after every stage and put
 back on resume. Supported: strategies whose state is the model itself or a few
-tensors (naive, joint, dfwf, lwf, ewc). Strategies that keep data buffers or
-training trajectories (cumulative, replay, dfwf+replay, si, gem, agem) cannot be
-resumed yet; :func:`check_resumable` says so before anything is touched.
+tensors (naive, joint, dfwf, lwf, ewc) or the experiences seen so far
+(cumulative). Strategies that keep sampled data buffers or training trajectories
+(replay, dfwf+replay, si, gem, agem) cannot be resumed yet;
+:func:`check_resumable` says so before anything is touched.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
+from avalanche.benchmarks.utils import concat_datasets
+from avalanche.training import Cumulative
 from avalanche.training.plugins import EWCPlugin, LwFPlugin
 from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import ParamData
@@ -19,7 +23,7 @@ from avalanche.training.utils import ParamData
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.strategies.dfwf import DFWFPlugin
 
-RESUMABLE: tuple[str, ...] = ("naive", "joint", "dfwf", "lwf", "ewc")
+RESUMABLE: tuple[str, ...] = ("naive", "joint", "cumulative", "dfwf", "lwf", "ewc")
 
 
 def check_resumable(name: str) -> None:
@@ -50,12 +54,19 @@ def export_state(strategy: SupervisedTemplate) -> dict:
     return state
 
 
-def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: int) -> None:
+def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: int,
+                  train_stream: Sequence | None = None) -> None:
     """Put back :func:`export_state`'s tensors after ``completed_stages`` stages.
 
     The model must already hold the checkpoint's weights (LwF's previous model is
-    a copy of it, taken in training mode as Avalanche does).
+    a copy of it, taken in training mode as Avalanche does). Cumulative gets the
+    datasets of the completed experiences of ``train_stream`` back.
     """
+    if isinstance(strategy, Cumulative) and completed_stages > 0:
+        if train_stream is None:
+            raise CLSpoofError("resuming cumulative training needs the training stream")
+        strategy.dataset = concat_datasets(
+            [train_stream[k].dataset for k in range(completed_stages)])
     dfwf = _plugin(strategy, DFWFPlugin)
     if dfwf is not None:
         dfwf.load_teacher_state(strategy.model, state.get("dfwf_teacher"))
