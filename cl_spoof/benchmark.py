@@ -211,7 +211,7 @@ def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarr
     """An Avalanche classification dataset over ``rows`` with train/eval crop groups."""
     labels = table["label"].to_numpy()[rows]
     targets = [BONAFIDE_TARGET if lab == BONAFIDE else SPOOF_TARGET for lab in labels]
-    return _make_taskaware_classification_dataset(
+    dataset = _make_taskaware_classification_dataset(
         ClipDataset(waveforms, rows, targets),
         targets=targets,
         task_labels=0,
@@ -219,6 +219,9 @@ def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarr
                           "eval": (FixedCrop(num_samples), None)},
         initial_transform_group="train" if train else "eval",
     )
+    # Table row of every sample: survives Avalanche's subsets/concats (replay buffers),
+    # so a buffer can be saved as row ids and rebuilt on resume.
+    return dataset.update_data_attribute("rows", [int(r) for r in rows])
 
 
 def _annotate(exp, table: pd.DataFrame, rows: np.ndarray, attack: str) -> None:

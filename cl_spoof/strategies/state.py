@@ -3,9 +3,10 @@
 Checkpoints hold only tensors and primitives (``torch.load(weights_only=True)``),
 so each strategy's state is exported to such a dict after every stage and put
 back on resume. Supported: strategies whose state is the model itself or a few
-tensors (naive, joint, dfwf, lwf, ewc) or the experiences seen so far
-(cumulative). Strategies that keep sampled data buffers or training trajectories
-(replay, dfwf+replay, si, gem, agem) cannot be resumed yet;
+tensors (naive, joint, dfwf, lwf, ewc, si, gem), the experiences seen so far
+(cumulative) or a replay buffer, saved as the table rows it holds (replay,
+dfwf+replay). A-GEM cannot be resumed yet: its memory sampler is an infinite
+iterator whose position a checkpoint cannot reproduce;
 :func:`check_resumable` says so before anything is touched.
 """
 
@@ -14,16 +15,25 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import torch
 from avalanche.benchmarks.utils import concat_datasets
 from avalanche.training import Cumulative
-from avalanche.training.plugins import EWCPlugin, LwFPlugin
+from avalanche.training.plugins import (
+    EWCPlugin,
+    GEMPlugin,
+    LwFPlugin,
+    ReplayPlugin,
+    SynapticIntelligencePlugin,
+)
+from avalanche.training.storage_policy import ExperienceBalancedBuffer, ReservoirSamplingBuffer
 from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import ParamData
 
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.strategies.dfwf import DFWFPlugin
 
-RESUMABLE: tuple[str, ...] = ("naive", "joint", "cumulative", "dfwf", "lwf", "ewc")
+RESUMABLE: tuple[str, ...] = ("naive", "joint", "cumulative", "dfwf", "lwf", "ewc", "si",
+                               "replay", "dfwf+replay", "gem")
 
 
 def check_resumable(name: str) -> None:
@@ -33,6 +43,11 @@ def check_resumable(name: str) -> None:
             f"resuming a {name!r} run is not supported yet (it keeps data buffers or a "
             f"training trajectory outside the checkpoint); resumable: {', '.join(RESUMABLE)}"
         )
+
+
+def _tensor(value) -> torch.Tensor:
+    """The tensor inside an Avalanche ``ParamData`` (or the tensor itself)."""
+    return (value.data if isinstance(value, ParamData) else value).detach().clone()
 
 
 def _plugin(strategy: SupervisedTemplate, kind: type):
@@ -51,6 +66,23 @@ def export_state(strategy: SupervisedTemplate) -> dict:
         state["ewc_t"] = int(t)
         state["ewc_importances"] = {k: v.data.clone() for k, v in ewc.importances[t].items()}
         state["ewc_saved_params"] = {k: v.data.clone() for k, v in ewc.saved_params[t].items()}
+    si = _plugin(strategy, SynapticIntelligencePlugin)
+    if si is not None and si.ewc_data[0]:
+        state["si_ewc"] = [{k: _tensor(v) for k, v in d.items()} for d in si.ewc_data]
+        state["si_syn"] = {key: {k: _tensor(v) for k, v in d.items()}
+                           for key, d in si.syn_data.items()}
+    gem = _plugin(strategy, GEMPlugin)
+    if gem is not None and gem.memory_x:
+        state["gem_memory"] = {name: {str(t): v.clone() for t, v in getattr(gem, name).items()}
+                               for name in ("memory_x", "memory_y", "memory_tid")}
+    replay = _plugin(strategy, ReplayPlugin)
+    if replay is not None and isinstance(replay.storage_policy, ExperienceBalancedBuffer):
+        storage = replay.storage_policy
+        state["replay_num_exps"] = int(storage._num_exps)
+        state["replay_groups"] = {
+            str(g): {"rows": torch.tensor([int(r) for r in b.buffer.rows], dtype=torch.long),
+                     "weights": b._buffer_weights.clone(), "max_size": int(b.max_size)}
+            for g, b in storage.buffer_groups.items()}
     return state
 
 
@@ -67,6 +99,29 @@ def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: i
             raise CLSpoofError("resuming cumulative training needs the training stream")
         strategy.dataset = concat_datasets(
             [train_stream[k].dataset for k in range(completed_stages)])
+    si = _plugin(strategy, SynapticIntelligencePlugin)
+    if si is not None and "si_ewc" in state:
+        for target, saved in zip(si.ewc_data, state["si_ewc"], strict=True):
+            target.update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
+        for key, saved in state["si_syn"].items():
+            si.syn_data[key].update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
+    gem = _plugin(strategy, GEMPlugin)
+    if gem is not None and "gem_memory" in state:
+        for name, saved in state["gem_memory"].items():
+            getattr(gem, name).update({int(t): v for t, v in saved.items()})
+    replay = _plugin(strategy, ReplayPlugin)
+    if replay is not None and "replay_groups" in state:
+        if train_stream is None:
+            raise CLSpoofError("resuming replay needs the training stream")
+        storage = replay.storage_policy
+        for g, group in state["replay_groups"].items():
+            dataset = train_stream[int(g)].dataset
+            position = {int(r): i for i, r in enumerate(dataset.rows)}
+            buffer = ReservoirSamplingBuffer(int(group["max_size"]))
+            buffer.buffer = dataset.subset([position[int(r)] for r in group["rows"]])
+            buffer._buffer_weights = group["weights"].clone()
+            storage.buffer_groups[int(g)] = buffer
+        storage._num_exps = int(state["replay_num_exps"])
     dfwf = _plugin(strategy, DFWFPlugin)
     if dfwf is not None:
         dfwf.load_teacher_state(strategy.model, state.get("dfwf_teacher"))
