@@ -38,7 +38,7 @@ def _cfg(manifest: Path, tmp: Path, strategy: str, epochs: int = 2):
 
 
 @pytest.mark.parametrize("strategy", ["naive", "cumulative", "dfwf", "lwf", "ewc", "si",
-                                      "replay", "dfwf+replay", "gem"])
+                                      "replay", "dfwf+replay", "gem", "agem"])
 def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strategy: str) -> None:
     cfg = _cfg(three_attacks, tmp_path, strategy)
     if strategy == "si":  # make the penalty matter on a tiny run, so a lost state shows
@@ -109,9 +109,6 @@ def test_resume_refusals(tiny_corpus: Path, tmp_path: Path) -> None:
     run_experiment(cfg, tmp_path / "done")
     with pytest.raises(CLSpoofError, match="already finished"):
         run_experiment(cfg, tmp_path / "done", resume=True)
-    with pytest.raises(CLSpoofError, match="not supported yet"):
-        run_experiment(with_overrides(cfg, strategy={"name": "agem"}), tmp_path / "x",
-                       resume=True)
     with pytest.raises(CLSpoofError, match="no config.yaml"):
         run_experiment(cfg, tmp_path / "nothing", resume=True)
 

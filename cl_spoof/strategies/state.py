@@ -4,10 +4,9 @@ Checkpoints hold only tensors and primitives (``torch.load(weights_only=True)``)
 so each strategy's state is exported to such a dict after every stage and put
 back on resume. Supported: strategies whose state is the model itself or a few
 tensors (naive, joint, dfwf, lwf, ewc, si, gem), the experiences seen so far
-(cumulative) or a replay buffer, saved as the table rows it holds (replay,
-dfwf+replay). A-GEM cannot be resumed yet: its memory sampler is an infinite
-iterator whose position a checkpoint cannot reproduce;
-:func:`check_resumable` says so before anything is touched.
+(cumulative) or memories of samples, saved as the table rows they hold (replay,
+dfwf+replay, agem). Every shipped strategy is resumable; :func:`check_resumable`
+guards strategies added later.
 """
 
 from __future__ import annotations
@@ -17,8 +16,10 @@ from collections.abc import Sequence
 
 import torch
 from avalanche.benchmarks.utils import concat_datasets
+from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
 from avalanche.training import Cumulative
 from avalanche.training.plugins import (
+    AGEMPlugin,
     EWCPlugin,
     GEMPlugin,
     LwFPlugin,
@@ -33,7 +34,7 @@ from cl_spoof.errors import CLSpoofError
 from cl_spoof.strategies.dfwf import DFWFPlugin
 
 RESUMABLE: tuple[str, ...] = ("naive", "joint", "cumulative", "dfwf", "lwf", "ewc", "si",
-                               "replay", "dfwf+replay", "gem")
+                               "replay", "dfwf+replay", "gem", "agem")
 
 
 def check_resumable(name: str) -> None:
@@ -75,6 +76,11 @@ def export_state(strategy: SupervisedTemplate) -> dict:
     if gem is not None and gem.memory_x:
         state["gem_memory"] = {name: {str(t): v.clone() for t, v in getattr(gem, name).items()}
                                for name in ("memory_x", "memory_y", "memory_tid")}
+    agem = _plugin(strategy, AGEMPlugin)
+    if agem is not None and agem.buffers:
+        # One buffer per experience, in order: buffer k holds rows of experience k.
+        state["agem_buffers"] = [torch.tensor([int(r) for r in b.rows], dtype=torch.long)
+                                 for b in agem.buffers]
     replay = _plugin(strategy, ReplayPlugin)
     if replay is not None and isinstance(replay.storage_policy, ExperienceBalancedBuffer):
         storage = replay.storage_policy
@@ -109,6 +115,20 @@ def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: i
     if gem is not None and "gem_memory" in state:
         for name, saved in state["gem_memory"].items():
             getattr(gem, name).update({int(t): v for t, v in saved.items()})
+    agem = _plugin(strategy, AGEMPlugin)
+    if agem is not None and "agem_buffers" in state:
+        if train_stream is None:
+            raise CLSpoofError("resuming agem needs the training stream")
+        agem.buffers = []
+        for k, rows in enumerate(state["agem_buffers"]):
+            dataset = train_stream[k].dataset
+            position = {int(r): i for i, r in enumerate(dataset.rows)}
+            agem.buffers.append(dataset.subset([position[int(r)] for r in rows]))
+        # As A-GEM's update_memory does after each experience (num_workers=0).
+        agem.buffer_dataloader = GroupBalancedInfiniteDataLoader(
+            agem.buffers, batch_size=agem.sample_size // len(agem.buffers), num_workers=0,
+            pin_memory=False, persistent_workers=False)
+        agem.buffer_dliter = iter(agem.buffer_dataloader)
     replay = _plugin(strategy, ReplayPlugin)
     if replay is not None and "replay_groups" in state:
         if train_stream is None:
