@@ -7,10 +7,14 @@ imports so scoring starts fast.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
+from cl_spoof.errors import CLSpoofError
 from cl_spoof.io import atomic_path
 
 #: Value of every cl-spoof checkpoint's ``format`` key.
@@ -21,3 +25,84 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     """``torch.save`` to a temporary file, then move into place (never truncated)."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+class CheckpointError(CLSpoofError):
+    """A file that is not a usable cl-spoof checkpoint."""
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of ``exc``'s message (torch's messages can be pages long)."""
+    text = str(exc).strip().splitlines()
+    line = text[0].split(". ")[0].rstrip(".") if text else ""
+    line = line if len(line) <= limit else line[: limit - 3] + "..."
+    return line or type(exc).__name__
+
+
+def state_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str | None:
+    """Describe how ``got`` fails to fit ``expected`` (keys and shapes), or ``None``."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    wrong = []
+    for k, ref in expected.items():
+        if k in got:
+            val = got[k]
+            if not isinstance(val, torch.Tensor):
+                wrong.append(f"{k}: not a tensor")
+            elif val.shape != ref.shape:
+                wrong.append(f"{k}: {tuple(val.shape)} in the checkpoint, "
+                             f"{tuple(ref.shape)} in the model")
+    if not (missing or unexpected or wrong):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if wrong:
+        parts.append(f"{len(wrong)} of another shape (e.g. {wrong[0]})")
+    return "; ".join(parts)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint dict safely (``weights_only=True``) onto the CPU.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, not a PyTorch
+    file, truncated or corrupt, holds Python objects, or is not a cl-spoof checkpoint.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: not a cl-spoof checkpoint: it holds Python objects other than tensors "
+                "and plain data, which are never loaded (torch.load(weights_only=True))"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: not a PyTorch file, or truncated or corrupt "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+    if not isinstance(ckpt, dict) or "format" not in ckpt:
+        raise CheckpointError(f"{path}: not a cl-spoof checkpoint (no 'format' key; expected "
+                              f"a checkpoints/stage_<k>.pt file written by 'cl-spoof run')")
+    if ckpt["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt['format']!r} "
+                              f"(this version reads {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def load_model_state(model: nn.Module, state: Any, path: str | Path, what: str) -> None:
+    """``model.load_state_dict(state)`` with an error naming the file and ``what`` model."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: damaged checkpoint: model_state is not a state dict")
+    problem = state_mismatch(model.state_dict(), state)
+    if problem is None:
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            problem = _first_line(exc)
+    if problem is not None:
+        raise CheckpointError(f"{path}: the model state does not fit {what}: {problem}")

@@ -37,6 +37,7 @@ from cl_spoof.benchmark import (
     prepare_benchmark_data,
     read_run_table,
 )
+from cl_spoof.checkpoints import load_model_state, read_checkpoint
 from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
@@ -203,8 +204,9 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     new_test = [bm.test_stream[len(attacks) - 1]]
     old_new_col = []
     for k in range(completed):
-        state = torch.load(ckpt_dir / f"stage_{k}.pt", map_location=device, weights_only=True)
-        strat.model.load_state_dict(state["model_state"])
+        path = ckpt_dir / f"stage_{k}.pt"
+        load_model_state(strat.model, read_checkpoint(path).get("model_state"), path,
+                         "the model of the run's config")
         eer_metric.results.clear()
         strat.eval(new_test, num_workers=cfg.train.workers)
         old_new_col.append(eer_metric.results[max(eer_metric.results)][name].eer)

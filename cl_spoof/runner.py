@@ -35,7 +35,12 @@ from cl_spoof.benchmark import (
     joint_plan,
     load_benchmark_data,
 )
-from cl_spoof.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+from cl_spoof.checkpoints import (
+    CHECKPOINT_FORMAT,
+    load_model_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from cl_spoof.config import RunConfig, to_dict, to_yaml
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.io import atomic_path, atomic_write_text
@@ -302,8 +307,9 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
 
 def restore_run(strategy, checkpoint: Path, completed: int, train_stream=None) -> None:
     """Load model, optimizer and strategy state of ``checkpoint`` into a fresh strategy."""
-    ckpt = torch.load(checkpoint, map_location=strategy.device, weights_only=True)
-    strategy.model.load_state_dict(ckpt["model_state"])
+    ckpt = read_checkpoint(checkpoint)
+    load_model_state(strategy.model, ckpt.get("model_state"), checkpoint,
+                     "the model of the run's config")
     # Avalanche resets the optimizer state the first time it sees it; do that now,
     # then load the saved state so training continues exactly where it stopped.
     strategy.make_optimizer(reset_optimizer_state=True)

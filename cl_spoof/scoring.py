@@ -25,7 +25,7 @@ training cache does. Files that cannot be decoded are reported in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,18 +35,17 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.checkpoints import CHECKPOINT_FORMAT
+from cl_spoof.checkpoints import CheckpointError, load_model_state, read_checkpoint
 from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
-from cl_spoof.errors import CLSpoofError, ConfigError, DataError
+from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.io import atomic_write_text
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models import ResNetGRU, build_model
 from cl_spoof.runtime import resolve_device
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "FileScore",
     "LoadedCheckpoint",
     "ScoreResult",
@@ -60,10 +59,6 @@ __all__ = [
 
 
 Progress = Callable[[int, int], None]
-
-
-class CheckpointError(CLSpoofError):
-    """A file that is not a usable cl-spoof checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -131,39 +126,6 @@ class ScoreResult:
 # --------------------------------------------------------------------------- checkpoint
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first sentence of ``exc``'s message (torch's messages can be pages long)."""
-    text = str(exc).strip().splitlines()
-    line = text[0].split(". ")[0].rstrip(".") if text else ""
-    line = line if len(line) <= limit else line[: limit - 3] + "..."
-    return line or type(exc).__name__
-
-
-def _state_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str | None:
-    """Describe how ``got`` fails to fit ``expected`` (keys and shapes), or ``None``."""
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    wrong = []
-    for k, ref in expected.items():
-        if k in got:
-            val = got[k]
-            if not isinstance(val, torch.Tensor):
-                wrong.append(f"{k}: not a tensor")
-            elif val.shape != ref.shape:
-                wrong.append(f"{k}: {tuple(val.shape)} in the checkpoint, "
-                             f"{tuple(ref.shape)} in the model")
-    if not (missing or unexpected or wrong):
-        return None
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    if wrong:
-        parts.append(f"{len(wrong)} of another shape (e.g. {wrong[0]})")
-    return "; ".join(parts)
-
-
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     """Load a run checkpoint safely and rebuild its model (eval mode, on ``device``).
 
@@ -173,26 +135,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     """
     path = Path(path).expanduser()
     dev = resolve_device(device)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
-        if "weights only load failed" in str(exc).lower():
-            raise CheckpointError(
-                f"{path}: not a cl-spoof checkpoint: it holds Python objects other than tensors "
-                "and plain data, which are never loaded (torch.load(weights_only=True))"
-            ) from None
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint: not a PyTorch file, or truncated or corrupt "
-            f"({type(exc).__name__}: {_first_line(exc)})"
-        ) from None
-    if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise CheckpointError(f"{path}: not a cl-spoof checkpoint (no 'format' key; expected "
-                              f"a checkpoints/stage_<k>.pt file written by 'cl-spoof run')")
-    if ckpt["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt['format']!r} "
-                              f"(this version reads {CHECKPOINT_FORMAT!r})")
+    ckpt = read_checkpoint(path)
     for key in ("config", "model_state"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: damaged checkpoint: no {key!r} entry")
@@ -209,20 +152,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
 
-    state = ckpt["model_state"]
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: damaged checkpoint: model_state is not a state dict")
-    problem = _state_mismatch(model.state_dict(), state)
-    if problem is None:
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            problem = _first_line(exc)
-    if problem is not None:
-        raise CheckpointError(
-            f"{path}: the model state does not fit the {preset!r} model its config "
-            f"describes (overrides {overrides or 'none'}): {problem}"
-        )
+    load_model_state(model, ckpt["model_state"], path,
+                     f"the {preset!r} model its config describes (overrides {overrides or 'none'})")
 
     num_samples = ckpt.get("num_samples")
     if num_samples is None:

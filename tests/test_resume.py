@@ -182,3 +182,22 @@ def test_strategy_state_round_trip(name: str, tiny_corpus: Path, tmp_path: Path)
                                    target.importances[0]["w"].data)
         torch.testing.assert_close(plugin.saved_params[0]["w"].data,
                                    target.saved_params[0]["w"].data)
+
+
+def test_resume_with_a_foreign_checkpoint_is_a_clear_error(tiny_corpus: Path,
+                                                           tmp_path: Path) -> None:
+    cfg = _cfg(tiny_corpus, tmp_path, "naive", epochs=1)
+    run_experiment(cfg, tmp_path / "run")
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    status.update(completed_stages=1, finished=False)
+    (tmp_path / "run" / "run.json").write_text(json.dumps(status))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "stage_0.pt", weights_only=True)
+    from cl_spoof.models import build_model
+
+    ckpt["model_state"] = build_model("small").state_dict()  # another preset's weights
+    torch.save(ckpt, tmp_path / "run" / "checkpoints" / "stage_0.pt")
+    with pytest.raises(CLSpoofError, match=r"stage_0\.pt: the model state does not fit"):
+        run_experiment(cfg, tmp_path / "run", resume=True)
+    (tmp_path / "run" / "checkpoints" / "stage_0.pt").write_bytes(b"truncated")
+    with pytest.raises(CLSpoofError, match="not a readable checkpoint"):
+        run_experiment(cfg, tmp_path / "run", resume=True)

@@ -12,12 +12,12 @@ import torch
 from test_run import tiny_config
 
 from cl_spoof import runner
+from cl_spoof.checkpoints import CHECKPOINT_FORMAT
 from cl_spoof.config import load_config
 from cl_spoof.data.audio import fix_length, read_audio
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.metrics.plugin import logits_to_scores
 from cl_spoof.scoring import (
-    CHECKPOINT_FORMAT,
     CheckpointError,
     FileScore,
     ScoreResult,
