@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,11 +36,12 @@ def main() -> None:
         subprocess.run([str(BIN), "run", "--strategy", args.strategy, "--out", str(out)],
                        check=True, capture_output=True)
         run_s = time.perf_counter() - t0
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         metrics = json.loads((out / "metrics.json").read_text())
     rows = {"strategy": args.strategy, "corpus_ready_s": round(corpus_s, 1),
-            "run_s": round(run_s, 1), "target_s": 480, "final_avg_eer": metrics["final_avg_eer"]}
+            "run_s": round(run_s, 1), "target_s": 480, "peak_rss_mib": round(peak_mib), "final_avg_eer": metrics["final_avg_eer"]}
     print(f"demo run ({args.strategy}): {run_s:.0f} s end to end (target <= 480 s); "
-          f"corpus check/build {corpus_s:.0f} s")
+          f"corpus check/build {corpus_s:.0f} s; peak resident memory {peak_mib:.0f} MiB")
     print(f"-> {write_result(f'demo_run_time_{args.strategy}', rows)}")
 
 

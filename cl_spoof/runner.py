@@ -279,7 +279,8 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
     """Evaluate every attack after a stage; write its scores, checkpoint, matrix row, metrics."""
     cfg, out_dir = writer.cfg, writer.out_dir
     eer_metric.results.clear()
-    strategy.eval(test_stream, num_workers=cfg.train.workers)
+    with torch.inference_mode():  # cheaper than Avalanche's own no_grad
+        strategy.eval(test_stream, num_workers=cfg.train.workers)
     results = eer_metric.results[max(eer_metric.results)]
     scores = score_frame(results)
     write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
