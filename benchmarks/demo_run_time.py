@@ -39,7 +39,8 @@ def main() -> None:
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         metrics = json.loads((out / "metrics.json").read_text())
     rows = {"strategy": args.strategy, "corpus_ready_s": round(corpus_s, 1),
-            "run_s": round(run_s, 1), "target_s": 480, "peak_rss_mib": round(peak_mib), "final_avg_eer": metrics["final_avg_eer"]}
+            "run_s": round(run_s, 1), "target_s": 480, "peak_rss_mib": round(peak_mib),
+            "final_avg_eer": metrics["final_avg_eer"]}
     print(f"demo run ({args.strategy}): {run_s:.0f} s end to end (target <= 480 s); "
           f"corpus check/build {corpus_s:.0f} s; peak resident memory {peak_mib:.0f} MiB")
     print(f"-> {write_result(f'demo_run_time_{args.strategy}', rows)}")
