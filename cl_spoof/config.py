@@ -64,6 +64,9 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: str = "off"  # "bf16": bfloat16 autocast for forward passes (GPU speed-up)
+    compile: bool = False  # torch.compile the conv front end (worth it for long GPU runs)
+    compile_backend: str = "inductor"  # torch.compile backend ("eager" for debugging)
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,7 @@ def validate(cfg: RunConfig) -> None:
         (t.weight_decay >= 0, "train.weight_decay must not be negative"),
         (t.threads >= 0, "train.threads must not be negative"),
         (t.workers >= 0, "train.workers must not be negative"),
+        (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
         (s.kd_weight >= 0, "strategy.kd_weight must not be negative"),
         (s.kd_temperature > 0, "strategy.kd_temperature must be positive"),
         (s.psa_weight >= 0, "strategy.psa_weight must not be negative"),

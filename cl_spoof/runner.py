@@ -225,6 +225,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     # Same seed -> same initial weights, whatever the strategy.
     seed_everything(cfg.seed)
     model = build_model(cfg.model.preset, **cfg.model.overrides)
+    if cfg.train.compile:
+        model.compile_frontend(cfg.train.compile_backend)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
                                  weight_decay=cfg.train.weight_decay)
     eer_metric = EERPluginMetric()

@@ -116,3 +116,19 @@ def test_nan_loss_is_a_clear_error() -> None:
     )
     with pytest.raises(TrainingError, match="attack T2 .*epoch 2, iteration 5.*train.lr"):
         ProgressPlugin(RunEvents()).before_backward(strategy)
+
+
+@pytest.mark.parametrize("train", [{"amp": "bf16"}, {"compile": True,
+                                                     "compile_backend": "eager"}],
+                         ids=["bf16-autocast", "compile"])
+def test_speed_switches_run(tiny_corpus: Path, tmp_path: Path, train: dict) -> None:
+    from cl_spoof.config import load_config, with_overrides
+    from cl_spoof.runner import run_experiment
+
+    cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)), train=train,
+                         strategy={"name": "dfwf"})
+    summary = run_experiment(cfg, tmp_path / "run")
+    assert summary.matrix[["T1", "T2"]].notna().all().all()
+    state = torch.load(tmp_path / "run" / "checkpoints" / "stage_1.pt",
+                       weights_only=True)["model_state"]
+    assert not any(k.startswith("_orig_mod") for k in state)  # plain keys, loadable anywhere

@@ -52,6 +52,40 @@ class ClassWeightedLoss(SupervisedPlugin):
         strategy._criterion = nn.CrossEntropyLoss(weight=weights.to(strategy.device))
 
 
+class Autocast(SupervisedPlugin):
+    """bfloat16 autocast around every forward pass (training and evaluation).
+
+    The logits are cast back to float32 so losses and metrics see full precision.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device_type = device.type
+        self._ctx = None
+
+    def _enter(self) -> None:
+        self._ctx = torch.autocast(self.device_type, dtype=torch.bfloat16)
+        self._ctx.__enter__()
+
+    def _exit(self, strategy: SupervisedTemplate) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+        strategy.mb_output = strategy.mb_output.float()
+
+    def before_forward(self, strategy: SupervisedTemplate, **kwargs) -> None:
+        self._enter()
+
+    def after_forward(self, strategy: SupervisedTemplate, **kwargs) -> None:
+        self._exit(strategy)
+
+    def before_eval_forward(self, strategy: SupervisedTemplate, **kwargs) -> None:
+        self._enter()
+
+    def after_eval_forward(self, strategy: SupervisedTemplate, **kwargs) -> None:
+        self._exit(strategy)
+
+
 def make_strategy(
     cfg: RunConfig,
     model: nn.Module,
@@ -64,6 +98,8 @@ def make_strategy(
     s = cfg.strategy
     name = check_strategy_name(s.name)
     plugins = list(plugins)
+    if cfg.train.amp == "bf16":
+        plugins.append(Autocast(device))
     if cfg.train.class_weighted_loss:
         plugins.append(ClassWeightedLoss())
     if name in ("dfwf", "dfwf+replay"):
