@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["cache_throughput.py", "model_throughput.py", "dfwf_overhead.py",
-           "demo_run_time.py"]
+SCRIPTS = [["cache_throughput.py"], ["cache_throughput.py", "--num-samples", "64600"],
+           ["model_throughput.py"], ["dfwf_overhead.py"], ["demo_run_time.py"]]
 
 
 def main() -> None:
-    for script in SCRIPTS:
-        print(f"== {script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+    for script, *args in SCRIPTS:
+        print(f"== {script} {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *args], check=True, cwd=HERE)
 
 
 if __name__ == "__main__":
