@@ -311,6 +311,9 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
 def restore_run(strategy, checkpoint: Path, completed: int, train_stream=None) -> None:
     """Load model, optimizer and strategy state of ``checkpoint`` into a fresh strategy."""
     ckpt = read_checkpoint(checkpoint)
+    if "strategy_state" not in ckpt or "optimizer_state" not in ckpt:
+        raise CLSpoofError(f"{checkpoint}: holds no optimizer/strategy state (written by an "
+                           "older cl-spoof), so the run cannot be resumed exactly")
     load_model_state(strategy.model, ckpt.get("model_state"), checkpoint,
                      "the model of the run's config")
     # Avalanche resets the optimizer state the first time it sees it; do that now,
