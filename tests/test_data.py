@@ -220,3 +220,18 @@ def test_cache_reports_bad_rows_and_retries_them(tmp_path: Path) -> None:
     view, problems = cache.load([good, str(bad)])
     assert not problems and cache.decoded == 1
     assert view.raw(1)[0] == pytest.approx(0.3, abs=1e-4)
+
+
+def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path: Path) -> None:
+    from cl_spoof.io import atomic_path, atomic_write_text
+
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "first")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "first"  # the old content survives a failed write
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
