@@ -7,8 +7,8 @@ The utterance table and an ordered list of attacks become an Avalanche
   utterances (all of them every time, or a disjoint share per experience);
 - test stream: experience k = attack k's test spoofs + all test bona fide.
 
-Every experience carries ``attack`` (its attack id), ``utt_ids``, ``keys`` and
-``rows`` (table row indices), in dataset order. Items are ``(x, y, t)`` with
+Every experience carries ``attack`` (its attack id), ``utt_ids`` and ``rows``
+(table row indices), in dataset order. Items are ``(x, y, t)`` with
 ``y = 1`` for bona fide (logit index 1) and task label ``t = 0`` (one task:
 domain-incremental), which is what LwF/EWC/GEM need.
 
@@ -228,8 +228,6 @@ def _annotate(exp, table: pd.DataFrame, rows: np.ndarray, attack: str) -> None:
     exp.attack = attack
     exp.rows = rows
     exp.utt_ids = table["utt_id"].to_numpy()[rows].tolist()
-    exp.keys = table["label"].to_numpy()[rows].tolist()
-    exp.attacks_of_rows = table["attack"].to_numpy()[rows].tolist()
 
 
 def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,

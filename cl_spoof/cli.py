@@ -174,7 +174,7 @@ def _load_cfg(config: Path | None, strategy: str | None, seed: int | None):
 
     cfg = load_config(config)
     if strategy is not None:
-        cfg = with_overrides(cfg, strategy={"name": check_strategy_name(strategy)})
+        cfg = with_overrides(cfg, strategy={"name": strategy})
     if seed is not None:
         cfg = with_overrides(cfg, seed=seed)
     check_strategy_name(cfg.strategy.name)

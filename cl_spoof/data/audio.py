@@ -6,7 +6,6 @@ uses torchaudio. Everything downstream sees mono float32 at 16 kHz.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ from cl_spoof.errors import DataError
 
 SAMPLE_RATE = 16_000
 DEFAULT_NUM_SAMPLES = 64_600  # 4 s at 16 kHz, as in ASVspoof baselines
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif",
-                                     ".au", ".mp3", ".w64", ".caf")
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf"))
 
 
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -73,14 +72,9 @@ def fix_length(
     return np.ascontiguousarray(wave[start : start + num_samples], dtype=np.float32)
 
 
-@lru_cache(maxsize=1)
-def _audio_extensions_lower() -> frozenset[str]:
-    return frozenset(AUDIO_EXTENSIONS)
-
-
 def is_audio_file(path: Path) -> bool:
     """True when ``path`` has an extension soundfile is expected to read."""
-    return path.suffix.lower() in _audio_extensions_lower()
+    return path.suffix.lower() in AUDIO_EXTENSIONS
 
 
 def list_audio_files(folder: str | Path) -> list[Path]:
