@@ -8,15 +8,17 @@ import os
 # made torch many times slower whenever another process was busy. Must precede torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import contextlib  # noqa: E402
 import functools  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -53,10 +55,48 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CLSpoofError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"{_rank_prefix()}[bold red]error:[/] {escape(str(exc))}",
+                              highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _rank_prefix() -> str:
+    """``rank 1: `` in a torchrun job of several processes, else nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:
+        return f"rank {os.environ['RANK']}: "
+    return ""
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """cl-spoof: continual learning of fake-speech (spoofing) detection."""
+    if _rank_prefix() and ctx.invoked_subcommand not in ("run", "compare"):
+        err_console.print(f"{_rank_prefix()}[bold red]error:[/] `cl-spoof "
+                          f"{ctx.invoked_subcommand}` runs in one process; under torchrun only "
+                          "`run` and `compare` (data-parallel) are supported", highlight=False)
+        raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def process_group(cfg: Any) -> Iterator[Any]:
+    """Join torchrun's process group for one command (a no-op for a plain process)."""
+    from cl_spoof import distributed
+
+    joined = distributed.init_from_env(cfg.train.device, cfg.train.dist_timeout)
+    try:
+        yield distributed
+    except RuntimeError as exc:  # Gloo: "Timed out waiting ...", "Application timeout ..."
+        text = str(exc).lower()
+        if not (joined and ("timed out" in text or "timeout" in text)):
+            raise
+        raise CLSpoofError(
+            f"no answer from the other processes within train.dist_timeout = "
+            f"{cfg.train.dist_timeout:g} s: one of them hangs or has died (see its output); "
+            f"{str(exc).strip().splitlines()[-1]}") from exc
+    finally:
+        distributed.shutdown()
 
 
 def progress_bar() -> Progress:
@@ -152,7 +192,7 @@ class CliEvents:
         self.task = bar.add_task("starting", total=None)
 
     def on_stage(self, text: str) -> None:
-        self.bar.console.print(f"[bold cyan]>[/] {text}", highlight=False)
+        self.bar.console.print(f"[bold cyan]>[/] {escape(text)}", highlight=False)
 
     def on_progress(self, desc: str, done: int, total: int) -> None:
         self.bar.update(self.task, description=desc, completed=done, total=total or None)
@@ -207,7 +247,11 @@ def run_cmd(
     resume: Annotated[Path | None, typer.Option(
         help="Continue an interrupted run directory after its last completed stage.")] = None,
 ) -> None:
-    """Train experience by experience and report the EER of every attack after each stage."""
+    """Train experience by experience and report the EER of every attack after each stage.
+
+    Data-parallel over N processes: `torchrun --nproc_per_node N -m cl_spoof run CONFIG`
+    (Gloo on CPU, NCCL on GPUs; train.batch_size is the global batch).
+    """
     from cl_spoof.config import load_config
     from cl_spoof.runner import default_run_dir, run_experiment
 
@@ -219,9 +263,14 @@ def run_cmd(
     else:
         cfg = _load_cfg(config, strategy, seed)
         out_dir = out or default_run_dir(cfg)
-    with progress_bar() as bar:
-        summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
-                                 resume=resume is not None)
+    with process_group(cfg) as dist:
+        out_dir = dist.broadcast_object(out_dir)  # rank 0's time stamp names the run
+        if not dist.is_main():  # rank 0 writes and reports; the others only train
+            run_experiment(cfg, out_dir, resume=resume is not None)
+            return
+        with progress_bar() as bar:
+            summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
+                                     resume=resume is not None)
     print_run_summary(summary)
 
 
@@ -238,8 +287,15 @@ def compare_cmd(
         help="Compare directory (default: runs/compare-<time>); must not exist.")] = None,
     resume: Annotated[Path | None, typer.Option(
         help="Complete an interrupted compare directory (its own config and runs).")] = None,
+    jobs: Annotated[int, typer.Option(
+        min=1, help="Runs at once, each in its own process (and GPU, round robin, if any); "
+                    "torch threads per run: train.threads, or the cores divided by JOBS.")] = 1,
 ) -> None:
-    """Every strategy on the same benchmark, same initial weights and data order per seed."""
+    """Every strategy on the same benchmark, same initial weights and data order per seed.
+
+    Under `torchrun --nproc_per_node N -m cl_spoof compare ...` every run is
+    data-parallel over the N processes instead of using --jobs.
+    """
     from datetime import datetime
 
     from cl_spoof.compare import (
@@ -260,9 +316,14 @@ def compare_cmd(
         cfg = _load_cfg(config, None, None)
         seed_list = list(range(seeds))
         out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
-    with progress_bar() as bar:
-        table = run_compare(cfg, names, seed_list, out_dir, CliEvents(bar).as_run_events(),
-                            resume=resume is not None)
+    with process_group(cfg) as dist:
+        out_dir = dist.broadcast_object(out_dir)
+        if not dist.is_main():
+            run_compare(cfg, names, seed_list, out_dir, resume=resume is not None, jobs=jobs)
+            return
+        with progress_bar() as bar:
+            table = run_compare(cfg, names, seed_list, out_dir, CliEvents(bar).as_run_events(),
+                                resume=resume is not None, jobs=jobs)
     console.print(df_to_rich(comparison_display(table),
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
@@ -282,7 +343,7 @@ def report_cmd(
     res = build_report(inputs, out or inputs[0] / "report")
     console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
     for note in res.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
     console.print(f"report: {res.html}")
 
 
@@ -307,7 +368,8 @@ def add_attack_cmd(
         summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction, strategy,
                                        CliEvents(bar).as_run_events())
     for line in problems:
-        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
+                          soft_wrap=True)
     print_run_summary(summary)
     console.print(f"report: {run_dir / 'report' / 'report.html'}")
 
@@ -332,7 +394,8 @@ def score_cmd(
         result = score_paths(checkpoint, paths, threshold=threshold, device=device,
                              progress=lambda i, n: bar.update(task, completed=i, total=n))
     for path, why in result.failed:
-        err_console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped[/] {escape(f'{path}: {why}')}", highlight=False,
+                          soft_wrap=True)
     if out is not None:
         write_score_file(out, result)
     else:
@@ -397,7 +460,7 @@ def demo_cmd(
         res = build_report([out_dir / "compare"], out_dir / "report")
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
-    console.print(f"report: [bold]{res.html}[/]")
+    console.print(f"report: [bold]{escape(str(res.html))}[/]")
 
 
 def _hide_deprecation_warnings() -> None:
@@ -417,6 +480,12 @@ def _hide_deprecation_warnings() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``python -m cl_spoof`` too)."""
     _hide_deprecation_warnings()
-    app()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun: a rank's uncaught error goes into torchrun's failure summary.
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        record(app)()
+    else:
+        app()

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
+from cl_spoof import distributed as dist
 from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.config import RunConfig, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError
@@ -47,46 +53,120 @@ def parse_strategies(text: str) -> list[str]:
 
 
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
-                events: RunEvents | None = None, resume: bool = False) -> pd.DataFrame:
+                events: RunEvents | None = None, resume: bool = False,
+                jobs: int = 1) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
-    are kept, interrupted ones resumed, missing ones started.
+    are kept, interrupted ones resumed, missing ones started. ``jobs > 1`` runs
+    that many runs at once in separate processes (:func:`fan_out`). Under
+    ``torchrun`` every run is data-parallel over all ranks instead, and only
+    rank 0 writes.
     """
-    events = events or RunEvents()
+    events = events if (events is not None and dist.is_main()) else RunEvents()
     out_dir = Path(out_dir)
+    if jobs > 1 and dist.is_distributed():
+        raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
+                           "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
+    dist.on_main(lambda: _prepare_dir(cfg, spec, out_dir, resume))
+    data = dist.local_main_first(lambda: load_benchmark_data(
+        cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    todo: list[tuple[RunConfig, Path, bool]] = []
+    total = len(strategies) * len(seeds)
+    for seed in seeds:
+        for name in strategies:
+            run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
+            finished, started = dist.on_main(lambda d=run_dir: _run_dir_state(d))
+            label = f"run {len(todo) + 1}/{total}: {name}, seed {seed}"
+            if finished:
+                events.on_stage(f"{name}, seed {seed}: already finished")
+                continue
+            todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run_dir,
+                         started))
+            if jobs <= 1:
+                events.on_stage(label + (" (resuming)" if started else ""))
+                run_experiment(*todo[-1][:2], events, data=data, resume=started)
+    if jobs > 1 and todo:
+        fan_out(todo, jobs, events)
+
+    def table_of_runs() -> pd.DataFrame:
+        table = comparison_table(collect_metrics(out_dir, strategies, seeds))
+        write_comparison(out_dir, table)
+        return table
+
+    return dist.on_main(table_of_runs)
+
+
+def _prepare_dir(cfg: RunConfig, spec: dict, out_dir: Path, resume: bool) -> None:
     if resume:
         saved = json.loads((out_dir / "compare.json").read_text())
         if saved != spec:
             raise CLSpoofError(f"{out_dir}/compare.json asks for {saved}, not {spec}")
-    else:
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
-                               "choose another --out, or --resume it (nothing was overwritten)")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.yaml", to_yaml(cfg))
-        atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
-    data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
-                               progress=events.on_progress)
-    total = len(strategies) * len(seeds)
-    done = 0
-    for seed in seeds:
-        for name in strategies:
-            done += 1
-            run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
-            status = run_dir / "run.json"
-            if status.is_file() and json.loads(status.read_text()).get("finished"):
-                events.on_stage(f"run {done}/{total}: {name}, seed {seed} (already finished)")
-                continue
-            started = run_dir.is_dir() and any(run_dir.iterdir())
-            events.on_stage(f"run {done}/{total}: {name}, seed {seed}"
-                            + (" (resuming)" if started else ""))
-            run_cfg = with_overrides(cfg, strategy={"name": name}, seed=seed)
-            run_experiment(run_cfg, run_dir, events, data=data, resume=started)
-    table = comparison_table(collect_metrics(out_dir, strategies, seeds))
-    write_comparison(out_dir, table)
-    return table
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
+                           "choose another --out, or --resume it (nothing was overwritten)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", to_yaml(cfg))
+    atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
+
+
+def _run_dir_state(run_dir: Path) -> tuple[bool, bool]:
+    """(finished, started) of one run directory of a compare."""
+    status = run_dir / "run.json"
+    finished = status.is_file() and bool(json.loads(status.read_text()).get("finished"))
+    return finished, run_dir.is_dir() and any(run_dir.iterdir())
+
+
+def _init_job(slots: Any, threads: int) -> None:
+    """Worker set-up: its own torch thread count and, on a multi-GPU machine, its own GPU."""
+    slot = slots.get()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(slot % torch.cuda.device_count())
+
+
+def _run_job(cfg: RunConfig, run_dir: Path, resume: bool) -> float:
+    return run_experiment(cfg, run_dir, resume=resume).seconds
+
+
+def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
+            events: RunEvents | None = None) -> None:
+    """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
+
+    The runs share nothing: each process loads the benchmark from the (already
+    built) waveform cache, uses its own threads (``train.threads``, or the CPU
+    cores divided by ``jobs`` when that is 0) and, where there are GPUs, GPU
+    ``slot % count``. A failed run does not stop the others; all failures are
+    raised together at the end (``compare --resume`` then redoes only those).
+    """
+    events = events or RunEvents()
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
+    slots = ctx.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    failures: list[str] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
+                             initargs=(slots, threads)) as pool:
+        futures = {pool.submit(_run_job, cfg, run_dir, resume): (cfg, run_dir)
+                   for cfg, run_dir, resume in runs}
+        events.on_progress(f"runs ({jobs} at a time)", 0, len(runs))
+        for done, future in enumerate(as_completed(futures), start=1):
+            cfg, run_dir = futures[future]
+            what = f"{cfg.strategy.name}, seed {cfg.seed}"
+            try:
+                events.on_stage(f"finished {what} in {future.result():.0f} s ({run_dir})")
+            except Exception as exc:  # report every failed run, keep the others going
+                failures.append(f"{what} ({run_dir}): {type(exc).__name__}: {exc}")
+                events.on_stage(f"FAILED {what}: {exc}")
+            events.on_progress(f"runs ({jobs} at a time)", done, len(runs))
+    if failures:
+        raise CLSpoofError(f"{len(failures)} of {len(runs)} run(s) failed; fix the cause and "
+                           "complete them with `cl-spoof compare --resume`:\n  "
+                           + "\n  ".join(failures))
 
 
 def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:

@@ -67,6 +67,9 @@ class TrainConfig:
     amp: str = "off"  # "bf16": bfloat16 autocast for forward passes (GPU speed-up)
     compile: bool = False  # torch.compile the conv front end (worth it for long GPU runs)
     compile_backend: str = "inductor"  # torch.compile backend ("eager" for debugging)
+    # Under torchrun: seconds a rank waits in a collective before the job fails
+    # (a rank that hangs; torchrun itself stops the job when a rank crashes).
+    dist_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,7 @@ def validate(cfg: RunConfig) -> None:
         (t.weight_decay >= 0, "train.weight_decay must not be negative"),
         (t.threads >= 0, "train.threads must not be negative"),
         (t.workers >= 0, "train.workers must not be negative"),
+        (t.dist_timeout > 0, "train.dist_timeout must be positive (seconds)"),
         (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
         (s.kd_weight >= 0, "strategy.kd_weight must not be negative"),
         (s.kd_temperature > 0, "strategy.kd_temperature must be positive"),

@@ -210,7 +210,8 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         eer_metric.results.clear()
         strat.eval(new_test, num_workers=cfg.train.workers)
         old_new_col.append(eer_metric.results[max(eer_metric.results)][name].eer)
-    restore_run(strat, ckpt_dir / f"stage_{completed - 1}.pt", completed, bm.train_stream)
+    last = ckpt_dir / f"stage_{completed - 1}.pt"
+    restore_run(strat, read_checkpoint(last), last, completed, bm.train_stream)
     events.on_stage(f"stage {completed + 1}: learning {name} with {strategy}")
     strat.train_epochs = cfg.train.epochs
     seed_everything(cfg.seed * 1000 + completed)

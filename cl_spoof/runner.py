@@ -26,8 +26,9 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import CSVLogger, TextLogger
-from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins import AGEMPlugin, EvaluationPlugin
 
+from cl_spoof import distributed as dist
 from cl_spoof.benchmark import (
     JOINT,
     BenchmarkData,
@@ -41,14 +42,14 @@ from cl_spoof.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from cl_spoof.config import RunConfig, to_dict, to_yaml
+from cl_spoof.config import RunConfig, load_config, to_dict, to_yaml
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.io import atomic_path, atomic_write_text
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
-from cl_spoof.runtime import resolve_device, seed_everything
+from cl_spoof.runtime import seed_everything
 from cl_spoof.strategies import make_strategy
 from cl_spoof.strategies.state import check_resumable, export_state, restore_state
 
@@ -78,7 +79,7 @@ class RunSummary:
     extra: dict = field(default_factory=dict)
 
 
-class ProgressPlugin(SupervisedPlugin):
+class ProgressPlugin(SupervisedPlugin, supports_distributed=True):
     """Reports mini-batch progress of training and evaluation, and guards against NaN loss."""
 
     def __init__(self, events: RunEvents) -> None:
@@ -150,12 +151,17 @@ class RunWriter:
             (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "config.yaml", to_yaml(self.cfg))
 
+    def create_empty(self) -> list[dict]:
+        """:meth:`create`, returning the (no) completed stages like :meth:`open_existing`."""
+        self.create()
+        return []
+
     def open_existing(self) -> list[dict]:
         """Rows of the stages an interrupted run completed (for resuming it)."""
         config = self.out_dir / "config.yaml"
         if not config.is_file():
             raise CLSpoofError(f"{self.out_dir}: not a run directory (no config.yaml)")
-        if config.read_text(encoding="utf-8") != to_yaml(self.cfg):
+        if to_yaml(load_config(config)) != to_yaml(self.cfg):  # keys added later: defaults
             raise CLSpoofError(f"{config}: differs from the config of the run being resumed")
         status_file = self.out_dir / "run.json"
         if not status_file.is_file():
@@ -170,15 +176,21 @@ class RunWriter:
                 raise CLSpoofError(f"{self.out_dir}: checkpoints/stage_{k}.pt is missing")
         return rows
 
-    def write_stage(self, rows: list[dict], attacks: list[str], learned: list[str],
-                    finished: bool, seconds: float) -> tuple[pd.DataFrame, dict]:
+    def frames(self, rows: list[dict], attacks: list[str], learned: list[str]
+               ) -> tuple[pd.DataFrame, dict]:
+        """The EER matrix and metrics of ``rows`` (what :meth:`write_stage` writes)."""
         matrix = pd.DataFrame(rows).set_index("stage")
         matrix = matrix[["trained_on", *attacks]]
-        with atomic_path(self.out_dir / "eer_matrix.csv") as tmp:
-            matrix.to_csv(tmp, float_format="%.4f")
         metrics = summarize(matrix[attacks], learned)
         metrics["strategy"] = self.cfg.strategy.name
         metrics["seed"] = self.cfg.seed
+        return matrix, metrics
+
+    def write_stage(self, rows: list[dict], attacks: list[str], learned: list[str],
+                    finished: bool, seconds: float) -> tuple[pd.DataFrame, dict]:
+        matrix, metrics = self.frames(rows, attacks, learned)
+        with atomic_path(self.out_dir / "eer_matrix.csv") as tmp:
+            matrix.to_csv(tmp, float_format="%.4f")
         atomic_write_text(self.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         status = {"completed_stages": len(rows), "total_stages": len(learned) if finished
                   else None, "finished": finished, "seconds": round(seconds, 2),
@@ -198,31 +210,35 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     With ``resume`` the run continues after the last completed stage of
     ``out_dir`` (model, optimizer and strategy state from its last checkpoint;
     every stage reseeds, so the result equals an uninterrupted run's).
+
+    Inside a process group (``torchrun``, see :mod:`cl_spoof.distributed`) every
+    rank calls this with the same arguments; training is data-parallel, only
+    rank 0 writes ``out_dir`` and reports ``events``, and every rank returns
+    the same matrix and metrics.
     """
-    events = events or RunEvents()
+    main = dist.is_main()
+    events = events if (events is not None and main) else RunEvents()
     t0 = time.perf_counter()
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = dist.process_device(cfg.train.device)
+    per_rank_batch = dist.per_rank_batch(cfg.train.batch_size)
     writer = RunWriter(out_dir, cfg)
     if resume:
         check_resumable(cfg.strategy.name)
-        rows = writer.open_existing()
-    else:
-        writer.create()
-        rows = []
+    rows: list[dict] = dist.on_main(writer.open_existing if resume else writer.create_empty)
     completed = len(rows)
 
     if data is None:
-        data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=events.on_stage,
-                                   progress=events.on_progress)
+        data = dist.local_main_first(lambda: load_benchmark_data(
+            cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     attacks = [p.attack for p in data.plans]
     joint = cfg.strategy.name == JOINT
     train_plans = [joint_plan(data.plans)] if joint else data.plans
     bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
                          train_plans=train_plans)
 
-    # Same seed -> same initial weights, whatever the strategy.
+    # Same seed -> same initial weights, whatever the strategy (and on every rank).
     seed_everything(cfg.seed)
     model = build_model(cfg.model.preset, **cfg.model.overrides)
     if cfg.train.compile:
@@ -232,20 +248,33 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     eer_metric = EERPluginMetric()
     # A resumed run logs into its own folder: earlier logs are never overwritten.
     log_dir = out_dir / "logs" / (f"resumed_at_stage_{completed}" if resume else "")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    log_file = None
+    if main:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
     try:
         evaluator = EvaluationPlugin(
             eer_metric,
             accuracy_metrics(epoch=True, experience=True),
             loss_metrics(epoch=True, experience=True),
-            loggers=[TextLogger(log_file), CSVLogger(str(log_dir))],
+            loggers=[TextLogger(log_file), CSVLogger(str(log_dir))] if main else [],
         )
-        strategy = make_strategy(cfg, model, optimizer, device, evaluator,
-                                 plugins=[ProgressPlugin(events), *extra_plugins])
+        plugins: list[SupervisedPlugin] = [ProgressPlugin(events), *extra_plugins]
+        if dist.is_distributed():  # first: it must unwrap the model before others copy it
+            plugins.insert(0, dist.DistributedPlugin(device, cfg.seed))
+        strategy = make_strategy(cfg, model, optimizer, device, evaluator, plugins=plugins)
+        strategy.train_mb_size = per_rank_batch
+        for plugin in strategy.plugins:
+            if isinstance(plugin, AGEMPlugin):  # A-GEM's memory sample is global too
+                plugin.sample_size = max(1, plugin.sample_size // dist.world_size())
+            if dist.is_distributed():
+                # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
+                # dist.sync_strategy makes their state rank 0's after every experience.
+                plugin.supports_distributed = True
         if completed:
-            restore_run(strategy, out_dir / "checkpoints" / f"stage_{completed - 1}.pt",
-                        completed, bm.train_stream)
+            checkpoint = out_dir / "checkpoints" / f"stage_{completed - 1}.pt"
+            restore_run(strategy, dist.on_main(lambda: read_checkpoint(checkpoint)),
+                        checkpoint, completed, bm.train_stream)
             events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
         learned: list[str] = [str(r["trained_on"]) for r in rows]
         reported: dict[int, int] = {}
@@ -256,8 +285,10 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
             strategy.train_epochs = (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 \
                 else cfg.train.epochs
-            seed_everything(cfg.seed * 1000 + stage)  # same data order per stage, any strategy
+            # Same data order per stage, any strategy; other ranks get their own crops.
+            seed_everything(dist.rank_seed(cfg.seed * 1000 + stage))
             strategy.train(exp, num_workers=cfg.train.workers)
+            dist.sync_strategy(strategy, stage + 1, bm.train_stream)
             learned.append(exp.attack)
             matrix, metrics = record_stage(writer, strategy, bm.test_stream, eer_metric, stage,
                                            exp.attack, attacks, rows, learned,
@@ -267,10 +298,12 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             for plugin in strategy.plugins:  # e.g. DFWF: "no bona fide in this experience"
                 for message in getattr(plugin, "warnings", [])[reported.get(id(plugin), 0):]:
                     events.on_stage(f"warning: {message}")
-                    log_file.write(f"WARNING: {message}\n")
+                    if log_file is not None:
+                        log_file.write(f"WARNING: {message}\n")
                 reported[id(plugin)] = len(getattr(plugin, "warnings", []))
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
 
@@ -285,12 +318,14 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
         strategy.eval(test_stream, num_workers=cfg.train.workers)
     results = eer_metric.results[max(eer_metric.results)]
     scores = score_frame(results)
-    write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
     bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
     spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
     pooled_eer, threshold = compute_eer(bona, spoof)
     rows.append({"stage": stage, "trained_on": trained_on,
                  **{a: results[a].eer if a in results else float("nan") for a in attacks}})
+    if not dist.is_main():  # rank 0 writes; every rank has the same rows
+        return writer.frames(rows, attacks, learned)
+    write_scores(out_dir / "scores" / f"stage_{stage}.txt", scores)
     save_checkpoint(out_dir / "checkpoints" / f"stage_{stage}.pt", {
         "format": CHECKPOINT_FORMAT,
         "stage": stage,
@@ -308,9 +343,9 @@ def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPlugin
     return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0)
 
 
-def restore_run(strategy, checkpoint: Path, completed: int, train_stream=None) -> None:
-    """Load model, optimizer and strategy state of ``checkpoint`` into a fresh strategy."""
-    ckpt = read_checkpoint(checkpoint)
+def restore_run(strategy, ckpt: dict, checkpoint: Path, completed: int,
+                train_stream=None) -> None:
+    """Load model, optimizer and strategy state of ``ckpt`` (read from ``checkpoint``)."""
     if "strategy_state" not in ckpt or "optimizer_state" not in ckpt:
         raise CLSpoofError(f"{checkpoint}: holds no optimizer/strategy state (written by an "
                            "older cl-spoof), so the run cannot be resumed exactly")

@@ -132,3 +132,11 @@ def test_speed_switches_run(tiny_corpus: Path, tmp_path: Path, train: dict) -> N
     state = torch.load(tmp_path / "run" / "checkpoints" / "stage_1.pt",
                        weights_only=True)["model_state"]
     assert not any(k.startswith("_orig_mod") for k in state)  # plain keys, loadable anywhere
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path: Path) -> None:
+    # Rich markup must not swallow or choke on "[/...]" in paths and library messages.
+    missing = tmp_path / "a[/b]" / "cfg.yaml"
+    res = runner.invoke(app, ["run", str(missing)])
+    assert res.exit_code == 2, res.output
+    assert "a[/b]" in res.output and "cfg.yaml" in res.output

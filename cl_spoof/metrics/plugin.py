@@ -5,6 +5,8 @@ spoof trials of one attack, so the per-experience EER is the per-attack EER.
 Besides emitting the value through Avalanche's evaluation plugin, the metric
 keeps every stage's scores so that the runner can write ASVspoof-style score
 files and an EER matrix (training stage x attack) without a second pass.
+Under ``torchrun`` every rank scores a shard of each experience; the shards are
+gathered (:func:`cl_spoof.distributed.gather_shards`) before the EER is taken.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
+from cl_spoof.distributed import gather_shards, is_distributed
 from cl_spoof.metrics.eer import BONAFIDE_ATTACK, BONAFIDE_LABEL, compute_eer, logits_to_scores
 
 if TYPE_CHECKING:
@@ -139,6 +142,9 @@ class EERPluginMetric(PluginMetric[float]):
         attack = str(getattr(exp, "attack", None) or f"Exp{exp_id:03d}")
         scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
         targets = np.concatenate(self._targets) if self._targets else np.zeros(0, np.int64)
+        if is_distributed():  # each rank scored a shard: the EER needs every trial
+            n = len(strategy.adapted_dataset)
+            scores, targets = gather_shards(scores, n), gather_shards(targets, n)
         utt_ids = self._utt_ids(exp, len(scores), attack)
 
         bona = scores[targets == BONAFIDE_LABEL]

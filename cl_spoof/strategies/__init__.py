@@ -40,7 +40,7 @@ def check_strategy_name(name: str) -> str:
     return name
 
 
-class ClassWeightedLoss(SupervisedPlugin):
+class ClassWeightedLoss(SupervisedPlugin, supports_distributed=True):
     """Class-weighted cross-entropy, weights from each experience's training counts.
 
     Set in ``before_training_exp`` (after dataset adaptation, so Cumulative's
@@ -52,7 +52,7 @@ class ClassWeightedLoss(SupervisedPlugin):
         strategy._criterion = nn.CrossEntropyLoss(weight=weights.to(strategy.device))
 
 
-class Autocast(SupervisedPlugin):
+class Autocast(SupervisedPlugin, supports_distributed=True):
     """bfloat16 autocast around every forward pass (training and evaluation).
 
     The logits are cast back to float32 so losses and metrics see full precision.

@@ -122,7 +122,7 @@ def _freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-class DFWFPlugin(SupervisedPlugin):
+class DFWFPlugin(SupervisedPlugin, supports_distributed=True):
     """Detecting Fake Without Forgetting: KD + positive sample alignment to the last model.
 
     From the second experience on, ``before_forward`` runs the teacher on the batch and

@@ -1,0 +1,112 @@
+"""Launched by tests/test_distributed.py (plain or under torchrun); not collected by pytest.
+
+``sharding OUT``: which dataset indices each rank draws in two epochs of two
+stages through Avalanche's training loader and :class:`DistributedPlugin`'s
+seeding; writes ``OUT/rank<r>.json``.
+
+``scores MANIFEST OUT``: scores every dev utterance of a tiny benchmark with a
+fixed (seeded, untrained) model through Avalanche's evaluation and
+:class:`EERPluginMetric` (gathered over ranks); rank 0 writes ``OUT/scores.json``.
+
+``fault MODE RANK CLI-ARGS...``: the ``cl-spoof`` CLI, except that rank RANK
+raises (MODE ``raise``) or hangs (MODE ``hang``) when its second experience starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cl_spoof import distributed as dist
+
+
+def sharding(out: Path) -> None:
+    from avalanche.benchmarks.utils.classification_dataset import (
+        _make_taskaware_classification_dataset,
+    )
+    from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
+    from torch.utils.data import TensorDataset
+
+    from cl_spoof.distributed import _SeededEpochs  # the piece under test
+
+    n = 21
+    dataset = _make_taskaware_classification_dataset(
+        TensorDataset(torch.arange(n), torch.zeros(n, dtype=torch.long)),
+        targets=[0] * n, task_labels=0)
+    drawn: dict[str, list[int]] = {}
+    for stage in range(2):
+        for epoch in range(2):
+            loader = TaskBalancedDataLoader(dataset, oversample_small_groups=True, batch_size=2)
+            seeded = _SeededEpochs(loader, 1000 * stage, epoch)
+            drawn[f"{stage}/{epoch}"] = [int(i) for x, _, _ in seeded for i in x]
+            drawn[f"{stage}/{epoch}/len"] = [len(seeded)]
+    (out / f"rank{dist.rank()}.json").write_text(json.dumps(drawn))
+
+
+def scores(manifest: Path, out: Path) -> None:
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from cl_spoof.benchmark import build_benchmark, load_benchmark_data
+    from cl_spoof.config import DataConfig
+    from cl_spoof.metrics.plugin import EERPluginMetric
+    from cl_spoof.models import build_model
+    from cl_spoof.runtime import seed_everything
+
+    cfg = DataConfig(source=str(manifest), num_samples=4000, test_split="dev")
+    data = dist.local_main_first(lambda: load_benchmark_data(cfg))
+    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.num_samples)
+    seed_everything(0)
+    model = build_model("tiny")
+    metric = EERPluginMetric()
+    strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     eval_mb_size=3, device="cpu", evaluator=EvaluationPlugin(metric, loggers=[]))
+    with torch.inference_mode():
+        strategy.eval(bm.test_stream)
+    result = {attack: {"utt": r.utt_ids, "score": r.scores.tolist(), "target": r.targets.tolist(),
+                       "eer": r.eer}
+              for attack, r in metric.results[max(metric.results)].items()}
+    if dist.is_main():
+        (out / "scores.json").write_text(json.dumps(result))
+
+
+def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
+    from avalanche.core import SupervisedPlugin
+
+    import cl_spoof.runner
+    from cl_spoof.cli import main
+
+    class Fault(SupervisedPlugin, supports_distributed=True):
+        def before_training_exp(self, strategy, **kwargs) -> None:
+            if strategy.clock.train_exp_counter == 1 and dist.rank() == bad_rank:
+                if mode == "hang":
+                    time.sleep(3600)
+                raise RuntimeError(f"injected failure on rank {bad_rank}")
+
+    make_strategy = cl_spoof.runner.make_strategy
+
+    def with_fault(*args, plugins=(), **kwargs):
+        return make_strategy(*args, plugins=[*plugins, Fault()], **kwargs)
+
+    cl_spoof.runner.make_strategy = with_fault
+    sys.argv = ["cl-spoof", *cli_args]
+    main()
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    if command == "fault":
+        fault(args[0], int(args[1]), args[2:])
+    else:
+        dist.init_from_env("cpu", 120)
+        try:
+            if command == "sharding":
+                sharding(Path(args[0]))
+            elif command == "scores":
+                scores(Path(args[0]), Path(args[1]))
+        finally:
+            dist.shutdown()
