@@ -1,7 +1,8 @@
 """Run every benchmark in this folder, one after another (results in benchmarks/results/).
 
-Usage: ``python benchmarks/run_all.py`` (or ``make bench``). Takes about 15 minutes
-on 2 CPU cores; run it on an otherwise idle machine, the numbers depend on load.
+Usage: ``python benchmarks/run_all.py`` (or ``make bench``). Takes about 45 minutes
+on 2 CPU cores (30 of them for the torchrun and ``compare --jobs`` runs); run it on an
+otherwise idle machine, the numbers depend on load.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [["cache_throughput.py"], ["cache_throughput.py", "--num-samples", "64600"],
-           ["model_throughput.py"], ["dfwf_overhead.py"], ["demo_run_time.py"]]
+           ["model_throughput.py"], ["dfwf_overhead.py"], ["demo_run_time.py"],
+           ["distributed_scaling.py"]]
 
 
 def main() -> None:

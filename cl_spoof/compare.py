@@ -3,7 +3,9 @@
 Every run uses the same data (loaded and cached once), the same initial
 weights per seed (the model is built right after seeding, before anything
 strategy-specific) and the same data order per stage (the runner reseeds at
-every stage). Layout of a compare directory::
+every stage). Runs can go side by side in separate processes (``jobs``,
+:func:`fan_out`) or, under ``torchrun``, each run data-parallel over all ranks.
+Layout of a compare directory::
 
     compare.json                 what was asked (strategies, seeds)
     <strategy>/seed<k>/          one run directory each (see cl_spoof.runner)
