@@ -149,7 +149,12 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
     slots = ctx.Queue()
     for slot in range(jobs):
         slots.put(slot)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    asked = max(cfg.train.threads for cfg, _, _ in runs)
+    if asked * min(jobs, len(runs)) > cores:
+        events.on_stage(f"warning: {jobs} jobs x train.threads {asked} > {cores} cores; "
+                        "set train.threads: 0 to share the cores out")
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:

@@ -182,6 +182,7 @@ def test_compare_jobs_equal_sequential_runs(tiny_corpus: Path, tmp_path: Path) -
     res = plain(*args, "--out", str(tmp_path / "par"), "--jobs", "2")
     _ok(res)
     assert "2 at a time" in res.stderr
+    assert "warning" not in res.stderr  # 2 jobs x 1 thread fit 2 cores
     for name in ("naive", "dfwf"):
         for seed in (0, 1):
             a = pd.read_csv(tmp_path / "seq" / name / f"seed{seed}" / "eer_matrix.csv")
@@ -232,3 +233,24 @@ def test_single_process_commands_refuse_torchrun(monkeypatch: pytest.MonkeyPatch
     res = CliRunner().invoke(app, ["score", str(tmp_path)])
     assert res.exit_code == 2
     assert "rank 1: error: `cl-spoof score` runs in one process" in res.output
+
+
+def test_fan_out_warns_when_threads_oversubscribe(tiny_corpus: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from cl_spoof import compare
+    from cl_spoof.config import load_config
+    from cl_spoof.errors import CLSpoofError
+    from cl_spoof.runner import RunEvents
+
+    cfg = load_config(tiny_config(tiny_corpus, tmp_path, train={"threads": 2}))
+    runs = []
+    for k in range(2):  # resuming a folder that is no run directory fails at once
+        bad = tmp_path / f"bad{k}"
+        bad.mkdir()
+        (bad / "junk").write_text("x")
+        runs.append((cfg, bad, True))
+    monkeypatch.setattr(compare.os, "cpu_count", lambda: 2)
+    messages: list[str] = []
+    with pytest.raises(CLSpoofError, match="2 of 2 run"):
+        compare.fan_out(runs, 2, RunEvents(on_stage=messages.append))
+    assert any("2 jobs x train.threads 2 > 2 cores" in m for m in messages), messages
