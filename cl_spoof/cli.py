@@ -482,7 +482,7 @@ def _hide_deprecation_warnings() -> None:
 def main() -> None:
     """Console-script entry point (``python -m cl_spoof`` too)."""
     _hide_deprecation_warnings()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _rank_prefix():
         # Under torchrun: a rank's uncaught error goes into torchrun's failure summary.
         from torch.distributed.elastic.multiprocessing.errors import record
 

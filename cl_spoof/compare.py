@@ -74,23 +74,23 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     dist.on_main(lambda: _prepare_dir(cfg, spec, out_dir, resume))
     data = dist.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
-    todo: list[tuple[RunConfig, Path, bool]] = []
-    total = len(strategies) * len(seeds)
+    todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
     for seed in seeds:
         for name in strategies:
             run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
             finished, started = dist.on_main(lambda d=run_dir: _run_dir_state(d))
-            label = f"run {len(todo) + 1}/{total}: {name}, seed {seed}"
             if finished:
                 events.on_stage(f"{name}, seed {seed}: already finished")
-                continue
-            todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run_dir,
-                         started))
-            if jobs <= 1:
-                events.on_stage(label + (" (resuming)" if started else ""))
-                run_experiment(*todo[-1][:2], events, data=data, resume=started)
+            else:
+                todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run_dir,
+                             started))
     if jobs > 1 and todo:
         fan_out(todo, jobs, events)
+    else:
+        for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
+            events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
+                            f"{run_cfg.seed}" + (" (resuming)" if started else ""))
+            run_experiment(run_cfg, run_dir, events, data=data, resume=started)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
@@ -124,8 +124,7 @@ def _run_dir_state(run_dir: Path) -> tuple[bool, bool]:
 def _init_job(slots: Any, threads: int) -> None:
     """Worker set-up: its own torch thread count and, on a multi-GPU machine, its own GPU."""
     slot = slots.get()
-    if threads > 0:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # run_experiment overrides it when train.threads > 0
     if torch.cuda.is_available():
         torch.cuda.set_device(slot % torch.cuda.device_count())
 

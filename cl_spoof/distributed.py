@@ -162,14 +162,17 @@ def on_main(fn: Callable[[], T]) -> T:
     if not is_distributed():
         return fn()
     outcome: tuple[bool, Any] = (True, None)
+    error: CLSpoofError | None = None
     if is_main():
         try:
             outcome = (True, fn())
         except CLSpoofError as exc:
-            outcome = (False, f"{type(exc).__name__}: {exc}")
+            error, outcome = exc, (False, str(exc))
     ok, value = broadcast_object(outcome)
+    if error is not None:
+        raise error
     if not ok:
-        raise CLSpoofError(value.split(": ", 1)[1] if is_main() else f"(from rank 0) {value}")
+        raise CLSpoofError(f"(from rank 0) {value}")
     return value
 
 
@@ -320,8 +323,12 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):
         self.device = device
         self.seed = seed
         self.ddp: DistributedDataParallel | None = None
+        self.agem: Any = None  # the strategy's A-GEM plugin, if any
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        from avalanche.training.plugins import AGEMPlugin
+
+        self.agem = next((p for p in strategy.plugins if isinstance(p, AGEMPlugin)), None)
         if self.ddp is None or self.ddp.module is not strategy.model:
             ids = [self.device] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(strategy.model, device_ids=ids)
@@ -339,13 +346,10 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):
             strategy.dataloader = _SeededEpochs(loader, 1000 * (self.seed * 1000 + stage), epoch)
 
     def before_forward(self, strategy: Any, **kwargs: Any) -> None:
-        from avalanche.training.plugins import AGEMPlugin
-
-        for plugin in strategy.plugins:
-            ref = getattr(plugin, "reference_gradients", None)
-            if isinstance(plugin, AGEMPlugin) and ref is not None and ref.numel():
-                dist.all_reduce(ref)
-                ref /= world_size()
+        ref = None if self.agem is None else self.agem.reference_gradients
+        if ref is not None and ref.numel():  # computed in A-GEM's before_training_iteration
+            dist.all_reduce(ref)
+            ref /= world_size()
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         strategy.__dict__.pop("forward", None)

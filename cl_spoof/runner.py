@@ -26,7 +26,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import CSVLogger, TextLogger
-from avalanche.training.plugins import AGEMPlugin, EvaluationPlugin
+from avalanche.training.plugins import EvaluationPlugin
 
 from cl_spoof import distributed as dist
 from cl_spoof.benchmark import (
@@ -222,7 +222,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     device = dist.process_device(cfg.train.device)
-    per_rank_batch = dist.per_rank_batch(cfg.train.batch_size)
+    dist.per_rank_batch(cfg.train.batch_size)  # a bad batch size fails before data loading
     writer = RunWriter(out_dir, cfg)
     if resume:
         check_resumable(cfg.strategy.name)
@@ -263,13 +263,10 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         if dist.is_distributed():  # first: it must unwrap the model before others copy it
             plugins.insert(0, dist.DistributedPlugin(device, cfg.seed))
         strategy = make_strategy(cfg, model, optimizer, device, evaluator, plugins=plugins)
-        strategy.train_mb_size = per_rank_batch
-        for plugin in strategy.plugins:
-            if isinstance(plugin, AGEMPlugin):  # A-GEM's memory sample is global too
-                plugin.sample_size = max(1, plugin.sample_size // dist.world_size())
-            if dist.is_distributed():
-                # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
-                # dist.sync_strategy makes their state rank 0's after every experience.
+        if dist.is_distributed():
+            # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
+            # dist.sync_strategy makes their state rank 0's after every experience.
+            for plugin in strategy.plugins:
                 plugin.supports_distributed = True
         if completed:
             checkpoint = out_dir / "checkpoints" / f"stage_{completed - 1}.pt"

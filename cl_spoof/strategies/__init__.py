@@ -27,6 +27,7 @@ from torch import nn
 
 from cl_spoof.benchmark import class_weights
 from cl_spoof.config import RunConfig
+from cl_spoof.distributed import per_rank_batch, world_size
 from cl_spoof.errors import ConfigError
 
 STRATEGIES: tuple[str, ...] = ("naive", "joint", "cumulative", "lwf", "ewc", "si", "replay",
@@ -112,7 +113,7 @@ def make_strategy(
         model=model,
         optimizer=optimizer,
         criterion=nn.CrossEntropyLoss(),
-        train_mb_size=cfg.train.batch_size,
+        train_mb_size=per_rank_batch(cfg.train.batch_size),  # this process's share
         eval_mb_size=cfg.train.eval_batch_size,
         device=device,
         plugins=plugins,
@@ -136,6 +137,7 @@ def make_strategy(
         return GEM(patterns_per_exp=s.gem_patterns_per_exp,
                    memory_strength=s.gem_memory_strength, **common)
     if name == "agem":
-        return AGEM(patterns_per_exp=s.agem_patterns_per_exp, sample_size=s.agem_sample_size,
-                    **common)
+        # Like the batch, the memory sample is global: each process draws its share.
+        return AGEM(patterns_per_exp=s.agem_patterns_per_exp,
+                    sample_size=max(1, s.agem_sample_size // world_size()), **common)
     raise AssertionError(name)  # pragma: no cover - check_strategy_name covers it
