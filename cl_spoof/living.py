@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import TextLogger
-from avalanche.training.plugins import EvaluationPlugin
 
 from cl_spoof.benchmark import (
     build_benchmark,
@@ -45,18 +43,15 @@ from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.io import atomic_path, atomic_write_text
-from cl_spoof.metrics.plugin import EERPluginMetric
-from cl_spoof.models import build_model
 from cl_spoof.runner import (
-    ProgressPlugin,
     RunEvents,
     RunSummary,
     RunWriter,
+    build_strategy,
     record_stage,
     restore_run,
 )
 from cl_spoof.runtime import resolve_device, seed_everything
-from cl_spoof.strategies import make_strategy
 from cl_spoof.strategies.state import check_resumable
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
@@ -188,17 +183,8 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     completed = len(matrix)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model.preset, **cfg.model.overrides)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
-                                 weight_decay=cfg.train.weight_decay)
-    eer_metric = EERPluginMetric()
     log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
-    evaluator = EvaluationPlugin(eer_metric, accuracy_metrics(epoch=True, experience=True),
-                                 loss_metrics(epoch=True, experience=True),
-                                 loggers=[TextLogger(log_buffer)])
-    strat = make_strategy(cfg, model, optimizer, device, evaluator,
-                          plugins=[ProgressPlugin(events)])
+    strat, eer_metric = build_strategy(cfg, device, events, [TextLogger(log_buffer)])
     ckpt_dir = run_dir / "checkpoints"
     events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
     new_test = [bm.test_stream[len(attacks) - 1]]

@@ -27,6 +27,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import CSVLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
 
 from cl_spoof import distributed as dist
 from cl_spoof.benchmark import (
@@ -238,14 +239,6 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
                          train_plans=train_plans)
 
-    # Same seed -> same initial weights, whatever the strategy (and on every rank).
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model.preset, **cfg.model.overrides)
-    if cfg.train.compile:
-        model.compile_frontend(cfg.train.compile_backend)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
-                                 weight_decay=cfg.train.weight_decay)
-    eer_metric = EERPluginMetric()
     # A resumed run logs into its own folder: earlier logs are never overwritten.
     log_dir = out_dir / "logs" / (f"resumed_at_stage_{completed}" if resume else "")
     log_file = None
@@ -253,21 +246,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
     try:
-        evaluator = EvaluationPlugin(
-            eer_metric,
-            accuracy_metrics(epoch=True, experience=True),
-            loss_metrics(epoch=True, experience=True),
-            loggers=[TextLogger(log_file), CSVLogger(str(log_dir))] if main else [],
-        )
-        plugins: list[SupervisedPlugin] = [ProgressPlugin(events), *extra_plugins]
-        if dist.is_distributed():  # first: it must unwrap the model before others copy it
-            plugins.insert(0, dist.DistributedPlugin(device, cfg.seed))
-        strategy = make_strategy(cfg, model, optimizer, device, evaluator, plugins=plugins)
-        if dist.is_distributed():
-            # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
-            # dist.sync_strategy makes their state rank 0's after every experience.
-            for plugin in strategy.plugins:
-                plugin.supports_distributed = True
+        loggers = [TextLogger(log_file), CSVLogger(str(log_dir))] if main else []
+        strategy, eer_metric = build_strategy(cfg, device, events, loggers, extra_plugins)
         if completed:
             checkpoint = out_dir / "checkpoints" / f"stage_{completed - 1}.pt"
             restore_run(strategy, dist.on_main(lambda: read_checkpoint(checkpoint)),
@@ -303,6 +283,35 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             log_file.close()
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
+
+
+def build_strategy(cfg: RunConfig, device: torch.device, events: RunEvents,
+                   loggers: Sequence, extra_plugins: Sequence[SupervisedPlugin] = ()
+                   ) -> tuple[SupervisedTemplate, EERPluginMetric]:
+    """The fresh model, optimizer and strategy of ``cfg``, and the EER metric it reports to.
+
+    Seeds first, so the same seed gives the same initial weights whatever the
+    strategy (and on every rank). Under torchrun the strategy trains data-parallel.
+    """
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model.preset, **cfg.model.overrides)
+    if cfg.train.compile:
+        model.compile_frontend(cfg.train.compile_backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                 weight_decay=cfg.train.weight_decay)
+    eer_metric = EERPluginMetric()
+    evaluator = EvaluationPlugin(eer_metric, accuracy_metrics(epoch=True, experience=True),
+                                 loss_metrics(epoch=True, experience=True), loggers=list(loggers))
+    plugins: list[SupervisedPlugin] = [ProgressPlugin(events), *extra_plugins]
+    if dist.is_distributed():  # first: it must unwrap the model before others copy it
+        plugins.insert(0, dist.DistributedPlugin(device, cfg.seed))
+    strategy = make_strategy(cfg, model, optimizer, device, evaluator, plugins=plugins)
+    if dist.is_distributed():
+        # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
+        # dist.sync_strategy makes their state rank 0's after every experience.
+        for plugin in strategy.plugins:
+            plugin.supports_distributed = True
+    return strategy, eer_metric
 
 
 def record_stage(writer: RunWriter, strategy, test_stream, eer_metric: EERPluginMetric,
