@@ -21,7 +21,8 @@ import torch  # noqa: E402
 from _common import write_result  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from cl_spoof.benchmark import RandomCrop, cache_samples, make_dataset  # noqa: E402
+from cl_spoof.benchmark import cache_samples  # noqa: E402
+from cl_spoof.benchmark.datasets import RandomCrop, make_dataset  # noqa: E402
 from cl_spoof.config import load_config  # noqa: E402
 from cl_spoof.data import read_asvspoof2019_la  # noqa: E402
 from cl_spoof.data.audio import read_audio  # noqa: E402

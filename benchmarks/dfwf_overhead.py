@@ -21,7 +21,7 @@ from avalanche.core import SupervisedPlugin  # noqa: E402
 
 from cl_spoof.benchmark import load_benchmark_data  # noqa: E402
 from cl_spoof.config import load_config, with_overrides  # noqa: E402
-from cl_spoof.runner import run_experiment  # noqa: E402
+from cl_spoof.workflows.run import run_experiment  # noqa: E402
 
 
 class EpochTimer(SupervisedPlugin):

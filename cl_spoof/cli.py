@@ -8,10 +8,9 @@ import os
 # made torch many times slower whenever another process was busy. Must precede torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import contextlib  # noqa: E402
 import functools  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -30,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cl_spoof.errors import CLSpoofError
+from cl_spoof.strategies.registry import STRATEGIES
 
 app = typer.Typer(
     help="cl-spoof: continual learning of fake-speech (spoofing) detection.",
@@ -77,26 +77,6 @@ def _root(ctx: typer.Context) -> None:
                           f"{ctx.invoked_subcommand}` runs in one process; under torchrun only "
                           "`run` and `compare` (data-parallel) are supported", highlight=False)
         raise typer.Exit(code=2)
-
-
-@contextlib.contextmanager
-def process_group(cfg: Any) -> Iterator[Any]:
-    """Join torchrun's process group for one command (a no-op for a plain process)."""
-    from cl_spoof import distributed
-
-    joined = distributed.init_from_env(cfg.train.device, cfg.train.dist_timeout)
-    try:
-        yield distributed
-    except RuntimeError as exc:  # Gloo: "Timed out waiting ...", "Application timeout ..."
-        text = str(exc).lower()
-        if not (joined and ("timed out" in text or "timeout" in text)):
-            raise
-        raise CLSpoofError(
-            f"no answer from the other processes within train.dist_timeout = "
-            f"{cfg.train.dist_timeout:g} s: one of them hangs or has died (see its output); "
-            f"{str(exc).strip().splitlines()[-1]}") from exc
-    finally:
-        distributed.shutdown()
 
 
 def progress_bar() -> Progress:
@@ -201,27 +181,25 @@ class CliEvents:
         shown = "  ".join(f"{a} {v:.1f}" for a, v in eers.items())
         self.bar.console.print(f"  EER % after learning {attack}: {shown}", highlight=False)
 
-    def as_run_events(self):
-        from cl_spoof.runner import RunEvents
+    def as_run_events(self) -> Any:
+        from cl_spoof.workflows.events import RunEvents
 
         return RunEvents(on_stage=self.on_stage, on_progress=self.on_progress,
                          on_result=self.on_result)
 
 
-def _load_cfg(config: Path | None, strategy: str | None, seed: int | None):
+def _load_cfg(config: Path | None, strategy: str | None, seed: int | None) -> Any:
     from cl_spoof.config import load_config, with_overrides
-    from cl_spoof.strategies import check_strategy_name
 
     cfg = load_config(config)
     if strategy is not None:
         cfg = with_overrides(cfg, strategy={"name": strategy})
     if seed is not None:
         cfg = with_overrides(cfg, seed=seed)
-    check_strategy_name(cfg.strategy.name)
     return cfg
 
 
-def print_run_summary(summary) -> None:
+def print_run_summary(summary: Any) -> None:
     """The EER matrix and headline metrics of a finished run."""
     matrix = summary.matrix.reset_index()
     console.print(df_to_rich(matrix, title=f"EER (%) after each stage — {summary.out_dir}"))
@@ -240,7 +218,7 @@ def run_cmd(
     config: Annotated[Path | None, typer.Argument(
         help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
     strategy: Annotated[str | None, typer.Option(
-        help="Strategy name, overriding the config (naive, joint, ...).")] = None,
+        help=f"Strategy, overriding the config: {', '.join(STRATEGIES)}.")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Run directory (default: runs/<time>-<strategy>-seed<N>); must not exist.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed, overriding the config.")] = None,
@@ -253,7 +231,8 @@ def run_cmd(
     (Gloo on CPU, NCCL on GPUs; train.batch_size is the global batch).
     """
     from cl_spoof.config import load_config
-    from cl_spoof.runner import default_run_dir, run_experiment
+    from cl_spoof.infra.context import RunContext
+    from cl_spoof.workflows.run import default_run_dir, run_experiment
 
     if resume is not None:
         if config is not None or strategy or out or seed is not None:
@@ -263,14 +242,14 @@ def run_cmd(
     else:
         cfg = _load_cfg(config, strategy, seed)
         out_dir = out or default_run_dir(cfg)
-    with process_group(cfg) as dist:
-        out_dir = dist.broadcast_object(out_dir)  # rank 0's time stamp names the run
-        if not dist.is_main():  # rank 0 writes and reports; the others only train
-            run_experiment(cfg, out_dir, resume=resume is not None)
+    with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
+        out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
+        if not ctx.is_main:  # rank 0 writes and reports; the others only train
+            run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
             return
         with progress_bar() as bar:
             summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
-                                     resume=resume is not None)
+                                     resume=resume is not None, ctx=ctx)
     print_run_summary(summary)
 
 
@@ -280,8 +259,8 @@ def compare_cmd(
     config: Annotated[Path | None, typer.Argument(
         help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
     strategies: Annotated[str, typer.Option(
-        help="Comma-separated strategies: naive, joint, cumulative, lwf, ewc, si, replay, gem, "
-             "agem, dfwf, dfwf+replay.")] = "naive,dfwf,lwf,ewc,replay,joint",
+        help=f"Comma-separated strategies: {', '.join(STRATEGIES)}.")
+    ] = "naive,dfwf,lwf,ewc,replay,joint",
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0, 1, ..., N-1).")] = 3,
     out: Annotated[Path | None, typer.Option(
         help="Compare directory (default: runs/compare-<time>); must not exist.")] = None,
@@ -298,12 +277,9 @@ def compare_cmd(
     """
     from datetime import datetime
 
-    from cl_spoof.compare import (
-        comparison_display,
-        load_compare_spec,
-        parse_strategies,
-        run_compare,
-    )
+    from cl_spoof.infra.context import RunContext
+    from cl_spoof.reporting.render import comparison_display
+    from cl_spoof.workflows.compare import load_compare_spec, parse_strategies, run_compare
 
     if resume is not None:
         if config is not None or out is not None:
@@ -316,14 +292,15 @@ def compare_cmd(
         cfg = _load_cfg(config, None, None)
         seed_list = list(range(seeds))
         out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
-    with process_group(cfg) as dist:
-        out_dir = dist.broadcast_object(out_dir)
-        if not dist.is_main():
-            run_compare(cfg, names, seed_list, out_dir, resume=resume is not None, jobs=jobs)
+    with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
+        out_dir = ctx.broadcast_object(out_dir)
+        if not ctx.is_main:
+            run_compare(cfg, names, seed_list, out_dir, resume=resume is not None, jobs=jobs,
+                        ctx=ctx)
             return
         with progress_bar() as bar:
             table = run_compare(cfg, names, seed_list, out_dir, CliEvents(bar).as_run_events(),
-                                resume=resume is not None, jobs=jobs)
+                                resume=resume is not None, jobs=jobs, ctx=ctx)
     console.print(df_to_rich(comparison_display(table),
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
@@ -337,8 +314,8 @@ def report_cmd(
         help="Report folder (default: <first input>/report).")] = None,
 ) -> None:
     """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
-    from cl_spoof.compare import comparison_display
-    from cl_spoof.report import build_report
+    from cl_spoof.reporting import build_report
+    from cl_spoof.reporting.render import comparison_display
 
     res = build_report(inputs, out or inputs[0] / "report")
     console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
@@ -358,15 +335,20 @@ def add_attack_cmd(
     eval_fraction: Annotated[float, typer.Option(
         help="Share of the new audio held out for evaluation (by speaker when known).")] = 0.3,
     strategy: Annotated[str, typer.Option(
-        help="How to learn it: dfwf (no old data needed), lwf, naive, or ewc on EWC runs.")
+        help="How to learn it: dfwf (no old data needed), lwf, naive, or the run's own "
+             "strategy (e.g. ewc on EWC runs).")
     ] = "dfwf",
 ) -> None:
     """Teach a trained detector a new attack; re-evaluate every earlier attack."""
-    from cl_spoof.living import add_attack
+    from cl_spoof.reporting import build_report
+    from cl_spoof.workflows.add_attack import add_attack
 
     with progress_bar() as bar:
+        events = CliEvents(bar)
         summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction, strategy,
-                                       CliEvents(bar).as_run_events())
+                                       events.as_run_events())
+        events.on_stage("refreshing the report")
+        build_report([run_dir], run_dir / "report")
     for line in problems:
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
@@ -387,7 +369,7 @@ def score_cmd(
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
-    from cl_spoof.scoring import score_paths, write_score_file
+    from cl_spoof.workflows.score import score_paths, write_score_file
 
     with progress_bar() as bar:
         task = bar.add_task("scoring", total=None)
@@ -444,9 +426,10 @@ def demo_cmd(
     """The main job: demo corpus -> compare strategies -> forgetting-curve report."""
     from datetime import datetime
 
-    from cl_spoof.compare import comparison_display, parse_strategies, run_compare
     from cl_spoof.config import load_config
-    from cl_spoof.report import build_report
+    from cl_spoof.reporting import build_report
+    from cl_spoof.reporting.render import comparison_display
+    from cl_spoof.workflows.compare import parse_strategies, run_compare
 
     names = parse_strategies(strategies)
     cfg = load_config(None)

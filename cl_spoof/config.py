@@ -72,32 +72,35 @@ class TrainConfig:
     dist_timeout: float = 600.0
 
 
+def _default_hyperparameters() -> dict[str, Any]:
+    from cl_spoof.strategies.registry import hyperparameters
+
+    return {name: hp.default for name, hp in hyperparameters().items()}
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
-    """A continual-learning strategy and its hyper-parameters."""
+    """A continual-learning strategy and its hyper-parameters.
+
+    The hyper-parameters are declared with each strategy in
+    :mod:`cl_spoof.strategies.registry`. In YAML they sit flat next to ``name``
+    (``strategy: {name: dfwf, kd_weight: 2.0}``) and read as attributes
+    (``cfg.strategy.kd_weight``). Every declared key is present with its default,
+    whatever the name, so one config serves a comparison of several strategies.
+    ``hyperparameters`` must not be modified (build a new config instead).
+    """
 
     name: str = "naive"
-    # DFWF
-    kd_weight: float = 1.0
-    kd_temperature: float = 2.0
-    psa_weight: float = 1.0
-    psa_distance: str = "cosine"  # "cosine" or "l2"
-    psa_layers: tuple[str, ...] = ("embedding",)
-    # LwF
-    lwf_alpha: float = 1.0
-    lwf_temperature: float = 2.0
-    # EWC (online)
-    ewc_lambda: float = 100.0
-    ewc_decay: float = 0.5
-    # SI
-    si_lambda: float = 1.0
-    # Replay
-    memory_size: int = 200
-    # GEM / AGEM
-    gem_patterns_per_exp: int = 64
-    gem_memory_strength: float = 0.5
-    agem_patterns_per_exp: int = 64
-    agem_sample_size: int = 64
+    hyperparameters: dict[str, Any] = field(default_factory=_default_hyperparameters)
+
+    def __getattr__(self, key: str) -> Any:
+        """``cfg.strategy.<hyper-parameter>``."""
+        if key.startswith("_") or key == "hyperparameters":
+            raise AttributeError(key)
+        try:
+            return self.hyperparameters[key]
+        except KeyError:
+            raise AttributeError(f"StrategyConfig has no hyper-parameter {key!r}") from None
 
 
 @dataclass(frozen=True)
@@ -161,11 +164,30 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
     raise ConfigError(f"{key}: unsupported type {tp}")
 
 
+def _build_strategy(data: dict[str, Any], prefix: str) -> StrategyConfig:
+    """``strategy:`` — ``name`` plus any hyper-parameter a registered strategy declares."""
+    from cl_spoof.strategies.registry import hyperparameters
+
+    declared = hyperparameters()
+    unknown = [k for k in data if k != "name" and k not in declared]
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (valid keys here: "
+                          f"{', '.join(['name', *sorted(declared)])})")
+    values = {k: hp.default for k, hp in declared.items()}
+    for key, value in data.items():
+        if key != "name":
+            values[key] = _check_value(f"{prefix}{key}", value, declared[key].type)
+    name = _check_value(f"{prefix}name", data.get("name", "naive"), str)
+    return StrategyConfig(name=name, hyperparameters=values)
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    if cls is StrategyConfig:
+        return _build_strategy(data, prefix)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
@@ -178,7 +200,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for name, value in data.items():
         tp = hints[name]
         key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, f"{key}.")
         else:
             kwargs[name] = _check_value(key, value, tp)
@@ -216,7 +238,9 @@ def default_config_path() -> Path:
 
 def to_dict(cfg: Any) -> Any:
     """Plain YAML-able structure of a config (tuples become lists)."""
-    if dataclasses.is_dataclass(cfg):
+    if isinstance(cfg, StrategyConfig):  # flat: name, then the hyper-parameters
+        return {"name": cfg.name, **to_dict(cfg.hyperparameters)}
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, tuple | list):
         return [to_dict(v) for v in cfg]
@@ -230,7 +254,7 @@ def to_yaml(cfg: RunConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def with_overrides(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
+def with_overrides(cfg: RunConfig, **sections: Any) -> RunConfig:
     """A new config with some fields replaced, validated like a file.
 
     ``with_overrides(cfg, strategy={"name": "dfwf"}, seed=3)``.
@@ -245,8 +269,10 @@ def with_overrides(cfg: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Range checks that types alone cannot express."""
-    d, t, s = cfg.data, cfg.train, cfg.strategy
+    """Range checks that types alone cannot express (strategy ones: from the registry)."""
+    from cl_spoof.strategies.registry import check_strategy_name, hyperparameters
+
+    d, t = cfg.data, cfg.train
     checks: list[tuple[bool, str]] = [
         (d.num_samples >= 1600, "data.num_samples must be at least 1600 (0.1 s)"),
         (d.bonafide_sharing in ("all", "disjoint"),
@@ -263,23 +289,10 @@ def validate(cfg: RunConfig) -> None:
         (t.workers >= 0, "train.workers must not be negative"),
         (t.dist_timeout > 0, "train.dist_timeout must be positive (seconds)"),
         (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
-        (s.kd_weight >= 0, "strategy.kd_weight must not be negative"),
-        (s.kd_temperature > 0, "strategy.kd_temperature must be positive"),
-        (s.psa_weight >= 0, "strategy.psa_weight must not be negative"),
-        (s.psa_distance in ("cosine", "l2"),
-         f"strategy.psa_distance must be 'cosine' or 'l2', got {s.psa_distance!r}"),
-        (len(s.psa_layers) >= 1, "strategy.psa_layers must name at least one layer"),
-        (s.lwf_alpha >= 0, "strategy.lwf_alpha must not be negative"),
-        (s.lwf_temperature > 0, "strategy.lwf_temperature must be positive"),
-        (s.ewc_lambda >= 0, "strategy.ewc_lambda must not be negative"),
-        (0 <= s.ewc_decay <= 1, "strategy.ewc_decay must be between 0 and 1"),
-        (s.si_lambda >= 0, "strategy.si_lambda must not be negative"),
-        (s.memory_size >= 1, "strategy.memory_size must be at least 1"),
-        (s.gem_patterns_per_exp >= 1, "strategy.gem_patterns_per_exp must be at least 1"),
-        (s.gem_memory_strength >= 0, "strategy.gem_memory_strength must not be negative"),
-        (s.agem_patterns_per_exp >= 1, "strategy.agem_patterns_per_exp must be at least 1"),
-        (s.agem_sample_size >= 1, "strategy.agem_sample_size must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_strategy_name(cfg.strategy.name)
+    for name, hp in hyperparameters().items():
+        hp.check(cfg.strategy.hyperparameters[name])

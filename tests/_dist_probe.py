@@ -14,6 +14,7 @@ raises (MODE ``raise``) or hangs (MODE ``hang``) when its second experience star
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from cl_spoof import distributed as dist
+from cl_spoof.infra import distributed as dist
 
 
 def sharding(out: Path) -> None:
@@ -31,7 +32,7 @@ def sharding(out: Path) -> None:
     from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
     from torch.utils.data import TensorDataset
 
-    from cl_spoof.distributed import _SeededEpochs  # the piece under test
+    from cl_spoof.infra.distributed import _SeededEpochs  # the piece under test
 
     n = 21
     dataset = _make_taskaware_classification_dataset(
@@ -51,18 +52,22 @@ def scores(manifest: Path, out: Path) -> None:
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
 
-    from cl_spoof.benchmark import build_benchmark, load_benchmark_data
+    from cl_spoof.benchmark import load_benchmark_data
+    from cl_spoof.benchmark.datasets import build_benchmark
     from cl_spoof.config import DataConfig
+    from cl_spoof.infra.context import RunContext
+    from cl_spoof.infra.runtime import seed_everything
     from cl_spoof.metrics.plugin import EERPluginMetric
     from cl_spoof.models import build_model
-    from cl_spoof.runtime import seed_everything
 
     cfg = DataConfig(source=str(manifest), num_samples=4000, test_split="dev")
-    data = dist.local_main_first(lambda: load_benchmark_data(cfg))
+    ctx = RunContext(device=torch.device("cpu"), rank=dist.rank(), world_size=dist.world_size(),
+                     local_rank=dist.local_rank())
+    data = ctx.local_main_first(lambda: load_benchmark_data(cfg))
     bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.num_samples)
     seed_everything(0)
     model = build_model("tiny")
-    metric = EERPluginMetric()
+    metric = EERPluginMetric(gather=ctx.gather_shards)
     strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                      eval_mb_size=3, device="cpu", evaluator=EvaluationPlugin(metric, loggers=[]))
     with torch.inference_mode():
@@ -70,15 +75,15 @@ def scores(manifest: Path, out: Path) -> None:
     result = {attack: {"utt": r.utt_ids, "score": r.scores.tolist(), "target": r.targets.tolist(),
                        "eer": r.eer}
               for attack, r in metric.results[max(metric.results)].items()}
-    if dist.is_main():
+    if ctx.is_main:
         (out / "scores.json").write_text(json.dumps(result))
 
 
 def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
     from avalanche.core import SupervisedPlugin
 
-    import cl_spoof.runner
     from cl_spoof.cli import main
+    from cl_spoof.workflows import training
 
     class Fault(SupervisedPlugin, supports_distributed=True):
         def before_training_exp(self, strategy, **kwargs) -> None:
@@ -87,12 +92,12 @@ def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
                     time.sleep(3600)
                 raise RuntimeError(f"injected failure on rank {bad_rank}")
 
-    make_strategy = cl_spoof.runner.make_strategy
+    build = training.build_strategy
 
-    def with_fault(*args, plugins=(), **kwargs):
-        return make_strategy(*args, plugins=[*plugins, Fault()], **kwargs)
+    def with_fault(args):
+        return build(dataclasses.replace(args, plugins=[*args.plugins, Fault()]))
 
-    cl_spoof.runner.make_strategy = with_fault
+    training.build_strategy = with_fault
     sys.argv = ["cl-spoof", *cli_args]
     main()
 

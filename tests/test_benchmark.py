@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from cl_spoof.benchmark import (
-    build_benchmark,
-    class_weights,
     default_attacks,
     joint_plan,
     load_benchmark_data,
     plan_experiences,
     split_eval_only_attacks,
 )
+from cl_spoof.benchmark.datasets import build_benchmark
 from cl_spoof.config import DataConfig
 from cl_spoof.data import read_asvspoof2019_la
 from cl_spoof.errors import DataError
+from cl_spoof.strategies.plugins.training import class_weights
 
 A01_A06 = tuple(f"A0{i}" for i in range(1, 7))
 A07_A19 = tuple(f"A{i:02d}" for i in range(7, 20))

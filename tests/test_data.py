@@ -223,7 +223,7 @@ def test_cache_reports_bad_rows_and_retries_them(tmp_path: Path) -> None:
 
 
 def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path: Path) -> None:
-    from cl_spoof.io import atomic_path, atomic_write_text
+    from cl_spoof.infra.files import atomic_path, atomic_write_text
 
     target = tmp_path / "out.txt"
     atomic_write_text(target, "first")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -25,9 +26,10 @@ from torch.utils.data import TensorDataset
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import build_model
-from cl_spoof.runner import run_experiment
-from cl_spoof.strategies.dfwf import DFWFPlugin, resolve_layers
-from cl_spoof.strategies.losses import kd_loss, psa_loss
+from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
+from cl_spoof.strategies.regularization import kd_loss, psa_loss, resolve_layers
+from cl_spoof.strategies.templates import DFWF
+from cl_spoof.workflows.run import run_experiment
 
 torch.set_num_threads(1)
 
@@ -226,7 +228,7 @@ def test_teacher_frozen_during_experience_and_refreshed_after_it() -> None:
     strategy = make_strategy(model, [dfwf, probe], epochs=2)
     bm = random_benchmark(2)
 
-    assert dfwf.teacher is None and dfwf.state_dict() is None
+    assert dfwf.teacher is None and dfwf.state_dict() == {"teacher": None}
     strategy.train(bm.train_stream[0])
     teacher1 = dfwf.teacher
     assert teacher1 is not None and teacher1 is not model
@@ -273,7 +275,7 @@ def test_experience_without_bona_fide_records_zero_psa(caplog: pytest.LogCapture
     strategy = make_strategy(build_model("tiny"), [dfwf])
     bm = random_benchmark(2, no_bonafide=(1,))
     bm.train_stream[1].attack = "A99"
-    with caplog.at_level(logging.WARNING, logger="cl_spoof.strategies.dfwf"):
+    with caplog.at_level(logging.WARNING, logger="cl_spoof.strategies.plugins.dfwf"):
         for exp in bm.train_stream:
             strategy.train(exp)
     assert dfwf.history[1]["psa"] == 0.0 and dfwf.history[1]["bonafide_seen"] == 0
@@ -287,7 +289,7 @@ def test_unknown_layer_is_a_config_error() -> None:
     strategy = make_strategy(build_model("tiny"), [DFWFPlugin(layers=("embeding",))])
     with pytest.raises(ConfigError, match="'embeding'.*did you mean 'embedding'"):
         strategy.train(random_benchmark(1).train_stream[0])
-    with pytest.raises(ConfigError, match="valid layer names include: front"):
+    with pytest.raises(ConfigError, match="its layers include: front"):
         resolve_layers(build_model("tiny"), ["nope"])
 
 
@@ -314,12 +316,16 @@ def test_wrapped_model_and_teacher_state_round_trip() -> None:
     assert dfwf.history[1]["psa"] > 0
     state = dfwf.state_dict()
     restored = DFWFPlugin()
-    restored.load_teacher_state(build_model("tiny"), state)
+    restored.load_state_dict(state)
+    assert restored.state_dict()["teacher"] is state["teacher"]  # pending until an experience
+    restored.before_training_exp(SimpleNamespace(model=build_model("tiny"), device="cpu"))
     x = torch.randn(3, LENGTH)
     assert torch.equal(restored.teacher(x), dfwf.teacher(x))
     assert not restored.teacher.training
-    restored.load_teacher_state(build_model("tiny"), None)
+    restored.load_state_dict({"teacher": None})
     assert restored.teacher is None
+    with pytest.raises(ConfigError, match="DFWFPlugin.state_dict"):
+        restored.load_state_dict({"weights": 1})
 
 
 @pytest.mark.filterwarnings("ignore:No loggers specified")
@@ -357,6 +363,83 @@ def test_plugin_validates_settings() -> None:
         DFWFPlugin(temperature=0)
     with pytest.raises(ConfigError, match="layer"):
         DFWFPlugin(layers=())
+
+
+@pytest.mark.filterwarnings("ignore:No loggers specified")
+def test_default_layer_is_what_the_classifier_head_sees() -> None:
+    # layers=None aligns the input of the last nn.Linear; on ResNetGRU that is exactly the
+    # output of the `embedding` hook point, so both settings train identically.
+    runs = []
+    for layers in (None, ("embedding",)):
+        torch.manual_seed(0)
+        dfwf = DFWFPlugin(layers=layers)
+        strategy = make_strategy(build_model("tiny"), [dfwf])
+        for exp in random_benchmark(2).train_stream:
+            strategy.train(exp)
+        runs.append(dfwf.history[1])
+    assert runs[0]["psa"] > 0
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.filterwarnings("ignore:No loggers specified")
+def test_works_on_any_classifier_without_cl_spoof_layers() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(LENGTH, 16), nn.ReLU(), nn.Linear(16, 2))
+    dfwf = DFWFPlugin()
+    strategy = make_strategy(model, [dfwf])
+    for exp in random_benchmark(2).train_stream:
+        strategy.train(exp)
+    assert dfwf.history[1]["psa"] > 0 and dfwf.history[1]["kd"] > 0
+    # A named layer the model lacks is an error naming the plugin's own argument.
+    bad = make_strategy(nn.Sequential(nn.Linear(LENGTH, 2)), [DFWFPlugin(layers=["embedding"])])
+    with pytest.raises(ConfigError, match=r"DFWFPlugin\(layers=\.\.\.\): Sequential has no "
+                                          "layer 'embedding'"):
+        bad.train(random_benchmark(1).train_stream[0])
+    with pytest.raises(ConfigError, match="has none"):  # nothing to align by default
+        conv_only = nn.Sequential(nn.Unflatten(1, (1, LENGTH)), nn.Conv1d(1, 2, LENGTH),
+                                  nn.Flatten())
+        make_strategy(conv_only, [DFWFPlugin()]).train(random_benchmark(1).train_stream[0])
+
+
+@pytest.mark.filterwarnings("ignore:No loggers specified")
+def test_bonafide_class_chooses_the_aligned_samples() -> None:
+    seen = {}
+    for cls in (1, 0):
+        torch.manual_seed(0)
+        dfwf = DFWFPlugin(bonafide_class=cls)
+        strategy = make_strategy(build_model("tiny"), [dfwf])
+        for exp in random_benchmark(2, no_bonafide=(1,)).train_stream:  # exp 1: class 0 only
+            strategy.train(exp)
+        seen[cls] = (dfwf.history[1]["bonafide_seen"], dfwf.history[1]["psa"], dfwf.warnings)
+    assert seen[1][0] == 0 and seen[1][1] == 0.0 and len(seen[1][2]) == 1
+    assert seen[0][0] == 24 and seen[0][1] > 0 and seen[0][2] == []
+    with pytest.raises(ConfigError, match="bonafide_class"):
+        DFWFPlugin(bonafide_class=-1)
+
+
+@pytest.mark.filterwarnings("ignore:No loggers specified")
+def test_dfwf_strategy_class_equals_naive_with_the_plugin() -> None:
+    bm = random_benchmark(2)
+    histories, weights = [], []
+    for use_class in (True, False):
+        torch.manual_seed(0)
+        model = build_model("tiny")
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        common = dict(model=model, optimizer=opt, train_mb_size=8, eval_mb_size=8,
+                      train_epochs=1, device="cpu", evaluator=EvaluationPlugin(loggers=[]))
+        if use_class:
+            strategy = DFWF(kd_weight=1.0, psa_weight=2.0, **common)
+            plugin = strategy.dfwf
+            assert plugin in strategy.plugins
+        else:
+            plugin = DFWFPlugin(kd_weight=1.0, psa_weight=2.0)
+            strategy = Naive(criterion=nn.CrossEntropyLoss(), plugins=[plugin], **common)
+        for exp in bm.train_stream:
+            strategy.train(exp)
+        histories.append(plugin.history)
+        weights.append(state_copy(model))
+    assert histories[0] == histories[1] and histories[0][1]["psa"] > 0
+    assert same_state(weights[0], weights[1])
 
 
 # ---------------------------------------------------------------------- end to end

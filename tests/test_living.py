@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from cl_spoof.cli import app
 from cl_spoof.config import load_config
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.living import add_attack
-from cl_spoof.runner import run_experiment
+from cl_spoof.workflows.add_attack import add_attack
+from cl_spoof.workflows.run import run_experiment
 
 
 def _new_attack_folder(root: Path, n: int = 12, bad: int = 0) -> Path:
@@ -46,8 +46,10 @@ def trained_run(tiny_corpus: Path, tmp_path: Path) -> Path:
 
 def test_add_attack_appends_a_stage(trained_run: Path, tmp_path: Path) -> None:
     folder = _new_attack_folder(tmp_path, bad=1)
-    summary, problems = add_attack(trained_run, "NEW", folder)
-    assert len(problems) == 1 and "broken_0.wav" in problems[0]
+    res = CliRunner().invoke(app, ["add-attack", str(trained_run), "--name", "NEW", "--spoof",
+                                   str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "skipped" in res.output and "broken_0.wav" in res.output
     matrix = pd.read_csv(trained_run / "eer_matrix.csv")
     assert list(matrix.columns) == ["stage", "trained_on", "T1", "T2", "NEW"]
     assert matrix.trained_on.tolist() == ["T1", "T2", "NEW"]
@@ -101,3 +103,33 @@ def test_add_attack_without_the_runs_data_needs_bonafide(tmp_path: Path) -> None
     assert matrix.trained_on.tolist()[-1] == "NEW"
     assert matrix["NEW"].notna().all()
     assert matrix.iloc[-1][["T1", "T2"]].isna().all()  # old attacks cannot be re-evaluated
+
+
+def test_add_attack_refuses_strategies_that_need_their_own_run(trained_run: Path,
+                                                               tmp_path: Path) -> None:
+    folder = _new_attack_folder(tmp_path)
+    before = _digest(trained_run)
+    with pytest.raises(CLSpoofError, match=r"ewc needs the state of a ewc run.*'naive'.*"
+                                           r"naive, lwf, dfwf"):
+        add_attack(trained_run, "NEW", folder, strategy="ewc")
+    with pytest.raises(CLSpoofError, match="joint trains once on every attack"):
+        add_attack(trained_run, "NEW", folder, strategy="joint")
+    assert _digest(trained_run) == before
+
+
+def test_dfwf_on_a_run_of_another_strategy_distils_from_its_last_model() -> None:
+    import torch
+
+    from cl_spoof.config import config_from_dict
+    from cl_spoof.infra.context import RunContext
+    from cl_spoof.workflows.training import Trainer
+
+    cfg = config_from_dict({"model": {"preset": "tiny"}, "strategy": {"name": "dfwf"}})
+    trainer = Trainer.build(cfg, RunContext.local("cpu"))
+    trainer.restore_state({}, 2, None)  # a naive run's checkpoint holds no teacher
+    teacher = trainer.strategy.dfwf.state_dict()["teacher"]
+    model = trainer.strategy.model.state_dict()
+    assert teacher.keys() == model.keys()
+    assert all(torch.equal(teacher[k], model[k]) for k in model)
+    trainer.restore_state({}, 0, None)  # before any stage: no teacher
+    assert trainer.strategy.dfwf.state_dict()["teacher"] is None

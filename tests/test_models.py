@@ -44,7 +44,7 @@ def test_output_and_embedding_shapes(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["small", "base"])
 def test_gru_frames_at_full_length(name: str) -> None:
-    config = PRESETS[name]
+    config = PRESETS[name].config
     assert 50 <= config.num_frames(FULL) <= 150
     assert config.num_frames(32_000) >= 20  # 2-s demo clips
     model = build_model(name)
@@ -113,7 +113,8 @@ def test_overrides_and_config_objects() -> None:
     assert model.embed(torch.randn(2, 4_000)).shape == (2, 10)
     config = ModelConfig(block_channels=[8, 8], block_pools=[2, 2], gru_hidden=8)
     assert config.block_channels == (8, 8)
-    assert build_model(config).config is config
+    assert ResNetGRU(config).config is config
+    assert all(PRESETS[n].build is ResNetGRU for n in PRESETS)
 
 
 def test_config_errors() -> None:

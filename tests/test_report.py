@@ -17,19 +17,14 @@ import pytest
 import yaml
 from test_run import tiny_config
 
-from cl_spoof.compare import comparison_display, run_compare
 from cl_spoof.config import load_config
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.metrics.continual import summarize
-from cl_spoof.report import (
-    COMPARISON_SIZE_PX,
-    ReportError,
-    ReportResult,
-    build_report,
-    forgetting_size_px,
-    heatmap_size_px,
-)
-from cl_spoof.runner import run_experiment
+from cl_spoof.reporting import ReportError, ReportResult, build_report
+from cl_spoof.reporting.figures import COMPARISON_SIZE_PX, forgetting_size_px, heatmap_size_px
+from cl_spoof.reporting.render import comparison_display
+from cl_spoof.workflows.compare import run_compare
+from cl_spoof.workflows.run import run_experiment
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ATTACKS = ["T1", "T2"]

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from cl_spoof.cli import app
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.runner import run_experiment
+from cl_spoof.workflows.run import run_experiment
 
 TOLERANCE = 1e-3  # EER points; rows of a resumed matrix are re-read from a 4-decimal CSV
 WEIGHT_TOLERANCE = 1e-5  # final weights of resumed vs uninterrupted runs (CPU, same threads)
@@ -66,7 +66,9 @@ def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strate
 
 def test_resume_after_sigkill_mid_experience(three_attacks: Path, tmp_path: Path) -> None:
     cfg_path = tmp_path / "kill.yaml"
-    cfg = _cfg(three_attacks, tmp_path, "dfwf", epochs=40)
+    # One short first stage; the kill lands in the second, which lasts 20 epochs.
+    cfg = with_overrides(_cfg(three_attacks, tmp_path, "dfwf", epochs=20),
+                         train={"first_epochs": 1})
     from cl_spoof.config import to_yaml
 
     cfg_path.write_text(to_yaml(cfg))
@@ -86,7 +88,7 @@ def test_resume_after_sigkill_mid_experience(three_attacks: Path, tmp_path: Path
             time.sleep(0.05)
         else:
             pytest.fail("stage 1 did not complete in time")
-        time.sleep(0.1)  # inside stage 2 (40 epochs take far longer than this)
+        time.sleep(0.1)  # inside stage 2 (20 epochs take far longer than this)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -114,7 +116,7 @@ def test_resume_refusals(tiny_corpus: Path, tmp_path: Path) -> None:
 
 
 def test_compare_resume_completes_missing_runs(tiny_corpus: Path, tmp_path: Path) -> None:
-    from cl_spoof.compare import load_compare_spec, run_compare
+    from cl_spoof.workflows.compare import load_compare_spec, run_compare
 
     cfg = _cfg(tiny_corpus, tmp_path, "naive", epochs=1)
     out = tmp_path / "cmp"
@@ -133,21 +135,13 @@ def test_compare_resume_completes_missing_runs(tiny_corpus: Path, tmp_path: Path
 def test_strategy_state_round_trip(name: str, tiny_corpus: Path, tmp_path: Path) -> None:
     """Exported plugin tensors come back exactly (SI's importances are often all zero in
     real runs, so the end-to-end test above cannot see a lost SI state)."""
-    from avalanche.training.plugins import EvaluationPlugin
-
-    from cl_spoof.models import build_model
-    from cl_spoof.strategies import make_strategy
-    from cl_spoof.strategies.state import export_state, restore_state
+    from cl_spoof.infra.context import RunContext
+    from cl_spoof.workflows.training import Trainer
 
     cfg = _cfg(tiny_corpus, tmp_path, name, epochs=1)
-
-    def fresh():
-        model = build_model("tiny")
-        opt = torch.optim.Adam(model.parameters())
-        return make_strategy(cfg, model, opt, torch.device("cpu"),
-                             EvaluationPlugin(loggers=[]))
-
-    src, dst = fresh(), fresh()
+    src_trainer = Trainer.build(cfg, RunContext.local("cpu"))
+    dst_trainer = Trainer.build(cfg, RunContext.local("cpu"))
+    src, dst = src_trainer.strategy, dst_trainer.strategy
     plugin = next(p for p in src.plugins if type(p).__name__.startswith(
         {"si": "Synaptic", "gem": "GEM", "ewc": "EWC"}[name]))
     from avalanche.training.utils import ParamData
@@ -163,11 +157,11 @@ def test_strategy_state_round_trip(name: str, tiny_corpus: Path, tmp_path: Path)
     else:
         plugin.importances[0] = {"w": ParamData("w", init_tensor=torch.rand(5))}
         plugin.saved_params[0] = {"w": ParamData("w", init_tensor=torch.randn(5))}
-    state = export_state(src)
+    state = src_trainer.export_state()
     assert state  # something was exported
     path = tmp_path / "state.pt"
     torch.save(state, path)
-    restore_state(dst, torch.load(path, weights_only=True), completed_stages=1)
+    dst_trainer.restore_state(torch.load(path, weights_only=True), 1, None)
     target = next(p for p in dst.plugins if type(p) is type(plugin))
     if name == "si":
         for a, b in zip(plugin.ewc_data, target.ewc_data, strict=True):

@@ -107,7 +107,8 @@ def test_unknown_strategy_lists_valid_ones(tiny_corpus: Path, tmp_path: Path) ->
 def test_nan_loss_is_a_clear_error() -> None:
     from types import SimpleNamespace
 
-    from cl_spoof.runner import ProgressPlugin, RunEvents, TrainingError
+    from cl_spoof.workflows.events import RunEvents
+    from cl_spoof.workflows.training import ProgressPlugin, TrainingError
 
     strategy = SimpleNamespace(
         loss=torch.tensor(float("nan")),
@@ -123,7 +124,7 @@ def test_nan_loss_is_a_clear_error() -> None:
                          ids=["bf16-autocast", "compile"])
 def test_speed_switches_run(tiny_corpus: Path, tmp_path: Path, train: dict) -> None:
     from cl_spoof.config import load_config, with_overrides
-    from cl_spoof.runner import run_experiment
+    from cl_spoof.workflows.run import run_experiment
 
     cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)), train=train,
                          strategy={"name": "dfwf"})

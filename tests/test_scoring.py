@@ -11,13 +11,13 @@ import soundfile as sf
 import torch
 from test_run import tiny_config
 
-from cl_spoof import runner
-from cl_spoof.checkpoints import CHECKPOINT_FORMAT
 from cl_spoof.config import load_config
 from cl_spoof.data.audio import fix_length, read_audio
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
+from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT
 from cl_spoof.metrics.plugin import logits_to_scores
-from cl_spoof.scoring import (
+from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.score import (
     CheckpointError,
     FileScore,
     ScoreResult,
@@ -49,7 +49,7 @@ def checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A real checkpoint of a one-stage tiny run."""
     tmp = tmp_path_factory.mktemp("score_run")
     cfg = load_config(tiny_config(tiny_corpus, tmp, strategy={"name": "joint"}))
-    runner.run_experiment(cfg, tmp / "run")
+    run_experiment(cfg, tmp / "run")
     path = tmp / "run" / "checkpoints" / "stage_0.pt"
     assert path.is_file()
     return path

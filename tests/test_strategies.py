@@ -7,22 +7,77 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from avalanche.core import SupervisedPlugin
 from test_run import tiny_config
 
-from cl_spoof.compare import parse_strategies, run_compare
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.runner import run_experiment
 from cl_spoof.strategies import STRATEGIES, check_strategy_name
+from cl_spoof.workflows.compare import parse_strategies, run_compare
+from cl_spoof.workflows.run import run_experiment
+
+# Non-default hyper-parameters, so the test sees that each one reaches the method.
+SETTINGS = {"memory_size": 8, "gem_patterns_per_exp": 4, "gem_memory_strength": 0.25,
+            "agem_patterns_per_exp": 4, "agem_sample_size": 4, "lwf_alpha": 0.5,
+            "lwf_temperature": 3.0, "ewc_lambda": 7.0, "ewc_decay": 0.25, "si_lambda": 0.5,
+            "kd_weight": 0.5, "kd_temperature": 3.0, "psa_weight": 2.0, "psa_distance": "l2"}
+
+# name -> (strategy class, {plugin class: {attribute: expected value}})
+EXPECTED = {
+    "naive": ("Naive", {}),
+    "joint": ("Naive", {}),
+    "cumulative": ("Cumulative", {}),
+    "lwf": ("LwF", {"LwFPlugin": {"lwf.alpha": 0.5, "lwf.temperature": 3.0}}),
+    "ewc": ("EWC", {"EWCPlugin": {"ewc_lambda": 7.0, "decay_factor": 0.25, "mode": "online"}}),
+    "si": ("SynapticIntelligence", {"SynapticIntelligencePlugin": {"si_lambda": [0.5]}}),
+    "replay": ("Replay", {"ReplayPlugin": {"mem_size": 8}}),
+    "gem": ("GEM", {"GEMPlugin": {"patterns_per_experience": 4, "memory_strength": 0.25}}),
+    "agem": ("AGEM", {"AGEMPlugin": {"patterns_per_experience": 4, "sample_size": 4}}),
+    "dfwf": ("DFWF", {"DFWFPlugin": {"dfwf.kd_weight": 0.5, "dfwf.temperature": 3.0,
+                                     "dfwf.psa_weight": 2.0, "dfwf.distance": "l2"}}),
+    "dfwf+replay": ("Replay", {"ReplayPlugin": {"mem_size": 8},
+                               "DFWFPlugin": {"dfwf.kd_weight": 0.5, "dfwf.psa_weight": 2.0}}),
+}
 
 
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_every_strategy_runs_a_tiny_sequence(name: str, tiny_corpus: Path, tmp_path: Path
-                                             ) -> None:
+class Inspect(SupervisedPlugin):
+    """Records the strategy class and its plugins when training starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strategy: object = None
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        self.strategy = strategy
+
+
+def _attr(obj: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_registered_strategy_is_checked_here() -> None:
+    assert set(EXPECTED) == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_builds_its_method_and_runs(name: str, tiny_corpus: Path,
+                                                   tmp_path: Path) -> None:
     cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)),
-                         strategy={"name": name, "memory_size": 8, "gem_patterns_per_exp": 4,
-                                   "agem_patterns_per_exp": 4, "agem_sample_size": 4})
-    summary = run_experiment(cfg, tmp_path / "run")
+                         strategy={"name": name, **SETTINGS})
+    probe = Inspect()
+    summary = run_experiment(cfg, tmp_path / "run", extra_plugins=[probe])
+    cls, plugins = EXPECTED[name]
+    assert type(probe.strategy).__name__ == cls
+    found = {type(p).__name__: p for p in probe.strategy.plugins}
+    for plugin, attributes in plugins.items():
+        assert plugin in found, (name, sorted(found))
+        for attribute, value in attributes.items():
+            assert _attr(found[plugin], attribute) == value, (name, plugin, attribute)
+    method_plugins = {"LwFPlugin", "EWCPlugin", "SynapticIntelligencePlugin", "ReplayPlugin",
+                      "GEMPlugin", "AGEMPlugin", "DFWFPlugin"}
+    assert method_plugins & set(found) == set(plugins)  # no other method sneaks in
     matrix = pd.read_csv(tmp_path / "run" / "eer_matrix.csv")
     assert len(matrix) == (1 if name == "joint" else 2)
     assert matrix[["T1", "T2"]].notna().all().all()
@@ -55,3 +110,79 @@ def test_compare_same_start_per_seed_and_table(tiny_corpus: Path, tmp_path: Path
     assert json.loads((out / "compare.json").read_text())["seeds"] == [0, 1]
     with pytest.raises(CLSpoofError, match="exists"):
         run_compare(cfg, ["naive"], [0], out)
+
+
+class AnchorPlugin(SupervisedPlugin):
+    """Toy method: an L2 pull towards the weights after the previous experience."""
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        self.weight = weight
+        self.anchor: dict | None = None
+
+    def before_backward(self, strategy, **kwargs) -> None:
+        if self.anchor is not None:
+            strategy.loss = strategy.loss + self.weight * sum(
+                ((p - self.anchor[n]) ** 2).sum() for n, p in strategy.model.named_parameters())
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        self.anchor = {n: p.detach().clone() for n, p in strategy.model.named_parameters()}
+
+
+def test_a_new_strategy_is_one_registry_entry(tiny_corpus: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builder, hyper-parameter (config key, default, check) and resumable state: one spec."""
+    import torch
+
+    from cl_spoof.config import config_from_dict
+    from cl_spoof.strategies.registry import (
+        AT_LEAST_ONE,
+        STRATEGIES,
+        HyperParameter,
+        StrategySpec,
+    )
+    from cl_spoof.strategies.state import StateAdapter
+
+    def build(a):
+        from avalanche.training import Naive
+
+        return Naive(**a.common([AnchorPlugin(a.cfg.strategy.anchor_weight)]))
+
+    def plugin(strategy):
+        return next(p for p in strategy.plugins if isinstance(p, AnchorPlugin))
+
+    def restore(strategy, state, completed, stream):
+        if "anchor" in state:
+            plugin(strategy).anchor = dict(state["anchor"])
+
+    anchor_state = StateAdapter(
+        "anchor", lambda s: {} if plugin(s).anchor is None else {"anchor": plugin(s).anchor},
+        restore)
+    monkeypatch.setitem(STRATEGIES, "anchor", StrategySpec(
+        "anchor", "toy L2 anchor", "no", build,
+        (HyperParameter("anchor_weight", 1.0, "pull strength", AT_LEAST_ONE),),
+        state=lambda: (anchor_state,)))
+
+    with pytest.raises(ConfigError, match="strategy.anchor_weight must be at least 1"):
+        config_from_dict({"strategy": {"name": "anchor", "anchor_weight": 0.5}})
+    cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)),
+                         strategy={"name": "anchor", "anchor_weight": 3.0}, train={"epochs": 2})
+    full = run_experiment(cfg, tmp_path / "full")
+    saved = torch.load(tmp_path / "full" / "checkpoints" / "stage_0.pt", weights_only=True)
+    assert set(saved["strategy_state"]) == {"anchor"}
+    # Resume after stage 0: the anchor comes back from the checkpoint, results match.
+    import shutil
+
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "full", part)
+    (part / "checkpoints" / "stage_1.pt").unlink()
+    status = json.loads((part / "run.json").read_text())
+    status.update(completed_stages=1, finished=False, total_stages=None)
+    (part / "run.json").write_text(json.dumps(status))
+    resumed = run_experiment(cfg, part, resume=True)
+    pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=1e-3, rtol=0)
+    a = torch.load(part / "checkpoints" / "stage_1.pt", weights_only=True)["model_state"]
+    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_1.pt",
+                   weights_only=True)["model_state"]
+    for name, value in b.items():
+        torch.testing.assert_close(a[name], value, atol=1e-5, rtol=0, msg=name)

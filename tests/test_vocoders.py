@@ -97,14 +97,28 @@ def test_unknown_family_is_rejected(speech: tuple[np.ndarray, list[np.ndarray]])
         apply_family("S99", speech[0], np.random.default_rng(0))
 
 
+def _spectral_convergence(out: np.ndarray, ref: np.ndarray) -> float:
+    """How far ``out``'s STFT magnitude is from ``ref``'s (both at unit RMS): the
+    Griffin-Lim family keeps the magnitude and rebuilds the phase, so a better
+    rebuilt phase leaves the magnitude closer to the original."""
+    def mag(x: np.ndarray) -> np.ndarray:
+        x = x / np.sqrt(np.mean(x**2))
+        frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::128] * np.hanning(512)
+        return np.abs(np.fft.rfft(frames, axis=1))
+    a, b = mag(out), mag(ref)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 def test_strength_parameters_can_be_overridden(
         speech: tuple[np.ndarray, list[np.ndarray]]) -> None:
     wave, _ = speech
-    weak = apply_family("S01", wave, np.random.default_rng(0), n_iter=64)
-    strong = apply_family("S01", wave, np.random.default_rng(0), n_iter=2)
-    ref = _log_spectrum(normalise_level(wave))
-    assert not np.array_equal(weak, strong)
-    assert np.isfinite(_log_spectrum(weak) - ref).all()
+    ref = normalise_level(wave)
+    error = {n: _spectral_convergence(apply_family("S01", wave, np.random.default_rng(0),
+                                                   n_iter=n), ref) for n in (4, 16, 64)}
+    # More Griffin-Lim iterations rebuild a more consistent phase: a weaker artefact than
+    # the default 4 (measured on demo speech: about 0.45, 0.32 and 0.22).
+    assert error[4] > error[16] > error[64]
+    assert error[64] < 0.7 * error[4]
 
 
 def test_normalise_level() -> None:

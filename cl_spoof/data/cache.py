@@ -24,8 +24,7 @@ import numpy as np
 from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio, waveform_problem
 from cl_spoof.data.checks import Problem
 from cl_spoof.errors import DataError
-from cl_spoof.io import atomic_path, atomic_write_text
-from cl_spoof.paths import user_cache_dir
+from cl_spoof.infra.files import atomic_path, atomic_write_text, user_cache_dir
 
 CACHE_VERSION = 1
 INT16_SCALE = 32767.0

@@ -17,7 +17,7 @@ import pandas as pd
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
 from cl_spoof.errors import DataError
-from cl_spoof.io import atomic_write_text
+from cl_spoof.infra.files import atomic_write_text
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 

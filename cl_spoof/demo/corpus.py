@@ -36,7 +36,7 @@ from cl_spoof.data.audio import SAMPLE_RATE, read_audio
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPLITS, SPOOF
 from cl_spoof.demo.vocoders import FAMILIES, apply_family, normalise_level
 from cl_spoof.errors import ConfigError, DataError
-from cl_spoof.paths import user_cache_dir
+from cl_spoof.infra.files import user_cache_dir
 
 CORPUS_VERSION = 2  # bump whenever the output for a given seed changes
 MARKER = "demo_corpus.json"

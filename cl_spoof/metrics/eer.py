@@ -22,6 +22,8 @@ import numpy.typing as npt
 import pandas as pd
 import torch
 
+from cl_spoof.labels import BONAFIDE_TARGET
+
 __all__ = [
     "BONAFIDE_ATTACK",
     "compute_det_curve",
@@ -117,7 +119,7 @@ def pooled_eer(scores: pd.DataFrame) -> float:
 
 
 #: Target / logit index of the bona fide class (0 is spoof).
-BONAFIDE_LABEL = 1
+BONAFIDE_LABEL = BONAFIDE_TARGET
 
 
 def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:

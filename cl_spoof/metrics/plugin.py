@@ -5,12 +5,14 @@ spoof trials of one attack, so the per-experience EER is the per-attack EER.
 Besides emitting the value through Avalanche's evaluation plugin, the metric
 keeps every stage's scores so that the runner can write ASVspoof-style score
 files and an EER matrix (training stage x attack) without a second pass.
-Under ``torchrun`` every rank scores a shard of each experience; the shards are
-gathered (:func:`cl_spoof.distributed.gather_shards`) before the EER is taken.
+Under ``torchrun`` every process scores a shard of each experience; the metric is
+given a ``gather`` function (:meth:`cl_spoof.infra.context.RunContext.gather_shards`)
+that puts the shards back together before the EER is taken.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,13 +24,20 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from cl_spoof.distributed import gather_shards, is_distributed
 from cl_spoof.metrics.eer import BONAFIDE_ATTACK, BONAFIDE_LABEL, compute_eer, logits_to_scores
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
 __all__ = ["EERPluginMetric", "ExperienceScores", "eer_metrics"]
+
+#: ``gather(values, n)``: the ``n`` per-sample values of a dataset scored in shards.
+Gather = Callable[[npt.NDArray, int], npt.NDArray]
+
+
+def _no_gather(values: npt.NDArray, n: int) -> npt.NDArray:
+    return values
+
 
 @dataclass
 class ExperienceScores:
@@ -82,11 +91,14 @@ class EERPluginMetric(PluginMetric[float]):
 
     ``results[stage][attack]`` holds :class:`ExperienceScores`. The attack
     name is ``experience.attack`` if present, else ``"Exp<id>"``.
+
+    ``gather`` joins the shards scored by several processes (one process: identity).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gather: Gather = _no_gather) -> None:
         """Create an empty metric."""
         super().__init__()
+        self.gather = gather
         self.results: dict[int, dict[str, ExperienceScores]] = {}
         self._stage: int | None = None
         self._scores: list[npt.NDArray[np.float64]] = []
@@ -142,9 +154,9 @@ class EERPluginMetric(PluginMetric[float]):
         attack = str(getattr(exp, "attack", None) or f"Exp{exp_id:03d}")
         scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
         targets = np.concatenate(self._targets) if self._targets else np.zeros(0, np.int64)
-        if is_distributed():  # each rank scored a shard: the EER needs every trial
-            n = len(strategy.adapted_dataset)
-            scores, targets = gather_shards(scores, n), gather_shards(targets, n)
+        # Under torchrun each process scored a shard: the EER needs every trial.
+        n = len(strategy.adapted_dataset)
+        scores, targets = self.gather(scores, n), self.gather(targets, n)
         utt_ids = self._utt_ids(exp, len(scores), attack)
 
         bona = scores[targets == BONAFIDE_LABEL]

@@ -15,7 +15,6 @@ The ``rawnet2_reference`` preset keeps RawNet2's sizes as a yardstick.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,17 +22,10 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import ConfigError
+from cl_spoof.labels import NUM_CLASSES
+from cl_spoof.models.base import Detector
 
-__all__ = [
-    "PRESETS",
-    "ModelConfig",
-    "ResNetGRU",
-    "build_model",
-    "count_parameters",
-]
-
-#: Number of output logits; index 1 is bona fide, index 0 is spoof.
-NUM_CLASSES = 2
+__all__ = ["CONFIGS", "ModelConfig", "ResNetGRU"]
 
 Pooling = Literal["last", "mean"]
 
@@ -139,7 +131,8 @@ class ModelConfig:
         return self.front_kernel + (hop_after_front - 1) * self.front_stride
 
 
-PRESETS: dict[str, ModelConfig] = {
+#: The ResNet-GRU presets (registered in :mod:`cl_spoof.models.registry`).
+CONFIGS: dict[str, ModelConfig] = {
     # Unit tests: a few thousand parameters, milliseconds per batch.
     "tiny": ModelConfig(
         front_channels=8,
@@ -234,7 +227,7 @@ class _ResBlock(nn.Module):
         return self.fms(self.pool(out + self.skip(x)))
 
 
-class ResNetGRU(nn.Module):
+class ResNetGRU(Detector):
     """Raw-waveform ResNet + GRU detector returning 2 logits (index 1 = bona fide).
 
     ``forward`` returns a plain logits tensor (Avalanche strategies need that).
@@ -318,35 +311,10 @@ class ResNetGRU(nn.Module):
         for block in self.blocks:
             block.compile(backend=backend)
 
+    def min_length(self) -> int:
+        """Shortest input (samples) the model accepts."""
+        return self.config.min_length()
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Return the utterance embedding ``(B, embedding_dim)``."""
         return self.embedding(self._embed(x))
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def build_model(preset: str | ModelConfig = "base", **overrides: Any) -> ResNetGRU:
-    """Build a :class:`ResNetGRU` from a preset name or config, with field overrides.
-
-    Raises :class:`~cl_spoof.errors.ConfigError` for an unknown preset or field.
-    """
-    if isinstance(preset, ModelConfig):
-        config = preset
-    else:
-        if preset not in PRESETS:
-            raise ConfigError(
-                f"unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}"
-            )
-        config = PRESETS[preset]
-    if overrides:
-        names = {f.name for f in dataclasses.fields(ModelConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown model option(s) {unknown}; valid options: {', '.join(sorted(names))}"
-            )
-        config = dataclasses.replace(config, **overrides)
-    return ResNetGRU(config)

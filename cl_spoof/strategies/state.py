@@ -1,18 +1,21 @@
 """What a strategy must carry across an interruption, as plain tensors.
 
 Checkpoints hold only tensors and primitives (``torch.load(weights_only=True)``),
-so each strategy's state is exported to such a dict after every stage and put
-back on resume. Supported: strategies whose state is the model itself or a few
-tensors (naive, joint, dfwf, lwf, ewc, si, gem), the experiences seen so far
-(cumulative) or memories of samples, saved as the table rows they hold (replay,
-dfwf+replay, agem). Every shipped strategy is resumable; :func:`check_resumable`
-guards strategies added later.
+so each piece of strategy state has a :class:`StateAdapter`: ``export`` turns it
+into checkpoint entries after every stage, ``restore`` puts it back on resume
+(and on the other processes under torchrun). A strategy's spec in
+:mod:`cl_spoof.strategies.registry` lists the adapters it needs. State is the
+model itself or a few tensors (DFWF teacher, LwF previous model, EWC/SI
+importances, GEM memories), the experiences seen so far (cumulative) or
+memories of samples, saved as the table rows they hold (replay, A-GEM).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from avalanche.benchmarks.utils import concat_datasets
@@ -31,128 +34,126 @@ from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import ParamData
 
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.strategies.dfwf import DFWFPlugin
+from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
 
-RESUMABLE: tuple[str, ...] = ("naive", "joint", "cumulative", "dfwf", "lwf", "ewc", "si",
-                               "replay", "dfwf+replay", "gem", "agem")
-
-
-def check_resumable(name: str) -> None:
-    """Raise :class:`CLSpoofError` when runs of strategy ``name`` cannot be resumed."""
-    if name not in RESUMABLE:
-        raise CLSpoofError(
-            f"resuming a {name!r} run is not supported yet (it keeps data buffers or a "
-            f"training trajectory outside the checkpoint); resumable: {', '.join(RESUMABLE)}"
-        )
+Export = Callable[[SupervisedTemplate], dict[str, Any]]
+Restore = Callable[[SupervisedTemplate, dict[str, Any], int, Sequence[Any] | None], None]
 
 
-def _tensor(value) -> torch.Tensor:
+@dataclass(frozen=True)
+class StateAdapter:
+    """One piece of strategy state: checkpoint entries out (``export``), back in (``restore``).
+
+    ``restore(strategy, state, completed_stages, train_stream)`` runs after the model
+    holds the checkpoint's weights; ``train_stream`` lets memories saved as table rows
+    be rebuilt from the experiences' datasets.
+    """
+
+    name: str
+    export: Export
+    restore: Restore
+
+
+def export_state(strategy: SupervisedTemplate, adapters: Sequence[StateAdapter]) -> dict:
+    """Checkpoint entries of every adapter (after a stage ends)."""
+    state: dict[str, Any] = {}
+    for adapter in adapters:
+        state.update(adapter.export(strategy))
+    return state
+
+
+def restore_state(strategy: SupervisedTemplate, adapters: Sequence[StateAdapter], state: dict,
+                  completed_stages: int, train_stream: Sequence[Any] | None = None) -> None:
+    """Put back what :func:`export_state` saved after ``completed_stages`` stages."""
+    for adapter in adapters:
+        adapter.restore(strategy, state, completed_stages, train_stream)
+
+
+def _tensor(value: Any) -> torch.Tensor:
     """The tensor inside an Avalanche ``ParamData`` (or the tensor itself)."""
     return (value.data if isinstance(value, ParamData) else value).detach().clone()
 
 
-def _plugin(strategy: SupervisedTemplate, kind: type):
-    return next((p for p in strategy.plugins if isinstance(p, kind)), None)
+def _plugin(strategy: SupervisedTemplate, kind: type) -> Any:
+    found = next((p for p in strategy.plugins if isinstance(p, kind)), None)
+    if found is None:
+        raise CLSpoofError(f"the strategy has no {kind.__name__}; its state cannot be saved")
+    return found
 
 
-def export_state(strategy: SupervisedTemplate) -> dict:
-    """Tensors a resumed run needs besides model and optimizer (after a stage ends)."""
-    state: dict = {}
-    dfwf = _plugin(strategy, DFWFPlugin)
-    if dfwf is not None and dfwf.teacher is not None:
-        state["dfwf_teacher"] = dfwf.state_dict()
-    ewc = _plugin(strategy, EWCPlugin)
-    if ewc is not None and ewc.importances:
-        t = max(ewc.importances)
-        state["ewc_t"] = int(t)
-        state["ewc_importances"] = {k: v.data.clone() for k, v in ewc.importances[t].items()}
-        state["ewc_saved_params"] = {k: v.data.clone() for k, v in ewc.saved_params[t].items()}
-    si = _plugin(strategy, SynapticIntelligencePlugin)
-    if si is not None and si.ewc_data[0]:
-        state["si_ewc"] = [{k: _tensor(v) for k, v in d.items()} for d in si.ewc_data]
-        state["si_syn"] = {key: {k: _tensor(v) for k, v in d.items()}
-                           for key, d in si.syn_data.items()}
-    gem = _plugin(strategy, GEMPlugin)
-    if gem is not None and gem.memory_x:
-        state["gem_memory"] = {name: {str(t): v.clone() for t, v in getattr(gem, name).items()}
-                               for name in ("memory_x", "memory_y", "memory_tid")}
-    agem = _plugin(strategy, AGEMPlugin)
-    if agem is not None and agem.buffers:
-        # One buffer per experience, in order: buffer k holds rows of experience k.
-        state["agem_buffers"] = [torch.tensor([int(r) for r in b.rows], dtype=torch.long)
-                                 for b in agem.buffers]
-    replay = _plugin(strategy, ReplayPlugin)
-    if replay is not None and isinstance(replay.storage_policy, ExperienceBalancedBuffer):
-        storage = replay.storage_policy
-        state["replay_num_exps"] = int(storage._num_exps)
-        state["replay_groups"] = {
-            str(g): {"rows": torch.tensor([int(r) for r in b.buffer.rows], dtype=torch.long),
-                     "weights": b._buffer_weights.clone(), "max_size": int(b.max_size)}
-            for g, b in storage.buffer_groups.items()}
-    return state
+def _need_stream(train_stream: Sequence[Any] | None, what: str) -> Sequence[Any]:
+    if train_stream is None:
+        raise CLSpoofError(f"resuming {what} needs the training stream")
+    return train_stream
 
 
-def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: int,
-                  train_stream: Sequence | None = None) -> None:
-    """Put back :func:`export_state`'s tensors after ``completed_stages`` stages.
+# --------------------------------------------------------------------------- cumulative
 
-    The model must already hold the checkpoint's weights (LwF's previous model is
-    a copy of it, taken in training mode as Avalanche does). Cumulative gets the
-    datasets of the completed experiences of ``train_stream`` back.
-    """
-    if isinstance(strategy, Cumulative) and completed_stages > 0:
-        if train_stream is None:
-            raise CLSpoofError("resuming cumulative training needs the training stream")
-        strategy.dataset = concat_datasets(
-            [train_stream[k].dataset for k in range(completed_stages)])
-    si = _plugin(strategy, SynapticIntelligencePlugin)
-    if si is not None and "si_ewc" in state:
-        for target, saved in zip(si.ewc_data, state["si_ewc"], strict=True):
-            target.update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
-        for key, saved in state["si_syn"].items():
-            si.syn_data[key].update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
-    gem = _plugin(strategy, GEMPlugin)
-    if gem is not None and "gem_memory" in state:
-        for name, saved in state["gem_memory"].items():
-            getattr(gem, name).update({int(t): v for t, v in saved.items()})
-    agem = _plugin(strategy, AGEMPlugin)
-    if agem is not None and "agem_buffers" in state:
-        if train_stream is None:
-            raise CLSpoofError("resuming agem needs the training stream")
-        agem.buffers = []
-        for k, rows in enumerate(state["agem_buffers"]):
-            dataset = train_stream[k].dataset
-            position = {int(r): i for i, r in enumerate(dataset.rows)}
-            agem.buffers.append(dataset.subset([position[int(r)] for r in rows]))
-        # As A-GEM's update_memory does after each experience (num_workers=0).
-        agem.buffer_dataloader = GroupBalancedInfiniteDataLoader(
-            agem.buffers, batch_size=agem.sample_size // len(agem.buffers), num_workers=0,
-            pin_memory=False, persistent_workers=False)
-        agem.buffer_dliter = iter(agem.buffer_dataloader)
-    replay = _plugin(strategy, ReplayPlugin)
-    if replay is not None and "replay_groups" in state:
-        if train_stream is None:
-            raise CLSpoofError("resuming replay needs the training stream")
-        storage = replay.storage_policy
-        for g, group in state["replay_groups"].items():
-            dataset = train_stream[int(g)].dataset
-            position = {int(r): i for i, r in enumerate(dataset.rows)}
-            buffer = ReservoirSamplingBuffer(int(group["max_size"]))
-            buffer.buffer = dataset.subset([position[int(r)] for r in group["rows"]])
-            buffer._buffer_weights = group["weights"].clone()
-            storage.buffer_groups[int(g)] = buffer
-        storage._num_exps = int(state["replay_num_exps"])
-    dfwf = _plugin(strategy, DFWFPlugin)
-    if dfwf is not None:
-        dfwf.load_teacher_state(strategy.model, state.get("dfwf_teacher"))
+
+def _cumulative_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                        train_stream: Sequence[Any] | None) -> None:
+    if isinstance(strategy, Cumulative) and completed > 0:
+        stream = _need_stream(train_stream, "cumulative training")
+        strategy.dataset = concat_datasets([stream[k].dataset for k in range(completed)])
+
+
+CUMULATIVE = StateAdapter("cumulative", lambda strategy: {}, _cumulative_restore)
+
+
+# --------------------------------------------------------------------------- DFWF
+
+
+def _dfwf_export(strategy: SupervisedTemplate) -> dict:
+    teacher = _plugin(strategy, DFWFPlugin).state_dict()["teacher"]
+    return {} if teacher is None else {"dfwf_teacher": teacher}
+
+
+def _dfwf_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                  train_stream: Sequence[Any] | None) -> None:
+    teacher = state.get("dfwf_teacher")
+    if teacher is None and completed > 0:
+        # The teacher after a stage is a copy of the model after that stage, so a run of
+        # another strategy (add-attack switching to DFWF) gets the model it has now.
+        teacher = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+    _plugin(strategy, DFWFPlugin).load_state_dict({"teacher": teacher})
+
+
+DFWF = StateAdapter("dfwf", _dfwf_export, _dfwf_restore)
+
+
+# --------------------------------------------------------------------------- LwF
+
+
+def _lwf_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                 train_stream: Sequence[Any] | None) -> None:
     lwf = _plugin(strategy, LwFPlugin)
-    if lwf is not None and completed_stages > 0:
+    if completed > 0:  # its previous model is a copy of the model, taken in training mode
         strategy.model.train()
         lwf.lwf.prev_model = copy.deepcopy(strategy.model)
-        lwf.lwf.expcount = completed_stages
+        lwf.lwf.expcount = completed
         lwf.lwf.prev_classes_by_task[0] = {0, 1}
+
+
+LWF = StateAdapter("lwf", lambda strategy: {}, _lwf_restore)
+
+
+# --------------------------------------------------------------------------- EWC
+
+
+def _ewc_export(strategy: SupervisedTemplate) -> dict:
     ewc = _plugin(strategy, EWCPlugin)
-    if ewc is not None and "ewc_t" in state:
+    if not ewc.importances:
+        return {}
+    t = max(ewc.importances)
+    return {"ewc_t": int(t),
+            "ewc_importances": {k: v.data.clone() for k, v in ewc.importances[t].items()},
+            "ewc_saved_params": {k: v.data.clone() for k, v in ewc.saved_params[t].items()}}
+
+
+def _ewc_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                 train_stream: Sequence[Any] | None) -> None:
+    ewc = _plugin(strategy, EWCPlugin)
+    if "ewc_t" in state:
         t = int(state["ewc_t"])
         ewc.importances[t] = {k: ParamData(k, init_tensor=v.to(strategy.device))
                               for k, v in state["ewc_importances"].items()}
@@ -160,4 +161,121 @@ def restore_state(strategy: SupervisedTemplate, state: dict, completed_stages: i
                                for k, v in state["ewc_saved_params"].items()}
 
 
-__all__ = ["RESUMABLE", "check_resumable", "export_state", "restore_state"]
+EWC = StateAdapter("ewc", _ewc_export, _ewc_restore)
+
+
+# --------------------------------------------------------------------------- SI
+
+
+def _si_export(strategy: SupervisedTemplate) -> dict:
+    si = _plugin(strategy, SynapticIntelligencePlugin)
+    if not si.ewc_data[0]:
+        return {}
+    return {"si_ewc": [{k: _tensor(v) for k, v in d.items()} for d in si.ewc_data],
+            "si_syn": {key: {k: _tensor(v) for k, v in d.items()}
+                       for key, d in si.syn_data.items()}}
+
+
+def _si_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                train_stream: Sequence[Any] | None) -> None:
+    si = _plugin(strategy, SynapticIntelligencePlugin)
+    if "si_ewc" in state:
+        for target, saved in zip(si.ewc_data, state["si_ewc"], strict=True):
+            target.update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
+        for key, saved in state["si_syn"].items():
+            si.syn_data[key].update({k: ParamData(k, init_tensor=v) for k, v in saved.items()})
+
+
+SI = StateAdapter("si", _si_export, _si_restore)
+
+
+# --------------------------------------------------------------------------- GEM
+
+
+def _gem_export(strategy: SupervisedTemplate) -> dict:
+    gem = _plugin(strategy, GEMPlugin)
+    if not gem.memory_x:
+        return {}
+    return {"gem_memory": {name: {str(t): v.clone() for t, v in getattr(gem, name).items()}
+                           for name in ("memory_x", "memory_y", "memory_tid")}}
+
+
+def _gem_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                 train_stream: Sequence[Any] | None) -> None:
+    gem = _plugin(strategy, GEMPlugin)
+    if "gem_memory" in state:
+        for name, saved in state["gem_memory"].items():
+            getattr(gem, name).update({int(t): v for t, v in saved.items()})
+
+
+GEM = StateAdapter("gem", _gem_export, _gem_restore)
+
+
+# --------------------------------------------------------------------------- A-GEM
+
+
+def _agem_export(strategy: SupervisedTemplate) -> dict:
+    agem = _plugin(strategy, AGEMPlugin)
+    if not agem.buffers:
+        return {}
+    # One buffer per experience, in order: buffer k holds rows of experience k.
+    return {"agem_buffers": [torch.tensor([int(r) for r in b.rows], dtype=torch.long)
+                             for b in agem.buffers]}
+
+
+def _agem_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                  train_stream: Sequence[Any] | None) -> None:
+    agem = _plugin(strategy, AGEMPlugin)
+    if "agem_buffers" not in state:
+        return
+    stream = _need_stream(train_stream, "agem")
+    agem.buffers = []
+    for k, rows in enumerate(state["agem_buffers"]):
+        dataset = stream[k].dataset
+        position = {int(r): i for i, r in enumerate(dataset.rows)}
+        agem.buffers.append(dataset.subset([position[int(r)] for r in rows]))
+    # As A-GEM's update_memory does after each experience (num_workers=0).
+    agem.buffer_dataloader = GroupBalancedInfiniteDataLoader(
+        agem.buffers, batch_size=agem.sample_size // len(agem.buffers), num_workers=0,
+        pin_memory=False, persistent_workers=False)
+    agem.buffer_dliter = iter(agem.buffer_dataloader)
+
+
+AGEM = StateAdapter("agem", _agem_export, _agem_restore)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def _replay_export(strategy: SupervisedTemplate) -> dict:
+    storage = _plugin(strategy, ReplayPlugin).storage_policy
+    if not isinstance(storage, ExperienceBalancedBuffer):
+        raise CLSpoofError(f"replay memory of type {type(storage).__name__} cannot be saved")
+    return {"replay_num_exps": int(storage._num_exps),
+            "replay_groups": {
+                str(g): {"rows": torch.tensor([int(r) for r in b.buffer.rows], dtype=torch.long),
+                         "weights": b._buffer_weights.clone(), "max_size": int(b.max_size)}
+                for g, b in storage.buffer_groups.items()}}
+
+
+def _replay_restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                    train_stream: Sequence[Any] | None) -> None:
+    if "replay_groups" not in state:
+        return
+    stream = _need_stream(train_stream, "replay")
+    storage = _plugin(strategy, ReplayPlugin).storage_policy
+    for g, group in state["replay_groups"].items():
+        dataset = stream[int(g)].dataset
+        position = {int(r): i for i, r in enumerate(dataset.rows)}
+        buffer = ReservoirSamplingBuffer(int(group["max_size"]))
+        buffer.buffer = dataset.subset([position[int(r)] for r in group["rows"]])
+        buffer._buffer_weights = group["weights"].clone()
+        storage.buffer_groups[int(g)] = buffer
+    storage._num_exps = int(state["replay_num_exps"])
+
+
+REPLAY = StateAdapter("replay", _replay_export, _replay_restore)
+
+
+__all__ = ["AGEM", "CUMULATIVE", "DFWF", "EWC", "GEM", "LWF", "REPLAY", "SI", "StateAdapter",
+           "export_state", "restore_state"]

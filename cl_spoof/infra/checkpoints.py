@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.io import atomic_path
+from cl_spoof.infra.files import atomic_path
 
 #: Value of every cl-spoof checkpoint's ``format`` key.
 CHECKPOINT_FORMAT = "cl-spoof-checkpoint/1"

@@ -35,15 +35,15 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.checkpoints import CheckpointError, load_model_state, read_checkpoint
 from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import ConfigError, DataError
-from cl_spoof.io import atomic_write_text
+from cl_spoof.infra.checkpoints import CheckpointError, load_model_state, read_checkpoint
+from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.runtime import resolve_device
 from cl_spoof.metrics.eer import logits_to_scores
-from cl_spoof.models import ResNetGRU, build_model
-from cl_spoof.runtime import resolve_device
+from cl_spoof.models import Detector, build_model
 
 __all__ = [
     "FileScore",
@@ -66,7 +66,7 @@ class LoadedCheckpoint:
     """A checkpoint's model (eval mode, on its device) and what scoring needs from it."""
 
     path: Path
-    model: ResNetGRU
+    model: Detector
     device: torch.device
     num_samples: int  # the model's training input length (16 kHz samples)
     eer_threshold: float  # NaN when the checkpoint has none
@@ -315,7 +315,7 @@ def score_paths(
     ckpt = load_checkpoint(checkpoint, device)
     value, source, origin = _resolve_threshold(threshold, ckpt)
     win = ckpt.num_samples if window is None else window
-    min_len = ckpt.model.config.min_length()
+    min_len = ckpt.model.min_length()
     if isinstance(win, bool) or not isinstance(win, int) or win < min_len:
         raise ConfigError(f"window must be an integer of at least {min_len} samples for this "
                           f"model; got {window!r}")

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written result file."""
+"""Files: atomic writes (a crash never leaves a half-written result) and the user cache folder."""
 
 from __future__ import annotations
 
@@ -48,3 +48,13 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def user_cache_dir() -> Path:
+    """``$CL_SPOOF_CACHE_DIR``, else ``$XDG_CACHE_HOME/cl-spoof``, else ``~/.cache/cl-spoof``."""
+    env = os.environ.get("CL_SPOOF_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "cl-spoof"

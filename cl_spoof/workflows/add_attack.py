@@ -12,8 +12,12 @@ without retraining from scratch. :func:`add_attack`:
    earlier checkpoints on the new attack (so its column is filled for old stages),
    trains one more experience and evaluates every attack;
 5. appends the stage to ``eer_matrix.csv`` / ``metrics.json``, writes its scores and
-   checkpoint, records the new attack's utterances in ``added/<NAME>.csv`` (so a
-   later add-attack or report sees the same data) and refreshes the report.
+   checkpoint, and records the new attack's utterances in ``added/<NAME>.csv`` (so a
+   later add-attack or report sees the same data).
+
+It trains through the same :class:`~cl_spoof.workflows.training.Trainer` as
+``run`` (same stage seed, same device choice). The CLI refreshes the run's
+report afterwards.
 """
 
 from __future__ import annotations
@@ -29,30 +33,22 @@ import pandas as pd
 import torch
 from avalanche.logging import TextLogger
 
-from cl_spoof.benchmark import (
-    build_benchmark,
-    configured_attacks,
-    prepare_benchmark_data,
-    read_run_table,
-)
-from cl_spoof.checkpoints import load_model_state, read_checkpoint
+from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
+from cl_spoof.benchmark.datasets import build_benchmark
 from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
-from cl_spoof.io import atomic_path, atomic_write_text
-from cl_spoof.runner import (
-    RunEvents,
-    RunSummary,
-    RunWriter,
-    build_strategy,
-    record_stage,
-    restore_run,
-)
-from cl_spoof.runtime import resolve_device, seed_everything
-from cl_spoof.strategies.state import check_resumable
+from cl_spoof.infra.checkpoints import read_checkpoint
+from cl_spoof.infra.context import RunContext
+from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.strategies.registry import STRATEGIES, get_spec
+from cl_spoof.workflows.events import RunEvents, RunSummary
+from cl_spoof.workflows.run import record_stage
+from cl_spoof.workflows.run_dir import RunWriter
+from cl_spoof.workflows.training import Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
 
@@ -105,12 +101,17 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
     return make_table(rows), problems
 
 
+def added_entries(run_dir: Path) -> list[dict]:
+    """What earlier ``add-attack`` commands recorded in ``added/added.json`` (oldest first)."""
+    index = run_dir / "added" / "added.json"
+    return json.loads(index.read_text())["attacks"] if index.is_file() else []
+
+
 def added_rows(run_dir: Path) -> pd.DataFrame | None:
     """Utterances of attacks added to the run so far (``added/*.csv``), or None."""
-    index = run_dir / "added" / "added.json"
-    if not index.is_file():
+    names = added_entries(run_dir)
+    if not names:
         return None
-    names = json.loads(index.read_text())["attacks"]
     return pd.concat([pd.read_csv(run_dir / "added" / f"{n['name']}.csv", dtype=str,
                                   keep_default_na=False) for n in names], ignore_index=True)
 
@@ -139,10 +140,17 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         raise CLSpoofError(f"attack name {name!r} is empty or already in the run "
                            f"({', '.join(old_attacks)})")
     cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
-    check_resumable(strategy)
-    if strategy == "ewc" and base_cfg.strategy.name != "ewc":
-        raise CLSpoofError("ewc needs the parameter importances of an EWC run; this run was "
-                           f"trained with {base_cfg.strategy.name!r}: use dfwf, lwf or naive")
+    spec = get_spec(strategy)
+    portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
+    if spec.joint:
+        raise CLSpoofError(f"{strategy} trains once on every attack and cannot add one; "
+                           f"use one of: {', '.join(portable)}")
+    entries = added_entries(run_dir)
+    last = entries[-1]["strategy"] if entries else base_cfg.strategy.name  # of the last stage
+    if spec.needs_own_run and last != strategy:
+        raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
+                           f"memories); the run's last stage was trained with {last!r}: "
+                           f"use one of: {', '.join(portable)}")
     splits = (cfg.data.train_split, cfg.data.test_split)
     new_spoof, problems = _collect(spoof, SPOOF, name, splits, eval_fraction, cfg.seed)
 
@@ -181,51 +189,41 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     # ---- compute everything, then write (a failure above leaves the run untouched)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    ctx = RunContext.local(cfg.train.device)
     completed = len(matrix)
     log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
-    strat, eer_metric = build_strategy(cfg, device, events, [TextLogger(log_buffer)])
-    ckpt_dir = run_dir / "checkpoints"
+    trainer = Trainer.build(cfg, ctx, events, [TextLogger(log_buffer)])
+    writer = RunWriter(run_dir, base_cfg)
     events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
     new_test = [bm.test_stream[len(attacks) - 1]]
     old_new_col = []
     for k in range(completed):
-        path = ckpt_dir / f"stage_{k}.pt"
-        load_model_state(strat.model, read_checkpoint(path).get("model_state"), path,
-                         "the model of the run's config")
-        eer_metric.results.clear()
-        strat.eval(new_test, num_workers=cfg.train.workers)
-        old_new_col.append(eer_metric.results[max(eer_metric.results)][name].eer)
-    last = ckpt_dir / f"stage_{completed - 1}.pt"
-    restore_run(strat, read_checkpoint(last), last, completed, bm.train_stream)
+        path = writer.checkpoint_path(k)
+        trainer.load_model(read_checkpoint(path), path)
+        old_new_col.append(trainer.evaluate(new_test).eers[name])
+    last = writer.checkpoint_path(completed - 1)
+    trainer.restore(read_checkpoint(last), last, completed, bm.train_stream)
     events.on_stage(f"stage {completed + 1}: learning {name} with {strategy}")
-    strat.train_epochs = cfg.train.epochs
-    seed_everything(cfg.seed * 1000 + completed)
-    strat.train(new_exp, num_workers=cfg.train.workers)
+    trainer.train_stage(new_exp, completed, bm.train_stream)
+    result = trainer.evaluate(bm.test_stream)
 
     # ---- write
     rows = matrix.to_dict("records")
     for row, eer in zip(rows, old_new_col, strict=True):
         row[name] = eer
     learned = [str(r["trained_on"]) for r in rows] + [name]
-    writer = RunWriter(run_dir, base_cfg)
     # Without the run's own data only the new attack is evaluated (old columns: NaN).
-    out_matrix, metrics = record_stage(writer, strat, bm.test_stream, eer_metric, completed,
-                                       name, old_attacks + [name], rows, learned, True, t0)
+    out_matrix, metrics = record_stage(writer, trainer, result, completed, name,
+                                       old_attacks + [name], rows, learned, True, t0)
     atomic_write_text(run_dir / "logs" / f"added_{name}" / "log.txt", log_buffer.getvalue())
     (run_dir / "added").mkdir(exist_ok=True)
     with atomic_path(run_dir / "added" / f"{name}.csv") as tmp:
         pd.concat([new_spoof, new_bona], ignore_index=True).to_csv(tmp, index=False)
     index = run_dir / "added" / "added.json"
-    entries = json.loads(index.read_text())["attacks"] if index.is_file() else []
     entries.append({"name": name, "stage": completed, "strategy": strategy,
                     "spoof": str(spoof), "bonafide": str(bonafide) if bonafide else None,
                     "skipped_files": problems})
     atomic_write_text(index, json.dumps({"attacks": entries}, indent=2) + "\n")
-    events.on_stage("refreshing the report")
-    from cl_spoof.report import build_report
-
-    build_report([run_dir], run_dir / "report")
     events.on_result(completed, name, {a: out_matrix.iloc[-1][a] for a in out_matrix.columns
                                        if a != "trained_on"})
     return RunSummary(out_dir=run_dir, matrix=out_matrix, metrics=metrics,

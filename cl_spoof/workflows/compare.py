@@ -2,20 +2,21 @@
 
 Every run uses the same data (loaded and cached once), the same initial
 weights per seed (the model is built right after seeding, before anything
-strategy-specific) and the same data order per stage (the runner reseeds at
-every stage). Runs can go side by side in separate processes (``jobs``,
-:func:`fan_out`) or, under ``torchrun``, each run data-parallel over all ranks.
-Layout of a compare directory::
+strategy-specific) and the same data order per stage (every stage reseeds).
+Runs can go side by side in separate processes (``jobs``, :func:`fan_out`) or,
+under ``torchrun``, each run data-parallel over all ranks. Layout of a compare
+directory::
 
     compare.json                 what was asked (strategies, seeds)
-    <strategy>/seed<k>/          one run directory each (see cl_spoof.runner)
+    config.yaml                  the shared config
+    <strategy>/seed<k>/          one run directory each (cl_spoof.workflows.run_dir)
     comparison.csv, comparison.md
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -27,20 +28,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cl_spoof import distributed as dist
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, to_yaml, with_overrides
+from cl_spoof.config import RunConfig, load_config, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.io import atomic_path, atomic_write_text
-from cl_spoof.runner import RunEvents, run_experiment
-from cl_spoof.strategies import check_strategy_name
-
-METRICS = ("final_avg_eer", "bwt", "max_forgetting")
-
-
-def run_dir_name(strategy: str) -> str:
-    """Folder name of a strategy inside a compare directory (``dfwf+replay`` → ``dfwf_replay``)."""
-    return strategy.replace("+", "_")
+from cl_spoof.infra.context import RunContext
+from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.reporting.aggregate import METRICS, comparison_table
+from cl_spoof.reporting.render import comparison_display, to_markdown
+from cl_spoof.reporting.runs import run_dir_name
+from cl_spoof.strategies.registry import check_strategy_name
+from cl_spoof.workflows.events import RunEvents
+from cl_spoof.workflows.run import run_experiment
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -56,29 +54,30 @@ def parse_strategies(text: str) -> list[str]:
 
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
                 events: RunEvents | None = None, resume: bool = False,
-                jobs: int = 1) -> pd.DataFrame:
+                jobs: int = 1, ctx: RunContext | None = None) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
     are kept, interrupted ones resumed, missing ones started. ``jobs > 1`` runs
     that many runs at once in separate processes (:func:`fan_out`). Under
     ``torchrun`` every run is data-parallel over all ranks instead, and only
-    rank 0 writes.
+    rank 0 writes. ``ctx`` says which process this is (default: one local process).
     """
-    events = events if (events is not None and dist.is_main()) else RunEvents()
+    ctx = ctx or RunContext.local(cfg.train.device)
+    events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
-    if jobs > 1 and dist.is_distributed():
+    if jobs > 1 and ctx.distributed:
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
-    dist.on_main(lambda: _prepare_dir(cfg, spec, out_dir, resume))
-    data = dist.local_main_first(lambda: load_benchmark_data(
+    ctx.on_main(lambda: _prepare_dir(cfg, spec, out_dir, resume))
+    data = ctx.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
     for seed in seeds:
         for name in strategies:
             run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
-            finished, started = dist.on_main(lambda d=run_dir: _run_dir_state(d))
+            finished, started = ctx.on_main(functools.partial(_run_dir_state, run_dir))
             if finished:
                 events.on_stage(f"{name}, seed {seed}: already finished")
             else:
@@ -90,14 +89,14 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
         for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
-            run_experiment(run_cfg, run_dir, events, data=data, resume=started)
+            run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
         write_comparison(out_dir, table)
         return table
 
-    return dist.on_main(table_of_runs)
+    return ctx.on_main(table_of_runs)
 
 
 def _prepare_dir(cfg: RunConfig, spec: dict, out_dir: Path, resume: bool) -> None:
@@ -133,6 +132,16 @@ def _run_job(cfg: RunConfig, run_dir: Path, resume: bool) -> float:
     return run_experiment(cfg, run_dir, resume=resume).seconds
 
 
+def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
+    """A warning when runs that ask for ``threads`` each, ``jobs`` at a time, need more
+    threads than there are ``cores`` (``train.threads: 0`` shares the cores out)."""
+    asked = max(threads, default=0)
+    if asked * min(jobs, len(threads)) > cores:
+        return (f"warning: {jobs} jobs x train.threads {asked} > {cores} cores; "
+                "set train.threads: 0 to share the cores out")
+    return None
+
+
 def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
             events: RunEvents | None = None) -> None:
     """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
@@ -150,10 +159,9 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
         slots.put(slot)
     cores = os.cpu_count() or 1
     threads = max(1, cores // jobs)
-    asked = max(cfg.train.threads for cfg, _, _ in runs)
-    if asked * min(jobs, len(runs)) > cores:
-        events.on_stage(f"warning: {jobs} jobs x train.threads {asked} > {cores} cores; "
-                        "set train.threads: 0 to share the cores out")
+    warning = oversubscription([cfg.train.threads for cfg, _, _ in runs], jobs, cores)
+    if warning:
+        events.on_stage(warning)
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:
@@ -177,8 +185,6 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
 
 def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
     """Config, strategies and seeds of an existing compare directory (for ``--resume``)."""
-    from cl_spoof.config import load_config
-
     spec_file = Path(out_dir) / "compare.json"
     if not spec_file.is_file():
         raise CLSpoofError(f"{out_dir}: not a compare directory (no compare.json)")
@@ -201,63 +207,12 @@ def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[in
     return pd.DataFrame(rows)
 
 
-def comparison_table(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per strategy, plus the relative EER reduction vs ``naive``.
-
-    The reduction is ``100 * (EER_naive - EER_s) / EER_naive`` per seed (same seed =
-    same initial weights and data order), then averaged; NaN when naive was not run.
-    """
-    per_run = per_run.copy()
-    naive = per_run[per_run.strategy == "naive"].set_index("seed")["final_avg_eer"]
-    per_run["eer_reduction_vs_naive"] = [
-        100.0 * (naive[s] - e) / naive[s]
-        if name != "naive" and s in naive.index and naive[s] > 0 else np.nan
-        for name, s, e in zip(per_run.strategy, per_run.seed, per_run.final_avg_eer, strict=True)
-    ]
-    cols = [*METRICS, "eer_reduction_vs_naive"]
-    order = list(dict.fromkeys(per_run.strategy))
-    grouped = per_run.groupby("strategy", sort=False)
-    mean = grouped[cols].mean().add_suffix("_mean")
-    std = grouped[cols].std(ddof=1).add_suffix("_std")  # NaN for a single seed
-    table = pd.concat([grouped.size().rename("seeds"), mean, std], axis=1).loc[order]
-    ordered = ["seeds"] + [f"{c}_{s}" for c in cols for s in ("mean", "std")]
-    return table[ordered].reset_index()
 
 
-def _pm(mean: float, std: float, signed: bool = False) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    fmt = "{:+.2f}" if signed else "{:.2f}"
-    text = fmt.format(mean)
-    if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        text += f" ± {std:.2f}"
-    return text
 
 
-def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparison as ``mean ± std`` strings, for the terminal and Markdown."""
-    return pd.DataFrame({
-        "strategy": table.strategy,
-        "seeds": table.seeds,
-        "final avg EER %": [_pm(m, s) for m, s in
-                            zip(table.final_avg_eer_mean, table.final_avg_eer_std, strict=True)],
-        "BWT (pts)": [_pm(m, s, True) for m, s in zip(table.bwt_mean, table.bwt_std,
-                                                      strict=True)],
-        "max forgetting (pts)": [_pm(m, s) for m, s in
-                                 zip(table.max_forgetting_mean, table.max_forgetting_std,
-                                     strict=True)],
-        "EER reduction vs naive %": [
-            _pm(m, s, True) for m, s in zip(table.eer_reduction_vs_naive_mean,
-                                            table.eer_reduction_vs_naive_std, strict=True)],
-    })
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub Markdown table (no extra dependency)."""
-    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([header, sep, *body]) + "\n"
 
 
 def write_comparison(out_dir: Path, table: pd.DataFrame) -> None:

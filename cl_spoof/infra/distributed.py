@@ -17,14 +17,19 @@ its shard of every test experience. What is Avalanche's and what is ours:
   memory passes of GEM/A-GEM and EWC's importance pass use the bare model.
 - Consistency across ranks is made, not hoped for: after every experience the
   model's parameters and buffers (BatchNorm statistics drift per rank) and the
-  strategy's state (DFWF teacher, EWC importances, replay/GEM/A-GEM memories;
-  :mod:`cl_spoof.strategies.state`) are broadcast from rank 0, then checked
-  equal on every rank. A-GEM's reference gradient is averaged over ranks.
+  strategy's state (DFWF teacher, EWC importances, replay/GEM/A-GEM memories)
+  are broadcast from rank 0, then checked equal on every rank
+  (:func:`broadcast_module`, :func:`check_in_sync`; the workflow passes the
+  strategy's state in). A-GEM's reference gradient is averaged over ranks.
 - Evaluation scores are gathered (:func:`gather_shards`) so the EER of every
   attack is computed over all its trials, as on one process.
 
 Only rank 0 writes files and reports progress. ``train.batch_size`` is the
 global mini-batch: each of N ranks takes ``batch_size / N``.
+
+Nothing outside :mod:`cl_spoof.infra` imports this module: workflows, strategies
+and metrics reach the other processes through a
+:class:`~cl_spoof.infra.context.RunContext`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -45,11 +50,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.runtime import resolve_device
+from cl_spoof.infra.runtime import launched_by_torchrun, process_device, stage_seed
 
 T = TypeVar("T")
 
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 _SEED_STRIDE = 7919  # decorrelates the random crops of different ranks
 
 
@@ -58,11 +62,6 @@ class DistributedError(CLSpoofError):
 
 
 # ----------------------------------------------------------------- process group
-
-
-def launched_by_torchrun() -> bool:
-    """Whether this process was started by torchrun (its rank variables are set)."""
-    return all(k in os.environ for k in TORCHRUN_ENV)
 
 
 def is_distributed() -> bool:
@@ -88,14 +87,6 @@ def local_rank() -> int:
 def is_main() -> bool:
     """Rank 0: the process that writes files and reports progress."""
     return rank() == 0
-
-
-def process_device(name: str) -> torch.device:
-    """The device of this process: ``auto``/``cuda`` become ``cuda:<LOCAL_RANK>`` under torchrun."""
-    device = resolve_device(name)
-    if device.type == "cuda" and device.index is None and launched_by_torchrun():
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
-    return device
 
 
 def init_from_env(device_name: str, timeout_s: float) -> bool:
@@ -186,7 +177,7 @@ def local_main_first(fn: Callable[[], T]) -> T:
     """
     if not is_distributed():
         return fn()
-    patient = dist.new_group(backend="gloo", timeout=timedelta(days=7))
+    patient = cast(dist.ProcessGroup, dist.new_group(backend="gloo", timeout=timedelta(days=7)))
     first = local_rank() == 0
     if not first:
         dist.barrier(group=patient)
@@ -243,7 +234,7 @@ def state_digest(module: nn.Module, extra: Any = None) -> str:
     """SHA-1 of every parameter and buffer, in state-dict order, and of ``extra``.
 
     ``extra`` may nest dicts, lists and tuples of tensors and plain values
-    (e.g. :func:`cl_spoof.strategies.state.export_state`).
+    (e.g. a strategy's exported state).
     """
     digest = hashlib.sha1()
 
@@ -306,7 +297,7 @@ class _SeededEpochs:
         yield from torch_loader
 
 
-class DistributedPlugin(SupervisedPlugin, supports_distributed=True):
+class DistributedPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
     """Makes any Avalanche strategy train data-parallel (must be the first plugin).
 
     - training forward passes go through one ``DistributedDataParallel`` wrapper
@@ -343,7 +334,8 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):
         stage = int(strategy.clock.train_exp_counter)
         epoch = int(strategy.clock.train_exp_epochs)
         if hasattr(loader, "_get_loader"):
-            strategy.dataloader = _SeededEpochs(loader, 1000 * (self.seed * 1000 + stage), epoch)
+            strategy.dataloader = _SeededEpochs(loader, 1000 * stage_seed(self.seed, stage),
+                                                 epoch)
 
     def before_forward(self, strategy: Any, **kwargs: Any) -> None:
         ref = None if self.agem is None else self.agem.reference_gradients
@@ -356,24 +348,6 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):
         broadcast_module(strategy.model)
 
 
-def sync_strategy(strategy: Any, completed_stages: int, train_stream: Any) -> None:
-    """Give every rank rank 0's strategy state, then check that model and state agree.
-
-    The state (DFWF teacher, EWC/SI importances, GEM memories, replay and A-GEM
-    buffers as table rows) is exported on every rank again after the restore,
-    so the check also covers what the restore rebuilt.
-    """
-    if not is_distributed():
-        return
-    from cl_spoof.strategies.state import export_state, restore_state
-
-    state = broadcast_object(to_cpu(export_state(strategy)) if is_main() else None)
-    if not is_main():
-        restore_state(strategy, state, completed_stages, train_stream)
-    check_in_sync(strategy.model, f"after stage {completed_stages - 1}",
-                  to_cpu(export_state(strategy)))
-
-
 __all__ = [
     "DistributedError",
     "DistributedPlugin",
@@ -384,17 +358,14 @@ __all__ = [
     "init_from_env",
     "is_distributed",
     "is_main",
-    "launched_by_torchrun",
     "local_main_first",
     "local_rank",
     "on_main",
     "per_rank_batch",
-    "process_device",
     "rank",
     "rank_seed",
     "shutdown",
     "state_digest",
-    "sync_strategy",
     "to_cpu",
     "world_size",
 ]

@@ -1,0 +1,103 @@
+"""Plans + cached audio → a real Avalanche benchmark (``benchmark_from_datasets``).
+
+Every experience carries ``attack`` (its attack id), ``utt_ids`` and ``rows``
+(table row indices), in dataset order. Items are ``(x, y, t)`` with
+``y = 1`` for bona fide (logit index 1) and task label ``t = 0`` (one task:
+domain-incremental), which is what LwF/EWC/GEM need. Training items are cut at a
+random offset, evaluation items from the start (Avalanche transform groups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.utils.classification_dataset import (
+    _make_taskaware_classification_dataset,
+)
+from torch.utils.data import Dataset
+
+from cl_spoof.benchmark.planning import ExperiencePlan
+from cl_spoof.data.audio import fix_length
+from cl_spoof.data.cache import CachedWaveforms
+from cl_spoof.data.table import BONAFIDE
+from cl_spoof.labels import BONAFIDE_TARGET, SPOOF_TARGET
+
+
+class ClipDataset(Dataset):
+    """``(waveform, target)`` of some table rows: variable-length float32 cached audio."""
+
+    def __init__(self, waveforms: CachedWaveforms, rows: np.ndarray, targets: list[int]) -> None:
+        self.waveforms = waveforms
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.waveforms.raw(int(self.rows[i])), self.targets[i]
+
+
+class FixedCrop:
+    """Eval transform: fixed length from the start (deterministic)."""
+
+    def __init__(self, num_samples: int) -> None:
+        self.num_samples = num_samples
+
+    def __call__(self, wave: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(fix_length(wave, self.num_samples))
+
+
+class RandomCrop(FixedCrop):
+    """Train transform: fixed length at a random offset (torch RNG: seeded per worker)."""
+
+    def __call__(self, wave: np.ndarray) -> torch.Tensor:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        return torch.from_numpy(fix_length(wave, self.num_samples, np.random.default_rng(seed)))
+
+
+def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarray,
+                 num_samples: int, train: bool):
+    """An Avalanche classification dataset over ``rows`` with train/eval crop groups."""
+    labels = table["label"].to_numpy()[rows]
+    targets = [BONAFIDE_TARGET if lab == BONAFIDE else SPOOF_TARGET for lab in labels]
+    dataset = _make_taskaware_classification_dataset(
+        ClipDataset(waveforms, rows, targets),
+        targets=targets,
+        task_labels=0,
+        transform_groups={"train": (RandomCrop(num_samples), None),
+                          "eval": (FixedCrop(num_samples), None)},
+        initial_transform_group="train" if train else "eval",
+    )
+    # Table row of every sample: survives Avalanche's subsets/concats (replay buffers),
+    # so a buffer can be saved as row ids and rebuilt on resume.
+    return dataset.update_data_attribute("rows", [int(r) for r in rows])
+
+
+def _annotate(exp, table: pd.DataFrame, rows: np.ndarray, attack: str) -> None:
+    exp.attack = attack
+    exp.rows = rows
+    exp.utt_ids = table["utt_id"].to_numpy()[rows].tolist()
+
+
+def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,
+                    plans: Sequence[ExperiencePlan], num_samples: int,
+                    train_plans: Sequence[ExperiencePlan] | None = None):
+    """The Avalanche benchmark: one train and one test experience per plan.
+
+    ``train_plans`` replaces the train stream (e.g. ``[joint_plan(plans)]`` for
+    joint training) while the test stream stays one experience per attack.
+    """
+    train_plans = list(plans) if train_plans is None else list(train_plans)
+    train = [make_dataset(table, waveforms, p.train_rows, num_samples, True) for p in train_plans]
+    test = [make_dataset(table, waveforms, p.test_rows, num_samples, False) for p in plans]
+    bm = benchmark_from_datasets(train=train, test=test)
+    for exp, p in zip(bm.train_stream, train_plans, strict=True):
+        _annotate(exp, table, p.train_rows, p.attack)
+    for exp, p in zip(bm.test_stream, plans, strict=True):
+        _annotate(exp, table, p.test_rows, p.attack)
+    return bm

@@ -1,0 +1,122 @@
+"""Read, check, plan and cache the data of a run (the benchmark's inputs).
+
+:func:`load_benchmark_data` refuses to start on bad data: metadata problems
+anywhere in the table, missing files (unless ``allow_missing``) and
+undecodable audio among the rows used all raise one :class:`DataError`
+listing every problem with its file. Only the rows a plan uses are decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cl_spoof.benchmark.planning import (
+    ExperiencePlan,
+    configured_attacks,
+    plan_experiences,
+    split_eval_only_attacks,
+)
+from cl_spoof.config import DataConfig
+from cl_spoof.data import read_source
+from cl_spoof.data.cache import CachedWaveforms, WaveformCache
+from cl_spoof.data.checks import check_table
+
+
+@dataclass
+class BenchmarkData:
+    """The checked table, the cached audio of the rows used, and the plans."""
+
+    table: pd.DataFrame
+    waveforms: CachedWaveforms
+    plans: list[ExperiencePlan]
+    source: str
+
+
+def resolve_source(cfg: DataConfig,
+                   progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """The data source path; builds the demo corpus when ``source`` is ``demo``."""
+    if cfg.source == "demo":
+        from cl_spoof.demo.corpus import ensure_demo_corpus
+
+        report = None if progress is None else (
+            lambda i, n: progress("building the demo corpus (first use only)", i, n))
+        return ensure_demo_corpus(seed=cfg.demo_seed, progress=report)
+    return Path(cfg.source).expanduser()
+
+
+def read_run_table(cfg: DataConfig,
+                   progress: Callable[[str, int, int], None] | None = None
+                   ) -> tuple[pd.DataFrame, Path]:
+    """The checked utterance table of ``cfg.data`` and its source path.
+
+    Metadata problems anywhere in the table and missing files (unless
+    ``allow_missing``) raise one :class:`DataError` listing every problem.
+    """
+    source = resolve_source(cfg, progress)
+    table = read_source(source)
+    table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
+                                    seed=0, train_split=cfg.train_split,
+                                    test_split=cfg.test_split)
+    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+    report.raise_if_problems(source)
+    return report.table, source
+
+
+def load_benchmark_data(
+    cfg: DataConfig,
+    seed: int = 0,
+    on_stage: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BenchmarkData:
+    """Read, check, plan and cache the data of a run; refuses to start on bad data.
+
+    Metadata problems anywhere in the table, missing files (unless
+    ``allow_missing``) and undecodable audio among the rows used all raise one
+    :class:`DataError` listing every problem with its file.
+    """
+    if on_stage is not None:
+        on_stage("preparing data source")
+    table, source = read_run_table(cfg, progress)
+    return prepare_benchmark_data(table, configured_attacks(table, cfg), cfg, seed, str(source),
+                                  on_stage, progress)
+
+
+def prepare_benchmark_data(
+    table: pd.DataFrame,
+    attacks: Sequence[str],
+    cfg: DataConfig,
+    seed: int,
+    source: str,
+    on_stage: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BenchmarkData:
+    """Plan the experiences of ``attacks`` and cache the audio of the rows they use."""
+    plans = plan_experiences(table, attacks, cfg.train_split, cfg.test_split,
+                             cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
+                             cfg.max_test_per_attack, cfg.max_bonafide_test)
+    used = np.unique(np.concatenate([np.concatenate([p.train_rows, p.test_rows]) for p in plans]))
+    sub = table.iloc[used].reset_index(drop=True)
+    remap = np.full(len(table), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    plans = [ExperiencePlan(p.attack, remap[p.train_rows], remap[p.test_rows]) for p in plans]
+    if on_stage is not None:
+        on_stage("decoding audio into the cache")
+    cache = WaveformCache(cfg.cache_dir, max_samples=cache_samples(cfg.num_samples))
+    waveforms, problems = cache.load(
+        sub["path"].tolist(),
+        progress=None if progress is None else (lambda i, n: progress("decode audio", i, n)))
+    if problems:
+        from cl_spoof.data.checks import CheckReport
+
+        CheckReport(sub, problems).raise_if_problems(source)
+    return BenchmarkData(table=sub, waveforms=waveforms, plans=plans, source=source)
+
+
+def cache_samples(num_samples: int) -> int:
+    """Samples cached per clip: the input length plus room for random training crops."""
+    return int(num_samples * 1.5)

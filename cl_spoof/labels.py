@@ -1,0 +1,13 @@
+"""Names and indices shared across the pipeline (data, models, strategies, metrics, reports).
+
+Targets and logits use index 1 for bona fide and 0 for spoof, so a score
+``logit[1] - logit[0]`` is higher for more bona fide speech (the ASVspoof
+convention).
+"""
+
+BONAFIDE_TARGET = 1
+SPOOF_TARGET = 0
+NUM_CLASSES = 2
+
+#: ``trained_on`` of the single stage of joint training (every attack at once).
+JOINT = "joint"

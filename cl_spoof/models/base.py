@@ -1,0 +1,29 @@
+"""``Detector``: what every spoofing detector offers the rest of cl-spoof."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cl_spoof.errors import ConfigError
+
+
+class Detector(nn.Module):
+    """Waveform ``(B, L)`` in, plain logits ``(B, 2)`` out (index 1 = bona fide).
+
+    Subclasses route the utterance embedding through ``self.embedding`` (an
+    ``nn.Identity`` hook point, used by DFWF's alignment and any feature probe) right
+    before the classifier head, and say the shortest input they accept.
+    """
+
+    embedding: nn.Module
+
+    def min_length(self) -> int:
+        """Shortest input (samples) the model accepts."""
+        raise NotImplementedError
+
+    def compile_frontend(self, backend: str = "inductor") -> None:
+        """``torch.compile`` the expensive front of the network in place (``train.compile``).
+
+        The default refuses: a detector opts in by overriding this.
+        """
+        raise ConfigError(f"train.compile: {type(self).__name__} does not support compiling")

@@ -1,0 +1,130 @@
+"""One continual run: train experience by experience, evaluate every attack after each.
+
+The data flow, start to end::
+
+    config ─► benchmark.load_benchmark_data ─► benchmark.datasets.build_benchmark
+           ─► Trainer.build (model, strategy, EER metric)
+           ─► for each stage: Trainer.train_stage ─► Trainer.evaluate ─► RunWriter
+
+The run directory's layout is described in :mod:`cl_spoof.workflows.run_dir`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.logging import CSVLogger, TextLogger
+
+from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
+from cl_spoof.benchmark.datasets import build_benchmark
+from cl_spoof.config import RunConfig
+from cl_spoof.infra.checkpoints import read_checkpoint
+from cl_spoof.infra.context import RunContext
+from cl_spoof.strategies.registry import get_spec
+from cl_spoof.workflows.events import RunEvents, RunSummary
+from cl_spoof.workflows.run_dir import RunWriter
+from cl_spoof.workflows.training import StageResult, Trainer
+
+
+def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
+    """``runs/<time>-<strategy>-seed<N>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{cfg.strategy.name.replace('+', '_')}-seed{cfg.seed}"
+
+
+def record_stage(writer: RunWriter, trainer: Trainer, result: StageResult, stage: int,
+                 trained_on: str, attacks: list[str], rows: list[dict], learned: list[str],
+                 finished: bool, t0: float) -> tuple[pd.DataFrame, dict]:
+    """Append stage ``stage``'s row to ``rows``; rank 0 writes its scores, checkpoint,
+    matrix and metrics. Every process returns the same matrix and metrics."""
+    rows.append({"stage": stage, "trained_on": trained_on,
+                 **{a: result.eers.get(a, float("nan")) for a in attacks}})
+    if not trainer.ctx.is_main:
+        return writer.frames(rows, attacks, learned)
+    writer.write_stage_outputs(stage, result.scores,
+                               trainer.checkpoint(stage, trained_on, attacks, result))
+    return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0)
+
+
+def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
+                   data: BenchmarkData | None = None,
+                   extra_plugins: Sequence[SupervisedPlugin] = (),
+                   resume: bool = False, ctx: RunContext | None = None) -> RunSummary:
+    """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
+
+    ``data`` reuses already loaded benchmark data (compare loads it once);
+    ``extra_plugins`` are added to the strategy (e.g. timers in benchmarks/).
+    With ``resume`` the run continues after the last completed stage of
+    ``out_dir`` (model, optimizer and strategy state from its last checkpoint;
+    every stage reseeds, so the result equals an uninterrupted run's).
+
+    ``ctx`` says which process this is (default: one local process on
+    ``train.device``). Under torchrun every process calls this with the same
+    arguments and its own context; training is data-parallel, only rank 0 writes
+    ``out_dir`` and reports ``events``, and every process returns the same matrix
+    and metrics.
+    """
+    ctx = ctx or RunContext.local(cfg.train.device)
+    events = events if (events is not None and ctx.is_main) else RunEvents()
+    t0 = time.perf_counter()
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    ctx.batch_share(cfg.train.batch_size)  # a bad batch size fails before data loading
+    spec = get_spec(cfg.strategy.name)
+    writer = RunWriter(out_dir, cfg)
+    rows: list[dict] = ctx.on_main(writer.open_existing if resume else writer.create)
+    completed = len(rows)
+
+    if data is None:
+        data = ctx.local_main_first(lambda: load_benchmark_data(
+            cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    attacks = [p.attack for p in data.plans]
+    train_plans = [joint_plan(data.plans)] if spec.joint else data.plans
+    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
+                         train_plans=train_plans)
+
+    # A resumed run logs into its own folder: earlier logs are never overwritten.
+    log_dir = out_dir / "logs" / (f"resumed_at_stage_{completed}" if resume else "")
+    log_file: IO[str] | None = None
+    if ctx.is_main:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        loggers = [TextLogger(log_file), CSVLogger(str(log_dir))] if log_file else []
+        trainer = Trainer.build(cfg, ctx, events, loggers, extra_plugins)
+        if completed:
+            checkpoint = writer.checkpoint_path(completed - 1)
+            trainer.restore(ctx.on_main(lambda: read_checkpoint(checkpoint)), checkpoint,
+                            completed, bm.train_stream)
+            events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
+        learned: list[str] = [str(r["trained_on"]) for r in rows]
+        reported: dict[int, int] = {}
+        matrix, metrics = pd.DataFrame(), dict[str, Any]()
+        for stage, exp in enumerate(bm.train_stream):
+            if stage < completed:
+                continue
+            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
+            trainer.train_stage(exp, stage, bm.train_stream)
+            learned.append(exp.attack)
+            result = trainer.evaluate(bm.test_stream)
+            matrix, metrics = record_stage(writer, trainer, result, stage, exp.attack, attacks,
+                                           rows, learned, stage == len(train_plans) - 1, t0)
+            events.on_result(stage, exp.attack, {a: rows[-1][a] for a in attacks})
+            for key, messages in trainer.plugin_warnings().items():
+                for message in messages[reported.get(key, 0):]:  # e.g. DFWF: "no bona fide"
+                    events.on_stage(f"warning: {message}")
+                    if log_file is not None:
+                        log_file.write(f"WARNING: {message}\n")
+                reported[key] = len(messages)
+    finally:
+        if log_file is not None:
+            log_file.close()
+    return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
+                      seconds=time.perf_counter() - t0)

@@ -1,0 +1,234 @@
+"""The training loop shared by ``run``, ``run --resume`` and ``add-attack``.
+
+A :class:`Trainer` is a strategy ready to learn stage after stage: it is built
+from a config (model, optimizer, strategy, EER metric), learns one stage with
+:meth:`Trainer.train_stage` (reseeded with :func:`~cl_spoof.infra.runtime.stage_seed`,
+state synchronised across processes under torchrun), evaluates every attack
+with :meth:`Trainer.evaluate`, and saves / restores everything a resumed run
+needs (:meth:`Trainer.checkpoint`, :meth:`Trainer.restore`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+
+from cl_spoof.config import RunConfig, to_dict
+from cl_spoof.errors import CLSpoofError
+from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, load_model_state
+from cl_spoof.infra.context import RunContext
+from cl_spoof.infra.runtime import seed_everything, stage_seed
+from cl_spoof.metrics.eer import compute_eer
+from cl_spoof.metrics.plugin import EERPluginMetric
+from cl_spoof.models import build_model
+from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss
+from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
+from cl_spoof.strategies.state import export_state, restore_state
+from cl_spoof.workflows.events import RunEvents
+
+
+class TrainingError(CLSpoofError):
+    """Training diverged (NaN/Inf loss) or could not run."""
+
+
+class ProgressPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
+    """Reports mini-batch progress of training and evaluation, and guards against NaN loss."""
+
+    def __init__(self, events: RunEvents) -> None:
+        super().__init__()
+        self.events = events
+        self._desc = ""
+        self._done = 0
+
+    def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        exp = strategy.experience
+        self._desc = (f"train {getattr(exp, 'attack', '?')} epoch "
+                      f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}")
+        self.events.on_progress(self._desc, 0, len(strategy.dataloader))
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        self.events.on_progress(self._desc, strategy.clock.train_epoch_iterations,
+                                len(strategy.dataloader))
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        if not torch.isfinite(strategy.loss).all():
+            exp = strategy.experience
+            raise TrainingError(
+                f"the loss became {strategy.loss.item()} while training on attack "
+                f"{getattr(exp, 'attack', '?')} (epoch {strategy.clock.train_exp_epochs + 1}, "
+                f"iteration {strategy.clock.train_epoch_iterations + 1}); lower train.lr"
+            )
+
+    def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self._desc = f"evaluate {getattr(strategy.experience, 'attack', '?')}"
+        self._done = 0
+        self.events.on_progress(self._desc, 0, len(strategy.dataloader))
+
+    def after_eval_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        self._done += 1
+        self.events.on_progress(self._desc, self._done, len(strategy.dataloader))
+
+
+@dataclass
+class StageResult:
+    """Every attack's evaluation after one stage."""
+
+    eers: dict[str, float]  # attack -> EER (%), NaN when not evaluable
+    scores: pd.DataFrame  # utt_id, attack, key, score (each utterance once)
+    pooled_eer: float  # all bona fide vs all spoofs, a fraction
+    threshold: float  # the pooled EER threshold
+
+
+def score_frame(results: dict) -> pd.DataFrame:
+    """All scores of one stage's evaluation, bona fide once, ``utt_id attack key score``."""
+    frames = [r.to_frame() for r in results.values()]
+    scores = pd.concat(frames, ignore_index=True)
+    return scores.drop_duplicates(subset="utt_id", keep="first").reset_index(drop=True)
+
+
+def stage_epochs(cfg: RunConfig, stage: int) -> int:
+    """Epochs of training stage ``stage`` (``train.first_epochs`` for the first)."""
+    return (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 else cfg.train.epochs
+
+
+@dataclass
+class Trainer:
+    """A strategy, its EER metric and the run they belong to."""
+
+    cfg: RunConfig
+    ctx: RunContext
+    spec: StrategySpec
+    strategy: SupervisedTemplate
+    eer_metric: EERPluginMetric
+
+    @classmethod
+    def build(cls, cfg: RunConfig, ctx: RunContext, events: RunEvents | None = None,
+              loggers: Sequence[Any] = (), extra_plugins: Sequence[SupervisedPlugin] = ()
+              ) -> Trainer:
+        """The fresh model, optimizer and strategy of ``cfg`` on ``ctx``'s device.
+
+        Seeds first, so the same seed gives the same initial weights whatever the
+        strategy (and on every process). Under torchrun the strategy trains
+        data-parallel (``ctx.training_plugins``).
+        """
+        spec = get_spec(cfg.strategy.name)
+        seed_everything(cfg.seed)
+        model = build_model(cfg.model.preset, **cfg.model.overrides)
+        if cfg.train.compile:
+            model.compile_frontend(cfg.train.compile_backend)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                     weight_decay=cfg.train.weight_decay)
+        eer_metric = EERPluginMetric(gather=ctx.gather_shards)
+        evaluator = EvaluationPlugin(eer_metric, accuracy_metrics(epoch=True, experience=True),
+                                     loss_metrics(epoch=True, experience=True),
+                                     loggers=list(loggers))
+        # The distributed plugin comes first: it must unwrap the model before others copy it.
+        plugins: list[SupervisedPlugin] = [*ctx.training_plugins(cfg.seed),
+                                           ProgressPlugin(events or RunEvents()),
+                                           *extra_plugins]
+        if cfg.train.amp == "bf16":
+            plugins.append(Autocast(ctx.device))
+        if cfg.train.class_weighted_loss:
+            plugins.append(ClassWeightedLoss())
+        strategy = build_strategy(BuildArgs(
+            cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
+            evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
+            world_size=ctx.world_size))
+        if ctx.distributed:
+            # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
+            # train_stage makes their state rank 0's after every experience.
+            for plugin in strategy.plugins:
+                plugin.supports_distributed = True
+        return cls(cfg=cfg, ctx=ctx, spec=spec, strategy=strategy, eer_metric=eer_metric)
+
+    # ------------------------------------------------------------------ one stage
+
+    def train_stage(self, exp: Any, stage: int, train_stream: Sequence[Any]) -> None:
+        """Learn experience ``exp`` as training stage ``stage``.
+
+        Reseeds with the stage seed (same data order per stage for every strategy;
+        other processes get their own crops), trains ``stage_epochs`` epochs, then
+        gives every process rank 0's strategy state and checks they agree.
+        """
+        self.strategy.train_epochs = stage_epochs(self.cfg, stage)
+        seed_everything(self.ctx.rank_seed(stage_seed(self.cfg.seed, stage)))
+        self.strategy.train(exp, num_workers=self.cfg.train.workers)
+        self.ctx.sync_module_and_state(
+            self.strategy.model, f"after stage {stage}", self.export_state,
+            lambda state: self.restore_state(state, stage + 1, train_stream))
+
+    def evaluate(self, test_stream: Sequence[Any]) -> StageResult:
+        """Score every test experience (gathered over processes) and take the EERs."""
+        self.eer_metric.results.clear()
+        with torch.inference_mode():  # cheaper than Avalanche's own no_grad
+            self.strategy.eval(test_stream, num_workers=self.cfg.train.workers)
+        results = self.eer_metric.results[max(self.eer_metric.results)]
+        scores = score_frame(results)
+        bona = scores.loc[scores["key"] == "bonafide", "score"].to_numpy()
+        spoof = scores.loc[scores["key"] == "spoof", "score"].to_numpy()
+        pooled, threshold = compute_eer(bona, spoof) if len(bona) and len(spoof) \
+            else (float("nan"), float("nan"))
+        return StageResult(eers={a: r.eer for a, r in results.items()}, scores=scores,
+                           pooled_eer=pooled, threshold=threshold)
+
+    # ------------------------------------------------------------------ state
+
+    def export_state(self) -> dict:
+        """Strategy state beyond model and optimizer (checkpoint entries)."""
+        return export_state(self.strategy, self.spec.state_adapters())
+
+    def restore_state(self, state: dict, completed: int,
+                      train_stream: Sequence[Any] | None) -> None:
+        """Put :meth:`export_state`'s entries back after ``completed`` stages."""
+        restore_state(self.strategy, self.spec.state_adapters(), state, completed, train_stream)
+
+    def checkpoint(self, stage: int, trained_on: str, attacks: Sequence[str],
+                   result: StageResult) -> dict:
+        """The checkpoint of stage ``stage`` (tensors and plain data only)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "stage": stage,
+            "trained_on": trained_on,
+            "attacks": list(attacks),
+            "config": to_dict(self.cfg),
+            "model_preset": self.cfg.model.preset,
+            "model_state": self.strategy.model.state_dict(),
+            "optimizer_state": self.strategy.optimizer.state_dict(),
+            "strategy_state": self.export_state(),
+            "eer_threshold": float(result.threshold),
+            "pooled_eer": 100.0 * float(result.pooled_eer),
+            "num_samples": self.cfg.data.num_samples,
+        }
+
+    def load_model(self, ckpt: dict, checkpoint: Path) -> None:
+        """Load only the model weights of ``ckpt`` (read from ``checkpoint``)."""
+        load_model_state(self.strategy.model, ckpt.get("model_state"), checkpoint,
+                         "the model of the run's config")
+
+    def restore(self, ckpt: dict, checkpoint: Path, completed: int,
+                train_stream: Sequence[Any] | None = None) -> None:
+        """Load model, optimizer and strategy state of ``ckpt`` to continue after
+        ``completed`` stages exactly where the run stopped."""
+        if "strategy_state" not in ckpt or "optimizer_state" not in ckpt:
+            raise CLSpoofError(f"{checkpoint}: holds no optimizer/strategy state (written by "
+                               "an older cl-spoof), so the run cannot be resumed exactly")
+        self.load_model(ckpt, checkpoint)
+        # Avalanche resets the optimizer state the first time it sees it; do that now,
+        # then load the saved state so training continues exactly where it stopped.
+        self.strategy.make_optimizer(reset_optimizer_state=True)
+        self.strategy.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.restore_state(ckpt.get("strategy_state", {}), completed, train_stream)
+        self.strategy.clock.train_exp_counter = completed
+
+    def plugin_warnings(self) -> dict[int, list[str]]:
+        """Warnings each plugin recorded so far (e.g. DFWF: "no bona fide"), by plugin id."""
+        return {id(p): list(getattr(p, "warnings", [])) for p in self.strategy.plugins}
