@@ -191,7 +191,7 @@ class InputRows:
             rows = x.reshape(-1, x.shape[-1])
             self._store(layers[0], rows, per_sample)
         elif isinstance(module, nn.Conv1d):
-            pad = module.padding[0]
+            pad = int(module.padding[0])  # int padding only (see _supported)
             if pad:
                 x = F.pad(x, (pad, pad))
             k, s, d = module.kernel_size[0], module.stride[0], module.dilation[0]
@@ -203,7 +203,7 @@ class InputRows:
 
     def _record_gru(self, gru: nn.GRU, x: torch.Tensor, layers: list[WeightLayer]) -> None:
         """Each GRU layer's input sequence: the GRU input, then each layer's output."""
-        wanted = {layer.gru_layer: layer for layer in layers}
+        wanted = {int(layer.gru_layer or 0): layer for layer in layers}
         seq = x
         for k in range(gru.num_layers):
             if k in wanted:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -113,6 +113,7 @@ class _ProjectionPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
         self._p: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
         self._betas: list[float] = []
+        self._beta = 1.0
 
     # ------------------------------------------------------------------ what subclasses set
 
@@ -153,14 +154,14 @@ class _ProjectionPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
         self._beta = beta
         if self.target == "gradient":
             for layer in self._layers:
-                params = layer.parameters()
-                if layer.key not in self._p or any(p.grad is None for p in params):
+                grads = [p.grad for p in layer.parameters()]
+                if layer.key not in self._p or any(g is None for g in grads):
                     continue
-                grad = layer.matrix(params[0].grad, params[1].grad if len(params) > 1 else None)
-                w, b = layer.split(modify(grad, self._p[layer.key], beta))
-                params[0].grad.copy_(w)
-                if b is not None:
-                    params[1].grad.copy_(b)
+                g_w, g_b = cast(torch.Tensor, grads[0]), grads[1] if len(grads) > 1 else None
+                w, b = layer.split(modify(layer.matrix(g_w, g_b), self._p[layer.key], beta))
+                g_w.copy_(w)
+                if b is not None and g_b is not None:
+                    g_b.copy_(b)
         else:
             self._before = {}
             for layer in self._layers:

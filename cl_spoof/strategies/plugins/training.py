@@ -76,6 +76,11 @@ class Autocast(SupervisedPlugin, supports_distributed=True):  # type: ignore[cal
         self._exit(strategy)
 
 
+def _stay_in_eval(module: nn.Module, inputs: Any) -> None:
+    """Forward pre-hook of a frozen BatchNorm layer: evaluation mode, whatever was set."""
+    module.training = False
+
+
 class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
     """Freeze-and-learn (Salvi et al., ICASSP 2025): after the first experience, only the
     layers named by ``trainable`` keep learning.
@@ -84,11 +89,13 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
     (``"front"``, ``"blocks.0"``, ``"head.*"``); every other parameter stops
     receiving gradients (``requires_grad = False``), so the optimizer leaves it
     bit-identical. A BatchNorm layer none of whose parameters learns is frozen
-    whole: it stays in evaluation mode, so its running statistics do not drift
-    either and the frozen part of the network computes exactly what it did. The
-    first experience trains everything. Works with any strategy (its regularisers
-    simply see no gradient for frozen parameters). Put it before a
-    data-parallel plugin, which must see the final set of trainable parameters.
+    whole: a forward pre-hook keeps it in evaluation mode during training (also
+    through other plugins' extra passes, which set the model to training mode),
+    so its running statistics do not drift either and the frozen part of the
+    network computes exactly what it did. The first experience trains everything.
+    Works with any strategy (its regularisers see no gradient for frozen
+    parameters). Put it before a data-parallel plugin, which must see the final
+    set of trainable parameters.
     """
 
     def __init__(self, trainable: tuple[str, ...] | list[str],
@@ -96,7 +103,7 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
         super().__init__()
         self.trainable = tuple(trainable)
         self.key = key
-        self._frozen_norms: list[nn.Module] = []
+        self._handles: list[Any] = []
 
     def check(self, model: nn.Module) -> None:
         """Raise :class:`ConfigError` naming the key for a pattern that matches no layer."""
@@ -104,10 +111,10 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         """From the second experience on, freeze every parameter the patterns do not name."""
-        model = strategy.model
-        self._frozen_norms = []
+        self._release()
         if int(strategy.clock.train_exp_counter) == 0:
             return
+        model = strategy.model
         self.check(model)
         for name, param in model.named_parameters():
             learn = any(matches(name, p) for p in self.trainable)
@@ -120,13 +127,14 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
                 learns = any(p.requires_grad for p in own) if own else \
                     any(matches(name, p) for p in self.trainable)
                 if not learns:
-                    self._frozen_norms.append(module)
-        self._eval_frozen_norms()
+                    module.eval()
+                    self._handles.append(module.register_forward_pre_hook(_stay_in_eval))
 
-    def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
-        """Keep frozen BatchNorm layers in evaluation mode whatever reset the model's mode."""
-        self._eval_frozen_norms()
+    def after_training(self, strategy: Any, **kwargs: Any) -> None:
+        """Remove the hooks once every plugin's end-of-experience work is done."""
+        self._release()
 
-    def _eval_frozen_norms(self) -> None:
-        for module in self._frozen_norms:
-            module.eval()
+    def _release(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
