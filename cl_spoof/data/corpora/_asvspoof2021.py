@@ -17,6 +17,7 @@ Both corpora are published as evaluation data only: every row gets split
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +27,15 @@ import pandas as pd
 from cl_spoof.data.corpora._common import (
     DEFAULT_SEED,
     check_keys_match_audio,
-    fields_of,
+    first_bad,
     first_existing,
     grouped_split,
     missing_error,
-    read_text_lines,
+    parse_table,
     require_unique,
     scan_audio,
 )
-from cl_spoof.data.table import LABELS, NO_ATTACK, make_table
+from cl_spoof.data.table import LABELS, make_table
 from cl_spoof.errors import ConfigError, DataError
 
 SUBSETS: tuple[str, ...] = ("eval", "progress", "hidden")
@@ -103,45 +104,36 @@ def read(t: Track, root: Path, *, keys: Path | None = None,
         bad = [s for s in subsets if s not in SUBSETS]
         if bad:
             raise ConfigError(f"subsets: unknown subset(s) {bad}; use {', '.join(SUBSETS)}")
-    n = len(t.columns)
+    df, linenos = parse_table(key_file, t.columns, t.layout_line, "key file")
+    bad = first_bad(~df["key"].isin(LABELS))
+    if bad is not None:
+        raise DataError(f"{key_file}:{linenos[bad]}: unknown key {df['key'][bad]!r} (expected"
+                        f" one of {LABELS})")
     prefix = f"{t.track}_E_"
-    parsed: list[list[str]] = []
-    for lineno, line in enumerate(read_text_lines(key_file, "key file"), start=1):
-        if not line.strip():
-            continue
-        f = fields_of(key_file, lineno, line, n, t.layout_line)
-        rec = dict(zip(t.columns, f, strict=True))
-        if rec["key"] not in LABELS:
-            raise DataError(f"{key_file}:{lineno}: unknown key {rec['key']!r} (expected one of"
-                            f" {LABELS})")
-        if not rec["trial"].startswith(prefix):
-            raise DataError(f"{key_file}:{lineno}: trial {rec['trial']!r} is not an ASVspoof 2021"
-                            f" {t.track} trial ({prefix}*); is this the key file of another track?")
-        if subsets is not None and rec["subset"] not in subsets:
-            continue
-        parsed.append(f)
-    ids = [f[1] for f in parsed]
+    bad = first_bad(~df["trial"].str.startswith(prefix))
+    if bad is not None:
+        raise DataError(f"{key_file}:{linenos[bad]}: trial {df['trial'][bad]!r} is not an"
+                        f" ASVspoof 2021 {t.track} trial ({prefix}*); is this the key file of"
+                        " another track?")
+    if subsets is not None:
+        df = df[df["subset"].isin(list(subsets))].reset_index(drop=True)
+    ids = df["trial"].tolist()
     require_unique(ids, key_file)
     folders = t.audio_folders(root)
     found = scan_audio(folders, (".flac",))
     check_keys_match_audio(key_file, ids, found, f"{root / t.audio_dir}/flac")
-    primary = folders[0]
-    rows = []
-    idx = {c: i for i, c in enumerate(t.columns)}
-    for f in parsed:
-        trial = f[idx["trial"]]
-        row = {
-            "utt_id": trial,
-            "path": str(found.get(trial, primary / f"{trial}.flac")),
-            "label": f[idx["key"]],
-            "attack": f[idx["attack"]] or NO_ATTACK,
-            "speaker": f[idx["speaker"]],
-            "split": "eval",
-        }
-        for c in t.extra:
-            row[c] = f[idx[c]]
-        rows.append(row)
-    table = make_table(rows, extra=t.extra)
+    primary = os.path.join(folders[0], "")
+    table = pd.DataFrame({
+        "utt_id": df["trial"],
+        "path": [found.get(i) or f"{primary}{i}.flac" for i in ids],
+        "label": df["key"],
+        "attack": df["attack"],
+        "speaker": df["speaker"],
+        "split": "eval",
+    })
+    for c in t.extra:
+        table[c] = df[c]
+    table = make_table(table, extra=t.extra)
     if fractions is not None:
         table["split"] = grouped_split(table["speaker"].tolist(), fractions, seed)
     return table

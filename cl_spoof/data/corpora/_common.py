@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cl_spoof.data.table import SPLITS
 from cl_spoof.errors import ConfigError, DataError
@@ -49,6 +50,33 @@ def fields_of(path: Path, lineno: int, line: str, n: int, layout: str) -> list[s
     return fields
 
 
+def parse_table(path: Path, columns: Sequence[str], layout: str, what: str
+                ) -> tuple[pd.DataFrame, list[int]]:
+    """Whitespace-separated lines with exactly ``len(columns)`` fields, as a string frame.
+
+    Returns the frame and the line number of each row, so later checks can name
+    the file and line of a bad value.
+    """
+    records: list[list[str]] = []
+    linenos: list[int] = []
+    n = len(columns)
+    for lineno, line in enumerate(read_text_lines(path, what), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != n:
+            fields_of(path, lineno, line, n, layout)  # raises with file and line
+        records.append(fields)
+        linenos.append(lineno)
+    return pd.DataFrame(records, columns=list(columns), dtype=str), linenos
+
+
+def first_bad(mask: pd.Series) -> int | None:
+    """Position of the first ``True`` in ``mask``, else ``None``."""
+    hits = np.flatnonzero(mask.to_numpy())
+    return int(hits[0]) if hits.size else None
+
+
 def first_existing(candidates: Iterable[Path]) -> Path | None:
     """The first of ``candidates`` that exists, else ``None``."""
     for c in candidates:
@@ -58,14 +86,14 @@ def first_existing(candidates: Iterable[Path]) -> Path | None:
 
 
 def scan_audio(folders: Sequence[Path], extensions: Sequence[str] = AUDIO_EXTENSIONS
-               ) -> dict[str, Path]:
-    """Map file stem -> file for the audio files directly in ``folders`` (names only).
+               ) -> dict[str, str]:
+    """Map file stem -> file path for the audio files directly in ``folders`` (names only).
 
     Uses ``os.scandir`` so a folder of 600k files is listed in seconds without
     opening any file. The first folder holding a stem wins.
     """
     exts = tuple(e.lower() for e in extensions)
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     for folder in folders:
         if not folder.is_dir():
             continue
@@ -74,11 +102,11 @@ def scan_audio(folders: Sequence[Path], extensions: Sequence[str] = AUDIO_EXTENS
                 name = entry.name
                 dot = name.rfind(".")
                 if dot > 0 and name[dot:].lower() in exts and entry.is_file():
-                    found.setdefault(name[:dot], folder / name)
+                    found.setdefault(name[:dot], os.path.join(folder, name))
     return found
 
 
-def check_keys_match_audio(key_file: Path, ids: Sequence[str], found: Mapping[str, Path],
+def check_keys_match_audio(key_file: Path, ids: Sequence[str], found: Mapping[str, str],
                            audio_desc: str) -> None:
     """Refuse a key/protocol file none of whose trials is among the audio files found.
 
@@ -88,7 +116,7 @@ def check_keys_match_audio(key_file: Path, ids: Sequence[str], found: Mapping[st
     """
     if not found or not ids:
         return
-    if any(i in found for i in ids):
+    if not found.keys().isdisjoint(ids):
         return
     example_key = ids[0]
     example_audio = next(iter(found))

@@ -25,6 +25,7 @@ without the 85 GB of eval audio works); ``splits=`` names them explicitly.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,10 +33,10 @@ import pandas as pd
 
 from cl_spoof.data.corpora._common import (
     check_keys_match_audio,
-    fields_of,
+    first_bad,
     first_existing,
     missing_error,
-    read_text_lines,
+    parse_table,
     require_unique,
     scan_audio,
 )
@@ -96,36 +97,37 @@ def missing(root: Path, splits: Sequence[str] | None = None) -> list[str]:
     return out
 
 
-def _rows(proto: Path, split: str, audio: Path) -> list[dict[str, str]]:
-    parsed = []
-    for lineno, line in enumerate(read_text_lines(proto, "protocol"), start=1):
-        if not line.strip():
-            continue
-        rec = dict(zip(FIELDS, fields_of(proto, lineno, line, len(FIELDS), LAYOUT_LINE),
-                       strict=True))
-        if rec["key"] not in LABELS:
-            raise DataError(f"{proto}:{lineno}: unknown key {rec['key']!r} (expected one of"
-                            f" {LABELS})")
-        bona_attack = rec["attack_label"] in ("bonafide", NO_ATTACK)
-        if bona_attack != (rec["key"] == "bonafide"):
-            raise DataError(f"{proto}:{lineno}: key {rec['key']!r} contradicts ATTACK_LABEL"
-                            f" {rec['attack_label']!r}")
-        if not rec["file"].startswith(ID_PREFIX[split]):
-            raise DataError(f"{proto}:{lineno}: trial {rec['file']!r} is not a {split} trial"
-                            f" ({ID_PREFIX[split]}*); is this the protocol of another partition?")
-        parsed.append(rec)
-    ids = [r["file"] for r in parsed]
+def _table(proto: Path, split: str, audio: Path) -> pd.DataFrame:
+    df, linenos = parse_table(proto, FIELDS, LAYOUT_LINE, "protocol")
+    bad = first_bad(~df["key"].isin(LABELS))
+    if bad is not None:
+        raise DataError(f"{proto}:{linenos[bad]}: unknown key {df['key'][bad]!r} (expected one"
+                        f" of {LABELS})")
+    bona_attack = df["attack_label"].isin(["bonafide", NO_ATTACK])
+    bad = first_bad(bona_attack != (df["key"] == "bonafide"))
+    if bad is not None:
+        raise DataError(f"{proto}:{linenos[bad]}: key {df['key'][bad]!r} contradicts"
+                        f" ATTACK_LABEL {df['attack_label'][bad]!r}")
+    bad = first_bad(~df["file"].str.startswith(ID_PREFIX[split]))
+    if bad is not None:
+        raise DataError(f"{proto}:{linenos[bad]}: trial {df['file'][bad]!r} is not a {split}"
+                        f" trial ({ID_PREFIX[split]}*); is this the protocol of another"
+                        " partition?")
+    ids = df["file"].tolist()
     require_unique(ids, proto)
-    found = scan_audio([audio], (".flac",))
-    check_keys_match_audio(proto, ids, found, f"{audio}")
-    rows = []
-    for r in parsed:
-        attack = NO_ATTACK if r["key"] == "bonafide" else r["attack_label"]
-        row = {"utt_id": r["file"], "path": str(audio / f"{r['file']}.flac"), "label": r["key"],
-               "attack": attack, "speaker": r["speaker"], "split": split}
-        row.update({c: r[c] for c in EXTRA})
-        rows.append(row)
-    return rows
+    check_keys_match_audio(proto, ids, scan_audio([audio], (".flac",)), f"{audio}")
+    folder = os.path.join(audio, "")
+    table = pd.DataFrame({
+        "utt_id": df["file"],
+        "path": [f"{folder}{i}.flac" for i in ids],
+        "label": df["key"],
+        "attack": df["attack_label"].where(~bona_attack, NO_ATTACK),
+        "speaker": df["speaker"],
+        "split": split,
+    })
+    for c in EXTRA:
+        table[c] = df[c]
+    return table
 
 
 def read(root: Path, *, splits: Sequence[str] | None = None) -> pd.DataFrame:
@@ -139,9 +141,9 @@ def read(root: Path, *, splits: Sequence[str] | None = None) -> pd.DataFrame:
     if gaps:
         raise missing_error(NAME, root, gaps)
     wanted = list(splits) if splits is not None else _present_splits(root)
-    rows: list[dict[str, str]] = []
+    tables = []
     for s in wanted:
         proto = protocol_path(root, s)
         assert proto is not None
-        rows += _rows(proto, s, root / AUDIO[s])
-    return make_table(rows, extra=EXTRA)
+        tables.append(_table(proto, s, root / AUDIO[s]))
+    return make_table(pd.concat(tables, ignore_index=True), extra=EXTRA)
