@@ -225,6 +225,18 @@ def _nll_fit(bona: np.ndarray, spoof: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 
+def test_calibration_hand_worked() -> None:
+    # Scores take two values. Bona fide: 1, 1, -1; spoof: 1, 1, -1, -1, -1, -1.
+    # With one slope and one intercept the logistic MLE reproduces the two empirical
+    # posterior log-odds: at s=1 log(2/2) = 0, at s=-1 log(1/4) -> slope = log 2, intercept
+    # = -log 2. The fitting prior log-odds log(3/6) = -log 2 is removed: offset 0.
+    # True LLRs: s=1: log((2/3) / (2/6)) = log 2;  s=-1: log((1/3) / (4/6)) = -log 2.
+    cal = fit_logistic_calibration([1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0, -1.0, -1.0])
+    assert cal.slope == pytest.approx(math.log(2), abs=1e-6)
+    assert cal.offset == pytest.approx(0.0, abs=1e-6)
+    assert cal.llr([1.0, -1.0]) == pytest.approx([math.log(2), -math.log(2)], abs=1e-6)
+
+
 def test_calibration_matches_an_independent_fit_and_removes_the_prior() -> None:
     rng = np.random.default_rng(0)
     bona, spoof = rng.normal(0.8, 1.3, 150), rng.normal(-0.6, 0.9, 450)
