@@ -227,6 +227,8 @@ def test_asvspoof5_table_reads_partitions_with_audio(tmp_path: Path) -> None:
     assert all(Path(p).is_file() for p in t.path) and metadata_problems(t) == []
     with pytest.raises(DataError, match=r"missing: flac_E_eval/ \(the eval audio\)"):
         read_corpus(root, splits=["eval"])
+    with pytest.raises(ConfigError, match=r"splits: expected a list of train, dev, eval"):
+        read_corpus(root, splits=["test"])
     full = read_corpus(make_asvspoof5(tmp_path / "full", eval_audio=True))
     ev = full[full.split == "eval"]
     assert ev.codec.tolist() == ["C11", "-"] and ev.codec_q.tolist() == ["4", "0"]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cl_spoof.data.asvspoof import PROTOCOL_DIR, PROTOCOL_FILES, audio_dir, read_asvspoof2019_la
 from cl_spoof.data.corpora._common import missing_error
+from cl_spoof.errors import ConfigError
 
 NAME = "asvspoof2019_la"
 LAYOUT = ("ASVspoof 2019 LA: ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.*.txt"
@@ -47,6 +48,10 @@ def missing(root: Path) -> list[str]:
 def read(root: Path, splits: tuple[str, ...] = ("train", "dev", "eval")) -> pd.DataFrame:
     """The utterance table of an LA root (see :func:`read_asvspoof2019_la`)."""
     root = Path(root).expanduser()
+    bad = [s for s in splits if s not in PROTOCOL_FILES]
+    if bad or isinstance(splits, str):
+        raise ConfigError(f"splits: expected a list of {', '.join(PROTOCOL_FILES)}, got"
+                          f" {splits!r}")
     gaps = missing(root)
     if gaps:
         raise missing_error(NAME, root, gaps)

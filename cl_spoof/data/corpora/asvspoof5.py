@@ -79,8 +79,16 @@ def _present_splits(root: Path) -> list[str]:
     return [s for s in PROTOCOLS if (root / AUDIO[s]).is_dir()]
 
 
+def _check_splits(splits: Sequence[str] | None) -> None:
+    if splits is not None:
+        bad = [s for s in splits if s not in SPLITS]
+        if bad or isinstance(splits, str):
+            raise ConfigError(f"splits: expected a list of {', '.join(SPLITS)}, got {splits!r}")
+
+
 def missing(root: Path, splits: Sequence[str] | None = None) -> list[str]:
     """Absent parts: a protocol whose audio folder is there (or the reverse), or no audio."""
+    _check_splits(splits)
     root = Path(root)
     out: list[str] = []
     wanted = list(splits) if splits is not None else _present_splits(root)
@@ -133,10 +141,6 @@ def _table(proto: Path, split: str, audio: Path) -> pd.DataFrame:
 def read(root: Path, *, splits: Sequence[str] | None = None) -> pd.DataFrame:
     """The utterance table of the partitions in ``splits`` (default: those with audio)."""
     root = Path(root).expanduser()
-    if splits is not None:
-        bad = [s for s in splits if s not in SPLITS]
-        if bad:
-            raise ConfigError(f"splits: unknown split(s) {bad}; use {', '.join(SPLITS)}")
     gaps = missing(root, splits)
     if gaps:
         raise missing_error(NAME, root, gaps)
