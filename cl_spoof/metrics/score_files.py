@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from cl_spoof.errors import ConfigError, DataError
-from cl_spoof.io import atomic_write_text
+from cl_spoof.infra.files import atomic_write_text
 
 ASVSPOOF5_SCORE_HEADER: tuple[str, str] = ("filename", "cm-score")
 ASVSPOOF5_KEY_HEADER: tuple[str, str] = ("filename", "cm-label")
