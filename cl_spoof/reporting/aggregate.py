@@ -17,8 +17,10 @@ import pandas as pd
 from cl_spoof.labels import JOINT
 from cl_spoof.reporting.runs import ReportError, RunRecord, run_dir_name
 
-#: Headline metrics of a run (``metrics.json``) compared across strategies.
-METRICS = ("final_avg_eer", "bwt", "max_forgetting")
+#: Headline metrics of a run (``metrics.json``) compared across strategies; runs
+#: written before a metric existed (or that did not compute it) give NaN.
+METRICS = ("final_avg_eer", "bwt", "max_forgetting", "avg_forgetting", "final_pooled_eer",
+           "final_min_dcf", "final_act_dcf", "final_cllr", "final_min_tdcf")
 
 
 @dataclass

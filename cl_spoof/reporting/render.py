@@ -29,8 +29,58 @@ def _pm(mean: float | None, std: float | None, signed: bool = False) -> str:
     return text
 
 
+#: Columns shown only when some run computed the metric: (metric, header).
+OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("final_pooled_eer", "pooled EER %"),
+    ("final_min_dcf", "minDCF"),
+    ("final_act_dcf", "actDCF"),
+    ("final_cllr", "Cllr (bits)"),
+    ("final_min_tdcf", "min t-DCF"),
+)
+
+
 def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparison as ``mean ± std`` strings, for the terminal and Markdown."""
+    """The comparison as ``mean ± std`` strings, for the terminal and Markdown.
+
+    Average forgetting is shown beside BWT; pooled EER and the official metrics
+    (of the last stage) only when some run has them.
+    """
+    out = _base_display(table)
+    if "avg_forgetting_mean" in table:
+        out.insert(4, "avg forgetting (pts)",
+                   [_pm(m, s) for m, s in zip(table.avg_forgetting_mean,
+                                              table.avg_forgetting_std, strict=True)])
+    for key, header in OPTIONAL_COLUMNS:
+        mean = table.get(f"{key}_mean")
+        if mean is None or mean.isna().all():
+            continue
+        std = table[f"{key}_std"]
+        fmt = _pm if key == "final_pooled_eer" else _pm3
+        out.insert(len(out.columns) - 1, header,
+                   [fmt(m, s) for m, s in zip(mean, std, strict=True)])
+    return out
+
+
+#: What the official columns are, shown under every comparison table.
+OFFICIAL_NOTE = (
+    "Avg forgetting: mean over attacks learned before the last stage of (final EER − best "
+    "earlier EER). Pooled EER: all test bona fide vs all test spoofs after the last stage. "
+    "minDCF, actDCF, Cllr: ASVspoof 5 (Pspoof 0.05, Cmiss 1, Cfa 10; actDCF and Cllr on "
+    "scores calibrated on data.calibration_split). min t-DCF: ASVspoof 2019 legacy, with the "
+    "organisers' ASV scores. Per-stage values: each run's metrics.json, \"official\".")
+
+
+def _pm3(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` with three decimals (costs and Cllr are small numbers)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    text = f"{mean:.3f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std:.3f}"
+    return text
+
+
+def _base_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "strategy": table.strategy,
         "seeds": table.seeds,
@@ -160,6 +210,7 @@ def render_markdown(doc: Doc) -> str:
               "detector forgot); mean ± std over seeds.",
               *[f"> **Note:** {n}" for n in doc.notes],
               "## Strategy comparison", to_markdown(comparison_display(doc.summary)),
+              OFFICIAL_NOTE,
               "## Final EER per attack (%)", to_markdown(final_eer_display(doc.strategies)),
               "## Comparison chart", fig("comparison.png"),
               "## Forgetting curves", fig("forgetting_curves.png"),
@@ -188,6 +239,7 @@ def render_html(doc: Doc) -> str:
         "<p>EER in %, BWT and forgetting in EER points (BWT &lt; 0 and forgetting &gt; 0 mean "
         "the detector forgot); mean ± std over seeds.</p>" + notes +
         "<h2>Strategy comparison</h2>" + _html_table(comparison_display(doc.summary)) +
+        f"<p>{html.escape(OFFICIAL_NOTE)}</p>" +
         "<h2>Final EER per attack (%)</h2>" + _html_table(final_eer_display(doc.strategies)) +
         "<h2>Comparison chart</h2>" + fig("comparison.png") +
         "<h2>Forgetting curves</h2>" + fig("forgetting_curves.png") +

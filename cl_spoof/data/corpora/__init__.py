@@ -109,7 +109,7 @@ def detect_layout(root: str | Path, **options: Any) -> ModuleType:
     if len(matches) > 1:
         names = ", ".join(m.NAME for m in matches)
         raise DataError(f"{root}: matches several corpus layouts ({names}); point at the"
-                        " corpus' own folder or name the layout")
+                        " corpus' own folder or name the layout (data.sources[].layout)")
     module = matches[0]
     gaps = _missing(module, root, options)
     if gaps:

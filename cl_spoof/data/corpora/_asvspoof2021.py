@@ -101,9 +101,9 @@ def read(t: Track, root: Path, *, keys: Path | None = None,
     key_file = Path(keys) if keys is not None else first_existing(t.key_candidates(root))
     assert key_file is not None
     if subsets is not None:
-        bad = [s for s in subsets if s not in SUBSETS]
-        if bad:
-            raise ConfigError(f"subsets: unknown subset(s) {bad}; use {', '.join(SUBSETS)}")
+        unknown = [s for s in subsets if s not in SUBSETS]
+        if unknown:
+            raise ConfigError(f"subsets: unknown subset(s) {unknown}; use {', '.join(SUBSETS)}")
     df, linenos = parse_table(key_file, t.columns, t.layout_line, "key file")
     bad = first_bad(~df["key"].isin(LABELS))
     if bad is not None:

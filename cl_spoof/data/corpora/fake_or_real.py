@@ -92,8 +92,9 @@ def _choose(root: Path, version: str | None) -> tuple[str, Path]:
                             f" found {', '.join(found) or 'none'}")
         return version, found[version]
     if len(found) > 1:
-        raise DataError(f"{root}: holds several FoR versions ({', '.join(found)}); pass"
-                        " version= to choose one (they are the same recordings processed"
+        raise DataError(f"{root}: holds several FoR versions ({', '.join(found)}); choose"
+                        " one with the reader option version (config: data.sources[].options:"
+                        " {version: ...}; they are the same recordings processed"
                         " differently)")
     if not found:
         raise DataError(f"{root}: no FoR version folder ({LAYOUT})")

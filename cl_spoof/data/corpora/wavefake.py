@@ -146,8 +146,7 @@ def missing(root: Path, vocoders: Sequence[str] | None = None, ljspeech_root: Pa
                 " generated_audio.zip from zenodo.org/record/5642694)"]
     out = []
     overrides = {"ljspeech": ljspeech_root, "jsut": jsut_root}
-    for corpus in sorted({family(p.name) for p in folders} - {None}):
-        assert corpus is not None
+    for corpus in sorted({c for c in (family(p.name) for p in folders) if c is not None}):
         found = bonafide_root(root, corpus, overrides[corpus])
         name = LJSPEECH if corpus == "ljspeech" else JSUT
         gens = ", ".join(p.name for p in folders if family(p.name) == corpus)
@@ -208,8 +207,9 @@ def read(root: Path, *, vocoders: Sequence[str] | None = None,
                          "label": "bonafide", "attack": NO_ATTACK, "speaker": corpus,
                          "split": "", "source_corpus": corpus, "source_utt": uid})
     for folder in folders:
-        corpus = family(folder.name)
-        assert corpus is not None
+        fam = family(folder.name)
+        assert fam is not None
+        corpus = fam
         for f in _generated_files(folder):
             rel = f.relative_to(folder).with_suffix("").as_posix()
             rows.append({"utt_id": f"{folder.name}/{safe_id(rel)}", "path": str(f),
