@@ -309,3 +309,24 @@ def test_sources_learned_attack_by_attack_with_calibration(tmp_path: Path,
     assert "min_tdcf" not in official[0]
     lines = (tmp_path / "run" / "scores" / "stage_0.txt").read_text().splitlines()
     assert lines[0].split()[0].startswith(("one/", "two/"))
+
+
+def test_score_formats_of_the_config_are_the_writers() -> None:
+    from cl_spoof.config import SCORE_FORMATS
+    from cl_spoof.metrics.score_files import SCORE_WRITERS
+
+    assert set(SCORE_FORMATS) == set(SCORE_WRITERS)
+
+
+def test_ids_with_whitespace_are_refused_before_training() -> None:
+    from types import SimpleNamespace
+
+    from cl_spoof.workflows.official import check_score_ids
+
+    table = pd.DataFrame({"utt_id": ["a/1", "my clip"], "attack": ["-", "X"]})
+    with pytest.raises(DataError, match=r"m.csv: 1 utt_id value\(s\) contain whitespace "
+                                        r"\(e.g. 'my clip'\)"):
+        check_score_ids(SimpleNamespace(table=table, source="m.csv"))  # type: ignore[arg-type]
+    table = pd.DataFrame({"utt_id": ["a/1", "b"], "attack": ["-", "my tts"]})
+    with pytest.raises(DataError, match="attack value"):
+        check_score_ids(SimpleNamespace(table=table, source="m.csv"))  # type: ignore[arg-type]

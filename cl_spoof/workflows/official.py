@@ -23,6 +23,19 @@ from cl_spoof.metrics.dcf import (
 from cl_spoof.metrics.official import OfficialInputs
 
 
+def check_score_ids(data: BenchmarkData) -> None:
+    """Refuse, before training, utterance ids or attack names that would break a score
+    file's whitespace-separated columns."""
+    for column, fix in (("utt_id", "rename the files or give the manifest a utt_id column"),
+                        ("attack", "rename the attack")):
+        values = data.table[column]
+        bad = values[values.str.contains(r"\s", regex=True)]
+        if len(bad):
+            raise DataError(f"{data.source}: {len(bad)} {column} value(s) contain whitespace "
+                            f"(e.g. {bad.iloc[0]!r}), which would break the columns of the "
+                            f"score files; {fix}")
+
+
 def metric_names(cfg: RunConfig) -> frozenset[str]:
     """``metrics.official``, or (when empty) every metric whose inputs the config gives."""
     if cfg.metrics.official:

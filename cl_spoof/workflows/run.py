@@ -30,7 +30,7 @@ from cl_spoof.infra.context import RunContext
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.official import official_inputs
+from cl_spoof.workflows.official import check_score_ids, official_inputs
 from cl_spoof.workflows.run_dir import RunWriter
 from cl_spoof.workflows.training import StageResult, Trainer
 
@@ -93,6 +93,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    check_score_ids(data)
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if spec.joint else data.plans
