@@ -135,6 +135,10 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
                            f"(cl-spoof run --resume {run_dir})")
     if not 0 < eval_fraction < 1:
         raise CLSpoofError("--eval-fraction must be between 0 and 1")
+    if base_cfg.data.sources:
+        raise CLSpoofError(f"{run_dir}: the run reads data.sources; add-attack adds an attack "
+                           "to runs of one data.source only (add the new data as another "
+                           "source and start a new run)")
     matrix = pd.read_csv(run_dir / "eer_matrix.csv")
     old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
     if not name or name in old_attacks or name == NO_ATTACK:
