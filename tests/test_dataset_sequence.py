@@ -111,6 +111,12 @@ def test_dataset_sequence_config_runs_end_to_end(corpora: dict[str, Path], tmp_p
     page = report.html.read_text()
     assert "<th>minDCF</th>" in page and "<th>min t-DCF</th>" in page
     assert f"{metrics['final_min_dcf']:.3f}" in page
+    per_stage = pd.read_csv(tmp_path / "report" / "official_naive.csv")
+    assert per_stage["trained_on"].tolist() == SOURCES
+    assert per_stage["min_tdcf"].tolist() == pytest.approx([o["min_tdcf"] for o in official],
+                                                           abs=1e-4)
+    assert "<h2>Official metrics per stage</h2>" in page
+    assert "## Official metrics per stage" in report.markdown.read_text()
 
 
 def test_data_check_reads_every_source_of_a_config(corpora: dict[str, Path],

@@ -97,6 +97,20 @@ def _base_display(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def official_display(s: StrategyData) -> pd.DataFrame:
+    """A strategy's official metrics per stage as strings (EER 2 decimals, costs 3)."""
+    assert s.official is not None
+    out = s.official.copy()
+    for col in out.columns:
+        if col in ("stage", "trained_on", "runs"):
+            continue
+        fmt = "{:.2f}" if col == "pooled_eer" else "{:.3f}"
+        out[col] = [("—" if pd.isna(v) else fmt.format(v)) for v in out[col]]
+    return out.rename(columns={"pooled_eer": "pooled EER %", "min_dcf": "minDCF",
+                               "act_dcf": "actDCF", "cllr": "Cllr (bits)",
+                               "min_tdcf": "min t-DCF"})
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no extra dependency)."""
     header = "| " + " | ".join(str(c) for c in df.columns) + " |"
@@ -198,6 +212,32 @@ class Doc:
         return out
 
 
+OFFICIAL_INTRO = ("Official metrics after every stage, from each stage's test scores "
+                  "(mean over the runs that computed them; definitions: README, \"Official "
+                  "metrics and score files\").")
+
+
+def _official_md(doc: Doc) -> list[str]:
+    with_official = [s for s in doc.strategies if s.official is not None]
+    if not with_official:
+        return []
+    out = ["## Official metrics per stage", OFFICIAL_INTRO]
+    for s in with_official:
+        out += [f"**{s.name}** (`official_{s.slug}.csv`)", to_markdown(official_display(s))]
+    return out
+
+
+def _official_html(doc: Doc) -> list[str]:
+    with_official = [s for s in doc.strategies if s.official is not None]
+    if not with_official:
+        return []
+    out = [f"<h2>Official metrics per stage</h2><p>{html.escape(OFFICIAL_INTRO)}</p>"]
+    for s in with_official:
+        out.append(f"<p><b>{html.escape(s.name)}</b> (<code>official_{html.escape(s.slug)}"
+                   f".csv</code>)</p>" + _html_table(official_display(s)))
+    return out
+
+
 def render_markdown(doc: Doc) -> str:
     """``report.md``: tables inline, figures as links to the PNGs next to it."""
     cap, src = doc.captions(), doc.table_sources()
@@ -214,6 +254,7 @@ def render_markdown(doc: Doc) -> str:
               "## Final EER per attack (%)", to_markdown(final_eer_display(doc.strategies)),
               "## Comparison chart", fig("comparison.png"),
               "## Forgetting curves", fig("forgetting_curves.png"),
+              *_official_md(doc),
               "## EER matrices", doc.heatmap_intro,
               *(fig(f"heatmap_{s.slug}.png") for s in doc.strategies),
               "## Runs", to_markdown(runs_table(doc.strategies)),
@@ -243,6 +284,7 @@ def render_html(doc: Doc) -> str:
         "<h2>Final EER per attack (%)</h2>" + _html_table(final_eer_display(doc.strategies)) +
         "<h2>Comparison chart</h2>" + fig("comparison.png") +
         "<h2>Forgetting curves</h2>" + fig("forgetting_curves.png") +
+        "".join(_official_html(doc)) +
         f"<h2>EER matrices</h2><p>{html.escape(doc.heatmap_intro)}</p>"
         f'<div class="grid">{heatmaps}</div>'
         "<h2>Runs</h2>" + _html_table(runs_table(doc.strategies)) +
