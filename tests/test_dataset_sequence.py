@@ -297,13 +297,14 @@ def test_sources_learned_attack_by_attack_with_calibration(tmp_path: Path,
     shutil.copytree(tiny_corpus.parent, second)
     cfg = config_from_dict({
         "data": {"num_samples": 4000, "calibration_split": "eval",
-                 "sources": [{"name": "one", "path": str(tiny_corpus), "max_train": 16},
-                             {"name": "two", "path": str(second / "manifest.csv")}]},
+                 "sources": [{"name": "two", "path": str(second / "manifest.csv")},
+                             {"name": "one", "path": str(tiny_corpus), "max_train": 16}]},
         "model": {"preset": "tiny"},
         "train": {"epochs": 1, "batch_size": 8, "threads": 1, "device": "cpu"},
         "metrics": {"official": ["min_dcf", "act_dcf", "cllr"]}})
     data = load_benchmark_data(cfg.data)
-    assert [p.attack for p in data.plans] == ["one/T1", "one/T2", "two/T1", "two/T2"]
+    # source by source in list order, not sorted across sources
+    assert [p.attack for p in data.plans] == ["two/T1", "two/T2", "one/T1", "one/T2"]
     assert data.table["utt_id"].str.match(r"^(one|two)/audio/").all()
     one_train = data.table.iloc[np.unique(np.concatenate([p.train_rows for p in data.plans]))]
     assert (one_train["source"] == "one").sum() == 16  # its cap, bona fide included
@@ -336,3 +337,20 @@ def test_ids_with_whitespace_are_refused_before_training() -> None:
     table = pd.DataFrame({"utt_id": ["a/1", "b"], "attack": ["-", "my tts"]})
     with pytest.raises(DataError, match="attack value"):
         check_score_ids(SimpleNamespace(table=table, source="m.csv"))  # type: ignore[arg-type]
+
+
+def test_partial_download_of_a_source_with_allow_missing(tmp_path: Path) -> None:
+    la = make_asvspoof2019_la(tmp_path / "LA", per_split=3)
+    itw = make_in_the_wild(tmp_path / "itw", speakers=10, per_speaker=1)
+    from cl_spoof.data import read_source
+
+    table = read_source(itw)
+    gone = table[table.split == "train"].iloc[0]
+    Path(gone.path).unlink()
+    cfg = _two_source_config(la, itw)
+    with pytest.raises(DataError, match=rf"{Path(gone.path).name}: listed but missing"):
+        load_benchmark_data(config_from_dict(cfg).data)
+    cfg["data"]["allow_missing"] = True
+    data = load_benchmark_data(config_from_dict(cfg).data)
+    assert f"itw/{gone.utt_id}" not in set(data.table["utt_id"])
+    assert (data.table["source"] == "itw").sum() == (table.split != "dev").sum() - 1

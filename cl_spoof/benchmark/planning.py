@@ -253,10 +253,14 @@ def joint_plan(plans: Sequence[ExperiencePlan]) -> ExperiencePlan:
 
 def configured_attacks(table: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...]:
     """The experience order: ``cfg.attacks``, else every training attack then eval-only ones
-    (with ``experience_by: source``: the source names in their order)."""
+    (several sources: source by source in list order, each one's attacks sorted; with
+    ``experience_by: source``: the source names in their order)."""
     if cfg.experience_by == "source":
         return tuple(s.name for s in cfg.sources)
     if cfg.attacks:
         return cfg.attacks
+    if len(cfg.sources) > 1:  # source by source (list order), each one's attacks sorted
+        trained = default_attacks(table, cfg.train_split)
+        return tuple(a for s in cfg.sources for a in trained if a.startswith(f"{s.name}/"))
     trained = default_attacks(table, cfg.train_split)
     return trained + tuple(a for a in cfg.eval_only_attacks if a not in trained)
