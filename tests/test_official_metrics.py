@@ -318,7 +318,8 @@ def test_average_forgetting_hand_worked() -> None:
 
 def test_asvspoof2019_format_matches_the_runner_format() -> None:
     df = frame([1.5], [-0.25])
-    # cl_spoof.runner.write_scores writes f"{u} {a} {k} {s:.6f}" lines joined by "\n" + "\n"
+    # the run's score files before score_files existed: f"{u} {a} {k} {s:.6f}" lines,
+    # joined by "\n", plus a final "\n" (runs must stay bit-identical)
     assert format_asvspoof2019_scores(df) == "b0 - bonafide 1.500000\ns0 A07 spoof -0.250000\n"
 
 

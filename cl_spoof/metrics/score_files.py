@@ -1,7 +1,8 @@
 """Score files in the ASVspoof 2019 and ASVspoof 5 formats (higher score = more bona fide).
 
-- **ASVspoof 2019** (what ``cl_spoof.runner.write_scores`` writes today and the
-  2019/2021 evaluation scripts read with ``np.genfromtxt``): one trial per line,
+- **ASVspoof 2019** (what a run writes by default, ``metrics.score_format:
+  asvspoof2019``, and the 2019/2021 evaluation scripts read with ``np.genfromtxt``):
+  one trial per line,
   ``UTT_ID ATTACK KEY SCORE`` separated by single spaces, attack ``-`` for bona
   fide, key ``bonafide``/``spoof``, score with 6 decimals.
 - **ASVspoof 5** (Track 1 submission format, read by the organisers'
@@ -58,7 +59,7 @@ def _score(value: object, utt: object) -> float:
 
 
 def format_asvspoof2019_scores(scores: pd.DataFrame) -> str:
-    """``UTT_ID ATTACK KEY SCORE`` lines (the format of ``runner.write_scores``)."""
+    """``UTT_ID ATTACK KEY SCORE`` lines (what a run writes by default)."""
     _require(scores, ("utt_id", "attack", "key", "score"))
     lines = []
     for utt, attack, key, score in scores[["utt_id", "attack", "key", "score"]].itertuples(
@@ -105,7 +106,7 @@ def write_asvspoof5_keys(path: str | Path, scores: pd.DataFrame) -> None:
     atomic_write_text(Path(path), format_asvspoof5_keys(scores))
 
 
-#: Score-file writers by format name (the value of a future ``scores_format`` option).
+#: Score-file writers by format name (the values of ``metrics.score_format``).
 SCORE_WRITERS: dict[str, Callable[[str | Path, pd.DataFrame], None]] = {
     "asvspoof2019": write_asvspoof2019_scores,
     "asvspoof5": write_asvspoof5_scores,
