@@ -410,8 +410,8 @@ def test_fake_or_real_table(tmp_path: Path) -> None:
 def test_fake_or_real_versions_and_half_present(tmp_path: Path) -> None:
     make_for(tmp_path / "for-norm")
     make_for(tmp_path / "for-rerecorded", n=1)
-    with pytest.raises(DataError, match=r"several FoR versions \(for-norm, for-rerec\); pass"
-                                        r" version="):
+    with pytest.raises(DataError, match=r"several FoR versions \(for-norm, for-rerec\); choose"
+                                        r" one with the reader option version"):
         read_corpus(tmp_path)
     t = read_corpus(tmp_path, version="for-rerec")
     assert len(t) == 6 and set(t.version) == {"for-rerec"}
