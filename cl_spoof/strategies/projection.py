@@ -22,10 +22,13 @@ choices (config keys in brackets):
 
 - ``P`` is computed in closed form from the mean outer product of all inputs
   seen, ``R̄ = mean(x xᵀ)``: ``P = (I + R̄/α')⁻¹`` — exactly what OWM's recursive
-  (RLS) update gives after the same inputs, in one eigendecomposition per layer
-  and experience instead of one ``d × d`` update per batch. ``α' = α · tr(R̄)/d``
+  (RLS) update ``P ← P - P x xᵀ P / (α_RLS + xᵀ P x)`` gives after the same ``n``
+  inputs with ``α_RLS = n α'`` (a test checks it), in one eigendecomposition per
+  layer and experience instead of one ``d × d`` update per input. ``α' = α · tr(R̄)/d``
   makes α relative to the mean input energy [``owm_alpha``]; ``Q = I - P``
-  (the notes found the code's ``Q`` to be round-off).
+  (the notes found the public code's ``Q`` to be round-off).
+- What is projected is the optimizer's update by default, or the gradient as in
+  the papers [``owm_target``] (see :mod:`cl_spoof.strategies.plugins.projection`).
 - The input space is that of every *finished* experience (the first included):
   after each experience one no-gradient pass over its training set (evaluation
   crops, BatchNorm in evaluation mode) adds its inputs; during an experience P

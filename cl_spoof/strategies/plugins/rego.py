@@ -173,6 +173,8 @@ class RegOPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[c
         grad_sum = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in named.items()}
         counts = torch.zeros(2, dtype=torch.float64, device=device)
         loader = shard_loader(strategy.experience.dataset, strategy.train_mb_size, self.ctx)
+        if not params:  # everything it acts on is frozen (train.trainable)
+            return [{}, {}], [0, 0], {}
         with _ModesKept(model):
             for batch in loader:
                 x, y = batch[0].to(device), batch[1].to(device)
