@@ -86,7 +86,7 @@ class CachedWaveforms:
 
 def row_checksum(row: np.ndarray) -> int:
     """CRC-32 of one stored row (its int16 samples)."""
-    return zlib.crc32(np.ascontiguousarray(row))
+    return zlib.crc32(np.ascontiguousarray(row).data)
 
 
 class WaveformCache:

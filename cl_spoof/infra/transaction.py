@@ -49,7 +49,8 @@ def _is_undo(name: str) -> bool:
 
 def _walk(folder: Path) -> tuple[list[str], list[str]]:
     """Relative paths of the folders and files under ``folder`` (undo folders skipped)."""
-    dirs, files = [], []
+    dirs: list[str] = []
+    files: list[str] = []
     for root, subdirs, names in os.walk(folder):
         if Path(root) == folder:
             subdirs[:] = [d for d in subdirs if not _is_undo(d)]
