@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from cl_spoof.errors import ConfigError
+from cl_spoof.infra.names import BadNameError, check_name
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
 MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
@@ -365,6 +366,13 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    for key, names in (("data.attacks", d.attacks), ("data.eval_only_attacks",
+                                                       d.eval_only_attacks)):
+        for name in names:
+            try:
+                check_name(name, f"{key}: attack name")
+            except BadNameError as exc:
+                raise ConfigError(str(exc)) from None
     check_strategy_name(cfg.strategy.name)
     for name, hp in hyperparameters().items():
         hp.check(cfg.strategy.hyperparameters[name])

@@ -20,6 +20,7 @@ import pandas as pd
 from cl_spoof.config import DataConfig
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import DataError
+from cl_spoof.infra.names import BadNameError, check_name
 from cl_spoof.labels import JOINT
 
 
@@ -96,6 +97,12 @@ def plan_experiences(
     if not attacks:
         raise DataError("no attacks to learn: the table has no spoof rows in the train split "
                         f"{train_split!r} and the config names none")
+    for a in attacks:
+        try:
+            check_name(a, "attack name")
+        except BadNameError as exc:  # it becomes a column of eer_matrix.csv
+            raise DataError(f"{exc} (attack names become columns and file names; rename the "
+                            "attack in the data)") from None
     dup = sorted({a for a in attacks if list(attacks).count(a) > 1})
     if dup:
         raise DataError(f"attacks listed twice in the experience order: {', '.join(dup)}")

@@ -87,8 +87,9 @@ def read_checkpoint(path: str | Path) -> dict:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
     if not is_zip:  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise CheckpointError(f"{path}: not a readable checkpoint: not a PyTorch zip file "
-                              "(truncated, corrupt or another kind of file)")
+        raise CheckpointError(f"{path}: not a readable checkpoint: not a PyTorch file, or "
+                              "truncated or corrupt (it is no zip archive, as torch.save "
+                              "writes)")
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
