@@ -524,13 +524,16 @@ def demo_cmd(
     names = parse_strategies(strategies)
     cfg = load_config(None)
     out_dir = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-    with progress_bar() as bar:
-        events = CliEvents(bar)
-        events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
-        table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
-                            events.as_run_events())
-        events.on_stage("writing the report")
-        res = build_report([out_dir / "compare"], out_dir / "report")
+    try:
+        with progress_bar() as bar:
+            events = CliEvents(bar)
+            events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
+            table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
+                                events.as_run_events())
+            events.on_stage("writing the report")
+            res = build_report([out_dir / "compare"], out_dir / "report")
+    except KeyboardInterrupt:
+        raise Interrupted(_compare_hint(out_dir / "compare")) from None
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
     console.print(f"report: [bold]{escape(str(res.html))}[/]")

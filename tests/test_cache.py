@@ -48,26 +48,26 @@ def _entry(root: Path) -> Path:
     return data
 
 
-CHILD = """
+CHILD = f"""
 import sys, time, json
 import numpy as np
 from cl_spoof.data.cache import WaveformCache, INT16_SCALE
 from cl_spoof.data.audio import read_audio
 import os
 root, gate, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
-open(gate + f".ready{os.getpid()}", "w").close()
+open(gate + f".ready{{os.getpid()}}", "w").close()
 while not os.path.exists(gate):  # both processes start loading at the same moment
     time.sleep(0.001)
-cache = WaveformCache(root, max_samples=%d, workers=1)
+cache = WaveformCache(root, max_samples={MAX}, workers=1)
 view, problems = cache.load(paths)
 bad = []
 for i, p in enumerate(paths):
-    want = np.round(np.clip(read_audio(p)[:%d], -1, 1) * INT16_SCALE).astype(np.int16)
+    want = np.round(np.clip(read_audio(p)[:{MAX}], -1, 1) * INT16_SCALE).astype(np.int16)
     got = np.asarray(view.data[i, : view.lengths[i]])
     if got.shape != want.shape or not np.array_equal(got, want):
         bad.append(i)
-print(json.dumps({"decoded": cache.decoded, "bad": bad, "problems": len(problems)}))
-""" % (MAX, MAX)
+print(json.dumps({{"decoded": cache.decoded, "bad": bad, "problems": len(problems)}}))
+"""
 
 
 def test_two_processes_filling_an_empty_cache_both_get_the_right_audio(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
 from cl_spoof.errors import DataError
 from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.formats import CSV_QUOTING
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 
@@ -107,7 +108,7 @@ def manifest_for_folder(
     if not files:
         raise DataError(f"{folder}: no audio files found")
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=CSV_QUOTING)  # "\r" stays quoted
     writer.writerow(MANIFEST_COLUMNS)
     base = relative_to.resolve() if relative_to is not None else None
     for f in files:

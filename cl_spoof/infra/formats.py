@@ -6,14 +6,22 @@ field goes through :func:`escape_field`: white space, control and other
 line-breaking characters and ``%`` itself become ``%XX`` (``%HHHH`` / ``%UHHHHHHHH``
 above ``U+00FF``), as in URLs. A line then always has exactly its fields;
 :func:`split_fields` gives them back. Markdown table cells go through
-:func:`markdown_cell`. CSV files are written with pandas or :mod:`csv`, whose quoting
-keeps any value in its cell, and JSON escapes by itself.
+:func:`markdown_cell`. CSV files holding paths or ids are written with every text
+field quoted (:data:`CSV_QUOTING`): the default quoting leaves a carriage return
+unquoted, which readers take for a line break. JSON escapes by itself.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final, Literal
+
+#: Quote every text field of a CSV file (numbers stay bare, so pandas reads them back
+#: as numbers): a field with a comma, quote, ``\n`` or ``\r`` stays in its cell.
+CSV_QUOTING: Final[Literal[2]] = csv.QUOTE_NONNUMERIC
 
 
 def _needs_escape(ch: str) -> bool:
@@ -61,3 +69,8 @@ def markdown_cell(value: object) -> str:
     """A value safe inside a Markdown table cell: ``|`` escaped, line breaks as spaces."""
     text = str(value).replace("\\", "\\\\").replace("|", "\\|")
     return "".join(" " if (ch.isspace() or not ch.isprintable()) else ch for ch in text)
+
+
+def write_csv(frame: Any, path: str | Path, **kwargs: Any) -> None:
+    """``frame.to_csv(path)`` (a pandas DataFrame, no index) with text fields quoted."""
+    frame.to_csv(path, index=False, quoting=CSV_QUOTING, **kwargs)

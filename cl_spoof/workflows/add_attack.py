@@ -48,6 +48,7 @@ from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
 from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.reporting import build_report
@@ -251,7 +252,7 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         atomic_write_text(inside(run_dir, "logs", f"added_{name}", "log.txt"),
                           log_buffer.getvalue())
         with atomic_path(inside(run_dir, "added", f"{name}.csv")) as tmp:
-            pd.concat([new_spoof, new_bona], ignore_index=True).to_csv(tmp, index=False)
+            write_csv(pd.concat([new_spoof, new_bona], ignore_index=True), tmp)
         index = run_dir / "added" / "added.json"
         entries.append({"name": name, "stage": completed, "strategy": strategy,
                         "spoof": str(Path(spoof).expanduser().absolute()),

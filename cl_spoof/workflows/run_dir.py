@@ -59,8 +59,8 @@ def check_same_config(stored: Any, cfg: RunConfig, where: str) -> None:
     diff = config_differences(started, cfg)
     if diff:
         shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
-        raise CLSpoofError(f"{where}: the run was started with another config ({shown} "
-                           "differ); a resumed run must be the run that was started: put "
+        raise CLSpoofError(f"{where}: the run was started with another config (it differs "
+                           f"in {shown}); a resumed run must be the run that was started: put "
                            "config.yaml back, or start a new run with the new config")
 
 
