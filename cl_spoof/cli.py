@@ -65,7 +65,7 @@ def _error_line(text: str) -> None:
 def user_errors(fn: F) -> F:
     """Errors as one line, no traceback (``--debug`` shows it): :class:`CLSpoofError` and OS
     errors (full disk, permissions) exit 2, Ctrl-C 130 with how to continue, anything else
-    (a bug) 1."""
+    (a bug) 1 (under torchrun a bug is raised, so torchrun reports it with its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -74,6 +74,10 @@ def user_errors(fn: F) -> F:
         except typer.Exit:
             raise
         except (Exception, KeyboardInterrupt) as exc:
+            unexpected = not isinstance(exc, CLSpoofError | OSError | MemoryError | Interrupted
+                                        | KeyboardInterrupt)
+            if unexpected and _rank_prefix():
+                raise  # under torchrun: into its failure summary, with the traceback
             if DEBUG:
                 traceback.print_exc()
             if isinstance(exc, CLSpoofError):

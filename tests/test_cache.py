@@ -196,3 +196,25 @@ def test_a_read_only_cache_folder_is_named(tmp_path: Path,
     monkeypatch.setattr(Path, "mkdir", read_only)
     with pytest.raises(FileSystemError, match=r"ro: Read-only file system; .*data\.cache_dir"):
         WaveformCache(tmp_path / "ro", max_samples=MAX).load(paths)
+
+
+def test_a_complete_cache_in_a_read_only_folder_still_serves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _clips(tmp_path / "audio")
+    root = tmp_path / "cache"
+    WaveformCache(root, max_samples=MAX).load(paths)
+    for lock in root.glob("*.lock"):
+        lock.unlink()
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # noqa: ANN001, ANN002, ANN202
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    view, problems = WaveformCache(root, max_samples=MAX).load(paths)
+    assert not problems
+    _assert_view_is_right(view, paths)
+    with pytest.raises(FileSystemError, match=r"read-only, and 6 clip\(s\) need decoding"):
+        WaveformCache(root, max_samples=MAX // 2).load(paths)

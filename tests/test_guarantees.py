@@ -1,7 +1,7 @@
 """What cl-spoof guarantees (README, "What cl-spoof guarantees"), tested as properties.
 
 One test per guarantee, each over many generated cases (seeded, so a failure
-reproduces). Together they run in well under a minute on 2 CPU cores.
+reproduces). Together they run in under a minute on 2 CPU cores.
 """
 
 from __future__ import annotations

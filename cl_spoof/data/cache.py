@@ -145,11 +145,11 @@ class WaveformCache:
                                   "data.cache_dir (or $CL_SPOOF_CACHE_DIR) to a writable "
                                   "folder") from exc
         key = self.key(paths)
-        with file_lock(self.root / f"{key}.lock"):
-            return self._load_locked(key, paths, progress)
+        with file_lock(self.root / f"{key}.lock", optional=True) as writable:
+            return self._load_locked(key, paths, progress, writable)
 
     def _load_locked(self, key: str, paths: list[str],
-                     progress: Callable[[int, int], None] | None
+                     progress: Callable[[int, int], None] | None, writable: bool
                      ) -> tuple[CachedWaveforms, list[Problem]]:
         data_file = self.root / f"{key}.int16.npy"
         meta_file = self.root / f"{key}.json"
@@ -175,6 +175,10 @@ class WaveformCache:
         todo = np.flatnonzero((old_sigs != sigs).any(axis=1) | (lengths == 0))
         problems: list[Problem] = []
         self.decoded = 0
+        if len(todo) and not writable:  # a read-only cache folder serves complete entries only
+            raise FileSystemError(f"waveform cache {self.root}: read-only, and {len(todo)} "
+                                  "clip(s) need decoding; set data.cache_dir (or "
+                                  "$CL_SPOOF_CACHE_DIR) to a writable folder")
         if len(todo):
             new_sigs = old_sigs.copy()
             with self._new_array(data_file, n_rows) as (tmp, data):

@@ -78,22 +78,29 @@ def user_cache_dir() -> Path:
     return base / "cl-spoof"
 
 
+READ_ONLY_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 @contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
+def file_lock(path: str | Path, optional: bool = False) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (created if absent) across processes.
 
     Other processes asking for the same lock wait (``fcntl.flock``); the lock
     goes away with the process, so a killed holder never blocks the others.
+    Yields True. With ``optional``, a folder where the lock file cannot be made
+    (read-only) yields False instead of failing: the caller may then only read.
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
+        if optional and exc.errno in READ_ONLY_ERRORS:
+            yield False
+            return
         raise FileSystemError(f"cannot lock {os_error_message(exc, path)}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield True
     finally:
         os.close(fd)  # releases the lock
 
