@@ -237,6 +237,23 @@ def test_score_out_is_checked_before_the_work_and_never_loses_scores(
         res = runner.invoke(app, ["score", str(checkpoint), str(audio), "--out", str(out)])
         assert res.exit_code == 2 and words in one_line_error(res.output)
         assert "scoring" not in res.output  # refused before any work
+    import tempfile
+
+    real_temporary_file = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):  # noqa: ANN002, ANN003, ANN202, A002
+        if dir is not None and Path(dir) == tmp_path / "ro":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real_temporary_file(*args, dir=dir, **kwargs)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    res = runner.invoke(app, ["score", str(checkpoint), str(audio), "--out",
+                              str(tmp_path / "ro" / "s.txt")])
+    assert res.exit_code == 2 and "Read-only file system" in one_line_error(res.output)
+    assert "scoring" not in res.output
+    monkeypatch.undo()
+
     import cl_spoof.infra.files as files
 
     def full(path, text):  # noqa: ANN001, ANN202
