@@ -13,7 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [["cache_throughput.py"], ["cache_throughput.py", "--num-samples", "64600"],
-           ["model_throughput.py"], ["dfwf_overhead.py"], ["demo_run_time.py"],
+           ["model_throughput.py"], ["dfwf_overhead.py"], ["field_baselines_overhead.py"],
+           ["demo_run_time.py"],
            ["distributed_scaling.py"]]
 
 

@@ -110,6 +110,9 @@ class TrainConfig:
     # Under torchrun: seconds a rank waits in a collective before the job fails
     # (a rank that hangs; torchrun itself stops the job when a rank crashes).
     dist_timeout: float = 600.0
+    # Freeze-and-learn: fnmatch patterns of parameter/module names that keep learning
+    # after the first experience (the rest is frozen); empty = everything learns.
+    trainable: tuple[str, ...] = ()
 
 
 def _default_hyperparameters() -> dict[str, Any]:

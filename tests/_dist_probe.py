@@ -10,6 +10,11 @@ fixed (seeded, untrained) model through Avalanche's evaluation and
 
 ``fault MODE RANK CLI-ARGS...``: the ``cl-spoof`` CLI, except that rank RANK
 raises (MODE ``raise``) or hangs (MODE ``hang``) when its second experience starts.
+
+``lockstep global|local CLI-ARGS...``: the ``cl-spoof`` CLI, checking after every
+training iteration that all ranks hold the same parameters (the per-step work of
+RAWM, RWM and RegO must be identical on every rank); ``local`` makes RAWM and
+RWM use this rank's share of the mini-batch only, which must break it.
 """
 
 from __future__ import annotations
@@ -102,10 +107,45 @@ def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
     main()
 
 
+def lockstep(kind: str, cli_args: list[str]) -> None:
+    import hashlib
+
+    from avalanche.core import SupervisedPlugin
+
+    from cl_spoof.cli import main
+    from cl_spoof.strategies.plugins import projection
+    from cl_spoof.workflows import training
+
+    class Lockstep(SupervisedPlugin, supports_distributed=True):
+        def after_training_iteration(self, strategy, **kwargs) -> None:
+            digest = hashlib.sha1()
+            for p in strategy.model.parameters():
+                digest.update(p.detach().cpu().numpy().tobytes())
+            mine = torch.tensor([int.from_bytes(digest.digest()[:7], "big")])
+            every = dist.all_gather_cat(mine)
+            if len(set(every.tolist())) != 1:
+                raise RuntimeError(f"ranks hold different parameters after iteration "
+                                   f"{strategy.clock.train_iterations} ({strategy.plugins[-2]})")
+
+    if kind == "local":
+        projection._ProjectionPlugin._global = lambda self, tensor: tensor
+
+    build = training.build_strategy
+
+    def with_check(args):
+        return build(dataclasses.replace(args, plugins=[*args.plugins, Lockstep()]))
+
+    training.build_strategy = with_check
+    sys.argv = ["cl-spoof", *cli_args]
+    main()
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "fault":
         fault(args[0], int(args[1]), args[2:])
+    elif command == "lockstep":
+        lockstep(args[0], args[1:])
     else:
         dist.init_from_env("cpu", 120)
         try:

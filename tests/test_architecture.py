@@ -148,7 +148,8 @@ def test_dfwf_plugin_imports_light() -> None:
     assert ours <= {"cl_spoof", "cl_spoof.errors", "cl_spoof.labels", "cl_spoof.strategies",
                     "cl_spoof.strategies.registry", "cl_spoof.strategies.regularization",
                     "cl_spoof.strategies.plugins", "cl_spoof.strategies.plugins.dfwf",
-                    "cl_spoof.strategies.plugins.training"}, sorted(ours)
+                    "cl_spoof.strategies.plugins.training",
+                    "cl_spoof.strategies.layers"}, sorted(ours)
 
 
 def test_config_and_reports_do_not_import_avalanche() -> None:

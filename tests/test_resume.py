@@ -38,7 +38,8 @@ def _cfg(manifest: Path, tmp: Path, strategy: str, epochs: int = 2):
 
 
 @pytest.mark.parametrize("strategy", ["naive", "cumulative", "dfwf", "lwf", "ewc", "si",
-                                      "replay", "dfwf+replay", "gem", "agem"])
+                                      "replay", "dfwf+replay", "gem", "agem", "rawm", "rwm",
+                                      "rego"])
 def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strategy: str) -> None:
     cfg = _cfg(three_attacks, tmp_path, strategy)
     if strategy == "si":  # make the penalty matter on a tiny run, so a lost state shows

@@ -20,7 +20,11 @@ from cl_spoof.workflows.run import run_experiment
 SETTINGS = {"memory_size": 8, "gem_patterns_per_exp": 4, "gem_memory_strength": 0.25,
             "agem_patterns_per_exp": 4, "agem_sample_size": 4, "lwf_alpha": 0.5,
             "lwf_temperature": 3.0, "ewc_lambda": 7.0, "ewc_decay": 0.25, "si_lambda": 0.5,
-            "kd_weight": 0.5, "kd_temperature": 3.0, "psa_weight": 2.0, "psa_distance": "l2"}
+            "kd_weight": 0.5, "kd_temperature": 3.0, "psa_weight": 2.0, "psa_distance": "l2",
+            "owm_layers": ["head", "gru"], "owm_alpha": 0.01, "owm_target": "gradient",
+            "owm_beta_max": 5.0, "rawm_beta": "ratio", "rwm_compact_class": "spoof",
+            "rego_layers": ["head"], "rego_quantile": 0.5, "rego_release": 0.2,
+            "rego_reference": "old_task"}
 
 # name -> (strategy class, {plugin class: {attribute: expected value}})
 EXPECTED = {
@@ -37,6 +41,13 @@ EXPECTED = {
                                      "dfwf.psa_weight": 2.0, "dfwf.distance": "l2"}}),
     "dfwf+replay": ("Replay", {"ReplayPlugin": {"mem_size": 8},
                                "DFWFPlugin": {"dfwf.kd_weight": 0.5, "dfwf.psa_weight": 2.0}}),
+    "rawm": ("RAWM", {"RAWMPlugin": {"patterns": ("head", "gru"), "alpha": 0.01,
+                                     "target": "gradient", "beta_max": 5.0,
+                                     "beta_rule": "ratio"}}),
+    "rwm": ("RWM", {"RWMPlugin": {"patterns": ("head", "gru"), "compact_class": "spoof",
+                                  "compact_is_bonafide": False}}),
+    "rego": ("RegO", {"RegOPlugin": {"patterns": ("head",), "quantile": 0.5, "release": 0.2,
+                                     "reference_kind": "old_task"}}),
 }
 
 
@@ -76,7 +87,8 @@ def test_every_strategy_builds_its_method_and_runs(name: str, tiny_corpus: Path,
         for attribute, value in attributes.items():
             assert _attr(found[plugin], attribute) == value, (name, plugin, attribute)
     method_plugins = {"LwFPlugin", "EWCPlugin", "SynapticIntelligencePlugin", "ReplayPlugin",
-                      "GEMPlugin", "AGEMPlugin", "DFWFPlugin"}
+                      "GEMPlugin", "AGEMPlugin", "DFWFPlugin", "RAWMPlugin", "RWMPlugin",
+                      "RegOPlugin"}
     assert method_plugins & set(found) == set(plugins)  # no other method sneaks in
     matrix = pd.read_csv(tmp_path / "run" / "eer_matrix.csv")
     assert len(matrix) == (1 if name == "joint" else 2)

@@ -130,6 +130,22 @@ class RunContext:
 
         return dist.gather_shards(values, n)
 
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over every rank, in place (the same result on all ranks)."""
+        if not self.distributed:
+            return tensor
+        from cl_spoof.infra import distributed as dist
+
+        return dist.all_reduce_sum(tensor)
+
+    def all_gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``tensor`` (same shape on all ranks) joined along dim 0, rank order."""
+        if not self.distributed:
+            return tensor
+        from cl_spoof.infra import distributed as dist
+
+        return dist.all_gather_cat(tensor)
+
     def sync_module_and_state(self, module: nn.Module, what: str,
                               export: Callable[[], Any], restore: Callable[[Any], None]
                               ) -> None:

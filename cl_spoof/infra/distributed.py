@@ -210,6 +210,26 @@ def gather_shards(values: np.ndarray, n: int) -> np.ndarray:
     return np.stack(parts, axis=1).reshape(-1, *parts[0].shape[1:])[:n]
 
 
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over ranks, in place (strategy statistics: sums and counts)."""
+    if is_distributed():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` (same shape on every rank) joined along dim 0, in rank order.
+
+    Per-step statistics of the global mini-batch (its labels, its logits): every rank
+    then computes the same value from the same numbers.
+    """
+    if not is_distributed():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 def to_cpu(obj: Any) -> Any:
     """``obj`` with every tensor inside (dicts, lists, tuples) moved to the CPU."""
     if isinstance(obj, torch.Tensor):
@@ -314,15 +334,21 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
         self.device = device
         self.seed = seed
         self.ddp: DistributedDataParallel | None = None
+        self._trainable: tuple[bool, ...] = ()
         self.agem: Any = None  # the strategy's A-GEM plugin, if any
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         from avalanche.training.plugins import AGEMPlugin
 
         self.agem = next((p for p in strategy.plugins if isinstance(p, AGEMPlugin)), None)
-        if self.ddp is None or self.ddp.module is not strategy.model:
+        # DDP reduces the parameters that required gradients when it was built: build a
+        # new wrapper when that set changes (``train.trainable`` freezes layers).
+        trainable = tuple(p.requires_grad for p in strategy.model.parameters())
+        if self.ddp is None or self.ddp.module is not strategy.model or \
+                trainable != self._trainable:
             ids = [self.device] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(strategy.model, device_ids=ids)
+            self._trainable = trainable
         ddp = self.ddp
         # Instance attribute over SupervisedTemplate.forward, removed after the experience.
         strategy.forward = lambda: avalanche_forward(ddp, strategy.mb_x, strategy.mb_task_id)
@@ -351,6 +377,8 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
 __all__ = [
     "DistributedError",
     "DistributedPlugin",
+    "all_gather_cat",
+    "all_reduce_sum",
     "broadcast_module",
     "broadcast_object",
     "check_in_sync",

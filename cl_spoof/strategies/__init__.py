@@ -2,8 +2,12 @@
 
 - :mod:`~cl_spoof.strategies.registry`: every strategy by name (one spec each);
 - :mod:`~cl_spoof.strategies.regularization`: DFWF's losses and frozen teacher;
-- :mod:`~cl_spoof.strategies.plugins`: ``DFWFPlugin`` and the plugins every run gets;
-- :mod:`~cl_spoof.strategies.templates`: the ``DFWF`` strategy class;
+- :mod:`~cl_spoof.strategies.projection`: RAWM's and RWM's projector and weights;
+- :mod:`~cl_spoof.strategies.regions`: RegO's Fisher regions and Ebbinghaus release;
+- :mod:`~cl_spoof.strategies.layers`: layer-name patterns, the inputs each weight multiplies;
+- :mod:`~cl_spoof.strategies.plugins`: ``DFWFPlugin``, ``RAWMPlugin``, ``RWMPlugin``,
+  ``RegOPlugin``, ``FreezePlugin`` and the plugins every run gets;
+- :mod:`~cl_spoof.strategies.templates`: the ``DFWF``, ``RAWM``, ``RWM``, ``RegO`` classes;
 - :mod:`~cl_spoof.strategies.state`: strategy state to and from checkpoints.
 
 Only the registry is imported here (it is light); the others import Avalanche.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
     from cl_spoof.config import RunConfig
+    from cl_spoof.infra.context import RunContext
     from cl_spoof.strategies.state import StateAdapter
 
 __all__ = ["STRATEGIES", "BuildArgs", "HyperParameter", "Rule", "StrategySpec", "build_strategy",
@@ -66,7 +67,8 @@ class BuildArgs:
 
     ``plugins`` are cl-spoof's own (progress, class weights, autocast, distributed
     training); a builder adds its method's plugin after them. ``train_mb_size`` is this
-    process's share of ``train.batch_size``; ``world_size`` the number of processes.
+    process's share of ``train.batch_size``; ``world_size`` the number of processes;
+    ``ctx`` the run's context, for methods whose per-step statistics span the processes.
     """
 
     cfg: RunConfig
@@ -77,6 +79,7 @@ class BuildArgs:
     evaluator: Any
     train_mb_size: int
     world_size: int = 1
+    ctx: RunContext | None = None
 
     def common(self, extra_plugins: Sequence[SupervisedPlugin] = ()) -> dict[str, Any]:
         """Keyword arguments shared by every Avalanche strategy constructor."""
@@ -144,6 +147,35 @@ DFWF_PARAMS = (
                    Rule("must be 'cosine' or 'l2'", lambda v: v in ("cosine", "l2"))),
     HyperParameter("psa_layers", ("embedding",), "model layers whose outputs are aligned",
                    Rule("must name at least one layer", lambda v: len(v) >= 1)),
+)
+def _one_of(*values: str) -> Rule:
+    return Rule("must be " + " or ".join(repr(v) for v in values), lambda v: v in values)
+
+
+NAMES_RULE = Rule("must name at least one layer", lambda v: len(v) >= 1)
+
+# Shared by rawm and rwm (orthogonal weight modification).
+OWM_PARAMS = (
+    HyperParameter("owm_layers", ("*",), "module-name patterns of the layers whose weights "
+                   "are projected (nn.Linear, nn.Conv1d, nn.GRU input weights)", NAMES_RULE),
+    HyperParameter("owm_alpha", 1e-3, "ridge α of the projector, relative to the mean input "
+                   "energy (smaller: stricter)", POSITIVE),
+    HyperParameter("owm_target", "update", "what is projected: the optimizer's update, or "
+                   "the gradient (as the papers, which assume SGD)",
+                   _one_of("update", "gradient")),
+    HyperParameter("owm_beta_max", 10.0, "upper clamp of β, the weight of the old input space",
+                   NON_NEGATIVE),
+)
+REGO_PARAMS = (
+    HyperParameter("rego_layers", ("*",), "parameter/module-name patterns RegO acts on",
+                   NAMES_RULE),
+    HyperParameter("rego_quantile", 0.75, "entries above this Fisher quantile of their "
+                   "tensor are important", Rule("must be in [0, 1)", lambda v: 0 <= v < 1)),
+    HyperParameter("rego_release", 0.1, "Ebbinghaus threshold below which old importance "
+                   "is released", NON_NEGATIVE),
+    HyperParameter("rego_reference", "previous_step", "reference gradient: the previous "
+                   "step's, or the mean of the last finished experience",
+                   _one_of("previous_step", "old_task")),
 )
 MEMORY = HyperParameter("memory_size", 200, "clips kept in the replay memory (all experiences)",
                         AT_LEAST_ONE)
@@ -232,6 +264,42 @@ def _dfwf_replay(a: BuildArgs) -> SupervisedTemplate:
                   **a.common([DFWFPlugin(**_dfwf_args(a))]))
 
 
+def _owm_args(a: BuildArgs) -> dict[str, Any]:
+    from cl_spoof.strategies.layers import weight_layers
+
+    s = a.cfg.strategy
+    weight_layers(a.model, s.owm_layers, "strategy.owm_layers")  # fail before training
+    return dict(layers=s.owm_layers, alpha=s.owm_alpha, target=s.owm_target,
+                beta_max=s.owm_beta_max, bonafide_class=BONAFIDE_TARGET, ctx=a.ctx)
+
+
+def _rawm(a: BuildArgs) -> SupervisedTemplate:
+    from cl_spoof.strategies.templates import RAWM
+
+    return RAWM(method_kwargs={**_owm_args(a), "beta": a.cfg.strategy.rawm_beta},
+                **a.common())
+
+
+def _rwm(a: BuildArgs) -> SupervisedTemplate:
+    from cl_spoof.strategies.templates import RWM
+
+    return RWM(method_kwargs={**_owm_args(a),
+                              "compact_class": a.cfg.strategy.rwm_compact_class},
+               **a.common())
+
+
+def _rego(a: BuildArgs) -> SupervisedTemplate:
+    from cl_spoof.strategies.layers import select
+    from cl_spoof.strategies.templates import RegO
+
+    s = a.cfg.strategy
+    select([n for n, _ in a.model.named_parameters()], s.rego_layers, "strategy.rego_layers")
+    return RegO(method_kwargs=dict(layers=s.rego_layers, quantile=s.rego_quantile,
+                                   release=s.rego_release, reference=s.rego_reference,
+                                   bonafide_class=BONAFIDE_TARGET, ctx=a.ctx),
+                **a.common())
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -285,6 +353,21 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in (
                  _dfwf, DFWF_PARAMS, state=_state("DFWF")),
     StrategySpec("dfwf+replay", "Replay + DFWFPlugin", "a memory of clips", _dfwf_replay,
                  (*DFWF_PARAMS, MEMORY), state=_state("DFWF", "REPLAY"), needs_own_run=True),
+    StrategySpec("rawm", "Regularized Adaptive Weight Modification (Zhang et al., ICML 2023): "
+                 "updates projected off the old input space, β = genuine share", "no", _rawm,
+                 (*OWM_PARAMS, HyperParameter("rawm_beta", "share", "β from the batch: "
+                                              "genuine share, or (n_gen+1)/(n_fake+1)",
+                                              _one_of("share", "ratio"))),
+                 state=_state("RAWM"), needs_own_run=True),
+    StrategySpec("rwm", "Radian Weight Modification (Zhang et al., AAAI 2024): as RAWM, "
+                 "β = tan of a radian set by the compact and the spread class", "no", _rwm,
+                 (*OWM_PARAMS, HyperParameter("rwm_compact_class", "bonafide", "the class "
+                                              "whose updates may move in the old space",
+                                              _one_of("bonafide", "spoof", "auto"))),
+                 state=_state("RWM"), needs_own_run=True),
+    StrategySpec("rego", "Region-Based Optimization (Chen et al., AAAI 2025): per-entry "
+                 "Fisher regions, parallel / orthogonal / mixed updates", "no", _rego,
+                 REGO_PARAMS, state=_state("REGO"), needs_own_run=True),
 )}
 
 

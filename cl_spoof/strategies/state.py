@@ -6,8 +6,9 @@ into checkpoint entries after every stage, ``restore`` puts it back on resume
 (and on the other processes under torchrun). A strategy's spec in
 :mod:`cl_spoof.strategies.registry` lists the adapters it needs. State is the
 model itself or a few tensors (DFWF teacher, LwF previous model, EWC/SI
-importances, GEM memories), the experiences seen so far (cumulative) or
-memories of samples, saved as the table rows they hold (replay, A-GEM).
+importances, GEM memories, RAWM/RWM input spaces, RegO masks and reference
+gradient), the experiences seen so far (cumulative) or memories of samples,
+saved as the table rows they hold (replay, A-GEM).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from avalanche.training.utils import ParamData
 
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
+from cl_spoof.strategies.plugins.projection import RAWMPlugin, RWMPlugin
+from cl_spoof.strategies.plugins.rego import RegOPlugin
 
 Export = Callable[[SupervisedTemplate], dict[str, Any]]
 Restore = Callable[[SupervisedTemplate, dict[str, Any], int, Sequence[Any] | None], None]
@@ -277,5 +280,33 @@ def _replay_restore(strategy: SupervisedTemplate, state: dict, completed: int,
 REPLAY = StateAdapter("replay", _replay_export, _replay_restore)
 
 
-__all__ = ["AGEM", "CUMULATIVE", "DFWF", "EWC", "GEM", "LWF", "REPLAY", "SI", "StateAdapter",
-           "export_state", "restore_state"]
+# --------------------------------------------------------------------------- RAWM, RWM, RegO
+
+
+def _plugin_state(kind: type, key: str) -> StateAdapter:
+    """An adapter saving ``plugin.state_dict()`` under ``key`` (always: the first
+    experience's state is needed too). A run of another strategy has none, so
+    ``add-attack`` cannot switch to it (its spec says ``needs_own_run``)."""
+
+    def export(strategy: SupervisedTemplate) -> dict:
+        return {key: _plugin(strategy, kind).state_dict()}
+
+    def restore(strategy: SupervisedTemplate, state: dict, completed: int,
+                train_stream: Sequence[Any] | None) -> None:
+        if key in state:
+            plugin = _plugin(strategy, kind)
+            if kind is RegOPlugin:
+                plugin.load_state_dict(state[key], strategy.device)
+            else:
+                plugin.load_state_dict(state[key])
+
+    return StateAdapter(key, export, restore)
+
+
+RAWM = _plugin_state(RAWMPlugin, "rawm")
+RWM = _plugin_state(RWMPlugin, "rwm")
+REGO = _plugin_state(RegOPlugin, "rego")
+
+
+__all__ = ["AGEM", "CUMULATIVE", "DFWF", "EWC", "GEM", "LWF", "RAWM", "REGO", "REPLAY", "RWM",
+           "SI", "StateAdapter", "export_state", "restore_state"]

@@ -11,8 +11,10 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
+from cl_spoof.strategies.plugins.projection import RAWMPlugin, RWMPlugin
+from cl_spoof.strategies.plugins.rego import RegOPlugin
 
-__all__ = ["DFWF"]
+__all__ = ["DFWF", "RAWM", "RWM", "RegO"]
 
 
 class DFWF(SupervisedTemplate):
@@ -45,3 +47,43 @@ class DFWF(SupervisedTemplate):
         super().__init__(model=model, optimizer=optimizer,
                          criterion=nn.CrossEntropyLoss() if criterion is None else criterion,
                          plugins=[*(plugins or []), self.dfwf], **base_kwargs)
+
+
+class _WithPlugin(SupervisedTemplate):
+    """Fine-tuning plus one method plugin, appended after the given ``plugins``."""
+
+    def __init__(self, *, method: SupervisedPlugin, model: nn.Module,
+                 optimizer: torch.optim.Optimizer, criterion: Any = None,
+                 plugins: Sequence[SupervisedPlugin] | None = None, **base_kwargs: Any) -> None:
+        super().__init__(model=model, optimizer=optimizer,
+                         criterion=nn.CrossEntropyLoss() if criterion is None else criterion,
+                         plugins=[*(plugins or []), method], **base_kwargs)
+
+
+class RAWM(_WithPlugin):
+    """Regularized Adaptive Weight Modification: fine-tuning plus :class:`RAWMPlugin`.
+
+    ``method_kwargs`` are :class:`RAWMPlugin`'s arguments (``layers``, ``alpha``,
+    ``target``, ``beta``, ``beta_max``, ``bonafide_class``, ``ctx``); the plugin is
+    reachable as ``strategy.rawm``.
+    """
+
+    def __init__(self, *, method_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.rawm = RAWMPlugin(**(method_kwargs or {}))
+        super().__init__(method=self.rawm, **kwargs)
+
+
+class RWM(_WithPlugin):
+    """Radian Weight Modification: fine-tuning plus :class:`RWMPlugin` (``strategy.rwm``)."""
+
+    def __init__(self, *, method_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.rwm = RWMPlugin(**(method_kwargs or {}))
+        super().__init__(method=self.rwm, **kwargs)
+
+
+class RegO(_WithPlugin):
+    """Region-based optimization: fine-tuning plus :class:`RegOPlugin` (``strategy.rego``)."""
+
+    def __init__(self, *, method_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.rego = RegOPlugin(**(method_kwargs or {}))
+        super().__init__(method=self.rego, **kwargs)

@@ -30,7 +30,7 @@ from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
-from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss
+from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss, FreezePlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
 from cl_spoof.workflows.events import RunEvents
@@ -132,9 +132,14 @@ class Trainer:
                                      loss_metrics(epoch=True, experience=True),
                                      loggers=list(loggers))
         # The distributed plugin comes first: it must unwrap the model before others copy it.
-        plugins: list[SupervisedPlugin] = [*ctx.training_plugins(cfg.seed),
-                                           ProgressPlugin(events or RunEvents()),
-                                           *extra_plugins]
+        # Only freezing precedes it, so that it wraps exactly the parameters that learn.
+        plugins: list[SupervisedPlugin] = []
+        if cfg.train.trainable:
+            freeze = FreezePlugin(cfg.train.trainable, key="train.trainable")
+            freeze.check(model)  # a pattern that matches nothing fails before training
+            plugins.append(freeze)
+        plugins += [*ctx.training_plugins(cfg.seed), ProgressPlugin(events or RunEvents()),
+                    *extra_plugins]
         if cfg.train.amp == "bf16":
             plugins.append(Autocast(ctx.device))
         if cfg.train.class_weighted_loss:
@@ -142,7 +147,7 @@ class Trainer:
         strategy = build_strategy(BuildArgs(
             cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
             evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
-            world_size=ctx.world_size))
+            world_size=ctx.world_size, ctx=ctx))
         if ctx.distributed:
             # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
             # train_stage makes their state rank 0's after every experience.

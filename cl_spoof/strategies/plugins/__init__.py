@@ -1,6 +1,28 @@
-"""Avalanche plugins written for cl-spoof; each works in any Avalanche script."""
+"""Avalanche plugins written for cl-spoof; each works in any Avalanche script.
+
+``RAWMPlugin``, ``RWMPlugin`` and ``RegOPlugin`` are loaded on first use, so importing
+``DFWFPlugin`` stays light.
+"""
+
+from typing import Any
 
 from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
-from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss, class_weights
+from cl_spoof.strategies.plugins.training import (
+    Autocast,
+    ClassWeightedLoss,
+    FreezePlugin,
+    class_weights,
+)
 
-__all__ = ["Autocast", "ClassWeightedLoss", "DFWFPlugin", "class_weights"]
+__all__ = ["Autocast", "ClassWeightedLoss", "DFWFPlugin", "FreezePlugin", "RAWMPlugin",
+           "RWMPlugin", "RegOPlugin", "class_weights"]
+
+_LAZY = {"RAWMPlugin": "projection", "RWMPlugin": "projection", "RegOPlugin": "rego"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

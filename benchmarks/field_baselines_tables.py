@@ -1,0 +1,78 @@
+"""The README's field-baseline tables from finished runs (mean ± std over seeds).
+
+Each ROOT holds ``<name>/seed<k>/`` run directories (what ``cl-spoof compare --out
+ROOT`` writes, or ``cl-spoof run --out ROOT/<name>/seed<k>``). For every name:
+final average EER, BWT and max forgetting (``metrics.json``), the strategy state
+in the last checkpoint against the model's size, and, when
+``results/field_baselines_overhead.json`` exists, the epoch time vs naive::
+
+    python benchmarks/field_baselines_tables.py ROOT [ROOT ...] [--names naive,dfwf,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+KEEPS = {"replay": "200 clips", "dfwf+replay": "200 clips"}
+
+
+def tensor_bytes(obj: object) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def runs_of(roots: list[Path]) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for root in roots:
+        for metrics in sorted(root.glob("*/seed*/metrics.json")):
+            found.setdefault(metrics.parent.parent.name, []).append(metrics.parent)
+    return found
+
+
+def cell(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("roots", nargs="+", type=Path)
+    ap.add_argument("--names", default="", help="row order (default: as found)")
+    args = ap.parse_args()
+    runs = runs_of(args.roots)
+    names = [n for n in args.names.split(",") if n] or list(runs)
+    overhead_file = HERE / "results" / "field_baselines_overhead.json"
+    overhead = json.loads(overhead_file.read_text())["methods"] if overhead_file.is_file() else {}
+    print("| method | keeps old audio | seeds | final avg EER % | BWT (pts) | max forgetting (pts) "
+          "| epoch time vs naive | state kept (× model) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in names:
+        dirs = runs.get(name, [])
+        if not dirs:
+            continue
+        metrics = [json.loads((d / "metrics.json").read_text()) for d in dirs]
+        last = sorted((dirs[0] / "checkpoints").glob("stage_*.pt"),
+                      key=lambda p: int(p.stem.split("_")[1]))[-1]
+        ckpt = torch.load(last, weights_only=True)
+        state = tensor_bytes(ckpt["strategy_state"]) / tensor_bytes(ckpt["model_state"])
+        ratio = overhead.get(name, {}).get("epoch_ratio")
+        print(f"| {name} | {KEEPS.get(name, 'no')} | {len(dirs)} "
+              f"| {cell([m['final_avg_eer'] for m in metrics])} "
+              f"| {cell([m['bwt'] for m in metrics])} "
+              f"| {cell([m['max_forgetting'] for m in metrics])} "
+              f"| {'—' if ratio is None else f'{ratio:.2f}×'} | {state:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
