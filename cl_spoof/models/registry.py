@@ -20,8 +20,12 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.models.base import Detector
+from cl_spoof.models.lfcc_lcnn import CONFIGS as LFCC_LCNN
+from cl_spoof.models.lfcc_lcnn import LFCCLCNN
 from cl_spoof.models.resnet_gru import CONFIGS as RESNET_GRU
 from cl_spoof.models.resnet_gru import ResNetGRU
+from cl_spoof.models.tssdnet import CONFIGS as TSSDNET
+from cl_spoof.models.tssdnet import TSSDNet
 
 __all__ = ["PRESETS", "Preset", "build_model", "count_parameters"]
 
@@ -44,6 +48,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            ResNetGRU),
     Preset("rawnet2_reference", "ResNet-GRU with RawNet2's sizes (a speed yardstick)",
            RESNET_GRU["rawnet2_reference"], ResNetGRU),
+    Preset("res_tssdnet", "Res-TSSDNet (Hua et al. 2021): 1-D residual CNN on the waveform",
+           TSSDNET["res_tssdnet"], TSSDNet),
+    Preset("inc_tssdnet", "Inc-TSSDNet (Hua et al. 2021): 1-D dilated inception CNN",
+           TSSDNET["inc_tssdnet"], TSSDNet),
+    Preset("lfcc_lcnn", "LFCC front end + light CNN (max-feature-map) + LSTM-sum pooling",
+           LFCC_LCNN["lfcc_lcnn"], LFCCLCNN),
+    Preset("tiny_res_tssdnet", "Res-TSSDNet for unit tests", TSSDNET["tiny_res_tssdnet"],
+           TSSDNet),
+    Preset("tiny_inc_tssdnet", "Inc-TSSDNet for unit tests", TSSDNET["tiny_inc_tssdnet"],
+           TSSDNet),
+    Preset("tiny_lfcc_lcnn", "LFCC-LCNN for unit tests", LFCC_LCNN["tiny_lfcc_lcnn"],
+           LFCCLCNN),
 )}
 
 
