@@ -99,7 +99,7 @@ def main() -> None:
         best: dict[tuple[str, int, str], float] = {}
         for batch in batches:
             fns = {p: steps(m, batch, args.samples) for p, m in models.items()}
-            for p, (train_step, infer) in fns.items():  # warm-up
+            for train_step, infer in fns.values():  # warm-up
                 train_step()
                 infer()
             for _ in range(args.rounds):

@@ -283,9 +283,13 @@ def test_config_errors_name_the_key(tiny_corpus: Path, tmp_path: Path, key: str,
                                                   "self_distillation": {key: value}})
 
 
-def test_resume_with_self_distillation_equals_uninterrupted(tiny_corpus: Path,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("preset", ["tiny", "ssl"])
+def test_resume_with_self_distillation_equals_uninterrupted(tiny_corpus: Path, tmp_path: Path,
+                                                            preset: str) -> None:
     cfg = with_overrides(_sd_cfg(tiny_corpus, tmp_path, "dfwf"), train={"epochs": 2})
+    if preset == "ssl":  # frozen weights come from the file, not from the checkpoints
+        cfg = with_overrides(cfg, model={"preset": "ssl", "overrides": tiny_ssl_overrides(
+            tmp_path, trainable_layers=2)})
     full = run_experiment(cfg, tmp_path / "full")
     part = tmp_path / "part"
     shutil.copytree(tmp_path / "full", part)
