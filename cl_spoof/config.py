@@ -312,6 +312,9 @@ def validate(cfg: RunConfig) -> None:
     checks += [(getattr(sd, k) >= 0, f"model.self_distillation.{k} must not be negative")
                for k in ("hard_weight", "soft_weight", "feature_weight")]
     checks.append((sd.temperature > 0, "model.self_distillation.temperature must be positive"))
+    checks.append((not sd.enabled or sd.hard_weight + sd.soft_weight + sd.feature_weight > 0,
+                   "model.self_distillation: hard_weight, soft_weight and feature_weight are "
+                   "all 0; set one, or enabled: false"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

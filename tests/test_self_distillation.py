@@ -275,12 +275,17 @@ def test_bad_segment_fails_before_training_in_the_cli(tiny_corpus: Path,
     ("temperature", 0.0, "model.self_distillation.temperature must be positive"),
     ("soft_weight", -1.0, "model.self_distillation.soft_weight must not be negative"),
     ("segment", ["x"], "unknown config key 'model.self_distillation.segment'"),
+    ("enabled", True, None),
 ])
 def test_config_errors_name_the_key(tiny_corpus: Path, tmp_path: Path, key: str, value: Any,
-                                    message: str) -> None:
+                                    message: str | None) -> None:
+    if message is None:  # every weight 0: the exits would learn nothing
+        sd = {"enabled": True, "hard_weight": 0, "soft_weight": 0, "feature_weight": 0}
+        message = r"model\.self_distillation: hard_weight, soft_weight and feature_weight"
+    else:
+        sd = {key: value}
     with pytest.raises(ConfigError, match=message):
-        tiny_config(tiny_corpus, tmp_path, model={"preset": "tiny",
-                                                  "self_distillation": {key: value}})
+        tiny_config(tiny_corpus, tmp_path, model={"preset": "tiny", "self_distillation": sd})
 
 
 @pytest.mark.parametrize("preset", ["tiny", "ssl"])
