@@ -135,7 +135,12 @@ def data_manifest(
 @data_app.command("check")
 @user_errors
 def data_check(
-    source: Annotated[Path, typer.Argument(help="An ASVspoof 2019 LA root or a CSV manifest.")],
+    source: Annotated[Path, typer.Argument(
+        help="A corpus root (ASVspoof 2019 LA / 2021 LA / 2021 DF / 5, In-the-Wild, WaveFake, "
+             "Fake-or-Real: layout detected), a CSV manifest, or a YAML config (checks its "
+             "data.source or every data.sources entry).")],
+    layout: Annotated[str | None, typer.Option(
+        help="Read SOURCE with this reader instead of detecting the layout.")] = None,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Restrict the table to files present (a partial download).")
     ] = False,
@@ -145,7 +150,16 @@ def data_check(
     from cl_spoof.data.checks import check_table
     from cl_spoof.data.table import counts_table
 
-    table = read_source(source)
+    if source.suffix.lower() in (".yaml", ".yml"):
+        from cl_spoof.benchmark.loading import read_sources_table, resolve_source
+        from cl_spoof.config import load_config
+
+        data_cfg = load_config(source).data
+        allow_missing = allow_missing or data_cfg.allow_missing
+        table = (read_sources_table(data_cfg) if data_cfg.sources
+                 else read_source(resolve_source(data_cfg)))
+    else:
+        table = read_source(source, layout=layout)
     with progress_bar() as bar:
         task = bar.add_task("checking audio", total=None)
         report = check_table(table, allow_missing=allow_missing,
@@ -209,6 +223,14 @@ def print_run_summary(summary: Any) -> None:
         parts.append(f"BWT {m['bwt']:+.2f} pts (negative = forgot)")
     if m.get("max_forgetting") is not None:
         parts.append(f"max forgetting {m['max_forgetting']:.2f} pts")
+    if m.get("avg_forgetting") is not None:
+        parts.append(f"avg forgetting {m['avg_forgetting']:.2f} pts")
+    if m.get("final_pooled_eer") is not None:
+        parts.append(f"pooled EER {m['final_pooled_eer']:.2f} %")
+    for key, label in (("final_min_dcf", "minDCF"), ("final_act_dcf", "actDCF"),
+                       ("final_cllr", "Cllr"), ("final_min_tdcf", "min t-DCF")):
+        if m.get(key) is not None:
+            parts.append(f"{label} {m[key]:.3f}")
     console.print("; ".join(parts) + f"; {summary.seconds:.0f} s")
 
 

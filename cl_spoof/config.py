@@ -21,6 +21,28 @@ from cl_spoof.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One named source of ``data.sources``: a corpus root (any reader) or a manifest.
+
+    Its ``train_split``/``test_split``/``calibration_split`` (default: the ``data.``
+    ones) say which of its splits become the run's train/test/calibration rows;
+    rows of its other splits are left out. ``max_train``/``max_test`` cap its
+    utterances (bona fide and spoof together, seeded, label ratio kept); the
+    calibration rows are capped by ``max_test`` too.
+    """
+
+    name: str = ""  # prefixes its utterance ids ("itw" -> "itw/0"); unique in data.sources
+    path: str = ""  # corpus root or CSV manifest
+    layout: str | None = None  # a reader name (see README); None: detect the layout
+    options: dict[str, Any] = field(default_factory=dict)  # reader options (fractions, ...)
+    train_split: str | None = None
+    test_split: str | None = None
+    calibration_split: str | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Which utterances, in which order of experiences, at which length."""
 
@@ -40,6 +62,13 @@ class DataConfig:
     max_train_per_attack: int | None = None  # cap spoof training clips per attack
     max_test_per_attack: int | None = None  # cap spoof test clips per attack
     max_bonafide_test: int | None = None  # cap bona fide test clips
+    # Several named sources (corpora, manifests) instead of ``source``; see SourceConfig.
+    sources: tuple[SourceConfig, ...] = ()
+    # "attack": one experience per attack (of every source); "source": one per source.
+    experience_by: str = "attack"
+    # Split scored after every stage to fit the score-to-LLR calibration of actDCF/Cllr
+    # (never trained on, never in the EER matrix); None: no calibration.
+    calibration_split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,28 @@ class StrategyConfig:
             raise AttributeError(f"StrategyConfig has no hyper-parameter {key!r}") from None
 
 
+#: Official metrics ``metrics.official`` may name (pooled EER and average forgetting
+#: are always computed).
+OFFICIAL_METRICS: tuple[str, ...] = ("min_dcf", "act_dcf", "cllr", "min_tdcf")
+#: Score-file formats of ``metrics.score_format``.
+SCORE_FORMATS: tuple[str, ...] = ("asvspoof2019", "asvspoof5")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Official metrics computed after every stage, and the score-file format."""
+
+    # Metrics that must be computed (an error before training when an input is
+    # missing); empty: every one whose inputs the config gives.
+    official: tuple[str, ...] = ()
+    # The organisers' ASVspoof 2019 LA ASV score file of the test partition
+    # (ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt).
+    asv_scores: str | None = None
+    # With several data.sources: the ASVspoof 2019 LA source whose scores min t-DCF uses.
+    tdcf_source: str | None = None
+    score_format: str = "asvspoof2019"  # or "asvspoof5" (Track 1 submission format)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; written back as the run's ``config.yaml``."""
@@ -130,6 +181,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     seed: int = 0
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _NONE = type(None)
@@ -156,6 +208,8 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
+            return tuple(_build(args[0], v, f"{key}[{i}].") for i, v in enumerate(value))
         return tuple(_check_value(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
@@ -321,3 +375,98 @@ def validate(cfg: RunConfig) -> None:
     check_strategy_name(cfg.strategy.name)
     for name, hp in hyperparameters().items():
         hp.check(cfg.strategy.hyperparameters[name])
+    _validate_sources(d)
+    _validate_metrics(cfg)
+
+
+def source_splits(d: DataConfig, src: SourceConfig) -> dict[str, str]:
+    """The source's split name -> the run's split it becomes (train, test, calibration)."""
+    out = {src.train_split or d.train_split: d.train_split,
+           src.test_split or d.test_split: d.test_split}
+    if d.calibration_split is not None:
+        out[src.calibration_split or d.calibration_split] = d.calibration_split
+    return out
+
+
+def _validate_sources(d: DataConfig) -> None:
+    """``data.sources`` / ``experience_by`` / ``calibration_split``: errors name the key."""
+    if d.experience_by not in ("attack", "source"):
+        raise ConfigError(f"data.experience_by must be 'attack' or 'source', got "
+                          f"{d.experience_by!r}")
+    roles = [d.train_split, d.test_split] + (
+        [d.calibration_split] if d.calibration_split is not None else [])
+    if len(set(roles)) != len(roles):
+        raise ConfigError("data.train_split, data.test_split and data.calibration_split must "
+                          f"be different splits, got {', '.join(roles)}")
+    if not d.sources:
+        if d.experience_by == "source":
+            raise ConfigError("data.experience_by: source needs data.sources (a list of named "
+                              "sources), not data.source")
+        return
+    if d.source != "demo":
+        raise ConfigError("give data.source or data.sources, not both")
+    if d.eval_only_attacks:
+        raise ConfigError("data.eval_only_attacks works with data.source only; with "
+                          "data.sources set each source's splits (train_split, test_split)")
+    if d.experience_by == "source" and d.attacks:
+        raise ConfigError("data.attacks: with experience_by: source the experiences are the "
+                          "data.sources in their order; leave data.attacks empty")
+    seen: set[str] = set()
+    for i, src in enumerate(d.sources):
+        key = f"data.sources[{i}]"
+        if not src.name or any(c.isspace() or c == "/" for c in src.name):
+            raise ConfigError(f"{key}.name: give each source a name without spaces or '/', "
+                              f"got {src.name!r}")
+        if src.name in seen:
+            raise ConfigError(f"{key}.name: source name {src.name!r} is used twice; names "
+                              "prefix utterance ids and must be unique")
+        seen.add(src.name)
+        if not src.path:
+            raise ConfigError(f"{key}.path: the corpus root or manifest of source {src.name!r}")
+        own = [src.train_split or d.train_split, src.test_split or d.test_split]
+        if d.calibration_split is not None:
+            own.append(src.calibration_split or d.calibration_split)
+        elif src.calibration_split is not None:
+            raise ConfigError(f"{key}.calibration_split needs data.calibration_split (the "
+                              "run's calibration split)")
+        if len(set(own)) != len(own):
+            raise ConfigError(f"{key}: its train, test and calibration splits must differ, "
+                              f"got {', '.join(own)}")
+        for cap in ("max_train", "max_test"):
+            value = getattr(src, cap)
+            if value is not None and value < 2:
+                raise ConfigError(f"{key}.{cap} must be at least 2 (a bona fide and a spoof "
+                                  "utterance)")
+
+
+def _validate_metrics(cfg: RunConfig) -> None:
+    """``metrics:``: known names and formats; an asked-for metric has its inputs."""
+    m = cfg.metrics
+    unknown = [n for n in m.official if n not in OFFICIAL_METRICS]
+    if unknown:
+        raise ConfigError(f"metrics.official: unknown metric(s) {', '.join(unknown)} (known: "
+                          f"{', '.join(OFFICIAL_METRICS)}; pooled EER and average forgetting "
+                          "are always computed)")
+    if m.score_format not in SCORE_FORMATS:
+        raise ConfigError(f"metrics.score_format must be one of {', '.join(SCORE_FORMATS)}, "
+                          f"got {m.score_format!r}")
+    for name in ("act_dcf", "cllr"):
+        if name in m.official and cfg.data.calibration_split is None:
+            raise ConfigError(f"metrics.official asks for {name}, which needs calibrated "
+                              "log-likelihood ratios: set data.calibration_split (a split "
+                              "scored after every stage to fit the calibration on)")
+    if "min_tdcf" in m.official and m.asv_scores is None:
+        raise ConfigError("metrics.official asks for min_tdcf, which needs the organisers' ASV "
+                          "score file of the test partition: set metrics.asv_scores (e.g. "
+                          "LA/ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.dev.gi.trl."
+                          "scores.txt)")
+    names = [s.name for s in cfg.data.sources]
+    if m.tdcf_source is not None:
+        if m.asv_scores is None:
+            raise ConfigError("metrics.tdcf_source is set but metrics.asv_scores is not")
+        if m.tdcf_source not in names:
+            raise ConfigError(f"metrics.tdcf_source: {m.tdcf_source!r} is not a name in "
+                              f"data.sources ({', '.join(names) or 'none'})")
+    elif m.asv_scores is not None and len(names) > 1:
+        raise ConfigError("metrics.tdcf_source: name the ASVspoof 2019 LA source of "
+                          f"data.sources ({', '.join(names)}) whose scores min t-DCF uses")

@@ -75,8 +75,13 @@ def test_malformed_protocol_line_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_folder_that_is_not_a_source(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not an ASVspoof 2019 LA root"):
+    from cl_spoof.data.corpora import READERS
+
+    with pytest.raises(DataError, match="no known corpus layout found; looked for") as err:
         read_source(tmp_path)
+    for reader in READERS:  # every layout is named in the message
+        assert f"- {reader.NAME}: " in str(err.value)
+    assert "cl-spoof data manifest" in str(err.value)
 
 
 # ------------------------------------------------------------------- manifests + audio

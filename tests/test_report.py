@@ -80,8 +80,13 @@ def test_report_of_a_run(inputs: dict[str, Path], tmp_path: Path) -> None:
     res = build_report([inputs["run"]], out)
     names = {p.name for p in res.files}
     assert names == {"comparison.csv", "final_eer.csv", "runs.csv", "forgetting_naive.csv",
-                     "eer_matrix_naive.csv", "heatmap_naive.png", "forgetting_curves.png",
-                     "comparison.png", "report.md", "report.html", "report.json"}
+                     "eer_matrix_naive.csv", "official_naive.csv", "heatmap_naive.png",
+                     "forgetting_curves.png", "comparison.png", "report.md", "report.html",
+                     "report.json"}
+    official = pd.read_csv(out / "official_naive.csv")  # the run's pooled EER per stage
+    run_metrics = json.loads((inputs["run"] / "metrics.json").read_text())
+    assert official["pooled_eer"].tolist() == pytest.approx(
+        [o["pooled_eer"] for o in run_metrics["official"]], abs=1e-4)
     assert all(p.is_file() and p.parent == out for p in res.files)
     assert not list(out.glob(".*"))  # no temporary file left behind
     assert png_size(out / "forgetting_curves.png") == forgetting_size_px(1, 2)

@@ -54,6 +54,11 @@ def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strate
     (part / "run.json").write_text(json.dumps(status))
     resumed = run_experiment(cfg, part, resume=True)
     pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=TOLERANCE, rtol=0)
+    # the official metrics of the stage done before the interruption are kept
+    official = resumed.metrics["official"]
+    assert [o["stage"] for o in official] == [0, 1, 2]
+    for got, want in zip(official, full.metrics["official"], strict=True):
+        assert got["pooled_eer"] == pytest.approx(want["pooled_eer"], abs=TOLERANCE)
     # EERs on tiny data move in coarse steps: compare the final weights too.
     a = torch.load(part / "checkpoints" / "stage_2.pt", weights_only=True)["model_state"]
     b = torch.load(tmp_path / "full" / "checkpoints" / "stage_2.pt",

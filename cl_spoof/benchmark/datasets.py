@@ -91,13 +91,23 @@ def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,
 
     ``train_plans`` replaces the train stream (e.g. ``[joint_plan(plans)]`` for
     joint training) while the test stream stays one experience per attack.
+    When the plans have calibration rows, a ``calibration_stream`` (one
+    experience per plan, scored only) is added.
     """
     train_plans = list(plans) if train_plans is None else list(train_plans)
     train = [make_dataset(table, waveforms, p.train_rows, num_samples, True) for p in train_plans]
     test = [make_dataset(table, waveforms, p.test_rows, num_samples, False) for p in plans]
-    bm = benchmark_from_datasets(train=train, test=test)
+    streams = {"train": train, "test": test}
+    calibrated = any(len(p.calibration_rows) for p in plans)
+    if calibrated:
+        streams["calibration"] = [make_dataset(table, waveforms, p.calibration_rows,
+                                               num_samples, False) for p in plans]
+    bm = benchmark_from_datasets(**streams)
     for exp, p in zip(bm.train_stream, train_plans, strict=True):
         _annotate(exp, table, p.train_rows, p.attack)
     for exp, p in zip(bm.test_stream, plans, strict=True):
         _annotate(exp, table, p.test_rows, p.attack)
+    if calibrated:
+        for exp, p in zip(bm.calibration_stream, plans, strict=True):
+            _annotate(exp, table, p.calibration_rows, p.attack)
     return bm

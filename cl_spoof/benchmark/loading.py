@@ -17,14 +17,20 @@ import pandas as pd
 
 from cl_spoof.benchmark.planning import (
     ExperiencePlan,
+    SourcePlanSpec,
+    cap_sources,
     configured_attacks,
     plan_experiences,
+    plan_sources,
     split_eval_only_attacks,
 )
-from cl_spoof.config import DataConfig
+from cl_spoof.config import DataConfig, SourceConfig, source_splits
 from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache
 from cl_spoof.data.checks import check_table
+from cl_spoof.data.corpora import prefix_utt_ids
+from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.errors import CLSpoofError
 
 
 @dataclass
@@ -49,6 +55,36 @@ def resolve_source(cfg: DataConfig,
     return Path(cfg.source).expanduser()
 
 
+def read_named_source(cfg: DataConfig, src: SourceConfig) -> pd.DataFrame:
+    """The rows of one of ``data.sources``, ready to join the others.
+
+    Its splits are mapped to the run's (:func:`cl_spoof.config.source_splits`;
+    rows of other splits are left out), ``utt_id`` is prefixed with the source
+    name, a ``source`` column names it, and with several sources learned attack
+    by attack its attacks are prefixed too (``la19/A01``) so they stay apart.
+    Errors are prefixed with the config key of the source.
+    """
+    try:
+        table = read_source(src.path, layout=src.layout, **src.options)
+    except CLSpoofError as exc:
+        raise type(exc)(f"data.sources {src.name!r}: {exc}") from None
+    mapping = source_splits(cfg, src)
+    table = table[table["split"].isin(list(mapping))].copy()
+    table["split"] = table["split"].map(mapping)
+    table = prefix_utt_ids(table, src.name)
+    if cfg.experience_by == "attack" and len(cfg.sources) > 1:
+        spoof = table["attack"] != NO_ATTACK
+        table.loc[spoof, "attack"] = src.name + "/" + table.loc[spoof, "attack"]
+    table["source"] = src.name
+    return table
+
+
+def read_sources_table(cfg: DataConfig) -> pd.DataFrame:
+    """One table of every source of ``data.sources`` (extra columns kept, empty elsewhere)."""
+    tables = [read_named_source(cfg, src) for src in cfg.sources]
+    return make_table(pd.concat(tables, ignore_index=True), extra="all")
+
+
 def read_run_table(cfg: DataConfig,
                    progress: Callable[[str, int, int], None] | None = None
                    ) -> tuple[pd.DataFrame, Path]:
@@ -57,6 +93,11 @@ def read_run_table(cfg: DataConfig,
     Metadata problems anywhere in the table and missing files (unless
     ``allow_missing``) raise one :class:`DataError` listing every problem.
     """
+    if cfg.sources:
+        table = read_sources_table(cfg)
+        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+        report.raise_if_problems("data.sources")
+        return report.table, Path("data.sources")
     source = resolve_source(cfg, progress)
     table = read_source(source)
     table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
@@ -95,15 +136,29 @@ def prepare_benchmark_data(
     on_stage: Callable[[str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> BenchmarkData:
-    """Plan the experiences of ``attacks`` and cache the audio of the rows they use."""
-    plans = plan_experiences(table, attacks, cfg.train_split, cfg.test_split,
-                             cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
-                             cfg.max_test_per_attack, cfg.max_bonafide_test)
-    used = np.unique(np.concatenate([np.concatenate([p.train_rows, p.test_rows]) for p in plans]))
+    """Plan the experiences of ``attacks`` (or of the sources, with ``experience_by:
+    source``) and cache the audio of the rows they use."""
+    if cfg.experience_by == "source":
+        plans = plan_sources(table, [SourcePlanSpec(s.name, s.max_train, s.max_test)
+                                     for s in cfg.sources],
+                             cfg.train_split, cfg.test_split, seed, cfg.calibration_split)
+    else:
+        if cfg.sources:  # each source's caps, before the attacks are planned
+            splits = [cfg.train_split, cfg.test_split] + (
+                [cfg.calibration_split] if cfg.calibration_split else [])
+            table = cap_sources(table, [SourcePlanSpec(s.name, s.max_train, s.max_test)
+                                        for s in cfg.sources], splits, seed)
+        plans = plan_experiences(table, attacks, cfg.train_split, cfg.test_split,
+                                 cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
+                                 cfg.max_test_per_attack, cfg.max_bonafide_test,
+                                 cfg.calibration_split)
+    used = np.unique(np.concatenate([np.concatenate([p.train_rows, p.test_rows,
+                                                     p.calibration_rows]) for p in plans]))
     sub = table.iloc[used].reset_index(drop=True)
     remap = np.full(len(table), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
-    plans = [ExperiencePlan(p.attack, remap[p.train_rows], remap[p.test_rows]) for p in plans]
+    plans = [ExperiencePlan(p.attack, remap[p.train_rows], remap[p.test_rows],
+                            remap[p.calibration_rows]) for p in plans]
     if on_stage is not None:
         on_stage("decoding audio into the cache")
     cache = WaveformCache(cfg.cache_dir, max_samples=cache_samples(cfg.num_samples))

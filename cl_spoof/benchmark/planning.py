@@ -5,14 +5,19 @@ Planning is separate from audio so it can be checked on a protocol alone:
 - train experience k = attack k's training spoofs + bona fide training
   utterances (all of them every time, or a disjoint share per experience);
 - test experience k = attack k's test spoofs + all test bona fide;
-- ``joint`` (the upper bound) trains once on every experience's rows.
+- ``joint`` (the upper bound) trains once on every experience's rows;
+- with ``data.experience_by: source`` (:func:`plan_sources`) experience k is
+  source k: its own bona fide and spoof rows of the train / test split, capped
+  per source (seeded, label ratio kept);
+- calibration rows (``data.calibration_split``) are planned like test rows and
+  only scored, to fit the score-to-LLR calibration of actDCF and Cllr.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,9 +32,10 @@ from cl_spoof.labels import JOINT
 class ExperiencePlan:
     """Rows (indices into the table) of one train and one test experience."""
 
-    attack: str
+    attack: str  # the attack (or, with experience_by: source, the source name)
     train_rows: np.ndarray
     test_rows: np.ndarray
+    calibration_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 def _stable_rng(seed: int, *names: str) -> np.random.Generator:
@@ -91,8 +97,13 @@ def plan_experiences(
     max_train_per_attack: int | None = None,
     max_test_per_attack: int | None = None,
     max_bonafide_test: int | None = None,
+    calibration_split: str | None = None,
 ) -> list[ExperiencePlan]:
-    """Which table rows form each experience; errors name the attack or split at fault."""
+    """Which table rows form each experience; errors name the attack or split at fault.
+
+    With ``calibration_split`` every plan also gets calibration rows: the
+    attack's spoof rows of that split (capped like test rows) and its bona fide.
+    """
     if not attacks:
         raise DataError("no attacks to learn: the table has no spoof rows in the train split "
                         f"{train_split!r} and the config names none")
@@ -117,6 +128,15 @@ def plan_experiences(
     if len(bona_test) == 0:
         raise DataError(f"no bona fide utterances in the test split {test_split!r}")
     bona_test = _subsample(bona_test, max_bonafide_test, _stable_rng(seed, "bona-test"))
+    bona_cal = np.empty(0, dtype=np.int64)
+    if calibration_split is not None:
+        bona_cal = _subsample(np.flatnonzero(is_bona & (split == calibration_split)),
+                              max_bonafide_test, _stable_rng(seed, "bona-calibration"))
+        cal_spoof = ~is_bona & (split == calibration_split) & np.isin(attack, list(attacks))
+        if len(bona_cal) == 0 or not cal_spoof.any():
+            raise DataError(f"data.calibration_split {calibration_split!r}: needs bona fide and "
+                            "spoof utterances of the learned attacks to fit the calibration on; "
+                            f"it has {len(bona_cal)} bona fide and {int(cal_spoof.sum())} spoof")
     if bonafide_sharing == "all":
         shares = [bona_train] * len(attacks)
     elif bonafide_sharing == "disjoint":
@@ -138,7 +158,90 @@ def plan_experiences(
             raise DataError(f"attack {a}: no spoof utterances in the test split {test_split!r}")
         tr = _subsample(tr, max_train_per_attack, _stable_rng(seed, "train", a))
         te = _subsample(te, max_test_per_attack, _stable_rng(seed, "test", a))
-        plans.append(ExperiencePlan(a, np.concatenate([tr, bona]), np.concatenate([te, bona_test])))
+        cal = np.empty(0, dtype=np.int64)
+        if calibration_split is not None:
+            own = ~is_bona & (attack == a) & (split == calibration_split)
+            cal = _subsample(np.flatnonzero(own), max_test_per_attack,
+                             _stable_rng(seed, "calibration", a))
+            cal = np.concatenate([cal, bona_cal])
+        plans.append(ExperiencePlan(a, np.concatenate([tr, bona]), np.concatenate([te, bona_test]),
+                                    cal))
+    return plans
+
+
+def _stratified(rows: np.ndarray, is_bona: np.ndarray, cap: int | None,
+                rng: np.random.Generator) -> np.ndarray:
+    """At most ``cap`` of ``rows``, sampled per label so the bona fide share is kept
+    (at least one of each label present), sorted."""
+    if cap is None or len(rows) <= cap:
+        return rows
+    bona, spoof = rows[is_bona[rows]], rows[~is_bona[rows]]
+    n_bona = int(round(cap * len(bona) / len(rows)))
+    n_bona = min(len(bona), max(n_bona, 1 if len(bona) else 0, cap - len(spoof)))
+    n_bona = min(n_bona, cap - (1 if len(spoof) else 0))
+    picked = [rng.choice(bona, size=n_bona, replace=False),
+              rng.choice(spoof, size=cap - n_bona, replace=False)]
+    return np.sort(np.concatenate(picked))
+
+
+@dataclass(frozen=True)
+class SourcePlanSpec:
+    """What :func:`plan_sources` needs of one source: its name and caps."""
+
+    name: str
+    max_train: int | None = None
+    max_test: int | None = None
+
+
+def cap_sources(table: pd.DataFrame, sources: Sequence[SourcePlanSpec], splits: Sequence[str],
+                seed: int = 0) -> pd.DataFrame:
+    """The table with each source's rows of ``splits[0]`` capped by ``max_train`` and of
+    the other splits by ``max_test`` (seeded, label ratio kept); for attack-by-attack
+    runs over several sources."""
+    is_bona = (table["label"] == BONAFIDE).to_numpy()
+    split = table["split"].to_numpy()
+    source = table["source"].to_numpy()
+    keep = np.ones(len(table), dtype=bool)
+    for spec in sources:
+        for i, name in enumerate(splits):
+            cap = spec.max_train if i == 0 else spec.max_test
+            rows = np.flatnonzero((source == spec.name) & (split == name))
+            if cap is None or len(rows) <= cap:
+                continue
+            kept = _stratified(rows, is_bona, cap, _stable_rng(seed, "cap", spec.name, name))
+            keep[np.setdiff1d(rows, kept)] = False
+    return table.loc[keep].reset_index(drop=True)
+
+
+def plan_sources(table: pd.DataFrame, sources: Sequence[SourcePlanSpec],
+                 train_split: str = "train", test_split: str = "dev", seed: int = 0,
+                 calibration_split: str | None = None) -> list[ExperiencePlan]:
+    """One experience per source (column ``source``): its own rows of each split, capped.
+
+    Every experience needs bona fide and spoof rows in its train and test split
+    (and calibration split when given); errors name the source and split.
+    """
+    is_bona = (table["label"] == BONAFIDE).to_numpy()
+    split = table["split"].to_numpy()
+    source = table["source"].to_numpy()
+    plans = []
+    for spec in sources:
+        own = source == spec.name
+        parts: dict[str, np.ndarray] = {}
+        roles = [("train", train_split, spec.max_train), ("test", test_split, spec.max_test)]
+        if calibration_split is not None:
+            roles.append(("calibration", calibration_split, spec.max_test))
+        for role, name, cap in roles:
+            rows = np.flatnonzero(own & (split == name))
+            n_bona = int(is_bona[rows].sum())
+            if n_bona == 0 or n_bona == len(rows):
+                raise DataError(f"source {spec.name}: its {role} split ({name!r} after the "
+                                f"split mapping) has {n_bona} bona fide and "
+                                f"{len(rows) - n_bona} spoof utterances; an experience needs "
+                                "both (check the source's splits or reader options)")
+            parts[role] = _stratified(rows, is_bona, cap, _stable_rng(seed, role, spec.name))
+        plans.append(ExperiencePlan(spec.name, parts["train"], parts["test"],
+                                    parts.get("calibration", np.empty(0, dtype=np.int64))))
     return plans
 
 
@@ -149,8 +252,15 @@ def joint_plan(plans: Sequence[ExperiencePlan]) -> ExperiencePlan:
 
 
 def configured_attacks(table: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...]:
-    """The experience order: ``cfg.attacks``, else every training attack then eval-only ones."""
+    """The experience order: ``cfg.attacks``, else every training attack then eval-only ones
+    (several sources: source by source in list order, each one's attacks sorted; with
+    ``experience_by: source``: the source names in their order)."""
+    if cfg.experience_by == "source":
+        return tuple(s.name for s in cfg.sources)
     if cfg.attacks:
         return cfg.attacks
+    if len(cfg.sources) > 1:  # source by source (list order), each one's attacks sorted
+        trained = default_attacks(table, cfg.train_split)
+        return tuple(a for s in cfg.sources for a in trained if a.startswith(f"{s.name}/"))
     trained = default_attacks(table, cfg.train_split)
     return trained + tuple(a for a in cfg.eval_only_attacks if a not in trained)

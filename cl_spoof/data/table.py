@@ -8,12 +8,16 @@ A pandas DataFrame with one row per utterance and the columns
 - ``split`` is ``"train"``, ``"dev"`` or ``"eval"``.
 
 Readers (ASVspoof protocols, CSV manifests) produce it, :mod:`cl_spoof.data.checks`
-validates it, the benchmark consumes it.
+validates it, the benchmark consumes it. A reader may keep extra metadata
+(codec, transmission, source corpus, subset, ...) as further string columns
+after the six (``make_table(rows, extra=...)``); code that needs only the six
+selects them by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
 
 import pandas as pd
 
@@ -25,18 +29,40 @@ NO_ATTACK = "-"
 SPLITS: tuple[str, ...] = ("train", "dev", "eval")
 
 
-def make_table(rows: Iterable[Mapping[str, object]] | pd.DataFrame) -> pd.DataFrame:
-    """Build an utterance table with exactly :data:`COLUMNS`, all as strings."""
+def make_table(rows: Iterable[Mapping[str, object]] | pd.DataFrame,
+               extra: Sequence[str] | Literal["all"] = ()) -> pd.DataFrame:
+    """Build an utterance table with :data:`COLUMNS`, all as strings.
+
+    By default only the six columns are kept (other columns are dropped).
+    ``extra`` names further columns to keep after them, in that order, or is
+    ``"all"`` to keep every other column in its current order (e.g. when
+    concatenating tables of several corpora); empty cells become ``""``.
+    """
     df = pd.DataFrame(rows if isinstance(rows, pd.DataFrame) else list(rows))
     if df.empty and not len(df.columns):
         df = pd.DataFrame(columns=list(COLUMNS))
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"utterance table lacks columns {missing}")
-    df = df.loc[:, list(COLUMNS)].copy()
-    for col in COLUMNS:
+    if isinstance(extra, str):
+        if extra != "all":
+            raise ValueError(f"extra must be a sequence of column names or 'all', got {extra!r}")
+        extra_cols = [c for c in df.columns if c not in COLUMNS]
+    else:
+        extra_cols = [c for c in extra if c not in COLUMNS]
+        absent = [c for c in extra_cols if c not in df.columns]
+        if absent:
+            raise ValueError(f"utterance table lacks extra columns {absent}")
+    cols = list(COLUMNS) + extra_cols
+    df = df.loc[:, cols].copy()
+    for col in cols:
         df[col] = df[col].fillna("").astype(str)
     return df.reset_index(drop=True)
+
+
+def extra_columns(table: pd.DataFrame) -> list[str]:
+    """Names of the columns of ``table`` beyond the six of :data:`COLUMNS`."""
+    return [c for c in table.columns if c not in COLUMNS]
 
 
 def counts_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -75,3 +75,37 @@ def summarize(matrix: pd.DataFrame, learned: Sequence[str]) -> dict:
     out["max_forgetting"] = max(valid) if valid else None
     out["bwt"] = float(np.mean(bwt_terms)) if bwt_terms else None
     return out
+
+
+def average_forgetting(matrix: pd.DataFrame, learned: Sequence[str],
+                       stage: int | None = None) -> float | None:
+    """Average forgetting (EER points) after ``stage`` (default: the last one).
+
+    The usual continual-learning definition (Chaudhry et al., "Riemannian Walk
+    for Incremental Learning", ECCV 2018: ``F_k = mean_j max_l (a_lj - a_kj)``),
+    with EER for accuracy: for each attack ``j`` learned at a stage before ``k``,
+    the forgetting is ``EER[k, j]`` minus the lowest EER ``j`` had from the stage
+    that learned it up to stage ``k - 1`` (the largest drop from its best);
+    ``F_k`` is the mean over those attacks that were evaluated. Positive = forgot.
+    At the last stage this is the mean of :func:`summarize`'s ``forgetting``.
+    Returns ``None`` for a single or joint stage, or when nothing was evaluated.
+    """
+    attacks = list(matrix.columns)
+    values = matrix.to_numpy(dtype=np.float64)
+    n_stages = values.shape[0]
+    k = n_stages - 1 if stage is None else (stage if stage >= 0 else n_stages + stage)
+    if not 0 <= k < n_stages:
+        raise ValueError(f"stage {stage} out of range for {n_stages} stage(s)")
+    if k < 1:
+        return None
+    terms: list[float] = []
+    for learned_at, attack in enumerate(learned[:k]):
+        if attack not in attacks:
+            continue
+        j = attacks.index(attack)
+        history = values[learned_at:k, j]
+        history = history[~np.isnan(history)]
+        if history.size == 0 or np.isnan(values[k, j]):
+            continue
+        terms.append(float(values[k, j]) - float(history.min()))
+    return float(np.mean(terms)) if terms else None

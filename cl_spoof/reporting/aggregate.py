@@ -17,8 +17,35 @@ import pandas as pd
 from cl_spoof.labels import JOINT
 from cl_spoof.reporting.runs import ReportError, RunRecord, run_dir_name
 
-#: Headline metrics of a run (``metrics.json``) compared across strategies.
-METRICS = ("final_avg_eer", "bwt", "max_forgetting")
+#: Headline metrics of a run (``metrics.json``) compared across strategies; runs
+#: written before a metric existed (or that did not compute it) give NaN.
+METRICS = ("final_avg_eer", "bwt", "max_forgetting", "avg_forgetting", "final_pooled_eer",
+           "final_min_dcf", "final_act_dcf", "final_cllr", "final_min_tdcf")
+
+
+#: Per-stage official metrics of a run (``metrics.json``, ``official``).
+OFFICIAL_KEYS = ("pooled_eer", "min_dcf", "act_dcf", "cllr", "min_tdcf")
+
+
+def official_frame(runs: Sequence[RunRecord]) -> pd.DataFrame | None:
+    """Stage x official metric, mean over the runs that have them (``None`` when none)."""
+    frames = []
+    for run in runs:
+        entries = run.metrics.get("official")
+        if not isinstance(entries, list) or not entries:
+            continue
+        frame = pd.DataFrame([{k: e.get(k) for k in ("stage", "trained_on", *OFFICIAL_KEYS)}
+                              for e in entries if isinstance(e, dict)])
+        frames.append(frame)
+    if not frames:
+        return None
+    joined = pd.concat(frames, ignore_index=True)
+    numbers = joined[list(OFFICIAL_KEYS)].apply(pd.to_numeric, errors="coerce")
+    joined[list(OFFICIAL_KEYS)] = numbers
+    out = joined.groupby(["stage", "trained_on"], sort=True)[list(OFFICIAL_KEYS)].mean()
+    out = out.reset_index().dropna(axis=1, how="all")
+    out.insert(len(out.columns), "runs", len(frames))
+    return out
 
 
 @dataclass
@@ -33,6 +60,7 @@ class StrategyData:
     learned: list[str]
     mean: np.ndarray  # stages x attacks
     std: np.ndarray  # stages x attacks; NaN for a single seed
+    official: pd.DataFrame | None = None  # stage x official metrics, mean over seeds
 
     @property
     def joint(self) -> bool:
@@ -87,7 +115,8 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         slugs.add(slug)
         out.append(StrategyData(name=name, slug=slug, seeds=[r.seed for r in members],
                                 paths=[r.path for r in members], attacks=attacks,
-                                learned=list(ref.learned), mean=mean, std=std))
+                                learned=list(ref.learned), mean=mean, std=std,
+                                official=official_frame(members)))
     return out
 
 

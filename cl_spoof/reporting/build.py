@@ -11,6 +11,8 @@ writes to ``out_dir`` (rules: :mod:`cl_spoof.reporting.output`):
 - ``heatmap_<strategy>.png``: the stage x attack EER matrix (colour scale fixed
   0-50 %); table: ``eer_matrix_<strategy>.csv`` (same layout as a run's
   ``eer_matrix.csv``, mean over seeds);
+- ``official_<strategy>.csv``: the official metrics after every stage (pooled EER,
+  minDCF, actDCF, Cllr, min t-DCF: those the runs computed), mean over seeds;
 - ``comparison.png``: final average EER and BWT per strategy (error bars: std over
   seeds); table: ``comparison.csv``;
 - ``final_eer.csv`` (final EER per strategy and attack), ``runs.csv`` (the runs used);
@@ -117,6 +119,7 @@ def build_report(inputs: Sequence[Path], out_dir: Path) -> ReportResult:
                *[f"{kind}_{s.slug}.{ext}" for s in strategies
                  for kind, ext in (("forgetting", "csv"), ("eer_matrix", "csv"),
                                    ("heatmap", "png"))],
+               *[f"official_{s.slug}.csv" for s in strategies if s.official is not None],
                "forgetting_curves.png", "comparison.png", "report.md", "report.html"]
     # Claim the folder first (planned files + the earlier report's), so an interrupted
     # report can be replaced by the next one.
@@ -128,6 +131,8 @@ def build_report(inputs: Sequence[Path], out_dir: Path) -> ReportResult:
     for s in strategies:
         table(f"forgetting_{s.slug}.csv", forgetting_table(s))
         table(f"eer_matrix_{s.slug}.csv", matrix_table(s))
+        if s.official is not None:
+            table(f"official_{s.slug}.csv", s.official)
         figure(f"heatmap_{s.slug}.png", heatmap_figure(s))
     figure("forgetting_curves.png", forgetting_figure(strategies))
     figure("comparison.png", comparison_figure(summary))

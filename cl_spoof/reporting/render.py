@@ -29,8 +29,58 @@ def _pm(mean: float | None, std: float | None, signed: bool = False) -> str:
     return text
 
 
+#: Columns shown only when some run computed the metric: (metric, header).
+OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("final_pooled_eer", "pooled EER %"),
+    ("final_min_dcf", "minDCF"),
+    ("final_act_dcf", "actDCF"),
+    ("final_cllr", "Cllr (bits)"),
+    ("final_min_tdcf", "min t-DCF"),
+)
+
+
 def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparison as ``mean ± std`` strings, for the terminal and Markdown."""
+    """The comparison as ``mean ± std`` strings, for the terminal and Markdown.
+
+    Average forgetting is shown beside BWT; pooled EER and the official metrics
+    (of the last stage) only when some run has them.
+    """
+    out = _base_display(table)
+    if "avg_forgetting_mean" in table:
+        out.insert(4, "avg forgetting (pts)",
+                   [_pm(m, s) for m, s in zip(table.avg_forgetting_mean,
+                                              table.avg_forgetting_std, strict=True)])
+    for key, header in OPTIONAL_COLUMNS:
+        mean = table.get(f"{key}_mean")
+        if mean is None or mean.isna().all():
+            continue
+        std = table[f"{key}_std"]
+        fmt = _pm if key == "final_pooled_eer" else _pm3
+        out.insert(len(out.columns) - 1, header,
+                   [fmt(m, s) for m, s in zip(mean, std, strict=True)])
+    return out
+
+
+#: What the official columns are, shown under every comparison table.
+OFFICIAL_NOTE = (
+    "Avg forgetting: mean over attacks learned before the last stage of (final EER − best "
+    "earlier EER). Pooled EER: all test bona fide vs all test spoofs after the last stage. "
+    "minDCF, actDCF, Cllr: ASVspoof 5 (Pspoof 0.05, Cmiss 1, Cfa 10; actDCF and Cllr on "
+    "scores calibrated on data.calibration_split). min t-DCF: ASVspoof 2019 legacy, with the "
+    "organisers' ASV scores. Per-stage values: each run's metrics.json, \"official\".")
+
+
+def _pm3(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` with three decimals (costs and Cllr are small numbers)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    text = f"{mean:.3f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std:.3f}"
+    return text
+
+
+def _base_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "strategy": table.strategy,
         "seeds": table.seeds,
@@ -45,6 +95,20 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
             _pm(m, s, True) for m, s in zip(table.eer_reduction_vs_naive_mean,
                                             table.eer_reduction_vs_naive_std, strict=True)],
     })
+
+
+def official_display(s: StrategyData) -> pd.DataFrame:
+    """A strategy's official metrics per stage as strings (EER 2 decimals, costs 3)."""
+    assert s.official is not None
+    out = s.official.copy()
+    for col in out.columns:
+        if col in ("stage", "trained_on", "runs"):
+            continue
+        fmt = "{:.2f}" if col == "pooled_eer" else "{:.3f}"
+        out[col] = [("—" if pd.isna(v) else fmt.format(v)) for v in out[col]]
+    return out.rename(columns={"pooled_eer": "pooled EER %", "min_dcf": "minDCF",
+                               "act_dcf": "actDCF", "cllr": "Cllr (bits)",
+                               "min_tdcf": "min t-DCF"})
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -148,6 +212,32 @@ class Doc:
         return out
 
 
+OFFICIAL_INTRO = ("Official metrics after every stage, from each stage's test scores "
+                  "(mean over the runs that computed them; definitions: README, \"Official "
+                  "metrics and score files\").")
+
+
+def _official_md(doc: Doc) -> list[str]:
+    with_official = [s for s in doc.strategies if s.official is not None]
+    if not with_official:
+        return []
+    out = ["## Official metrics per stage", OFFICIAL_INTRO]
+    for s in with_official:
+        out += [f"**{s.name}** (`official_{s.slug}.csv`)", to_markdown(official_display(s))]
+    return out
+
+
+def _official_html(doc: Doc) -> list[str]:
+    with_official = [s for s in doc.strategies if s.official is not None]
+    if not with_official:
+        return []
+    out = [f"<h2>Official metrics per stage</h2><p>{html.escape(OFFICIAL_INTRO)}</p>"]
+    for s in with_official:
+        out.append(f"<p><b>{html.escape(s.name)}</b> (<code>official_{html.escape(s.slug)}"
+                   f".csv</code>)</p>" + _html_table(official_display(s)))
+    return out
+
+
 def render_markdown(doc: Doc) -> str:
     """``report.md``: tables inline, figures as links to the PNGs next to it."""
     cap, src = doc.captions(), doc.table_sources()
@@ -160,9 +250,11 @@ def render_markdown(doc: Doc) -> str:
               "detector forgot); mean ± std over seeds.",
               *[f"> **Note:** {n}" for n in doc.notes],
               "## Strategy comparison", to_markdown(comparison_display(doc.summary)),
+              OFFICIAL_NOTE,
               "## Final EER per attack (%)", to_markdown(final_eer_display(doc.strategies)),
               "## Comparison chart", fig("comparison.png"),
               "## Forgetting curves", fig("forgetting_curves.png"),
+              *_official_md(doc),
               "## EER matrices", doc.heatmap_intro,
               *(fig(f"heatmap_{s.slug}.png") for s in doc.strategies),
               "## Runs", to_markdown(runs_table(doc.strategies)),
@@ -188,9 +280,11 @@ def render_html(doc: Doc) -> str:
         "<p>EER in %, BWT and forgetting in EER points (BWT &lt; 0 and forgetting &gt; 0 mean "
         "the detector forgot); mean ± std over seeds.</p>" + notes +
         "<h2>Strategy comparison</h2>" + _html_table(comparison_display(doc.summary)) +
+        f"<p>{html.escape(OFFICIAL_NOTE)}</p>" +
         "<h2>Final EER per attack (%)</h2>" + _html_table(final_eer_display(doc.strategies)) +
         "<h2>Comparison chart</h2>" + fig("comparison.png") +
         "<h2>Forgetting curves</h2>" + fig("forgetting_curves.png") +
+        "".join(_official_html(doc)) +
         f"<h2>EER matrices</h2><p>{html.escape(doc.heatmap_intro)}</p>"
         f'<div class="grid">{heatmaps}</div>'
         "<h2>Runs</h2>" + _html_table(runs_table(doc.strategies)) +

@@ -44,6 +44,7 @@ from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import record_stage
@@ -134,6 +135,10 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
                            f"(cl-spoof run --resume {run_dir})")
     if not 0 < eval_fraction < 1:
         raise CLSpoofError("--eval-fraction must be between 0 and 1")
+    if base_cfg.data.sources:
+        raise CLSpoofError(f"{run_dir}: the run reads data.sources; add-attack adds an attack "
+                           "to runs of one data.source only (add the new data as another "
+                           "source and start a new run)")
     matrix = pd.read_csv(run_dir / "eer_matrix.csv")
     old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
     if not name or name in old_attacks or name == NO_ATTACK:
@@ -213,8 +218,12 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         row[name] = eer
     learned = [str(r["trained_on"]) for r in rows] + [name]
     # Without the run's own data only the new attack is evaluated (old columns: NaN).
+    # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
+    official = writer.read_official(completed)
     out_matrix, metrics = record_stage(writer, trainer, result, completed, name,
-                                       old_attacks + [name], rows, learned, True, t0)
+                                       old_attacks + [name], rows, learned, True, t0,
+                                       official, stage_metrics(result.scores, OfficialInputs(),
+                                                               completed))
     atomic_write_text(run_dir / "logs" / f"added_{name}" / "log.txt", log_buffer.getvalue())
     (run_dir / "added").mkdir(exist_ok=True)
     with atomic_path(run_dir / "added" / f"{name}.csv") as tmp:

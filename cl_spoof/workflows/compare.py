@@ -34,7 +34,7 @@ from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.reporting.aggregate import METRICS, comparison_table
-from cl_spoof.reporting.render import comparison_display, to_markdown
+from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
 from cl_spoof.reporting.runs import run_dir_name
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
@@ -207,18 +207,11 @@ def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[in
     return pd.DataFrame(rows)
 
 
-
-
-
-
-
-
-
-
 def write_comparison(out_dir: Path, table: pd.DataFrame) -> None:
     """``comparison.csv`` (numbers) and ``comparison.md`` (mean ± std), atomically."""
     with atomic_path(out_dir / "comparison.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
     md = ("EER in %, BWT and forgetting in EER points (BWT < 0 and forgetting > 0 mean the "
-          "detector forgot); mean ± std over seeds.\n\n" + to_markdown(comparison_display(table)))
+          "detector forgot); mean ± std over seeds.\n\n" + to_markdown(comparison_display(table))
+          + "\n" + OFFICIAL_NOTE + "\n")
     atomic_write_text(out_dir / "comparison.md", md)

@@ -27,8 +27,10 @@ from cl_spoof.benchmark.datasets import build_benchmark
 from cl_spoof.config import RunConfig
 from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
+from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
+from cl_spoof.workflows.official import check_score_ids, official_inputs
 from cl_spoof.workflows.run_dir import RunWriter
 from cl_spoof.workflows.training import StageResult, Trainer
 
@@ -41,16 +43,21 @@ def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
 
 def record_stage(writer: RunWriter, trainer: Trainer, result: StageResult, stage: int,
                  trained_on: str, attacks: list[str], rows: list[dict], learned: list[str],
-                 finished: bool, t0: float) -> tuple[pd.DataFrame, dict]:
-    """Append stage ``stage``'s row to ``rows``; rank 0 writes its scores, checkpoint,
-    matrix and metrics. Every process returns the same matrix and metrics."""
+                 finished: bool, t0: float, official: list[dict] | None = None,
+                 stage_official: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Append stage ``stage``'s row to ``rows`` (and its official metrics to
+    ``official``); rank 0 writes its scores, checkpoint, matrix and metrics. Every
+    process returns the same matrix and metrics."""
     rows.append({"stage": stage, "trained_on": trained_on,
                  **{a: result.eers.get(a, float("nan")) for a in attacks}})
+    if official is not None and stage_official is not None:
+        official.append({"trained_on": trained_on, **stage_official})
     if not trainer.ctx.is_main:
-        return writer.frames(rows, attacks, learned)
+        return writer.frames(rows, attacks, learned, official)
     writer.write_stage_outputs(stage, result.scores,
                                trainer.checkpoint(stage, trained_on, attacks, result))
-    return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0)
+    return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0,
+                              official)
 
 
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
@@ -81,10 +88,13 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     writer = RunWriter(out_dir, cfg)
     rows: list[dict] = ctx.on_main(writer.open_existing if resume else writer.create)
     completed = len(rows)
+    official: list[dict] = ctx.on_main(lambda: writer.read_official(completed))
 
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    check_score_ids(data)
+    inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if spec.joint else data.plans
     bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
@@ -114,8 +124,12 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
             trainer.train_stage(exp, stage, bm.train_stream)
             learned.append(exp.attack)
             result = trainer.evaluate(bm.test_stream)
+            calibration = (trainer.evaluate(bm.calibration_stream).scores
+                           if cfg.data.calibration_split is not None else None)
             matrix, metrics = record_stage(writer, trainer, result, stage, exp.attack, attacks,
-                                           rows, learned, stage == len(train_plans) - 1, t0)
+                                           rows, learned, stage == len(train_plans) - 1, t0,
+                                           official, stage_metrics(result.scores, inputs, stage,
+                                                                   calibration))
             events.on_result(stage, exp.attack, {a: rows[-1][a] for a in attacks})
             for key, messages in trainer.plugin_warnings().items():
                 for message in messages[reported.get(key, 0):]:  # e.g. DFWF: "no bona fide"
