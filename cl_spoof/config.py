@@ -83,11 +83,29 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class SelfDistillationConfig:
+    """Self-distillation (``model.self_distillation``): the deepest exit teaches exits
+    added after the shallow segments; added to any strategy's loss (README, "Detectors").
+
+    Loss added: ``hard_weight * sum_i CE(z_i, y) + soft_weight * sum_i T^2 KL(p_deep/T ||
+    p_i/T) + feature_weight * sum_i mean((f_i - f_deep)^2)`` over the shallow exits i.
+    """
+
+    enabled: bool = False
+    segments: tuple[str, ...] = ()  # layers whose outputs feed exits; empty = the preset's
+    hard_weight: float = 0.7  # cross-entropy at every shallow exit (BYOT's 1 - alpha)
+    soft_weight: float = 0.3  # KL from the deepest exit (BYOT's alpha)
+    feature_weight: float = 0.1  # squared distance to the deepest embedding (our choice)
+    temperature: float = 3.0  # softmax temperature of the soft loss (BYOT's T)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """The detector: a preset name and optional field overrides."""
+    """The detector: a preset name, optional field overrides, self-distillation."""
 
     preset: str = "small"
     overrides: dict[str, Any] = field(default_factory=dict)
+    self_distillation: SelfDistillationConfig = field(default_factory=SelfDistillationConfig)
 
 
 @dataclass(frozen=True)
@@ -420,6 +438,13 @@ def validate(cfg: RunConfig) -> None:
         (t.dist_timeout > 0, "train.dist_timeout must be positive (seconds)"),
         (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
     ]
+    sd = cfg.model.self_distillation
+    checks += [(getattr(sd, k) >= 0, f"model.self_distillation.{k} must not be negative")
+               for k in ("hard_weight", "soft_weight", "feature_weight")]
+    checks.append((sd.temperature > 0, "model.self_distillation.temperature must be positive"))
+    checks.append((not sd.enabled or sd.hard_weight + sd.soft_weight + sd.feature_weight > 0,
+                   "model.self_distillation: hard_weight, soft_weight and feature_weight are "
+                   "all 0; set one, or enabled: false"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

@@ -17,6 +17,19 @@ class Detector(nn.Module):
 
     embedding: nn.Module
 
+    #: Whether the outputs of :meth:`segments` are ``(B, T, C)`` (transformer layers)
+    #: rather than ``(B, C, ...)`` (convolutional maps).
+    segments_channels_last: bool = False
+
+    def segments(self) -> tuple[str, ...]:
+        """Submodule names, shallow to deep, whose outputs feed self-distillation's exits.
+
+        The deepest exit is the model's own head (on ``embedding``), so these are the
+        shallow segments only. Empty (the default) means the detector declares none:
+        self-distillation then needs ``model.self_distillation.segments``.
+        """
+        return ()
+
     def min_length(self) -> int:
         """Shortest input (samples) the model accepts."""
         raise NotImplementedError

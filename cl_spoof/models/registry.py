@@ -18,12 +18,20 @@ from typing import Any
 
 from torch import nn
 
+from cl_spoof.config import ModelSpec
 from cl_spoof.errors import ConfigError
 from cl_spoof.models.base import Detector
+from cl_spoof.models.exits import attach_exits
+from cl_spoof.models.lfcc_lcnn import CONFIGS as LFCC_LCNN
+from cl_spoof.models.lfcc_lcnn import LFCCLCNN
 from cl_spoof.models.resnet_gru import CONFIGS as RESNET_GRU
 from cl_spoof.models.resnet_gru import ResNetGRU
+from cl_spoof.models.ssl import CONFIGS as SSL
+from cl_spoof.models.ssl import SSLDetector
+from cl_spoof.models.tssdnet import CONFIGS as TSSDNET
+from cl_spoof.models.tssdnet import TSSDNet
 
-__all__ = ["PRESETS", "Preset", "build_model", "count_parameters"]
+__all__ = ["PRESETS", "Preset", "build_detector", "build_model", "count_parameters"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            ResNetGRU),
     Preset("rawnet2_reference", "ResNet-GRU with RawNet2's sizes (a speed yardstick)",
            RESNET_GRU["rawnet2_reference"], ResNetGRU),
+    Preset("res_tssdnet", "Res-TSSDNet (Hua et al. 2021): 1-D residual CNN on the waveform",
+           TSSDNET["res_tssdnet"], TSSDNet),
+    Preset("inc_tssdnet", "Inc-TSSDNet (Hua et al. 2021): 1-D dilated inception CNN",
+           TSSDNET["inc_tssdnet"], TSSDNet),
+    Preset("lfcc_lcnn", "LFCC front end + light CNN (max-feature-map) + LSTM-sum pooling",
+           LFCC_LCNN["lfcc_lcnn"], LFCCLCNN),
+    Preset("ssl", "pretrained SSL encoder (wav2vec 2.0 / XLS-R / HuBERT / WavLM; a local "
+           "file) + weighted layer sum + small head", SSL["ssl"], SSLDetector),
+    Preset("tiny_res_tssdnet", "Res-TSSDNet for unit tests", TSSDNET["tiny_res_tssdnet"],
+           TSSDNet),
+    Preset("tiny_inc_tssdnet", "Inc-TSSDNet for unit tests", TSSDNET["tiny_inc_tssdnet"],
+           TSSDNet),
+    Preset("tiny_lfcc_lcnn", "LFCC-LCNN for unit tests", LFCC_LCNN["tiny_lfcc_lcnn"],
+           LFCCLCNN),
 )}
 
 
@@ -66,6 +88,16 @@ def build_model(preset: str, **overrides: Any) -> Detector:
                               f"{preset!r}; valid options: {', '.join(sorted(names))}")
         config = dataclasses.replace(config, **overrides)
     return spec.build(config)
+
+
+def build_detector(spec: ModelSpec) -> Detector:
+    """The detector of a config's ``model`` section: the preset with its overrides, plus
+    self-distillation exits when ``model.self_distillation.enabled`` (errors name the key)."""
+    model = build_model(spec.preset, **spec.overrides)
+    sd = spec.self_distillation
+    if sd.enabled:
+        attach_exits(model, sd.segments, "model.self_distillation.segments")
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -315,6 +315,10 @@ class ResNetGRU(Detector):
         """Shortest input (samples) the model accepts."""
         return self.config.min_length()
 
+    def segments(self) -> tuple[str, ...]:
+        """Residual blocks 1 .. n-1: the shallow exits of self-distillation."""
+        return tuple(f"blocks.{i}" for i in range(len(self.config.block_channels) - 1))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Return the utterance embedding ``(B, embedding_dim)``."""
         return self.embedding(self._embed(x))

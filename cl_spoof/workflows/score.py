@@ -52,6 +52,7 @@ from cl_spoof.infra.formats import join_fields
 from cl_spoof.infra.runtime import resolve_device
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models import Detector, build_model
+from cl_spoof.models.exits import strip_exits
 
 __all__ = [
     "FileScore",
@@ -162,7 +163,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
 
-    load_model_state(model, ckpt["model_state"], path,
+    # Self-distillation exits are training-only: scoring uses the deepest exit (the head).
+    state = ckpt["model_state"]
+    if isinstance(state, dict):
+        state = strip_exits(state)
+    load_model_state(model, state, path,
                      f"the {preset!r} model its config describes (overrides {overrides or 'none'})")
 
     num_samples = ckpt.get("num_samples")

@@ -29,7 +29,8 @@ from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
-from cl_spoof.models import build_model
+from cl_spoof.models import build_detector
+from cl_spoof.strategies.plugins.self_distillation import SelfDistillationPlugin
 from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss, FreezePlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
@@ -122,7 +123,7 @@ class Trainer:
         """
         spec = get_spec(cfg.strategy.name)
         seed_everything(cfg.seed)
-        model = build_model(cfg.model.preset, **cfg.model.overrides)
+        model = build_detector(cfg.model)  # with self-distillation exits when enabled
         if cfg.train.compile:
             model.compile_frontend(cfg.train.compile_backend)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
@@ -144,6 +145,10 @@ class Trainer:
             plugins.append(Autocast(ctx.device))
         if cfg.train.class_weighted_loss:
             plugins.append(ClassWeightedLoss())
+        sd = cfg.model.self_distillation
+        if sd.enabled:
+            plugins.append(SelfDistillationPlugin(sd.hard_weight, sd.soft_weight,
+                                                  sd.feature_weight, sd.temperature))
         strategy = build_strategy(BuildArgs(
             cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
             evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
