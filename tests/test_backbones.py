@@ -169,3 +169,32 @@ def test_cli_run_dfwf_with_every_backbone(tiny_corpus: Path, tmp_path: Path,
                                  str(tiny_corpus), "--out", str(tmp_path / "scores.txt")])
     assert scored.exit_code == 0, scored.output
     assert len((tmp_path / "scores.txt").read_text().splitlines()) >= 30
+
+
+@pytest.mark.parametrize(("preset", "strategy"), [("tiny_lfcc_lcnn", "rawm"), ("ssl", "rwm"),
+                                                  ("tiny_res_tssdnet", "rego")])
+def test_field_baselines_with_other_backbones(tiny_corpus: Path, tmp_path: Path, preset: str,
+                                              strategy: str) -> None:
+    """RAWM / RWM / RegO act on the new backbones too: their state after the first
+    experience covers layers of that backbone (an SSL encoder: only its trainable top)."""
+    model: dict = {"preset": preset}
+    if preset == "ssl":
+        model["overrides"] = tiny_ssl_overrides(tmp_path, trainable_layers=1)
+    cfg = tiny_config(tiny_corpus, tmp_path, model=model)
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", str(cfg), "--strategy", strategy, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(out / "eer_matrix.csv")[["T1", "T2"]].notna().all().all()
+    state = torch.load(out / "checkpoints" / "stage_1.pt",
+                       weights_only=True)["strategy_state"][strategy]
+    if strategy == "rego":
+        names = set(state["planes"])
+        assert any(n.startswith("stages.") for n in names), sorted(names)[:5]
+    else:
+        corr = state["space"]["corr"]
+        names = set(corr)
+        assert names and all(torch.isfinite(v).all() for v in corr.values())
+        if preset == "ssl":  # frozen encoder layers take no room in the state
+            assert any(n.startswith("encoder.encoder.transformer.layers.3.") for n in names)
+            assert not any("feature_extractor" in n or "transformer.layers.0." in n
+                           for n in names), sorted(names)

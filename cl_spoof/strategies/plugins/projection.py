@@ -203,10 +203,16 @@ class _ProjectionPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
 
     @torch.no_grad()
     def _collect(self, strategy: Any) -> None:
-        """One pass over the experience's training data: ``Σ x xᵀ`` per layer, all ranks."""
+        """One pass over the experience's training data: ``Σ x xᵀ`` per layer, all ranks.
+
+        Layers none of whose parameters learn (a frozen SSL encoder, say) are left out:
+        they are never updated, and their input spaces could be large (d² floats each).
+        """
         model = strategy.model
         device = strategy.device
-        layers = weight_layers(model, self.patterns, f"{type(self).__name__}(layers=...)")
+        layers = [layer for layer in weight_layers(model, self.patterns,
+                                                   f"{type(self).__name__}(layers=...)")
+                  if any(p.requires_grad for p in layer.parameters())]
         sums = {layer.key: torch.zeros(layer.dim, layer.dim, dtype=torch.float64, device=device)
                 for layer in layers}
         counts = torch.zeros(len(layers), dtype=torch.float64, device=device)
