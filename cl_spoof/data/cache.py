@@ -2,10 +2,10 @@
 
 For a table, the cache keeps one memory-mapped int16 array of shape
 ``(rows, max_samples)`` holding each clip's first ``max_samples`` samples at
-16 kHz, plus the true lengths and a per-row signature (file size + mtime).
-The cache entry is keyed by the table's paths (in order), the sample rate and
-``max_samples``; loading again decodes only rows whose file changed (or that
-failed before). Fixed-length crops are cut from the cached samples at read
+the run's sample rate (``data.sample_rate``), plus the true lengths and a per-row
+signature (file size + mtime). The cache entry is keyed by the table's paths (in
+order), the sample rate and ``max_samples``; loading again decodes only rows whose
+file changed (or that failed before). Fixed-length crops are cut from the cached samples at read
 time, so training still gets random crops.
 """
 

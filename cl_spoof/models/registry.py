@@ -47,9 +47,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
-def build_model(preset: str, **overrides: Any) -> Detector:
+def build_model(preset: str, sample_rate: int | None = None, **overrides: Any) -> Detector:
     """Build preset ``preset`` with config fields replaced by ``overrides``.
 
+    ``sample_rate`` (``data.sample_rate``) is the rate of the waveforms the model will
+    see; it sets the family config's ``sample_rate`` field where there is one (front
+    ends defined in milliseconds or Hz need it).
     Raises :class:`~cl_spoof.errors.ConfigError` naming ``model.preset`` or the
     override for an unknown preset or field.
     """
@@ -58,12 +61,15 @@ def build_model(preset: str, **overrides: Any) -> Detector:
                           f"{', '.join(PRESETS)}")
     spec = PRESETS[preset]
     config = spec.config
+    names = {f.name for f in dataclasses.fields(config)}
     if overrides:
-        names = {f.name for f in dataclasses.fields(config)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown} in model.overrides for preset "
                               f"{preset!r}; valid options: {', '.join(sorted(names))}")
+    if sample_rate is not None and "sample_rate" in names:
+        overrides = {**overrides, "sample_rate": int(sample_rate)}
+    if overrides:
         config = dataclasses.replace(config, **overrides)
     return spec.build(config)
 

@@ -5,8 +5,10 @@ file is ever executed) and its model is rebuilt from the checkpoint's own config
 a checkpoint scores exactly as it was evaluated during its run.
 
 Inputs may be audio files, folders (every audio file under them, recursive, sorted)
-and CSV manifests (their ``path`` column), mixed; every file is decoded to mono 16 kHz
-by :func:`cl_spoof.data.audio.read_audio` whatever its format and rate.
+and CSV manifests (their ``path`` column), mixed; every file is decoded to mono at the
+checkpoint's sample rate (its config's ``data.sample_rate``) by
+:func:`cl_spoof.data.audio.read_audio` whatever its format and rate, and its level set
+as in training (``data.level``, over the whole file).
 
 Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
@@ -35,7 +37,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio
+from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio, set_level
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import ConfigError, DataError
@@ -68,12 +70,15 @@ class LoadedCheckpoint:
     path: Path
     model: Detector
     device: torch.device
-    num_samples: int  # the model's training input length (16 kHz samples)
+    num_samples: int  # the model's training input length (samples at sample_rate)
     eer_threshold: float  # NaN when the checkpoint has none
     preset: str
     stage: int | None = None
     trained_on: str | None = None
     pooled_eer: float | None = None  # percent
+    sample_rate: int = SAMPLE_RATE  # data.sample_rate of the run
+    level: str = "none"  # data.level of the run (checkpoints from before it: none)
+    level_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     overrides = model_cfg.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise CheckpointError(f"{path}: damaged checkpoint: model.overrides is not a mapping")
+    data_cfg = config.get("data") if isinstance(config.get("data"), dict) else {}
+    sample_rate = data_cfg.get("sample_rate", SAMPLE_RATE)
+    level, level_db = data_cfg.get("level", "none"), data_cfg.get("level_db")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1000 \
+            or level not in ("none", "rms", "peak") \
+            or not (level_db is None or isinstance(level_db, (int, float))):
+        raise CheckpointError(f"{path}: damaged checkpoint: data.sample_rate {sample_rate!r}, "
+                              f"data.level {level!r}, data.level_db {level_db!r}")
     try:
-        model = build_model(preset, **overrides)
+        model = build_model(preset, sample_rate=sample_rate, **overrides)
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
 
@@ -157,8 +170,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
 
     num_samples = ckpt.get("num_samples")
     if num_samples is None:
-        data_cfg = config.get("data")
-        num_samples = data_cfg.get("num_samples") if isinstance(data_cfg, dict) else None
+        num_samples = data_cfg.get("num_samples")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise CheckpointError(f"{path}: damaged checkpoint: no valid num_samples "
                               f"(got {num_samples!r})")
@@ -175,6 +187,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         preset=preset, stage=stage if isinstance(stage, int) else None,
         trained_on=trained_on if isinstance(trained_on, str) else None,
         pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
+        sample_rate=sample_rate, level=level,
+        level_db=float(level_db) if level_db is not None else None,
     )
 
 
@@ -243,11 +257,12 @@ def _windows(wave: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
     return pieces
 
 
-def _decoded(paths: Sequence[Path]) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """``(index, mono 16 kHz wave, None)`` or ``(index, None, problem)`` for each path."""
+def _decoded(paths: Sequence[Path], sample_rate: int
+             ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """``(index, mono wave at sample_rate, None)`` or ``(index, None, problem)`` per path."""
     for i, p in enumerate(paths):
         try:
-            wave = read_audio(p, SAMPLE_RATE)
+            wave = read_audio(p, sample_rate)
         except DataError as exc:
             msg, prefix = str(exc), f"{p}: "
             yield i, None, msg[len(prefix):] if msg.startswith(prefix) else msg
@@ -304,7 +319,7 @@ def score_paths(
 ) -> ScoreResult:
     """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
 
-    ``window``/``hop`` are in 16 kHz samples (defaults: the checkpoint's input length
+    ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
     and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
     or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
     ``(files done, files total)``. Raises :class:`CLSpoofError` for a bad checkpoint,
@@ -356,11 +371,12 @@ def score_paths(
             n_pending -= take
 
     with torch.inference_mode():
-        for i, wave, problem in _decoded(paths):
+        for i, wave, problem in _decoded(paths, ckpt.sample_rate):
             if wave is None:
                 problems[i] = problem or "unreadable"
             else:
                 lengths[i] = wave.shape[0]
+                wave = set_level(wave, ckpt.level, ckpt.level_db)
                 for piece in _windows(wave, win, step):
                     pending.append((i, piece))
                     n_pending += piece.shape[0]
@@ -384,7 +400,7 @@ def score_paths(
         files.append(FileScore(path=p, score=score,
                                decision=BONAFIDE if score >= value else SPOOF,
                                num_windows=int(counts[i]),
-                               seconds=float(lengths[i]) / SAMPLE_RATE))
+                               seconds=float(lengths[i]) / ckpt.sample_rate))
     if not files:
         shown = "; ".join(f"{p}: {why}" for p, why in failed[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""

@@ -30,7 +30,7 @@ from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_model
-from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss
+from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss, LRSchedule
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
 from cl_spoof.workflows.events import RunEvents
@@ -122,7 +122,8 @@ class Trainer:
         """
         spec = get_spec(cfg.strategy.name)
         seed_everything(cfg.seed)
-        model = build_model(cfg.model.preset, **cfg.model.overrides)
+        model = build_model(cfg.model.preset, sample_rate=cfg.data.sample_rate,
+                            **cfg.model.overrides)
         if cfg.train.compile:
             model.compile_frontend(cfg.train.compile_backend)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
@@ -139,6 +140,10 @@ class Trainer:
             plugins.append(Autocast(ctx.device))
         if cfg.train.class_weighted_loss:
             plugins.append(ClassWeightedLoss())
+        t = cfg.train
+        if t.lr_schedule != "constant":
+            plugins.append(LRSchedule(t.lr_schedule, t.lr, t.warmup_epochs, t.lr_final,
+                                      t.lr_gamma))
         strategy = build_strategy(BuildArgs(
             cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
             evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
