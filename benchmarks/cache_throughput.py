@@ -72,6 +72,11 @@ def main() -> None:
         view, problems = cache.load(paths)
         build_s = time.perf_counter() - t0
         assert not problems
+        t0 = time.perf_counter()  # a later run: lock, size and per-clip checksums checked
+        again = WaveformCache(tmp, max_samples=cache_samples(n))
+        again.load(paths)
+        verify_s = time.perf_counter() - t0
+        assert again.decoded == 0
         cached = make_dataset(table, view, np.arange(len(table)), n, train=True)
         kw = dict(batch_size=32, shuffle=True, num_workers=workers)
         cached_cps = clips_per_second(DataLoader(cached, **kw))
@@ -79,6 +84,7 @@ def main() -> None:
     rows = {
         "clips": len(paths), "num_samples": n, "workers": workers,
         "cache_build_s": round(build_s, 2),
+        "cache_reload_verified_s": round(verify_s, 2),
         "cached_clips_per_s": round(cached_cps, 1),
         "decode_every_time_clips_per_s": round(decode_cps, 1),
         "speedup": round(cached_cps / decode_cps, 1),
@@ -87,7 +93,8 @@ def main() -> None:
     print(f"{'decoded cache':<28}{cached_cps:>10.0f}")
     print(f"{'decode FLAC every time':<28}{decode_cps:>10.0f}")
     print(f"speed-up {rows['speedup']}x; building the cache for {len(paths)} clips took "
-          f"{build_s:.1f} s; workers={workers}")
+          f"{build_s:.1f} s, loading it again (checksums verified) {verify_s:.2f} s; "
+          f"workers={workers}")
     print(f"-> {write_result(f'cache_throughput_{n}', rows)}")
 
 

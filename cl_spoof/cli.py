@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import functools  # noqa: E402
+import traceback  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cl_spoof.errors import CLSpoofError
+from cl_spoof.errors import CLSpoofError, os_error_message
 from cl_spoof.strategies.registry import STRATEGIES
 
 app = typer.Typer(
@@ -45,19 +46,60 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEBUG = False  # --debug: show the traceback of an error
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what the user can do next (raised by commands, shown by :func:`user_errors`)."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
+def _error_line(text: str) -> None:
+    err_console.print(f"{_rank_prefix()}[bold red]error:[/] {escape(text)}",
+                      highlight=False, soft_wrap=True)
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`CLSpoofError` into a red message and exit status 2 (no traceback)."""
+    """Errors as one line, no traceback (``--debug`` shows it): :class:`CLSpoofError` and OS
+    errors (full disk, permissions) exit 2, Ctrl-C 130 with how to continue, anything else
+    (a bug) 1 (under torchrun a bug is raised, so torchrun reports it with its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except CLSpoofError as exc:
-            err_console.print(f"{_rank_prefix()}[bold red]error:[/] {escape(str(exc))}",
-                              highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+        except typer.Exit:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            unexpected = not isinstance(exc, CLSpoofError | OSError | MemoryError | Interrupted
+                                        | KeyboardInterrupt)
+            if unexpected and _rank_prefix():
+                raise  # under torchrun: into its failure summary, with the traceback
+            if DEBUG:
+                traceback.print_exc()
+            if isinstance(exc, CLSpoofError):
+                _error_line(str(exc))
+                code = 2
+            elif isinstance(exc, OSError):
+                _error_line(os_error_message(exc))
+                code = 2
+            elif isinstance(exc, MemoryError):
+                _error_line("out of memory; lower train.batch_size, train.eval_batch_size, "
+                            "train.workers or data.num_samples")
+                code = 2
+            elif isinstance(exc, Interrupted | KeyboardInterrupt):
+                hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
+                err_console.print(f"{_rank_prefix()}[bold yellow]interrupted:[/] "
+                                  f"{escape(hint)}", highlight=False, soft_wrap=True)
+                code = 130
+            else:
+                _error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with "
+                            "`cl-spoof --debug ...` for the traceback, and please report it)")
+                code = 1
+            raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -70,8 +112,11 @@ def _rank_prefix() -> str:
 
 
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(ctx: typer.Context, debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an error.")] = False) -> None:
     """cl-spoof: continual learning of fake-speech (spoofing) detection."""
+    global DEBUG
+    DEBUG = debug
     if _rank_prefix() and ctx.invoked_subcommand not in ("run", "compare"):
         err_console.print(f"{_rank_prefix()}[bold red]error:[/] `cl-spoof "
                           f"{ctx.invoked_subcommand}` runs in one process; under torchrun only "
@@ -213,6 +258,23 @@ def _load_cfg(config: Path | None, strategy: str | None, seed: int | None) -> An
     return cfg
 
 
+def _run_hint(out_dir: Path) -> str:
+    """What to do after Ctrl-C stopped a run in ``out_dir``."""
+    import json
+
+    try:
+        done = json.loads((out_dir / "run.json").read_text())["completed_stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        done = 0
+    if done:
+        return (f"{done} completed stage(s) kept in {out_dir}; continue with "
+                f"`cl-spoof run --resume {out_dir}`")
+    if (out_dir / "config.yaml").is_file():
+        return f"no new stage completed; {out_dir} is as it was (`cl-spoof run --resume " \
+               f"{out_dir}` continues it)"
+    return "no stage had completed, so nothing was kept; run the command again to start over"
+
+
 def print_run_summary(summary: Any) -> None:
     """The EER matrix and headline metrics of a finished run."""
     matrix = summary.matrix.reset_index()
@@ -260,18 +322,23 @@ def run_cmd(
         if config is not None or strategy or out or seed is not None:
             raise CLSpoofError("--resume takes the run directory's own config.yaml: "
                                "give no CONFIG, --strategy, --out or --seed with it")
+        if not (resume / "config.yaml").is_file():
+            raise CLSpoofError(f"{resume}: not a run directory (no config.yaml)")
         cfg, out_dir = load_config(resume / "config.yaml"), resume
     else:
         cfg = _load_cfg(config, strategy, seed)
         out_dir = out or default_run_dir(cfg)
-    with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
-        out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
-        if not ctx.is_main:  # rank 0 writes and reports; the others only train
-            run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
-            return
-        with progress_bar() as bar:
-            summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
-                                     resume=resume is not None, ctx=ctx)
+    try:
+        with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
+            out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
+            if not ctx.is_main:  # rank 0 writes and reports; the others only train
+                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
+                return
+            with progress_bar() as bar:
+                summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
+                                         resume=resume is not None, ctx=ctx)
+    except KeyboardInterrupt:
+        raise Interrupted(_run_hint(out_dir)) from None
     print_run_summary(summary)
 
 
@@ -314,15 +381,19 @@ def compare_cmd(
         cfg = _load_cfg(config, None, None)
         seed_list = list(range(seeds))
         out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
-    with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
-        out_dir = ctx.broadcast_object(out_dir)
-        if not ctx.is_main:
-            run_compare(cfg, names, seed_list, out_dir, resume=resume is not None, jobs=jobs,
-                        ctx=ctx)
-            return
-        with progress_bar() as bar:
-            table = run_compare(cfg, names, seed_list, out_dir, CliEvents(bar).as_run_events(),
-                                resume=resume is not None, jobs=jobs, ctx=ctx)
+    try:
+        with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
+            out_dir = ctx.broadcast_object(out_dir)
+            if not ctx.is_main:
+                run_compare(cfg, names, seed_list, out_dir, resume=resume is not None,
+                            jobs=jobs, ctx=ctx)
+                return
+            with progress_bar() as bar:
+                table = run_compare(cfg, names, seed_list, out_dir,
+                                    CliEvents(bar).as_run_events(), resume=resume is not None,
+                                    jobs=jobs, ctx=ctx)
+    except KeyboardInterrupt:
+        raise Interrupted(_compare_hint(out_dir)) from None
     console.print(df_to_rich(comparison_display(table),
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
@@ -359,6 +430,14 @@ def yardstick_cmd(
     console.print(f"data: {result.data}; {result.seconds:.0f} s")
 
 
+def _compare_hint(out_dir: Path) -> str:
+    """What to do after Ctrl-C stopped a comparison in ``out_dir``."""
+    if (out_dir / "compare.json").is_file():
+        return f"finished runs and completed stages are kept; continue with " \
+               f"`cl-spoof compare --resume {out_dir}`"
+    return "no run had completed a stage, so nothing was kept"
+
+
 @app.command("report")
 @user_errors
 def report_cmd(
@@ -393,15 +472,14 @@ def add_attack_cmd(
     ] = "dfwf",
 ) -> None:
     """Teach a trained detector a new attack; re-evaluate every earlier attack."""
-    from cl_spoof.reporting import build_report
     from cl_spoof.workflows.add_attack import add_attack
 
-    with progress_bar() as bar:
-        events = CliEvents(bar)
-        summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction, strategy,
-                                       events.as_run_events())
-        events.on_stage("refreshing the report")
-        build_report([run_dir], run_dir / "report")
+    try:
+        with progress_bar() as bar:
+            summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction,
+                                           strategy, CliEvents(bar).as_run_events())
+    except KeyboardInterrupt:
+        raise Interrupted(f"{run_dir} is unchanged") from None
     for line in problems:
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
@@ -422,20 +500,36 @@ def score_cmd(
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
-    from cl_spoof.workflows.score import score_paths, write_score_file
+    from cl_spoof.workflows.score import (
+        check_output_file,
+        score_lines,
+        score_paths,
+        write_score_file,
+    )
 
-    with progress_bar() as bar:
-        task = bar.add_task("scoring", total=None)
-        result = score_paths(checkpoint, paths, threshold=threshold, device=device,
-                             progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if out is not None:
+        check_output_file(out)  # before the work, not after it
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("scoring", total=None)
+            result = score_paths(checkpoint, paths, threshold=threshold, device=device,
+                                 progress=lambda i, n: bar.update(task, completed=i, total=n))
+    except KeyboardInterrupt:
+        raise Interrupted("no scores were written") from None
     for path, why in result.failed:
         err_console.print(f"[yellow]skipped[/] {escape(f'{path}: {why}')}", highlight=False,
                           soft_wrap=True)
     if out is not None:
-        write_score_file(out, result)
+        try:
+            write_score_file(out, result)
+        except CLSpoofError as exc:  # e.g. the disk filled up: keep the computed scores
+            for line in score_lines(result):
+                typer.echo(line)
+            raise CLSpoofError(f"{exc} (the scores were printed to standard output "
+                               "instead)") from None
     else:
-        for f in result.files:
-            typer.echo(f"{f.path} {f.score:.6f} {f.decision}")
+        for line in score_lines(result):
+            typer.echo(line)
     s = result.summary
     err_console.print(f"{s.bonafide} bona fide, {s.spoof} spoof, {s.failed} failed; threshold "
                       f"{s.threshold:.4f} ({s.threshold_origin})"
@@ -487,13 +581,16 @@ def demo_cmd(
     names = parse_strategies(strategies)
     cfg = load_config(None)
     out_dir = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-    with progress_bar() as bar:
-        events = CliEvents(bar)
-        events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
-        table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
-                            events.as_run_events())
-        events.on_stage("writing the report")
-        res = build_report([out_dir / "compare"], out_dir / "report")
+    try:
+        with progress_bar() as bar:
+            events = CliEvents(bar)
+            events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
+            table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
+                                events.as_run_events())
+            events.on_stage("writing the report")
+            res = build_report([out_dir / "compare"], out_dir / "report")
+    except KeyboardInterrupt:
+        raise Interrupted(_compare_hint(out_dir / "compare")) from None
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
     console.print(f"report: [bold]{escape(str(res.html))}[/]")

@@ -9,6 +9,10 @@ with :func:`dataclasses.replace` or :func:`with_overrides`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +22,13 @@ from typing import Any
 import yaml
 
 from cl_spoof.errors import ConfigError
+from cl_spoof.infra.names import BadNameError, check_name
+
+MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
+MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_BATCH = 65_536
+MAX_WORKERS = 64
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -275,12 +286,16 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)  # 1e4, 6.46e4
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -343,17 +358,59 @@ def config_from_dict(data: dict[str, Any] | None) -> RunConfig:
     return cfg
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as a number as YAML 1.2 does (PyYAML follows
+    YAML 1.1, where a float needs a dot: ``1e-3`` would be the string '1e-3')."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as plain data (safe loader; ``1e-3`` is a number)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path | None) -> RunConfig:
-    """Load and validate a YAML config; ``None`` gives the built-in demo config."""
+    """Load and validate a YAML config; ``None`` gives the built-in demo config.
+
+    Every way a file can fail — missing, a folder, binary, unreadable, empty, not a
+    mapping, a bad key or value — is a :class:`ConfigError` naming the file.
+    """
     if path is None:
         return load_config(default_config_path())
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file (give a YAML file such "
+                          "as configs/demo.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML config was expected)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        first = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config is empty; start from a copy of "
+                          "configs/demo.yaml (or give no config to run the demo)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, "
+                          f"strategy, seed), got {type(data).__name__}")
     try:
         return config_from_dict(data)
     except ConfigError as exc:
@@ -403,19 +460,35 @@ def validate(cfg: RunConfig) -> None:
 
     d, t = cfg.data, cfg.train
     checks: list[tuple[bool, str]] = [
+        (0 <= cfg.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}, got {cfg.seed}"),
+        (0 <= d.demo_seed <= MAX_SEED,
+         f"data.demo_seed must be between 0 and {MAX_SEED}, got {d.demo_seed}"),
         (d.num_samples >= 1600, "data.num_samples must be at least 1600 (0.1 s)"),
+        (d.num_samples <= MAX_NUM_SAMPLES,
+         f"data.num_samples must be at most {MAX_NUM_SAMPLES} (10 minutes at 16 kHz), "
+         f"got {d.num_samples}"),
+        *[(cap is None or cap >= 1,
+           f"data.{name} must be at least 1 (or left out for no cap), got {cap}")
+          for name, cap in (("max_train_per_attack", d.max_train_per_attack),
+                            ("max_test_per_attack", d.max_test_per_attack),
+                            ("max_bonafide_test", d.max_bonafide_test))],
         (d.bonafide_sharing in ("all", "disjoint"),
          f"data.bonafide_sharing must be 'all' or 'disjoint', got {d.bonafide_sharing!r}"),
         (0.0 < d.eval_only_test_fraction < 1.0,
          "data.eval_only_test_fraction must be between 0 and 1"),
         (t.epochs >= 1, "train.epochs must be at least 1"),
         (t.first_epochs is None or t.first_epochs >= 1, "train.first_epochs must be at least 1"),
-        (t.batch_size >= 1, "train.batch_size must be at least 1"),
-        (t.eval_batch_size >= 1, "train.eval_batch_size must be at least 1"),
+        (1 <= t.batch_size <= MAX_BATCH,
+         f"train.batch_size must be between 1 and {MAX_BATCH}, got {t.batch_size}"),
+        (1 <= t.eval_batch_size <= MAX_BATCH,
+         f"train.eval_batch_size must be between 1 and {MAX_BATCH}, got {t.eval_batch_size}"),
         (t.lr > 0, "train.lr must be positive"),
         (t.weight_decay >= 0, "train.weight_decay must not be negative"),
-        (t.threads >= 0, "train.threads must not be negative"),
-        (t.workers >= 0, "train.workers must not be negative"),
+        (0 <= t.threads <= MAX_THREADS,
+         f"train.threads must be between 0 and {MAX_THREADS}, got {t.threads}"),
+        (0 <= t.workers <= MAX_WORKERS,
+         f"train.workers must be between 0 and {MAX_WORKERS} (DataLoader processes), "
+         f"got {t.workers}"),
         (t.dist_timeout > 0, "train.dist_timeout must be positive (seconds)"),
         (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
         (8_000 <= d.sample_rate <= 192_000,
@@ -436,6 +509,13 @@ def validate(cfg: RunConfig) -> None:
     if "sample_rate" in cfg.model.overrides:
         raise ConfigError("model.overrides.sample_rate: the model's input rate is "
                           "data.sample_rate; set it there")
+    for key, names in (("data.attacks", d.attacks), ("data.eval_only_attacks",
+                                                       d.eval_only_attacks)):
+        for name in names:
+            try:
+                check_name(name, f"{key}: attack name")
+            except BadNameError as exc:
+                raise ConfigError(str(exc)) from None
     check_strategy_name(cfg.strategy.name)
     for name, hp in hyperparameters().items():
         hp.check(cfg.strategy.hyperparameters[name])
@@ -507,9 +587,10 @@ def _validate_sources(d: DataConfig) -> None:
     seen: set[str] = set()
     for i, src in enumerate(d.sources):
         key = f"data.sources[{i}]"
-        if not src.name or any(c.isspace() or c == "/" for c in src.name):
-            raise ConfigError(f"{key}.name: give each source a name without spaces or '/', "
-                              f"got {src.name!r}")
+        try:  # it prefixes utterance ids and attack names (columns, file names)
+            check_name(src.name, "source name")
+        except BadNameError as exc:
+            raise ConfigError(f"{key}.name: {exc}") from None
         if src.name in seen:
             raise ConfigError(f"{key}.name: source name {src.name!r} is used twice; names "
                               "prefix utterance ids and must be unique")
@@ -563,3 +644,26 @@ def _validate_metrics(cfg: RunConfig) -> None:
     elif m.asv_scores is not None and len(names) > 1:
         raise ConfigError("metrics.tdcf_source: name the ASVspoof 2019 LA source of "
                           f"data.sources ({', '.join(names)}) whose scores min t-DCF uses")
+
+
+def config_digest(cfg: RunConfig | dict) -> str:
+    """SHA-256 of a resolved config, or of its :func:`to_dict` form as stored (kept with
+    every checkpoint and in ``run.json``, so a stored config can be checked for damage)."""
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """The keys (``train.lr``, ``data.attacks``...) whose values differ between two configs."""
+    fa, fb = _flatten(to_dict(a)), _flatten(to_dict(b))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))

@@ -6,6 +6,8 @@ fault; the CLI prints the message and exits with status 2 (no traceback).
 
 from __future__ import annotations
 
+import errno
+
 
 class CLSpoofError(Exception):
     """A problem the user can fix (bad input, bad config, bad data)."""
@@ -17,3 +19,34 @@ class ConfigError(CLSpoofError):
 
 class DataError(CLSpoofError):
     """Unreadable, missing or inconsistent data."""
+
+
+class FileSystemError(CLSpoofError):
+    """A file or folder cl-spoof cannot read or write (full disk, permissions, ...)."""
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space there or choose a folder on another disk",
+    errno.EDQUOT: "free some space there (disk quota exceeded) or choose another folder",
+    errno.EFBIG: "the file is larger than this system allows; free space or choose another "
+                 "folder",
+    errno.EACCES: "check its permissions or choose a folder you can write to",
+    errno.EPERM: "check its permissions or choose a folder you can write to",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "it is a folder; give a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EEXIST: "it exists already; choose another name",
+    errno.EMFILE: "too many open files; lower train.workers or raise the limit (ulimit -n)",
+    errno.ENOMEM: "not enough memory; lower batch sizes, workers or data.num_samples",
+}
+
+
+def os_error_message(exc: OSError, path: object = None) -> str:
+    """One line naming the path, what went wrong and what to do (``path`` overrides the
+    file name the error carries)."""
+    where = path if path is not None else (exc.filename if exc.filename is not None else None)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or -1)
+    text = f"{where}: {reason}" if where is not None else reason
+    return text + (f"; {hint}" if hint else "")

@@ -61,7 +61,8 @@ def read_named_source(cfg: DataConfig, src: SourceConfig) -> pd.DataFrame:
     Its splits are mapped to the run's (:func:`cl_spoof.config.source_splits`;
     rows of other splits are left out), ``utt_id`` is prefixed with the source
     name, a ``source`` column names it, and with several sources learned attack
-    by attack its attacks are prefixed too (``la19/A01``) so they stay apart.
+    by attack its attacks are prefixed too (``la19.A01``: attack names become
+    columns and file names, so no ``/``) so they stay apart.
     Errors are prefixed with the config key of the source.
     """
     try:
@@ -74,7 +75,7 @@ def read_named_source(cfg: DataConfig, src: SourceConfig) -> pd.DataFrame:
     table = prefix_utt_ids(table, src.name)
     if cfg.experience_by == "attack" and len(cfg.sources) > 1:
         spoof = table["attack"] != NO_ATTACK
-        table.loc[spoof, "attack"] = src.name + "/" + table.loc[spoof, "attack"]
+        table.loc[spoof, "attack"] = src.name + "." + table.loc[spoof, "attack"]
     table["source"] = src.name
     return table
 

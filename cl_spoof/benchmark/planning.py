@@ -25,6 +25,7 @@ import pandas as pd
 from cl_spoof.config import DataConfig
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import DataError
+from cl_spoof.infra.names import BadNameError, check_name
 from cl_spoof.labels import JOINT
 
 
@@ -107,6 +108,12 @@ def plan_experiences(
     if not attacks:
         raise DataError("no attacks to learn: the table has no spoof rows in the train split "
                         f"{train_split!r} and the config names none")
+    for a in attacks:
+        try:
+            check_name(a, "attack name")
+        except BadNameError as exc:  # it becomes a column of eer_matrix.csv
+            raise DataError(f"{exc} (attack names become columns and file names; rename the "
+                            "attack in the data)") from None
     dup = sorted({a for a in attacks if list(attacks).count(a) > 1})
     if dup:
         raise DataError(f"attacks listed twice in the experience order: {', '.join(dup)}")
@@ -260,7 +267,7 @@ def configured_attacks(table: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...]:
     if cfg.attacks:
         return cfg.attacks
     if len(cfg.sources) > 1:  # source by source (list order), each one's attacks sorted
-        trained = default_attacks(table, cfg.train_split)
-        return tuple(a for s in cfg.sources for a in trained if a.startswith(f"{s.name}/"))
+        return tuple(a for s in cfg.sources
+                     for a in default_attacks(table[table["source"] == s.name], cfg.train_split))
     trained = default_attacks(table, cfg.train_split)
     return trained + tuple(a for a in cfg.eval_only_attacks if a not in trained)

@@ -6,6 +6,8 @@ uses torchaudio. Everything downstream sees mono float32 at 16 kHz.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,88 @@ def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
         return wave
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), int(orig_sr), int(new_sr))
     return out.numpy()
+
+
+#: Frames read at a time by :func:`stream_audio` (before resampling): about 6 s at 44.1 kHz.
+STREAM_BLOCK = 2**18
+
+
+def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
+                 block: int = STREAM_BLOCK) -> Iterator[np.ndarray]:
+    """Decode ``path`` to mono float32 at ``sample_rate`` piece by piece.
+
+    The pieces joined equal :func:`read_audio` (to float rounding) while memory stays
+    bounded by ``block`` whatever the file's length. Raises :class:`DataError` naming
+    the file when it is missing, unreadable or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        handle = sf.SoundFile(str(path))
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise DataError(f"{path}: unreadable audio ({exc})") from exc
+    with handle:
+        orig = handle.samplerate
+
+        def blocks() -> Iterator[np.ndarray]:
+            step = _resample_unit(orig, sample_rate) * max(1, block // _resample_unit(
+                orig, sample_rate))
+            seen = 0
+            while True:
+                try:
+                    data = handle.read(step, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise DataError(f"{path}: unreadable audio ({exc})") from exc
+                if data.shape[0] == 0:
+                    break
+                seen += data.shape[0]
+                yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if seen == 0:
+                raise DataError(f"{path}: zero-length audio")
+
+        for piece in resample_stream(blocks(), orig, sample_rate):
+            yield np.ascontiguousarray(piece, dtype=np.float32)
+
+
+def _resample_unit(orig_sr: int, new_sr: int) -> int:
+    """Input samples that map to a whole number of output samples."""
+    return orig_sr // math.gcd(int(orig_sr), int(new_sr))
+
+
+def resample_stream(blocks: Iterator[np.ndarray], orig_sr: int, new_sr: int
+                    ) -> Iterator[np.ndarray]:
+    """:func:`resample` of the concatenation of ``blocks``, one piece at a time.
+
+    Each piece is resampled with enough real samples on both sides (more than the
+    sinc kernel's reach) and cut at input positions that map to whole output samples,
+    so the pieces joined equal resampling the whole signal at once.
+    """
+    if orig_sr == new_sr:
+        yield from blocks
+        return
+    g = math.gcd(int(orig_sr), int(new_sr))
+    o, n = orig_sr // g, new_sr // g
+    width = math.ceil(6 * o / (0.99 * min(o, n)))  # torchaudio's default kernel reach
+    context = o * math.ceil((2 * width + o + 8) / o)
+    buf = np.zeros(0, dtype=np.float32)
+    start = 0  # input position of buf[0]
+    done = 0  # input position up to which output was given
+    for block in blocks:
+        buf = np.concatenate([buf, block.astype(np.float32, copy=False)])
+        end = ((start + len(buf) - context) // o) * o
+        if end > done:
+            lo = max(0, done - context)
+            out = resample(buf[lo - start:end + context - start], orig_sr, new_sr)
+            skip = (done - lo) * n // o
+            yield out[skip:skip + (end - done) * n // o]
+            done = end
+            drop = max(0, done - context) - start
+            buf, start = buf[drop:], start + drop
+    lo = max(0, done - context)
+    if start + len(buf) > done:
+        out = resample(buf[lo - start:], orig_sr, new_sr)
+        yield out[(done - lo) * n // o:]
 
 
 def fix_length(

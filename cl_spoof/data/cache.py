@@ -2,19 +2,33 @@
 
 For a table, the cache keeps one memory-mapped int16 array of shape
 ``(rows, max_samples)`` holding each clip's first ``max_samples`` samples at
-the run's sample rate (``data.sample_rate``), plus the true lengths and a per-row
-signature (file size + mtime). The cache entry is keyed by the table's paths (in
-order), the sample rate and ``max_samples``; loading again decodes only rows whose
-file changed (or that failed before). Fixed-length crops are cut from the cached samples at read
-time, so training still gets random crops.
+the run's sample rate (``data.sample_rate``), plus the true lengths, a per-row
+signature (file size + mtime) and a per-row CRC-32 of the stored samples. The cache
+entry is keyed by the table's paths (in order), the sample rate and ``max_samples``;
+loading again decodes only rows whose file changed (or that failed before).
+Fixed-length crops are cut from the cached samples at read time, so training still
+gets random crops.
+
+Safe under concurrency and damage:
+
+- one process at a time checks or fills an entry (``<key>.lock``, ``flock``); the
+  others wait, then find it filled;
+- a new or updated array is written to a temporary file and moved into place, so
+  a process reading an entry (memory-mapped) never sees a half-written one;
+- every load checks the file's size and every row's checksum: a damaged row (or
+  file) is decoded again, never used;
+- the free space is checked and the file's blocks reserved before it is filled,
+  so a full disk is a clear error, not a crash (SIGBUS) leaving a sparse file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +37,18 @@ import numpy as np
 
 from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio, waveform_problem
 from cl_spoof.data.checks import Problem
-from cl_spoof.errors import DataError
-from cl_spoof.infra.files import atomic_path, atomic_write_text, user_cache_dir
+from cl_spoof.errors import DataError, FileSystemError, os_error_message
+from cl_spoof.infra.files import (
+    atomic_write_text,
+    ensure_free_space,
+    file_lock,
+    reserve,
+    user_cache_dir,
+)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 INT16_SCALE = 32767.0
+COPY_ROWS = 256  # rows copied at a time when an entry is updated
 
 
 def default_cache_root() -> Path:
@@ -64,6 +85,11 @@ class CachedWaveforms:
         return fix_length(self.raw(i), num_samples, rng)
 
 
+def row_checksum(row: np.ndarray) -> int:
+    """CRC-32 of one stored row (its int16 samples)."""
+    return zlib.crc32(np.ascontiguousarray(row).data)
+
+
 class WaveformCache:
     """A folder of cached tables; see the module docstring."""
 
@@ -76,6 +102,7 @@ class WaveformCache:
         self.max_samples = int(max_samples)
         self.workers = max(1, int(workers))
         self.decoded = 0  # files decoded by the last load(), for tests and benchmarks
+        self.damaged = 0  # stored rows found damaged by the last load() (then decoded again)
 
     def key(self, paths: Sequence[str]) -> str:
         """Cache key of a table: its paths in order plus the decoding settings."""
@@ -103,7 +130,7 @@ class WaveformCache:
     def load(self, paths: Sequence[str],
              progress: Callable[[int, int], None] | None = None
              ) -> tuple[CachedWaveforms, list[Problem]]:
-        """Cached waveforms for ``paths``, decoding only what is new or changed.
+        """Cached waveforms for ``paths``, decoding only what is new, changed or damaged.
 
         Returns the cache view and the problems of rows that could not be
         decoded (missing, unreadable, NaN, silent...). Such rows hold zeros and
@@ -112,64 +139,133 @@ class WaveformCache:
         paths = [str(p) for p in paths]
         if not paths:
             raise DataError("cannot cache an empty table")
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileSystemError(f"waveform cache {os_error_message(exc, self.root)}; or set "
+                                  "data.cache_dir (or $CL_SPOOF_CACHE_DIR) to a writable "
+                                  "folder") from exc
         key = self.key(paths)
+        with file_lock(self.root / f"{key}.lock", optional=True) as writable:
+            return self._load_locked(key, paths, progress, writable)
+
+    def _load_locked(self, key: str, paths: list[str],
+                     progress: Callable[[int, int], None] | None, writable: bool
+                     ) -> tuple[CachedWaveforms, list[Problem]]:
         data_file = self.root / f"{key}.int16.npy"
         meta_file = self.root / f"{key}.json"
         n_rows = len(paths)
         sigs = np.array([_signature(p) for p in paths], dtype=np.int64)
 
         meta = self._read_meta(meta_file, n_rows)
-        if meta is None or not data_file.is_file():
-            # New entry: create a zero array atomically, then fill it.
-            with atomic_path(data_file) as tmp:
-                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16,
-                                                shape=(n_rows, self.max_samples))
-                del arr
+        stored = self._open_stored(data_file, n_rows) if meta is not None else None
+        self.damaged = 0
+        if meta is None or stored is None:
             old_sigs = np.full((n_rows, 2), -2, dtype=np.int64)
             lengths = np.zeros(n_rows, dtype=np.int64)
+            sums = np.zeros(n_rows, dtype=np.int64)
+            stored = None
         else:
             old_sigs = np.asarray(meta["signatures"], dtype=np.int64)
             lengths = np.asarray(meta["lengths"], dtype=np.int64)
+            sums = np.asarray(meta["checksums"], dtype=np.int64)
+            for i in np.flatnonzero(lengths > 0):
+                if row_checksum(stored[i]) != sums[i]:
+                    lengths[i] = 0  # damaged: decode it again
+                    self.damaged += 1
         todo = np.flatnonzero((old_sigs != sigs).any(axis=1) | (lengths == 0))
         problems: list[Problem] = []
         self.decoded = 0
+        if len(todo) and not writable:  # a read-only cache folder serves complete entries only
+            raise FileSystemError(f"waveform cache {self.root}: read-only, and {len(todo)} "
+                                  "clip(s) need decoding; set data.cache_dir (or "
+                                  "$CL_SPOOF_CACHE_DIR) to a writable folder")
         if len(todo):
-            data = np.load(data_file, mmap_mode="r+")
             new_sigs = old_sigs.copy()
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                results = pool.map(lambda i: (i, self._decode(paths[i])), todo)
-                for done, (i, (wave, n, issue)) in enumerate(results, start=1):
-                    self.decoded += 1
-                    if issue is not None:
-                        problems.append(Problem(paths[i], issue))
-                        lengths[i] = 0
-                        new_sigs[i] = (-2, -2)
-                    else:
-                        data[i, :n] = wave
-                        data[i, n:] = 0
-                        lengths[i] = n
-                        new_sigs[i] = sigs[i]
-                    if progress is not None:
-                        progress(done, len(todo))
-            data.flush()
-            del data
-            self._write_meta(meta_file, new_sigs, lengths)
+            with self._new_array(data_file, n_rows) as (tmp, data):
+                if stored is not None:  # keep the rows that are still good
+                    for a in range(0, n_rows, COPY_ROWS):
+                        data[a:a + COPY_ROWS] = stored[a:a + COPY_ROWS]
+                with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                    results = pool.map(lambda i: (i, self._decode(paths[i])), todo)
+                    for done, (i, (wave, n, issue)) in enumerate(results, start=1):
+                        self.decoded += 1
+                        data[i] = 0
+                        if issue is not None:
+                            problems.append(Problem(paths[i], issue))
+                            lengths[i] = 0
+                            new_sigs[i] = (-2, -2)
+                        else:
+                            data[i, :n] = wave
+                            lengths[i] = n
+                            new_sigs[i] = sigs[i]
+                        sums[i] = row_checksum(data[i])
+                        if progress is not None:
+                            progress(done, len(todo))
+            del stored
+            # The array first, then its description: a crash in between leaves rows whose
+            # checksums no longer match, which the next load decodes again.
+            os.replace(tmp, data_file)
+            self._write_meta(meta_file, new_sigs, lengths, sums)
         view = CachedWaveforms(data=np.load(data_file, mmap_mode="r"), lengths=lengths)
         return view, problems
+
+    def _open_stored(self, data_file: Path, n_rows: int) -> np.ndarray | None:
+        """The stored array, or None when it is missing, truncated or not the expected one."""
+        try:
+            arr = np.load(data_file, mmap_mode="r")
+        except Exception:  # missing, truncated, zero bytes, a foreign header...
+            return None
+        if arr.dtype != np.int16 or arr.shape != (n_rows, self.max_samples):
+            return None
+        return arr
+
+    @contextlib.contextmanager
+    def _new_array(self, data_file: Path, n_rows: int) -> Iterator[tuple[Path, np.ndarray]]:
+        """A new zero array in a temporary file next to ``data_file``, its disk blocks
+        reserved (the caller moves it into place); removed when the block fails."""
+        tmp = data_file.with_name(f".{data_file.name}.{os.getpid()}.tmp")
+        needed = n_rows * self.max_samples * 2 + 4096
+        ok = False
+        try:
+            ensure_free_space(self.root, needed, f"the waveform cache ({n_rows} clips)")
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16,
+                                            shape=(n_rows, self.max_samples))
+            size = tmp.stat().st_size
+            del arr
+            reserve(tmp, size)
+            data = np.load(tmp, mmap_mode="r+")
+            yield tmp, data
+            data.flush()
+            del data
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            ok = True
+        except OSError as exc:
+            raise FileSystemError(f"waveform cache: cannot write "
+                                  f"{os_error_message(exc, tmp)}") from exc
+        finally:
+            if not ok:
+                tmp.unlink(missing_ok=True)
 
     def _read_meta(self, meta_file: Path, n_rows: int) -> dict | None:
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict):
+            return None
         ok = (meta.get("version") == CACHE_VERSION and meta.get("rows") == n_rows
               and meta.get("sample_rate") == self.sample_rate
-              and meta.get("max_samples") == self.max_samples)
+              and meta.get("max_samples") == self.max_samples
+              and all(len(meta.get(k) or ()) == n_rows
+                      for k in ("signatures", "lengths", "checksums")))
         return meta if ok else None
 
-    def _write_meta(self, meta_file: Path, sigs: np.ndarray, lengths: np.ndarray) -> None:
+    def _write_meta(self, meta_file: Path, sigs: np.ndarray, lengths: np.ndarray,
+                    sums: np.ndarray) -> None:
         meta = {"version": CACHE_VERSION, "rows": int(len(lengths)),
                 "sample_rate": self.sample_rate, "max_samples": self.max_samples,
-                "signatures": sigs.tolist(), "lengths": lengths.tolist()}
+                "signatures": sigs.tolist(), "lengths": lengths.tolist(),
+                "checksums": sums.tolist()}
         atomic_write_text(meta_file, json.dumps(meta))

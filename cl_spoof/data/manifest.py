@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -18,17 +19,24 @@ from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
 from cl_spoof.errors import DataError
 from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.formats import CSV_QUOTING
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 
 
 def _utt_id_for(path: Path, base: Path) -> str:
-    """Path relative to the manifest folder without extension (absolute when outside it)."""
+    """Path relative to the manifest folder without extension (absolute when outside it),
+    white space as ``_``: ids are fields of whitespace-separated score files."""
     try:
         rel = path.relative_to(base)
     except ValueError:
         rel = path
-    return rel.with_suffix("").as_posix()
+    return id_from_text(rel.with_suffix("").as_posix())
+
+
+def id_from_text(text: str) -> str:
+    """``text`` with every run of white space (line breaks included) replaced by ``_``."""
+    return re.sub(r"\s+", "_", text)
 
 
 def read_manifest(manifest: str | Path) -> pd.DataFrame:
@@ -107,7 +115,7 @@ def manifest_for_folder(
     if not files:
         raise DataError(f"{folder}: no audio files found")
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=CSV_QUOTING)  # "\r" stays quoted
     writer.writerow(MANIFEST_COLUMNS)
     base = relative_to.resolve() if relative_to is not None else None
     for f in files:

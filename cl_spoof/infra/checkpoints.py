@@ -7,6 +7,8 @@ imports so scoring starts fast.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,15 @@ CHECKPOINT_FORMAT = "cl-spoof-checkpoint/1"
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary file, then move into place (never truncated)."""
+    """``torch.save`` to a temporary file, then move into place (never truncated).
+
+    Serialised in memory first, so a full disk is an ordinary :class:`OSError` (named
+    by :func:`atomic_path`), not one of torch's internal writer errors.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 class CheckpointError(CLSpoofError):
@@ -72,7 +80,16 @@ def read_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found" if not path.exists() else
+                              f"{path}: not a file (a checkpoints/stage_<k>.pt file was expected)")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
+    if not is_zip:  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise CheckpointError(f"{path}: not a readable checkpoint: not a PyTorch file, or "
+                              "truncated or corrupt (it is no zip archive, as torch.save "
+                              "writes)")
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
@@ -98,6 +115,12 @@ def load_model_state(model: nn.Module, state: Any, path: str | Path, what: str) 
     """``model.load_state_dict(state)`` with an error naming the file and ``what`` model."""
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: damaged checkpoint: model_state is not a state dict")
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: damaged checkpoint: {len(bad)} weight tensor(s) hold "
+                              f"NaN or Inf (e.g. {bad[0]}); use an earlier stage's checkpoint "
+                              "or train again")
     problem = state_mismatch(model.state_dict(), state)
     if problem is None:
         try:

@@ -35,6 +35,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.infra.formats import write_csv
 from cl_spoof.reporting.aggregate import (
     StrategyData,
     final_eer_table,
@@ -72,7 +73,7 @@ class ReportResult:
 
 def _save_csv(df: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.4f")
+        write_csv(df, tmp, float_format="%.4f")
 
 
 def _notes(runs: Sequence[RunRecord], strategies: Sequence[StrategyData]) -> list[str]:

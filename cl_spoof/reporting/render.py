@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cl_spoof.infra.formats import markdown_cell
 from cl_spoof.reporting.aggregate import StrategyData, runs_table
 
 
@@ -113,9 +114,10 @@ def official_display(s: StrategyData) -> pd.DataFrame:
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no extra dependency)."""
-    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    header = "| " + " | ".join(markdown_cell(c) for c in df.columns) + " |"
     sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown_cell(v) for v in row) + " |"
+            for row in df.itertuples(index=False)]
     return "\n".join([header, sep, *body]) + "\n"
 
 

@@ -12,12 +12,16 @@ without retraining from scratch. :func:`add_attack`:
    earlier checkpoints on the new attack (so its column is filled for old stages),
    trains one more experience and evaluates every attack;
 5. appends the stage to ``eer_matrix.csv`` / ``metrics.json``, writes its scores and
-   checkpoint, and records the new attack's utterances in ``added/<NAME>.csv`` (so a
-   later add-attack or report sees the same data).
+   checkpoint, records the new attack's utterances in ``added/<NAME>.csv`` (absolute
+   paths, so a later add-attack from any folder sees the same data) and refreshes
+   ``report/``.
+
+Step 5 runs inside :func:`~cl_spoof.infra.transaction.all_or_nothing`: if anything
+fails or is interrupted, the run directory is put back as it was. The name is
+checked (:func:`~cl_spoof.infra.names.check_name`) before anything is read or written.
 
 It trains through the same :class:`~cl_spoof.workflows.training.Trainer` as
-``run`` (same stage seed, same device choice). The CLI refreshes the run's
-report afterwards.
+``run`` (same stage seed, same device choice).
 """
 
 from __future__ import annotations
@@ -38,17 +42,21 @@ from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
-from cl_spoof.data.manifest import read_manifest
+from cl_spoof.data.manifest import id_from_text, read_manifest
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.infra.formats import write_csv
+from cl_spoof.infra.names import check_name, inside
+from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
+from cl_spoof.reporting import build_report
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import record_stage
-from cl_spoof.workflows.run_dir import RunWriter
+from cl_spoof.workflows.run_dir import RunWriter, check_same_config, read_status
 from cl_spoof.workflows.training import Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
@@ -58,9 +66,9 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
              eval_fraction: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
     """Rows for the audio under ``path`` (folder or manifest), split train/eval.
 
-    Unreadable files are skipped and returned as problem lines.
+    Unreadable files are skipped and returned as problem lines. Paths are absolute.
     """
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().absolute()
     if path.is_dir():
         files = [str(p) for p in list_audio_files(path)]
         speakers = [""] * len(files)
@@ -95,7 +103,8 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
         n_eval = min(len(good) - 1, max(1, round(eval_fraction * len(good))))
         eval_idx = set(idx[:n_eval].tolist())
         is_eval = [i in eval_idx for i in range(len(good))]
-    rows = [{"utt_id": f"{name}/{label}/{Path(f).stem}_{i}", "path": f, "label": label,
+    rows = [{"utt_id": f"{name}/{label}/{id_from_text(Path(f).stem)}_{i}", "path": f,
+             "label": label,
              "attack": name if label == SPOOF else NO_ATTACK, "speaker": spk,
              "split": split_names[1] if ev else split_names[0]}
             for i, ((f, spk), ev) in enumerate(zip(good, is_eval, strict=True))]
@@ -105,7 +114,15 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
 def added_entries(run_dir: Path) -> list[dict]:
     """What earlier ``add-attack`` commands recorded in ``added/added.json`` (oldest first)."""
     index = run_dir / "added" / "added.json"
-    return json.loads(index.read_text())["attacks"] if index.is_file() else []
+    if not index.is_file():
+        return []
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))["attacks"]
+        for entry in entries:
+            check_name(entry["name"], f"{index}: attack name")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CLSpoofError(f"{index}: damaged ({type(exc).__name__}: {exc})") from None
+    return list(entries)
 
 
 def added_rows(run_dir: Path) -> pd.DataFrame | None:
@@ -113,36 +130,53 @@ def added_rows(run_dir: Path) -> pd.DataFrame | None:
     names = added_entries(run_dir)
     if not names:
         return None
-    return pd.concat([pd.read_csv(run_dir / "added" / f"{n['name']}.csv", dtype=str,
-                                  keep_default_na=False) for n in names], ignore_index=True)
+    frames = []
+    for n in names:
+        path = inside(run_dir, "added", f"{n['name']}.csv")
+        try:
+            frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
+        except (OSError, ValueError) as exc:
+            raise CLSpoofError(f"{path}: unreadable ({type(exc).__name__}); the attacks "
+                               "added earlier cannot be re-evaluated") from None
+    return pd.concat(frames, ignore_index=True)
 
 
 def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
                eval_fraction: float = 0.3, strategy: str = "dfwf",
-               events: RunEvents | None = None) -> tuple[RunSummary, list[str]]:
+               events: RunEvents | None = None,
+               report: bool = True) -> tuple[RunSummary, list[str]]:
     """Train one more experience on ``run_dir`` for attack ``name``; returns the summary
-    and the problems of skipped input files."""
+    and the problems of skipped input files. With ``report`` it also refreshes
+    ``run_dir/report/``. All or nothing: on any failure the run directory is left as
+    it was."""
     events = events or RunEvents()
     t0 = time.perf_counter()
+    check_name(name)
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
         raise CLSpoofError(f"{run_dir}: not a run directory (no config.yaml)")
+    recover(run_dir)  # an earlier command killed half-way: put the directory back first
     base_cfg = load_config(run_dir / "config.yaml")
-    status = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() \
-        else {}
+    status = read_status(run_dir) or {}
     if not status.get("finished"):
         raise CLSpoofError(f"{run_dir}: the run has not finished; resume it first "
                            f"(cl-spoof run --resume {run_dir})")
+    if status.get("config") is not None:  # config.yaml must still say what the run used
+        check_same_config(status["config"], base_cfg, str(run_dir / "config.yaml"))
     if not 0 < eval_fraction < 1:
         raise CLSpoofError("--eval-fraction must be between 0 and 1")
     if base_cfg.data.sources:
         raise CLSpoofError(f"{run_dir}: the run reads data.sources; add-attack adds an attack "
                            "to runs of one data.source only (add the new data as another "
                            "source and start a new run)")
-    matrix = pd.read_csv(run_dir / "eer_matrix.csv")
+    try:
+        matrix = pd.read_csv(run_dir / "eer_matrix.csv")
+    except (OSError, ValueError) as exc:
+        raise CLSpoofError(f"{run_dir / 'eer_matrix.csv'}: unreadable "
+                           f"({type(exc).__name__})") from None
     old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
-    if not name or name in old_attacks or name == NO_ATTACK:
-        raise CLSpoofError(f"attack name {name!r} is empty or already in the run "
+    if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
+        raise CLSpoofError(f"attack name {name!r} is already in the run "
                            f"({', '.join(old_attacks)})")
     cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
     spec = get_spec(strategy)
@@ -212,27 +246,32 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     trainer.train_stage(new_exp, completed, bm.train_stream)
     result = trainer.evaluate(bm.test_stream)
 
-    # ---- write
+    # ---- write, all or nothing
     rows = matrix.to_dict("records")
     for row, eer in zip(rows, old_new_col, strict=True):
         row[name] = eer
     learned = [str(r["trained_on"]) for r in rows] + [name]
-    # Without the run's own data only the new attack is evaluated (old columns: NaN).
-    # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
-    official = writer.read_official(completed)
-    out_matrix, metrics = record_stage(writer, trainer, result, completed, name,
-                                       old_attacks + [name], rows, learned, True, t0,
-                                       official, stage_metrics(result.scores, OfficialInputs(),
-                                                               completed))
-    atomic_write_text(run_dir / "logs" / f"added_{name}" / "log.txt", log_buffer.getvalue())
-    (run_dir / "added").mkdir(exist_ok=True)
-    with atomic_path(run_dir / "added" / f"{name}.csv") as tmp:
-        pd.concat([new_spoof, new_bona], ignore_index=True).to_csv(tmp, index=False)
-    index = run_dir / "added" / "added.json"
-    entries.append({"name": name, "stage": completed, "strategy": strategy,
-                    "spoof": str(spoof), "bonafide": str(bonafide) if bonafide else None,
-                    "skipped_files": problems})
-    atomic_write_text(index, json.dumps({"attacks": entries}, indent=2) + "\n")
+    with all_or_nothing(run_dir):
+        # Without the run's own data only the new attack is evaluated (old columns: NaN).
+        # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
+        official = writer.read_official(completed)
+        out_matrix, metrics = record_stage(
+            writer, trainer, result, completed, name, old_attacks + [name], rows, learned,
+            True, t0, official, stage_metrics(result.scores, OfficialInputs(), completed))
+        atomic_write_text(inside(run_dir, "logs", f"added_{name}", "log.txt"),
+                          log_buffer.getvalue())
+        with atomic_path(inside(run_dir, "added", f"{name}.csv")) as tmp:
+            write_csv(pd.concat([new_spoof, new_bona], ignore_index=True), tmp)
+        index = run_dir / "added" / "added.json"
+        entries.append({"name": name, "stage": completed, "strategy": strategy,
+                        "spoof": str(Path(spoof).expanduser().absolute()),
+                        "bonafide": str(Path(bonafide).expanduser().absolute())
+                        if bonafide else None,
+                        "skipped_files": problems})
+        atomic_write_text(index, json.dumps({"attacks": entries}, indent=2) + "\n")
+        if report:
+            events.on_stage("refreshing the report")
+            build_report([run_dir], run_dir / "report")
     events.on_result(completed, name, {a: out_matrix.iloc[-1][a] for a in out_matrix.columns
                                        if a != "trained_on"})
     return RunSummary(out_dir=run_dir, matrix=out_matrix, metrics=metrics,

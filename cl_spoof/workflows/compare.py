@@ -15,6 +15,7 @@ directory::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -33,12 +34,14 @@ from cl_spoof.config import RunConfig, load_config, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.reporting.aggregate import METRICS, comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
 from cl_spoof.reporting.runs import run_dir_name
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.run_dir import read_status
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -70,9 +73,21 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
-    ctx.on_main(lambda: _prepare_dir(cfg, spec, out_dir, resume))
+    ctx.on_main(lambda: _check_dir(spec, out_dir, resume))
+    # A new compare directory is all or nothing until a run completes a stage.
+    guard = all_or_nothing(out_dir, keep_if=lambda: _any_stage_completed(out_dir)) \
+        if ctx.is_main and not resume else contextlib.nullcontext()
+    with guard:
+        return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec)
+
+
+def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
+                 out_dir: Path, events: RunEvents, resume: bool, jobs: int, ctx: RunContext,
+                 spec: dict) -> pd.DataFrame:
     data = ctx.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    if not resume:
+        ctx.on_main(lambda: _write_dir(cfg, spec, out_dir))
     todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
     for seed in seeds:
         for name in strategies:
@@ -99,25 +114,60 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     return ctx.on_main(table_of_runs)
 
 
-def _prepare_dir(cfg: RunConfig, spec: dict, out_dir: Path, resume: bool) -> None:
+def _check_dir(spec: dict, out_dir: Path, resume: bool) -> None:
+    """Refuse a compare directory that is not new (or, resuming, not the same comparison)."""
     if resume:
-        saved = json.loads((out_dir / "compare.json").read_text())
+        saved = _read_spec(out_dir)
         if saved != spec:
             raise CLSpoofError(f"{out_dir}/compare.json asks for {saved}, not {spec}")
         return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLSpoofError(f"{out_dir}: exists and is not a folder; choose another --out")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
                            "choose another --out, or --resume it (nothing was overwritten)")
+
+
+def _write_dir(cfg: RunConfig, spec: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", to_yaml(cfg))
     atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
 
 
+def _read_spec(out_dir: Path) -> dict:
+    """``compare.json``: the strategies and seeds asked for (a damaged one is named)."""
+    path = Path(out_dir) / "compare.json"
+    if not path.is_file():
+        raise CLSpoofError(f"{out_dir}: not a compare directory (no compare.json)")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CLSpoofError(f"{path}: damaged ({type(exc).__name__})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("strategies"), list) \
+            or not isinstance(spec.get("seeds"), list) \
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in spec["seeds"]):
+        raise CLSpoofError(f"{path}: damaged (expected lists 'strategies' and 'seeds')")
+    for name in spec["strategies"]:
+        check_strategy_name(str(name))
+    return spec
+
+
 def _run_dir_state(run_dir: Path) -> tuple[bool, bool]:
     """(finished, started) of one run directory of a compare."""
-    status = run_dir / "run.json"
-    finished = status.is_file() and bool(json.loads(status.read_text()).get("finished"))
+    status = read_status(run_dir)
+    finished = status is not None and bool(status.get("finished"))
     return finished, run_dir.is_dir() and any(run_dir.iterdir())
+
+
+def _any_stage_completed(out_dir: Path) -> bool:
+    """Whether any run under a compare directory completed a stage (then it is kept)."""
+    for status in Path(out_dir).glob("*/seed*/run.json"):
+        try:
+            if json.loads(status.read_text()).get("completed_stages"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
 
 
 def _init_job(slots: Any, threads: int) -> None:
@@ -185,10 +235,7 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
 
 def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
     """Config, strategies and seeds of an existing compare directory (for ``--resume``)."""
-    spec_file = Path(out_dir) / "compare.json"
-    if not spec_file.is_file():
-        raise CLSpoofError(f"{out_dir}: not a compare directory (no compare.json)")
-    spec = json.loads(spec_file.read_text())
+    spec = _read_spec(Path(out_dir))
     return load_config(Path(out_dir) / "config.yaml"), spec["strategies"], spec["seeds"]
 
 

@@ -11,8 +11,10 @@ The run directory's layout is described in :mod:`cl_spoof.workflows.run_dir`.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -25,13 +27,15 @@ from avalanche.logging import CSVLogger, TextLogger
 from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig
+from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
+from cl_spoof.infra.transaction import Transaction, all_or_nothing
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.official import check_score_ids, official_inputs
-from cl_spoof.workflows.run_dir import RunWriter
+from cl_spoof.workflows.run_dir import RunWriter, check_same_config
 from cl_spoof.workflows.training import StageResult, Trainer
 
 
@@ -60,6 +64,20 @@ def record_stage(writer: RunWriter, trainer: Trainer, result: StageResult, stage
                               official)
 
 
+@contextlib.contextmanager
+def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | None]:
+    """Rank 0: all-or-nothing over ``out_dir`` until a stage completes (then kept, for
+    ``--resume``). An OS error without a file name (a log write) names the run directory."""
+    tx_context = all_or_nothing(out_dir) if ctx.is_main else contextlib.nullcontext()
+    with tx_context as tx:
+        try:
+            yield tx
+        except OSError as exc:
+            if exc.filename is None:
+                raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
+            raise
+
+
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
@@ -70,7 +88,12 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ``extra_plugins`` are added to the strategy (e.g. timers in benchmarks/).
     With ``resume`` the run continues after the last completed stage of
     ``out_dir`` (model, optimizer and strategy state from its last checkpoint;
-    every stage reseeds, so the result equals an uninterrupted run's).
+    every stage reseeds, so the result equals an uninterrupted run's); ``cfg`` must
+    be the config the run was started with.
+
+    All or nothing until a stage completes: a run that fails (or is interrupted)
+    before completing a stage leaves ``out_dir`` as it was before the call (removed
+    when the call created it). Completed stages are kept for ``--resume``.
 
     ``ctx`` says which process this is (default: one local process on
     ``train.device``). Under torchrun every process calls this with the same
@@ -86,6 +109,16 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ctx.batch_share(cfg.train.batch_size)  # a bad batch size fails before data loading
     spec = get_spec(cfg.strategy.name)
     writer = RunWriter(out_dir, cfg)
+    if ctx.is_main and not resume:
+        writer.check_new()  # before the transaction: never touch someone else's folder
+    with _run_directory(out_dir, ctx) as tx:
+        return _run(cfg, out_dir, events, data, extra_plugins, resume, ctx, spec, writer, tx,
+                    t0)
+
+
+def _run(cfg: RunConfig, out_dir: Path, events: RunEvents, data: BenchmarkData | None,
+         extra_plugins: Sequence[SupervisedPlugin], resume: bool, ctx: RunContext,
+         spec: Any, writer: RunWriter, tx: Transaction | None, t0: float) -> RunSummary:
     rows: list[dict] = ctx.on_main(writer.open_existing if resume else writer.create)
     completed = len(rows)
     official: list[dict] = ctx.on_main(lambda: writer.read_official(completed))
@@ -111,8 +144,14 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         trainer = Trainer.build(cfg, ctx, events, loggers, extra_plugins)
         if completed:
             checkpoint = writer.checkpoint_path(completed - 1)
-            trainer.restore(ctx.on_main(lambda: read_checkpoint(checkpoint)), checkpoint,
-                            completed, bm.train_stream)
+
+            def read_own_checkpoint() -> dict:
+                ckpt = read_checkpoint(checkpoint)
+                check_same_config(ckpt.get("config"), cfg, str(checkpoint))
+                return ckpt
+
+            trainer.restore(ctx.on_main(read_own_checkpoint), checkpoint, completed,
+                            bm.train_stream)
             events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
         learned: list[str] = [str(r["trained_on"]) for r in rows]
         reported: dict[int, int] = {}
@@ -130,6 +169,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                                            rows, learned, stage == len(train_plans) - 1, t0,
                                            official, stage_metrics(result.scores, inputs, stage,
                                                                    calibration))
+            if tx is not None:
+                tx.keep()  # a completed stage stays, whatever happens next
             events.on_result(stage, exp.attack, {a: rows[-1][a] for a in attacks})
             for key, messages in trainer.plugin_warnings().items():
                 for message in messages[reported.get(key, 0):]:  # e.g. DFWF: "no bona fide"
@@ -139,6 +180,10 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                 reported[key] = len(messages)
     finally:
         if log_file is not None:
-            log_file.close()
+            try:
+                log_file.close()
+            except OSError:  # the disk filled up: say so, unless an error is on its way
+                if sys.exc_info()[0] is None:
+                    raise
     return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)

@@ -15,18 +15,29 @@
 - ``checkpoints/stage_<k>.pt``: model, optimizer and strategy state, loadable with
   ``torch.load(..., weights_only=True)``;
 - ``logs/``: Avalanche's text log and CSV logs;
-- ``run.json``: status (completed stages, finished flag).
+- ``run.json``: status (completed stages, finished flag) and the resolved config with
+  its digest, written when the run starts; ``--resume`` refuses a ``config.yaml`` that
+  no longer says what the run was started with.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from cl_spoof.config import RunConfig, load_config, to_yaml
-from cl_spoof.errors import CLSpoofError
+from cl_spoof.config import (
+    RunConfig,
+    config_differences,
+    config_digest,
+    config_from_dict,
+    load_config,
+    to_dict,
+    to_yaml,
+)
+from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.checkpoints import save_checkpoint
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.metrics.continual import average_forgetting, summarize
@@ -47,6 +58,45 @@ def score_path(out_dir: Path, stage: int, fmt: str) -> Path:
     return Path(out_dir) / "scores" / f"stage_{stage}.{'tsv' if fmt == 'asvspoof5' else 'txt'}"
 
 
+def check_same_config(stored: Any, cfg: RunConfig, where: str) -> None:
+    """Refuse ``cfg`` unless it equals the config ``stored`` (a :func:`to_dict` mapping)
+    that ``where`` was written with, naming the keys that differ."""
+    if not isinstance(stored, dict):
+        raise CLSpoofError(f"{where}: holds no readable config; the run cannot be resumed "
+                           "safely")
+    try:
+        started = config_from_dict(stored)
+    except ConfigError as exc:
+        raise CLSpoofError(f"{where}: its stored config is not valid ({exc})") from None
+    diff = config_differences(started, cfg)
+    if diff:
+        shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise CLSpoofError(f"{where}: the run was started with another config (it differs "
+                           f"in {shown}); a resumed run must be the run that was started: put "
+                           "config.yaml back, or start a new run with the new config")
+
+
+def read_status(out_dir: Path) -> dict | None:
+    """``run.json`` of a run directory (None when absent); a damaged one is a named error."""
+    path = Path(out_dir) / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CLSpoofError(f"{path}: damaged ({type(exc).__name__}); the run's status is "
+                           "unknown, so it cannot be continued") from None
+    done = status.get("completed_stages") if isinstance(status, dict) else None
+    if not isinstance(done, int) or isinstance(done, bool) or done < 0 \
+            or not isinstance(status.get("finished"), bool):
+        raise CLSpoofError(f"{path}: damaged (expected completed_stages and finished); the "
+                           "run's status is unknown, so it cannot be continued")
+    stored = status.get("config")
+    if stored is not None and status.get("config_digest") != config_digest(stored):
+        raise CLSpoofError(f"{path}: damaged (its config does not match its config_digest)")
+    return status
+
+
 class RunWriter:
     """Owns a run directory: refuses to overwrite, writes each file atomically."""
 
@@ -58,31 +108,58 @@ class RunWriter:
         """``checkpoints/stage_<stage>.pt``."""
         return self.out_dir / "checkpoints" / f"stage_{stage}.pt"
 
-    def create(self) -> list[dict]:
-        """Make a new run directory (it must not hold files yet); no completed stages."""
+    def check_new(self) -> None:
+        """Refuse an ``out_dir`` that exists and is not an empty folder (nothing written)."""
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise CLSpoofError(f"{self.out_dir}: exists and is not a folder; choose another "
+                               "--out")
         if self.out_dir.exists() and any(self.out_dir.iterdir()):
             raise CLSpoofError(f"{self.out_dir}: run directory exists and is not empty; "
                                "choose another --out, or --resume it (nothing was overwritten)")
+
+    def create(self) -> list[dict]:
+        """Make a new run directory (it must not hold files yet); no completed stages."""
+        self.check_new()
         for sub in ("scores", "checkpoints", "logs"):
             (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "config.yaml", to_yaml(self.cfg))
+        self._write_status(0, None, False, 0.0)
         return []
 
     def open_existing(self) -> list[dict]:
-        """Rows of the stages an interrupted run completed (for resuming it)."""
+        """Rows of the stages an interrupted run completed (for resuming it).
+
+        Refuses a directory that is not an unfinished run, a damaged ``run.json`` or
+        ``eer_matrix.csv``, missing checkpoints, and a config — ``self.cfg`` or the
+        directory's ``config.yaml`` — that differs from the one the run started with.
+        """
         config = self.out_dir / "config.yaml"
-        if not config.is_file():
+        if not self.out_dir.is_dir() or not config.is_file():
             raise CLSpoofError(f"{self.out_dir}: not a run directory (no config.yaml)")
-        if to_yaml(load_config(config)) != to_yaml(self.cfg):  # keys added later: defaults
-            raise CLSpoofError(f"{config}: differs from the config of the run being resumed")
-        status_file = self.out_dir / "run.json"
-        if not status_file.is_file():
+        status = read_status(self.out_dir)
+        on_disk = load_config(config)
+        if status is not None and status.get("config") is not None:
+            check_same_config(status["config"], on_disk, str(config))
+            check_same_config(status["config"], self.cfg, str(self.out_dir / "run.json"))
+        elif config_differences(on_disk, self.cfg):  # a run.json of an older cl-spoof
+            check_same_config(to_dict(on_disk), self.cfg, str(config))
+        if status is None or status["completed_stages"] == 0:
             return []  # interrupted before the first stage ended
-        status = json.loads(status_file.read_text())
-        if status.get("finished"):
+        if status["finished"]:
             raise CLSpoofError(f"{self.out_dir}: the run already finished; nothing to resume")
-        matrix = pd.read_csv(self.out_dir / "eer_matrix.csv")
-        rows = matrix.to_dict("records")[: int(status["completed_stages"])]
+        matrix_file = self.out_dir / "eer_matrix.csv"
+        try:
+            matrix = pd.read_csv(matrix_file)
+        except FileNotFoundError:
+            raise CLSpoofError(f"{matrix_file}: missing although run.json says "
+                               f"{status['completed_stages']} stage(s) completed") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CLSpoofError(f"{matrix_file}: unreadable ({type(exc).__name__})") from None
+        done = status["completed_stages"]
+        if list(matrix.columns[:2]) != ["stage", "trained_on"] or len(matrix) < done:
+            raise CLSpoofError(f"{matrix_file}: damaged (expected columns stage, trained_on and "
+                               f"{done} row(s), as run.json says)")
+        rows = matrix.to_dict("records")[:done]
         for k in range(len(rows)):
             if not self.checkpoint_path(k).is_file():
                 raise CLSpoofError(f"{self.out_dir}: checkpoints/stage_{k}.pt is missing")
@@ -124,8 +201,15 @@ class RunWriter:
         with atomic_path(self.out_dir / "eer_matrix.csv") as tmp:
             matrix.to_csv(tmp, float_format="%.4f")
         atomic_write_text(self.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        status = {"completed_stages": len(rows), "total_stages": len(learned) if finished
-                  else None, "finished": finished, "seconds": round(seconds, 2),
-                  "strategy": self.cfg.strategy.name, "seed": self.cfg.seed}
-        atomic_write_text(self.out_dir / "run.json", json.dumps(status, indent=2) + "\n")
+        self._write_status(len(rows), len(learned) if finished else None, finished, seconds)
         return matrix, metrics
+
+    def _write_status(self, completed: int, total: int | None, finished: bool,
+                      seconds: float) -> None:
+        """``run.json``: progress, and the config the run was started with (and its digest)."""
+        stored = to_dict(self.cfg)
+        status = {"completed_stages": completed, "total_stages": total, "finished": finished,
+                  "seconds": round(seconds, 2), "strategy": self.cfg.strategy.name,
+                  "seed": self.cfg.seed, "config_digest": config_digest(stored),
+                  "config": stored}
+        atomic_write_text(self.out_dir / "run.json", json.dumps(status, indent=2) + "\n")

@@ -22,11 +22,18 @@ Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 Windows of many files are batched together. Waveforms are clipped to [-1, 1] as the
 training cache does. Files that cannot be decoded are reported in
 :attr:`ScoreResult.failed` while the others are still scored.
+
+Memory does not grow with a file's length: files are decoded and resampled block by
+block (:func:`~cl_spoof.data.audio.stream_audio`) and their windows scored as they
+come. Output lines escape white space in paths
+(:func:`~cl_spoof.infra.formats.join_fields`), so a file name cannot forge a line.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +44,20 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, read_audio, set_level
+from cl_spoof.data.audio import (
+    SAMPLE_RATE,
+    fix_length,
+    list_audio_files,
+    read_audio,
+    set_level,
+    stream_audio,
+)
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
-from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.errors import ConfigError, DataError, FileSystemError, os_error_message
 from cl_spoof.infra.checkpoints import CheckpointError, load_model_state, read_checkpoint
 from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.formats import join_fields
 from cl_spoof.infra.runtime import resolve_device
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models import Detector, build_model
@@ -52,8 +67,10 @@ __all__ = [
     "LoadedCheckpoint",
     "ScoreResult",
     "ScoreSummary",
+    "check_output_file",
     "collect_inputs",
     "load_checkpoint",
+    "score_lines",
     "score_paths",
     "window_starts",
     "write_score_file",
@@ -246,32 +263,60 @@ def window_starts(length: int, window: int, hop: int) -> np.ndarray:
     return starts
 
 
-def _windows(wave: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
-    """Windows of ``wave`` as a few ``(k, window)`` arrays (views, no copy for long clips)."""
-    if wave.shape[0] <= window:
-        return [fix_length(wave, window)[None]]
-    view = sliding_window_view(wave, window)
-    pieces = [view[::hop]]
-    if (pieces[0].shape[0] - 1) * hop + window < wave.shape[0]:
-        pieces.append(view[-1:])
-    return pieces
+#: Windows handed over at a time (views into the decoded block, copied when batched).
+WINDOW_CHUNK = 64
 
 
-def _decoded(paths: Sequence[Path], sample_rate: int
-             ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """``(index, mono wave at sample_rate, None)`` or ``(index, None, problem)`` per path."""
-    for i, p in enumerate(paths):
-        try:
-            wave = read_audio(p, sample_rate)
-        except DataError as exc:
-            msg, prefix = str(exc), f"{p}: "
-            yield i, None, msg[len(prefix):] if msg.startswith(prefix) else msg
-            continue
-        bad = int((~np.isfinite(wave)).sum())
-        if bad:
-            yield i, None, f"{bad} NaN/Inf sample(s)"
-            continue
-        yield i, np.clip(wave, -1.0, 1.0), None
+class _FileWindows:
+    """The windows of one file (:func:`window_starts`), streamed: iterating yields
+    ``(k, window)`` arrays; :attr:`length` is the file's length in samples at
+    ``sample_rate`` once iterated. Raises :class:`DataError` for an unreadable file or
+    NaN/Inf samples.
+
+    With a level mode other than ``none`` (``data.level``) the whole file is decoded
+    first, because its level is measured over all of it; otherwise memory stays bounded
+    whatever the file's length."""
+
+    def __init__(self, path: Path, window: int, hop: int, sample_rate: int = SAMPLE_RATE,
+                 level: str = "none", level_db: float | None = None) -> None:
+        self.path, self.window, self.hop = path, window, hop
+        self.sample_rate, self.level, self.level_db = sample_rate, level, level_db
+        self.length = 0
+
+    def _pieces(self) -> Iterator[np.ndarray]:
+        """Decoded pieces of the file at the checkpoint's rate, with its level set."""
+        if self.level == "none":
+            yield from stream_audio(self.path, self.sample_rate)
+        else:
+            yield set_level(read_audio(self.path, self.sample_rate), self.level, self.level_db)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        win, hop = self.window, self.hop
+        buf = np.zeros(0, dtype=np.float32)
+        buf_start = 0  # sample position of buf[0]
+        next_start, last_end, total = 0, 0, 0
+        for piece in self._pieces():
+            bad = int((~np.isfinite(piece)).sum())
+            if bad:
+                raise DataError(f"{self.path}: NaN/Inf sample(s) ({bad} in one block)")
+            buf = np.concatenate([buf, np.clip(piece, -1.0, 1.0)])
+            total += piece.shape[0]
+            if next_start + win <= total:
+                view = sliding_window_view(buf, win)
+                k = (total - win - next_start) // hop + 1  # windows that fit now
+                first = next_start - buf_start
+                for a in range(0, k, WINDOW_CHUNK):
+                    b = min(k, a + WINDOW_CHUNK)
+                    yield view[first + a * hop: first + (b - 1) * hop + 1: hop]
+                last_end = next_start + (k - 1) * hop + win
+                next_start += k * hop
+            keep_from = max(buf_start, min(next_start, total - win))  # room for a last window
+            buf, buf_start = buf[keep_from - buf_start:], keep_from
+        self.length = total
+        if last_end == 0:  # no full window: repeat the clip to the window, as in training
+            yield fix_length(buf, win)[None]
+        elif last_end < total:  # one more window ending at the last sample
+            yield buf[total - win - buf_start: total - buf_start][None]
 
 
 def _window_scores(model: nn.Module, batch: np.ndarray, device: torch.device) -> np.ndarray:
@@ -371,16 +416,18 @@ def score_paths(
             n_pending -= take
 
     with torch.inference_mode():
-        for i, wave, problem in _decoded(paths, ckpt.sample_rate):
-            if wave is None:
-                problems[i] = problem or "unreadable"
-            else:
-                lengths[i] = wave.shape[0]
-                wave = set_level(wave, ckpt.level, ckpt.level_db)
-                for piece in _windows(wave, win, step):
+        for i, path in enumerate(paths):
+            windows = _FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,
+                                   ckpt.level_db)
+            try:
+                for piece in windows:
                     pending.append((i, piece))
                     n_pending += piece.shape[0]
-            flush(final=False)
+                    flush(final=False)
+            except DataError as exc:
+                msg, prefix = str(exc), f"{path}: "
+                problems[i] = msg[len(prefix):] if msg.startswith(prefix) else msg
+            lengths[i] = windows.length
             if progress is not None:  # a file is done once all its windows are scored
                 progress(pending[0][0] if pending else i + 1, total)
         flush(final=True)
@@ -411,11 +458,40 @@ def score_paths(
                               "trained_on": ckpt.trained_on})
 
 
-def write_score_file(path: str | Path, result: ScoreResult) -> None:
-    """Write ``path score decision`` lines (score with 6 decimals) atomically.
+def score_lines(result: ScoreResult) -> list[str]:
+    """``path score decision`` lines (score with 6 decimals), fields escaped
+    (:func:`~cl_spoof.infra.formats.split_fields` reads them back)."""
+    return [join_fields([f.path, f"{f.score:.6f}", f.decision]) for f in result.files]
 
-    Only scored files are listed (failed ones are in ``result.failed``). Paths may
-    contain spaces: split a line from the right (``line.rsplit(maxsplit=2)``).
+
+def write_score_file(path: str | Path, result: ScoreResult) -> None:
+    """Write :func:`score_lines` to ``path`` atomically.
+
+    Only scored files are listed (failed ones are in ``result.failed``). White space,
+    line breaks and ``%`` in a path are escaped as ``%XX`` (as in URLs), so every line
+    has exactly three space-separated fields.
     """
-    lines = [f"{f.path} {f.score:.6f} {f.decision}\n" for f in result.files]
-    atomic_write_text(path, "".join(lines))
+    atomic_write_text(path, "".join(line + "\n" for line in score_lines(result)))
+
+
+def check_output_file(path: str | Path) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a file
+    in a folder that is missing and cannot be made, or is read-only."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileSystemError(f"{path}: is a folder; give a file name for the scores")
+    folder = path.parent
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FileSystemError(f"{path}: {probe} is a file, not a folder; check the path")
+    if probe == folder:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise FileSystemError(f"cannot write {os_error_message(exc, path)}") from None
+    elif not os.access(probe, os.W_OK):
+        raise FileSystemError(f"cannot write {path}: {probe} is not writable; choose a folder "
+                              "you can write to")

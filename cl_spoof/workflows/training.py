@@ -22,9 +22,9 @@ from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 
-from cl_spoof.config import RunConfig, to_dict
+from cl_spoof.config import RunConfig, config_digest, to_dict
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, load_model_state
+from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_model_state
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
@@ -205,6 +205,7 @@ class Trainer:
             "trained_on": trained_on,
             "attacks": list(attacks),
             "config": to_dict(self.cfg),
+            "config_digest": config_digest(self.cfg),
             "model_preset": self.cfg.model.preset,
             "model_state": self.strategy.model.state_dict(),
             "optimizer_state": self.strategy.optimizer.state_dict(),
@@ -227,6 +228,13 @@ class Trainer:
             raise CLSpoofError(f"{checkpoint}: holds no optimizer/strategy state (written by "
                                "an older cl-spoof), so the run cannot be resumed exactly")
         self.load_model(ckpt, checkpoint)
+        state = ckpt["optimizer_state"].get("state", {}) \
+            if isinstance(ckpt["optimizer_state"], dict) else {}
+        if any(isinstance(t, torch.Tensor) and t.is_floating_point()
+               and not bool(torch.isfinite(t).all())
+               for entry in state.values() if isinstance(entry, dict) for t in entry.values()):
+            raise CheckpointError(f"{checkpoint}: damaged checkpoint: the optimizer state holds "
+                                  "NaN or Inf; use an earlier stage's checkpoint or train again")
         # Avalanche resets the optimizer state the first time it sees it; do that now,
         # then load the saved state so training continues exactly where it stopped.
         self.strategy.make_optimizer(reset_optimizer_state=True)
