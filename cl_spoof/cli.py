@@ -399,6 +399,37 @@ def compare_cmd(
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
 
 
+@app.command("yardstick")
+@user_errors
+def yardstick_cmd(
+    config: Annotated[Path | None, typer.Argument(
+        help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
+    yardsticks: Annotated[str, typer.Option(
+        "--yardsticks", help="Comma-separated: lfcc (LFCC statistics), ltas (long-term "
+                             "average spectrum); each + logistic regression.")] = "lfcc,ltas",
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default: runs/yardstick-<time>); must not exist.")] = None,
+) -> None:
+    """Classical yardsticks on the config's own benchmark: same utterances, experiences and
+    input as `run`, trained once on every experience's training data, scored per attack
+    (and matched to each attack's sub-corpus with metrics.matched_by)."""
+    from cl_spoof.config import load_config
+    from cl_spoof.workflows.yardstick import (
+        default_yardstick_dir,
+        parse_yardsticks,
+        run_yardstick,
+    )
+
+    names = parse_yardsticks(yardsticks)
+    cfg = load_config(config)
+    out_dir = out or default_yardstick_dir()
+    with progress_bar() as bar:
+        events = CliEvents(bar)
+        result = run_yardstick(cfg, names, out_dir, events.on_stage, events.on_progress)
+    console.print(df_to_rich(result.table(), title=f"EER (%) of the yardsticks — {out_dir}"))
+    console.print(f"data: {result.data}; {result.seconds:.0f} s")
+
+
 def _compare_hint(out_dir: Path) -> str:
     """What to do after Ctrl-C stopped a comparison in ``out_dir``."""
     if (out_dir / "compare.json").is_file():

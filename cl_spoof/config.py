@@ -66,7 +66,7 @@ class DataConfig:
     # (and the eval bona fide) are split speaker-disjointly into train/test parts.
     eval_only_attacks: tuple[str, ...] = ()
     eval_only_test_fraction: float = 0.5
-    num_samples: int = 64_600  # fixed input length (16 kHz samples)
+    num_samples: int = 64_600  # fixed input length (samples at data.sample_rate)
     bonafide_sharing: str = "all"  # "all": every experience gets all bona fide; "disjoint"
     allow_missing: bool = False  # drop rows whose file is absent (partial download)
     cache_dir: str | None = None  # decoded-waveform cache (default: per-user cache)
@@ -80,6 +80,14 @@ class DataConfig:
     # Split scored after every stage to fit the score-to-LLR calibration of actDCF/Cllr
     # (never trained on, never in the EER matrix); None: no calibration.
     calibration_split: str | None = None
+    # Rate every file is decoded and resampled to (the cache key includes it); 24000
+    # keeps the 8-12 kHz band where neural-vocoder artefacts live.
+    sample_rate: int = 16_000
+    # Input level, set on each decoded utterance before cropping, in training and
+    # evaluation alike: "rms" (to level_db, default -26 dBFS), "peak" (to level_db,
+    # default 0 dBFS) or "none" (as decoded).
+    level: str = "rms"
+    level_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,56 @@ class ModelSpec:
     self_distillation: SelfDistillationConfig = field(default_factory=SelfDistillationConfig)
 
 
+#: RawBoost algorithm ids (Tak et al., ICASSP 2022): 0 none, 1 LnL convolutive noise,
+#: 2 ISD impulsive noise, 3 SSI coloured additive noise, 4 = 1->2->3, 5 = 1->2,
+#: 6 = 1->3, 7 = 2->3, 8 = 1 and 2 in parallel.
+RAWBOOST_ALGORITHMS: tuple[int, ...] = tuple(range(9))
+#: Learning-rate schedules of ``train.lr_schedule``.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential")
+#: Input level modes of ``data.level``.
+LEVEL_MODES: tuple[str, ...] = ("none", "rms", "peak")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Waveform augmentation of training clips, drawn per clip from the run's seed.
+
+    Applied after the random crop, in this order: RawBoost algorithm ``rawboost`` with
+    probability ``p_rawboost``; band limitation (resampling down to one of
+    ``codec_rates`` and back: a codec-bandwidth stand-in) with ``p_codec``; a gain
+    drawn from ``gain_db`` (dB, the clip never exceeds full scale) with ``p_gain``.
+    The remaining keys are RawBoost's published ranges (Tak et al. 2022); ``max_f``
+    None means half the sample rate. Evaluation clips are never augmented.
+    """
+
+    rawboost: int = 5  # 5 = LnL convolutive -> ISD impulsive noise (RawBoost's LA setting)
+    p_rawboost: float = 1.0
+    p_codec: float = 0.0
+    codec_rates: tuple[int, ...] = (8_000, 11_025, 12_000, 16_000, 22_050)
+    p_gain: float = 0.0
+    gain_db: tuple[float, ...] = (-12.0, 12.0)
+    # RawBoost's random notch-filter generator
+    n_bands: int = 5
+    min_f: float = 20.0
+    max_f: float | None = None
+    min_bw: float = 100.0
+    max_bw: float = 1000.0
+    min_coeff: int = 10
+    max_coeff: int = 100
+    # (1) LnL: gain range of the linear term; terms j >= 2 use [min_g - max_bias, max_g - min_bias]
+    lnl_n_f: int = 5
+    lnl_min_g: float = 0.0
+    lnl_max_g: float = 0.0
+    lnl_min_bias: float = 5.0
+    lnl_max_bias: float = 20.0
+    # (2) ISD: at most isd_p % of the samples, gain factor isd_g_sd
+    isd_p: float = 10.0
+    isd_g_sd: float = 2.0
+    # (3) SSI: signal-to-noise ratio range (dB)
+    ssi_snr_min: float = 10.0
+    ssi_snr_max: float = 40.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings shared by every strategy."""
@@ -131,6 +189,16 @@ class TrainConfig:
     # Freeze-and-learn: fnmatch patterns of parameter/module names that keep learning
     # after the first experience (the rest is frozen); empty = everything learns.
     trainable: tuple[str, ...] = ()
+    # Waveform augmentation of training clips; null: none.
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # Learning rate within each experience, per optimiser step: "constant";
+    # "cosine" (linear warm-up from lr/10 over warmup_epochs, then half-cosine decay
+    # to lr * lr_final at the end of the experience); "exponential" (warm-up, then
+    # lr * lr_gamma ** epochs, as TSSDNet's 0.95 per epoch).
+    lr_schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    lr_final: float = 0.01
+    lr_gamma: float = 0.95
 
 
 def _default_hyperparameters() -> dict[str, Any]:
@@ -184,6 +252,11 @@ class MetricsConfig:
     # With several data.sources: the ASVspoof 2019 LA source whose scores min t-DCF uses.
     tdcf_source: str | None = None
     score_format: str = "asvspoof2019"  # or "asvspoof5" (Track 1 submission format)
+    # Sub-corpus of each utterance for the "matched" EER (each attack's spoofs against
+    # only the bona fide of its own sub-corpus): a column of the utterance table
+    # (e.g. "source" with data.sources) or "folder" (the first folder of each file
+    # below the folder all files share). None: no matched EER.
+    matched_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +324,8 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
         return value
     if tp is Any:
         return value
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{key}.")
     raise ConfigError(f"{key}: unsupported type {tp}")
 
 
@@ -437,6 +512,15 @@ def validate(cfg: RunConfig) -> None:
          f"got {t.workers}"),
         (t.dist_timeout > 0, "train.dist_timeout must be positive (seconds)"),
         (t.amp in ("off", "bf16"), f"train.amp must be 'off' or 'bf16', got {t.amp!r}"),
+        (8_000 <= d.sample_rate <= 192_000,
+         f"data.sample_rate must be between 8000 and 192000 Hz, got {d.sample_rate}"),
+        (d.level in LEVEL_MODES,
+         f"data.level must be one of {', '.join(LEVEL_MODES)}, got {d.level!r}"),
+        (t.lr_schedule in LR_SCHEDULES,
+         f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}"),
+        (t.warmup_epochs >= 0, "train.warmup_epochs must not be negative"),
+        (0 <= t.lr_final <= 1, "train.lr_final must be between 0 and 1 (a fraction of lr)"),
+        (0 < t.lr_gamma <= 1, "train.lr_gamma must be in (0, 1]"),
     ]
     sd = cfg.model.self_distillation
     checks += [(getattr(sd, k) >= 0, f"model.self_distillation.{k} must not be negative")
@@ -448,6 +532,11 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if t.augment is not None:
+        _validate_augment(t.augment)
+    if "sample_rate" in cfg.model.overrides:
+        raise ConfigError("model.overrides.sample_rate: the model's input rate is "
+                          "data.sample_rate; set it there")
     for key, names in (("data.attacks", d.attacks), ("data.eval_only_attacks",
                                                        d.eval_only_attacks)):
         for name in names:
@@ -460,6 +549,35 @@ def validate(cfg: RunConfig) -> None:
         hp.check(cfg.strategy.hyperparameters[name])
     _validate_sources(d)
     _validate_metrics(cfg)
+
+
+def _validate_augment(a: AugmentConfig) -> None:
+    """``train.augment``: ranges of every key; errors name it."""
+    k = "train.augment."
+    checks: list[tuple[bool, str]] = [
+        (a.rawboost in RAWBOOST_ALGORITHMS, f"{k}rawboost must be a RawBoost algorithm id 0-8 "
+                                            f"(5 = LnL then ISD), got {a.rawboost}"),
+        (all(0 <= p <= 1 for p in (a.p_rawboost, a.p_codec, a.p_gain)),
+         f"{k}p_rawboost, p_codec and p_gain must be probabilities between 0 and 1"),
+        (bool(a.codec_rates) and all(r >= 1000 for r in a.codec_rates),
+         f"{k}codec_rates must list sample rates of at least 1000 Hz"),
+        (len(a.gain_db) == 2 and a.gain_db[0] <= a.gain_db[1],
+         f"{k}gain_db must be [low, high] in dB with low <= high, got {list(a.gain_db)}"),
+        (a.n_bands >= 1, f"{k}n_bands must be at least 1"),
+        (a.min_f > 0 and (a.max_f is None or a.min_f < a.max_f),
+         f"{k}min_f must be positive and below max_f"),
+        (0 < a.min_bw <= a.max_bw, f"{k}min_bw must be positive and at most max_bw"),
+        (3 <= a.min_coeff <= a.max_coeff <= 1000,
+         f"{k}min_coeff and max_coeff must satisfy 3 <= min_coeff <= max_coeff <= 1000"),
+        (a.lnl_n_f >= 1, f"{k}lnl_n_f must be at least 1"),
+        (a.lnl_min_g <= a.lnl_max_g, f"{k}lnl_min_g must be at most lnl_max_g"),
+        (0 <= a.isd_p <= 100, f"{k}isd_p must be a percentage between 0 and 100"),
+        (a.isd_g_sd >= 0, f"{k}isd_g_sd must not be negative"),
+        (a.ssi_snr_min <= a.ssi_snr_max, f"{k}ssi_snr_min must be at most ssi_snr_max"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 def source_splits(d: DataConfig, src: SourceConfig) -> dict[str, str]:

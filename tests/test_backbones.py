@@ -198,3 +198,13 @@ def test_field_baselines_with_other_backbones(tiny_corpus: Path, tmp_path: Path,
             assert any(n.startswith("encoder.encoder.transformer.layers.3.") for n in names)
             assert not any("feature_extractor" in n or "transformer.layers.0." in n
                            for n in names), sorted(names)
+
+
+def test_lfcc_front_end_follows_the_sample_rate() -> None:
+    """data.sample_rate reaches the LFCC filterbank; f_max may then reach its Nyquist."""
+    model = build_model("lfcc_lcnn", sample_rate=24_000, f_max=12_000.0)
+    assert isinstance(model, LFCCLCNN)
+    assert model.frontend.lfcc.sample_rate == 24_000
+    assert model(torch.randn(2, 24_000)).shape == (2, 2)
+    with pytest.raises(ConfigError, match=r"model\.overrides\.f_max must be in \(0, 12000\]"):
+        build_model("lfcc_lcnn", sample_rate=24_000, f_max=13_000.0)

@@ -72,7 +72,7 @@ def test_plan_errors_name_the_problem(la_sample: Path) -> None:
 
 def test_avalanche_benchmark_on_tiny_corpus(tiny_corpus: Path) -> None:
     data = load_benchmark_data(DataConfig(source=str(tiny_corpus), num_samples=3000))
-    bm = build_benchmark(data.table, data.waveforms, data.plans, num_samples=3000)
+    bm = build_benchmark(data.table, data.waveforms, data.plans, 3000)
     assert [e.attack for e in bm.train_stream] == ["T1", "T2"]
     assert [e.attack for e in bm.test_stream] == ["T1", "T2"]
     for exp in bm.train_stream:

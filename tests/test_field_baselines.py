@@ -426,7 +426,8 @@ def test_state_stays_within_twice_the_model() -> None:
     """The issue's target: checkpointed state <= 2x the model's size (demo model)."""
     from cl_spoof.models import build_model
 
-    model = build_model("small", front_stride=8, pooling="mean")
+    model = build_model("small", frontend="conv", front_stride=8, block_pools=[4, 4, 3],
+                        pooling="mean")  # the demo config's model
     size = sum(p.numel() for p in model.parameters()) * 4
     layers = weight_layers(model, ("*",), "k")
     owm = sum(layer.dim**2 for layer in layers) * 4  # one float32 R̄ per layer

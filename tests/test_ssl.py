@@ -171,3 +171,10 @@ def test_named_architectures_are_torchaudio_builders() -> None:
             "wavlm_large"} <= set(ARCHITECTURES)
     for builder, _normalize in ARCHITECTURES.values():
         assert builder.__module__.startswith("torchaudio.models")
+
+
+def test_ssl_refuses_another_sample_rate(tmp_path: Path) -> None:
+    """The encoders were trained on 16 kHz speech: data.sample_rate 24000 is a config error."""
+    with pytest.raises(ConfigError, match=r"data\.sample_rate.*16000"):
+        build_model("ssl", sample_rate=24_000, **tiny_ssl_overrides(tmp_path))
+    assert build_model("ssl", sample_rate=16_000, **tiny_ssl_overrides(tmp_path)) is not None

@@ -162,7 +162,8 @@ def prepare_benchmark_data(
                             remap[p.calibration_rows]) for p in plans]
     if on_stage is not None:
         on_stage("decoding audio into the cache")
-    cache = WaveformCache(cfg.cache_dir, max_samples=cache_samples(cfg.num_samples))
+    cache = WaveformCache(cfg.cache_dir, sample_rate=cfg.sample_rate,
+                          max_samples=cache_samples(cfg.num_samples))
     waveforms, problems = cache.load(
         sub["path"].tolist(),
         progress=None if progress is None else (lambda i, n: progress("decode audio", i, n)))

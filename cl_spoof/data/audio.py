@@ -183,3 +183,32 @@ def waveform_problem(wave: np.ndarray) -> str | None:
     if float(np.abs(wave).max()) < SILENCE_PEAK:
         return "all-silent audio (peak below -80 dBFS)"
     return None
+
+
+#: Default target of each ``data.level`` mode (dBFS): RMS level and peak level.
+LEVEL_DEFAULT_DB = {"rms": -26.0, "peak": 0.0}
+
+
+def set_level(wave: np.ndarray, mode: str = "none", target_db: float | None = None
+              ) -> np.ndarray:
+    """``wave`` with its level set by ``mode`` (``data.level``).
+
+    ``rms``: scaled to an RMS level of ``target_db`` dBFS (default -26, the demo
+    corpus' level); ``peak``: to a peak of ``target_db`` dBFS (default 0);
+    ``none``: unchanged. Real corpora differ in recording level; with a log-spectral
+    front end a gain shifts every input channel, so a fixed level makes the model
+    independent of it. A silent clip is returned unchanged; samples may exceed
+    ±1 after ``rms`` (floats are not clipped).
+    """
+    if mode == "none":
+        return wave
+    if mode == "rms":
+        ref = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    elif mode == "peak":
+        ref = float(np.abs(wave).max()) if wave.size else 0.0
+    else:
+        raise ValueError(f"unknown level mode {mode!r}; choose none, rms or peak")
+    if ref < 1e-8:
+        return wave
+    target = LEVEL_DEFAULT_DB[mode] if target_db is None else target_db
+    return (wave * np.float32(10 ** (target / 20) / ref)).astype(np.float32, copy=False)

@@ -2,11 +2,12 @@
 
 For a table, the cache keeps one memory-mapped int16 array of shape
 ``(rows, max_samples)`` holding each clip's first ``max_samples`` samples at
-16 kHz, plus the true lengths, a per-row signature (file size + mtime) and a
-per-row CRC-32 of the stored samples. The cache entry is keyed by the table's paths
-(in order), the sample rate and ``max_samples``; loading again decodes only rows
-whose file changed (or that failed before). Fixed-length crops are cut from the
-cached samples at read time, so training still gets random crops.
+the run's sample rate (``data.sample_rate``), plus the true lengths, a per-row
+signature (file size + mtime) and a per-row CRC-32 of the stored samples. The cache
+entry is keyed by the table's paths (in order), the sample rate and ``max_samples``;
+loading again decodes only rows whose file changed (or that failed before).
+Fixed-length crops are cut from the cached samples at read time, so training still
+gets random crops.
 
 Safe under concurrency and damage:
 

@@ -16,10 +16,14 @@ selects them by name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+
+from cl_spoof.errors import ConfigError
 
 COLUMNS: tuple[str, ...] = ("utt_id", "path", "label", "attack", "speaker", "split")
 BONAFIDE = "bonafide"
@@ -77,3 +81,26 @@ def counts_table(table: pd.DataFrame) -> pd.DataFrame:
     counts["_order"] = counts["split"].map(order).fillna(len(order))
     counts = counts.sort_values(["_order", "label", "attack"]).drop(columns="_order")
     return counts.reset_index(drop=True)
+
+
+def utterance_groups(table: pd.DataFrame, matched_by: str) -> pd.Series:
+    """The sub-corpus of every row (``metrics.matched_by``), for the matched EER.
+
+    ``matched_by`` names a column of the table (``source`` with ``data.sources``, or
+    a metadata column a reader keeps), or is ``"folder"``: the first folder of each
+    file's path below the deepest folder all files share (a manifest whose files lie
+    in one folder per sub-corpus; files directly in that folder get ``""``).
+    Raises :class:`~cl_spoof.errors.ConfigError` for a column the table lacks.
+    """
+    if matched_by != "folder":
+        if matched_by not in table.columns:
+            raise ConfigError(f"metrics.matched_by: the utterance table has no column "
+                              f"{matched_by!r}; use 'folder' or one of "
+                              f"{', '.join(table.columns)}")
+        return table[matched_by].astype(str).reset_index(drop=True)
+    paths = [os.path.abspath(p) for p in table["path"]]
+    if not paths:
+        return pd.Series([], dtype=str)
+    root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    parts = [Path(os.path.relpath(p, root)).parts for p in paths]
+    return pd.Series([q[0] if len(q) > 1 else "" for q in parts], dtype=str)

@@ -110,6 +110,29 @@ def eer_per_attack(scores: pd.DataFrame) -> dict[str, float]:
     return result
 
 
+def matched_eer_per_attack(scores: pd.DataFrame) -> dict[str, float]:
+    """EER (fraction) of each attack against the bona fide of its own sub-corpus only.
+
+    ``scores`` is an :func:`eer_per_attack` frame plus a ``group`` column (the
+    sub-corpus of each trial, :func:`cl_spoof.data.table.utterance_groups`). An
+    attack's spoofs are scored against the bona fide trials of the group(s) its
+    spoofs come from, so nothing that only tells sub-corpora apart (recording level,
+    normalisation, duration) can lower it. NaN where that group has no bona fide.
+    """
+    _check_frame(scores)
+    if "group" not in scores.columns:
+        raise ValueError("score table lacks column 'group' (the sub-corpus of each trial)")
+    bona = scores[scores["key"] == "bonafide"]
+    spoof_rows = scores[scores["key"] == "spoof"]
+    result: dict[str, float] = {}
+    for attack in pd.unique(spoof_rows["attack"]):
+        rows = spoof_rows[spoof_rows["attack"] == attack]
+        own = bona.loc[bona["group"].isin(set(rows["group"])), "score"].to_numpy()
+        result[str(attack)] = (compute_eer(own, rows["score"].to_numpy())[0] if len(own)
+                               else float("nan"))
+    return result
+
+
 def pooled_eer(scores: pd.DataFrame) -> float:
     """EER (fraction) of all bona fide trials against all spoof trials."""
     _check_frame(scores)

@@ -68,6 +68,10 @@ class LCNNConfig:
     channels: tuple[int, ...] = (32, 48, 64, 32, 32)  # block outputs (after MFM)
     lstm_dropout: float = 0.7  # dropout before the LSTMs
     embedding_dim: int = 64
+    # Rate of the input (data.sample_rate; build_model sets it). Framing is in samples:
+    # at 24 kHz, win_length 480 / hop_length 240 / f_max 12000 keep the paper's framing
+    # in ms and cover the whole band.
+    sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
         """Normalise ``channels`` to a tuple and check every size."""
@@ -99,8 +103,13 @@ class LCNNConfig:
         if self.win_length > self.n_fft:
             raise ConfigError(f"model.overrides.win_length ({self.win_length}) must not exceed "
                               f"model.overrides.n_fft ({self.n_fft})")
-        if not 0.0 < self.f_max <= SAMPLE_RATE / 2:
-            raise ConfigError(f"model.overrides.f_max must be in (0, 8000] Hz; got {self.f_max}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) \
+                or self.sample_rate < 1000:
+            raise ConfigError(f"data.sample_rate must be an integer of at least 1000 Hz; "
+                              f"got {self.sample_rate!r}")
+        if not 0.0 < self.f_max <= self.sample_rate / 2:
+            raise ConfigError(f"model.overrides.f_max must be in (0, {self.sample_rate // 2}] Hz "
+                              f"(half of data.sample_rate); got {self.f_max}")
         if not 0.0 <= self.pre_emphasis < 1.0:
             raise ConfigError(f"model.overrides.pre_emphasis must be in [0, 1); "
                               f"got {self.pre_emphasis}")
@@ -151,7 +160,7 @@ class LFCCFrontEnd(nn.Module):
         super().__init__()
         self.pre_emphasis = c.pre_emphasis
         self.lfcc = torchaudio.transforms.LFCC(
-            sample_rate=SAMPLE_RATE, n_filter=c.n_filter, f_min=0.0, f_max=c.f_max,
+            sample_rate=c.sample_rate, n_filter=c.n_filter, f_min=0.0, f_max=c.f_max,
             n_lfcc=c.n_lfcc, dct_type=2, norm="ortho", log_lf=True,
             speckwargs={"n_fft": c.n_fft, "win_length": c.win_length,
                         "hop_length": c.hop_length, "window_fn": torch.hamming_window,

@@ -69,9 +69,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
-def build_model(preset: str, **overrides: Any) -> Detector:
+def build_model(preset: str, sample_rate: int | None = None, **overrides: Any) -> Detector:
     """Build preset ``preset`` with config fields replaced by ``overrides``.
 
+    ``sample_rate`` (``data.sample_rate``) is the rate of the waveforms the model will
+    see; it sets the family config's ``sample_rate`` field where there is one (front
+    ends defined in milliseconds or Hz need it).
     Raises :class:`~cl_spoof.errors.ConfigError` naming ``model.preset`` or the
     override for an unknown preset or field.
     """
@@ -80,20 +83,24 @@ def build_model(preset: str, **overrides: Any) -> Detector:
                           f"{', '.join(PRESETS)}")
     spec = PRESETS[preset]
     config = spec.config
+    names = {f.name for f in dataclasses.fields(config)}
     if overrides:
-        names = {f.name for f in dataclasses.fields(config)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown} in model.overrides for preset "
                               f"{preset!r}; valid options: {', '.join(sorted(names))}")
+    if sample_rate is not None and "sample_rate" in names:
+        overrides = {**overrides, "sample_rate": int(sample_rate)}
+    if overrides:
         config = dataclasses.replace(config, **overrides)
     return spec.build(config)
 
 
-def build_detector(spec: ModelSpec) -> Detector:
-    """The detector of a config's ``model`` section: the preset with its overrides, plus
-    self-distillation exits when ``model.self_distillation.enabled`` (errors name the key)."""
-    model = build_model(spec.preset, **spec.overrides)
+def build_detector(spec: ModelSpec, sample_rate: int | None = None) -> Detector:
+    """The detector of a config's ``model`` section for input at ``sample_rate``
+    (``data.sample_rate``): the preset with its overrides, plus self-distillation exits
+    when ``model.self_distillation.enabled`` (errors name the key)."""
+    model = build_model(spec.preset, sample_rate, **spec.overrides)
     sd = spec.self_distillation
     if sd.enabled:
         attach_exits(model, sd.segments, "model.self_distillation.segments")

@@ -1,7 +1,9 @@
 """Raw-waveform ResNet + GRU spoofing detector (RawNet2-like, built for speed).
 
-Pipeline: waveform -> strided learnable Conv1d front end (early, aggressive
-downsampling) -> BN + LeakyReLU -> residual 1-D conv blocks with max-pooling
+Pipeline: waveform -> front end (``frontend``: a strided learnable Conv1d, a
+RawNet2-style sinc filterbank, or a fixed log power spectrum; see
+:mod:`cl_spoof.models.frontends`), all with early, aggressive downsampling
+-> BN + LeakyReLU -> residual 1-D conv blocks with max-pooling
 and optional RawNet2 filter-wise feature-map scaling (FMS) -> BN + LeakyReLU
 -> GRU over the remaining 50-150 frames (for 64,600 samples) -> utterance
 embedding -> linear head with 2 logits (index 1 = bona fide, 0 = spoof).
@@ -24,10 +26,14 @@ from torch import nn
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
 from cl_spoof.models.base import Detector
+from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
 
-__all__ = ["CONFIGS", "ModelConfig", "ResNetGRU"]
+__all__ = ["CONFIGS", "FRONTENDS", "ModelConfig", "ResNetGRU"]
 
 Pooling = Literal["last", "mean"]
+Frontend = Literal["conv", "sinc", "spec"]
+#: Front ends of ``model.overrides.frontend``.
+FRONTENDS: tuple[str, ...] = ("conv", "sinc", "spec")
 
 
 def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -51,8 +57,18 @@ class ModelConfig:
     = mean of the GRU outputs over frames. ``fc_dim > 0`` adds a linear layer
     after the GRU (as RawNet2's ``fc1_gru``); the embedding is then its output.
     FMS uses RawNet2's form ``x * s + s`` with ``s = sigmoid(linear(avgpool(x)))``.
+
+    ``frontend`` picks the first layer: ``conv`` (learnable Conv1d with
+    ``front_channels`` filters of ``front_kernel`` samples, stride ``front_stride``);
+    ``sinc`` (``front_channels`` band-pass sinc filters of ``front_kernel`` samples,
+    stride ``front_stride``, fixed unless ``sinc_learnable``); ``spec`` (log power
+    spectrum of ``spec_win_ms`` frames every ``spec_hop_ms``; ``spec_scale`` ``bins``
+    keeps every FFT bin, ``linear``/``mel`` sum into ``front_channels`` bands).
+    ``front_pool`` max-pools every front end's output. ``sample_rate`` is the rate of
+    the input (``data.sample_rate``; :func:`~cl_spoof.models.build_model` sets it).
     """
 
+    frontend: Frontend = "conv"
     front_channels: int = 32
     front_kernel: int = 64
     front_stride: int = 8
@@ -67,6 +83,11 @@ class ModelConfig:
     pooling: Pooling = "last"
     fc_dim: int = 0
     leaky_slope: float = 0.3
+    spec_win_ms: float = 64.0
+    spec_hop_ms: float = 16.0
+    spec_scale: str = "bins"
+    sinc_learnable: bool = False
+    sample_rate: int = 16_000
 
     def __post_init__(self) -> None:
         """Normalise list fields to tuples and validate every size."""
@@ -101,6 +122,21 @@ class ModelConfig:
             raise ConfigError(f"model.fc_dim must be >= 0; got {self.fc_dim}")
         if not 0.0 <= self.gru_dropout < 1.0:
             raise ConfigError(f"model.gru_dropout must be in [0, 1); got {self.gru_dropout}")
+        if self.frontend not in FRONTENDS:
+            raise ConfigError(f"model.frontend must be one of {', '.join(FRONTENDS)}; "
+                              f"got {self.frontend!r}")
+        if self.spec_scale not in ("bins", "linear", "mel"):
+            raise ConfigError(f"model.spec_scale must be bins, linear or mel; "
+                              f"got {self.spec_scale!r}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) \
+                or self.sample_rate < 1000:
+            raise ConfigError(f"model sample rate must be an integer of at least 1000 Hz; "
+                              f"got {self.sample_rate!r}")
+        if self.frontend == "spec" and not (self.front_stride_samples >= 1
+                                            and self.front_kernel_samples >= 2):
+            raise ConfigError(f"model.spec_win_ms and model.spec_hop_ms must give at least 2 "
+                              f"and 1 samples at {self.sample_rate} Hz; got "
+                              f"{self.spec_win_ms} and {self.spec_hop_ms} ms")
 
     @property
     def embedding_dim(self) -> int:
@@ -108,16 +144,37 @@ class ModelConfig:
         return self.fc_dim if self.fc_dim > 0 else self.gru_hidden
 
     @property
+    def front_kernel_samples(self) -> int:
+        """Samples seen by one front-end output frame (the FFT size for ``spec``)."""
+        if self.frontend == "spec":
+            return int(round(self.spec_win_ms * self.sample_rate / 1000))
+        return self.front_kernel | 1 if self.frontend == "sinc" else self.front_kernel
+
+    @property
+    def front_stride_samples(self) -> int:
+        """Hop (samples) between front-end frames, before ``front_pool``."""
+        if self.frontend == "spec":
+            return int(round(self.spec_hop_ms * self.sample_rate / 1000))
+        return self.front_stride
+
+    @property
+    def front_out_channels(self) -> int:
+        """Channels the front end gives the first residual block."""
+        if self.frontend == "spec" and self.spec_scale == "bins":
+            return self.front_kernel_samples // 2 + 1
+        return self.front_channels
+
+    @property
     def total_downsampling(self) -> int:
         """Approximate hop (in samples) of one GRU frame."""
-        hop = self.front_stride * self.front_pool
+        hop = self.front_stride_samples * self.front_pool
         for pool in self.block_pools:
             hop *= pool
         return hop
 
     def num_frames(self, length: int) -> int:
         """Number of GRU frames for an input of ``length`` samples (0 if too short)."""
-        n = (length - self.front_kernel) // self.front_stride + 1
+        n = (length - self.front_kernel_samples) // self.front_stride_samples + 1
         n = max(n, 0) // self.front_pool
         for pool in self.block_pools:
             n //= pool
@@ -128,7 +185,7 @@ class ModelConfig:
         hop_after_front = self.front_pool
         for pool in self.block_pools:
             hop_after_front *= pool
-        return self.front_kernel + (hop_after_front - 1) * self.front_stride
+        return self.front_kernel_samples + (hop_after_front - 1) * self.front_stride_samples
 
 
 #: The ResNet-GRU presets (registered in :mod:`cl_spoof.models.registry`).
@@ -143,15 +200,20 @@ CONFIGS: dict[str, ModelConfig] = {
         gru_hidden=16,
         gru_layers=1,
     ),
-    # CPU demo on 2-s clips (~47k parameters); 41 frames for 2 s, 84 for 64,600 samples.
+    # The measured recipe on real vocoder / TTS attacks (README, "On real attacks"):
+    # every bin of a 64-ms log power spectrum every 16 ms (513 channels at 16 kHz, 769
+    # at 24 kHz), blocks pooling (1, 1, 2), mean-pooled GRU; 61 frames for 2 s.
+    # (Before: a learnable conv front end with stride 16, pools (4, 4, 3), last frame.)
     "small": ModelConfig(
+        frontend="spec",
         front_channels=16,
         front_kernel=64,
         front_stride=16,
         block_channels=(16, 32, 48),
-        block_pools=(4, 4, 3),
+        block_pools=(1, 1, 2),
         gru_hidden=64,
         gru_layers=1,
+        pooling="mean",
     ),
     # ASVspoof on 64,600 samples (~0.45M parameters); 74 frames.
     "base": ModelConfig(
@@ -240,17 +302,28 @@ class ResNetGRU(Detector):
         super().__init__()
         self.config = config
         c = config
-        front: list[nn.Module] = [
-            nn.Conv1d(1, c.front_channels, c.front_kernel, stride=c.front_stride, bias=False),
-            nn.BatchNorm1d(c.front_channels),
-            nn.LeakyReLU(c.leaky_slope),
-        ]
-        if c.front_pool > 1:
-            front.append(nn.MaxPool1d(c.front_pool))
-        self.front = nn.Sequential(*front)
+        self.front: nn.Module
+        if c.frontend == "spec":
+            self.front = SpecFrontEnd(c.front_kernel_samples, c.front_stride_samples,
+                                      c.sample_rate, c.spec_scale, c.front_channels,
+                                      c.front_pool, c.leaky_slope)
+        elif c.frontend == "sinc":
+            self.front = SincFrontEnd(c.front_channels, c.front_kernel, c.sample_rate,
+                                      c.front_stride, c.front_pool, c.sinc_learnable,
+                                      slope=c.leaky_slope)
+        else:  # the learnable conv, laid out as always (checkpoints keep their keys)
+            front: list[nn.Module] = [
+                nn.Conv1d(1, c.front_channels, c.front_kernel, stride=c.front_stride,
+                          bias=False),
+                nn.BatchNorm1d(c.front_channels),
+                nn.LeakyReLU(c.leaky_slope),
+            ]
+            if c.front_pool > 1:
+                front.append(nn.MaxPool1d(c.front_pool))
+            self.front = nn.Sequential(*front)
 
         blocks: list[nn.Module] = []
-        in_ch = c.front_channels
+        in_ch = c.front_out_channels
         for i, (out_ch, pool) in enumerate(zip(c.block_channels, c.block_pools, strict=True)):
             blocks.append(
                 _ResBlock(in_ch, out_ch, pool, c.kernel_size, c.leaky_slope, c.fms, i > 0)

@@ -78,9 +78,14 @@ class SSLConfig:
     trainable_layers: int = 0  # top used layers fine-tuned; 0 = encoder frozen
     normalize_waveform: bool | None = None  # None: as the architecture's bundle
     head_dim: int = 128
+    sample_rate: int = 16_000  # data.sample_rate (build_model sets it): must be 16 kHz
 
     def __post_init__(self) -> None:
         """Check names and sizes (the file itself is read when the model is built)."""
+        if self.sample_rate != 16_000:
+            raise ConfigError(f"data.sample_rate: the ssl preset's encoders were trained on "
+                              f"16 kHz speech; got {self.sample_rate} Hz (set "
+                              f"data.sample_rate: 16000)")
         names = [*ARCHITECTURES, *CUSTOM]
         if self.architecture not in names:
             raise ConfigError(f"model.overrides.architecture: unknown SSL architecture "

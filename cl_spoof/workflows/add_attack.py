@@ -38,7 +38,7 @@ import torch
 from avalanche.logging import TextLogger
 
 from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
-from cl_spoof.benchmark.datasets import build_benchmark
+from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
@@ -222,7 +222,7 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
         attacks = [name]
     data = prepare_benchmark_data(full, attacks, cfg.data, cfg.seed, str(source),
                                   events.on_stage, events.on_progress)
-    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples)
+    bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg))
     new_exp = bm.train_stream[len(attacks) - 1]
 
     # ---- compute everything, then write (a failure above leaves the run untouched)

@@ -25,7 +25,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.logging import CSVLogger, TextLogger
 
 from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
-from cl_spoof.benchmark.datasets import build_benchmark
+from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig
 from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.checkpoints import read_checkpoint
@@ -130,7 +130,7 @@ def _run(cfg: RunConfig, out_dir: Path, events: RunEvents, data: BenchmarkData |
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if spec.joint else data.plans
-    bm = build_benchmark(data.table, data.waveforms, data.plans, cfg.data.num_samples,
+    bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
 
     # A resumed run logs into its own folder: earlier logs are never overwritten.

@@ -5,8 +5,10 @@ file is ever executed) and its model is rebuilt from the checkpoint's own config
 a checkpoint scores exactly as it was evaluated during its run.
 
 Inputs may be audio files, folders (every audio file under them, recursive, sorted)
-and CSV manifests (their ``path`` column), mixed; every file is decoded to mono 16 kHz
-by :func:`cl_spoof.data.audio.read_audio` whatever its format and rate.
+and CSV manifests (their ``path`` column), mixed; every file is decoded to mono at the
+checkpoint's sample rate (its config's ``data.sample_rate``) by
+:func:`cl_spoof.data.audio.read_audio` whatever its format and rate, and its level set
+as in training (``data.level``, over the whole file).
 
 Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
@@ -42,7 +44,14 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, list_audio_files, stream_audio
+from cl_spoof.data.audio import (
+    SAMPLE_RATE,
+    fix_length,
+    list_audio_files,
+    read_audio,
+    set_level,
+    stream_audio,
+)
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import ConfigError, DataError, FileSystemError, os_error_message
@@ -79,12 +88,15 @@ class LoadedCheckpoint:
     path: Path
     model: Detector
     device: torch.device
-    num_samples: int  # the model's training input length (16 kHz samples)
+    num_samples: int  # the model's training input length (samples at sample_rate)
     eer_threshold: float  # NaN when the checkpoint has none
     preset: str
     stage: int | None = None
     trained_on: str | None = None
     pooled_eer: float | None = None  # percent
+    sample_rate: int = SAMPLE_RATE  # data.sample_rate of the run
+    level: str = "none"  # data.level of the run (checkpoints from before it: none)
+    level_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     overrides = model_cfg.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise CheckpointError(f"{path}: damaged checkpoint: model.overrides is not a mapping")
+    data_cfg = config.get("data") if isinstance(config.get("data"), dict) else {}
+    sample_rate = data_cfg.get("sample_rate", SAMPLE_RATE)
+    level, level_db = data_cfg.get("level", "none"), data_cfg.get("level_db")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1000 \
+            or level not in ("none", "rms", "peak") \
+            or not (level_db is None or isinstance(level_db, (int, float))):
+        raise CheckpointError(f"{path}: damaged checkpoint: data.sample_rate {sample_rate!r}, "
+                              f"data.level {level!r}, data.level_db {level_db!r}")
     try:
-        model = build_model(preset, **overrides)
+        model = build_model(preset, sample_rate=sample_rate, **overrides)
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
 
@@ -172,8 +192,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
 
     num_samples = ckpt.get("num_samples")
     if num_samples is None:
-        data_cfg = config.get("data")
-        num_samples = data_cfg.get("num_samples") if isinstance(data_cfg, dict) else None
+        num_samples = data_cfg.get("num_samples")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise CheckpointError(f"{path}: damaged checkpoint: no valid num_samples "
                               f"(got {num_samples!r})")
@@ -190,6 +209,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         preset=preset, stage=stage if isinstance(stage, int) else None,
         trained_on=trained_on if isinstance(trained_on, str) else None,
         pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
+        sample_rate=sample_rate, level=level,
+        level_db=float(level_db) if level_db is not None else None,
     )
 
 
@@ -253,19 +274,33 @@ WINDOW_CHUNK = 64
 
 class _FileWindows:
     """The windows of one file (:func:`window_starts`), streamed: iterating yields
-    ``(k, window)`` arrays; :attr:`length` is the file's length in 16 kHz samples once
-    iterated. Raises :class:`DataError` for an unreadable file or NaN/Inf samples."""
+    ``(k, window)`` arrays; :attr:`length` is the file's length in samples at
+    ``sample_rate`` once iterated. Raises :class:`DataError` for an unreadable file or
+    NaN/Inf samples.
 
-    def __init__(self, path: Path, window: int, hop: int) -> None:
+    With a level mode other than ``none`` (``data.level``) the whole file is decoded
+    first, because its level is measured over all of it; otherwise memory stays bounded
+    whatever the file's length."""
+
+    def __init__(self, path: Path, window: int, hop: int, sample_rate: int = SAMPLE_RATE,
+                 level: str = "none", level_db: float | None = None) -> None:
         self.path, self.window, self.hop = path, window, hop
+        self.sample_rate, self.level, self.level_db = sample_rate, level, level_db
         self.length = 0
+
+    def _pieces(self) -> Iterator[np.ndarray]:
+        """Decoded pieces of the file at the checkpoint's rate, with its level set."""
+        if self.level == "none":
+            yield from stream_audio(self.path, self.sample_rate)
+        else:
+            yield set_level(read_audio(self.path, self.sample_rate), self.level, self.level_db)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         win, hop = self.window, self.hop
         buf = np.zeros(0, dtype=np.float32)
         buf_start = 0  # sample position of buf[0]
         next_start, last_end, total = 0, 0, 0
-        for piece in stream_audio(self.path, SAMPLE_RATE):
+        for piece in self._pieces():
             bad = int((~np.isfinite(piece)).sum())
             if bad:
                 raise DataError(f"{self.path}: NaN/Inf sample(s) ({bad} in one block)")
@@ -334,7 +369,7 @@ def score_paths(
 ) -> ScoreResult:
     """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
 
-    ``window``/``hop`` are in 16 kHz samples (defaults: the checkpoint's input length
+    ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
     and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
     or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
     ``(files done, files total)``. Raises :class:`CLSpoofError` for a bad checkpoint,
@@ -387,7 +422,8 @@ def score_paths(
 
     with torch.inference_mode():
         for i, path in enumerate(paths):
-            windows = _FileWindows(path, win, step)
+            windows = _FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,
+                                   ckpt.level_db)
             try:
                 for piece in windows:
                     pending.append((i, piece))
@@ -416,7 +452,7 @@ def score_paths(
         files.append(FileScore(path=p, score=score,
                                decision=BONAFIDE if score >= value else SPOOF,
                                num_windows=int(counts[i]),
-                               seconds=float(lengths[i]) / SAMPLE_RATE))
+                               seconds=float(lengths[i]) / ckpt.sample_rate))
     if not files:
         shown = "; ".join(f"{p}: {why}" for p, why in failed[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""

@@ -31,7 +31,12 @@ from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_detector
 from cl_spoof.strategies.plugins.self_distillation import SelfDistillationPlugin
-from cl_spoof.strategies.plugins.training import Autocast, ClassWeightedLoss, FreezePlugin
+from cl_spoof.strategies.plugins.training import (
+    Autocast,
+    ClassWeightedLoss,
+    FreezePlugin,
+    LRSchedule,
+)
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
 from cl_spoof.workflows.events import RunEvents
@@ -123,7 +128,7 @@ class Trainer:
         """
         spec = get_spec(cfg.strategy.name)
         seed_everything(cfg.seed)
-        model = build_detector(cfg.model)  # with self-distillation exits when enabled
+        model = build_detector(cfg.model, cfg.data.sample_rate)  # + self-distillation exits
         if cfg.train.compile:
             model.compile_frontend(cfg.train.compile_backend)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
@@ -149,6 +154,10 @@ class Trainer:
         if sd.enabled:
             plugins.append(SelfDistillationPlugin(sd.hard_weight, sd.soft_weight,
                                                   sd.feature_weight, sd.temperature))
+        t = cfg.train
+        if t.lr_schedule != "constant":
+            plugins.append(LRSchedule(t.lr_schedule, t.lr, t.warmup_epochs, t.lr_final,
+                                      t.lr_gamma))
         strategy = build_strategy(BuildArgs(
             cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
             evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
