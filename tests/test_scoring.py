@@ -99,21 +99,44 @@ def test_file_score_is_mean_of_its_window_scores(checkpoint: Path,
                                                  audio: dict[str, Path]) -> None:
     hop = 3000  # (960,000 - 4,000) is no multiple of 3,000: a tail window is added
     res = score_paths(checkpoint, [audio["long"], audio["short"]], hop=hop, batch_size=7)
-    model = load_checkpoint(checkpoint).model
-    wave = read_audio(audio["long"])
+    ckpt = load_checkpoint(checkpoint)
+    assert ckpt.level == "rms" and ckpt.level_db is None  # the default: -26 dBFS RMS
+    model = ckpt.model
+
+    def leveled(wave: np.ndarray) -> np.ndarray:
+        """The run's level rule: the gain to -26 dBFS RMS measured on the first
+        1.5 input lengths (what a run caches of each utterance), applied to all."""
+        start = wave[: int(1.5 * WINDOW)].astype(np.float64)
+        return (wave * np.float32(10 ** (-26 / 20) / np.sqrt(np.mean(start**2)))).astype(
+            np.float32)
+
+    wave = leveled(read_audio(audio["long"]))
     starts = list(range(0, len(wave) - WINDOW + 1, hop)) + [len(wave) - WINDOW]
     assert starts[-1] - starts[-2] < hop
     assert window_starts(len(wave), WINDOW, hop).tolist() == starts
     windows = torch.from_numpy(np.stack([wave[s:s + WINDOW] for s in starts]))
     with torch.inference_mode():
         expected = logits_to_scores(model(windows)).double().mean().item()
-        short = read_audio(audio["short"])
+        short = leveled(read_audio(audio["short"]))
         expected_short = logits_to_scores(
             model(torch.from_numpy(fix_length(short, WINDOW))[None])).item()
     long_score, short_score = res.files
     assert long_score.num_windows == len(starts)
     assert long_score.score == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert short_score.score == pytest.approx(expected_short, rel=1e-5, abs=1e-6)
+
+
+def test_scores_do_not_depend_on_the_file_level(checkpoint: Path, audio: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    """data.level rms: a file 12 dB quieter (and one louder, in float) scores the same."""
+    wave, sr = sf.read(audio["long"], dtype="float32")
+    quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.flac"
+    sf.write(quiet, wave * 0.25, sr, subtype="FLOAT")
+    sf.write(loud, np.clip(wave * 4.0, -1, 1), sr)
+    res = score_paths(checkpoint, [audio["long"], quiet, loud])
+    same, quieter, louder = (f.score for f in res.files)
+    assert quieter == pytest.approx(same, abs=1e-4)
+    assert louder == pytest.approx(same, abs=2e-2)  # 16-bit FLAC: rounding only
 
 
 def test_window_starts() -> None:

@@ -26,7 +26,7 @@ from cl_spoof.benchmark.planning import (
 )
 from cl_spoof.config import DataConfig, SourceConfig, source_splits
 from cl_spoof.data import read_source
-from cl_spoof.data.cache import CachedWaveforms, WaveformCache
+from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.corpora import prefix_utt_ids
 from cl_spoof.data.table import NO_ATTACK, make_table
@@ -172,8 +172,3 @@ def prepare_benchmark_data(
 
         CheckReport(sub, problems).raise_if_problems(source)
     return BenchmarkData(table=sub, waveforms=waveforms, plans=plans, source=source)
-
-
-def cache_samples(num_samples: int) -> int:
-    """Samples cached per clip: the input length plus room for random training crops."""
-    return int(num_samples * 1.5)

@@ -189,6 +189,22 @@ def waveform_problem(wave: np.ndarray) -> str | None:
 LEVEL_DEFAULT_DB = {"rms": -26.0, "peak": 0.0}
 
 
+def level_gain(wave: np.ndarray, mode: str = "none", target_db: float | None = None) -> float:
+    """The factor :func:`set_level` multiplies ``wave`` by (1 for ``none`` or silence)."""
+    if mode == "none":
+        return 1.0
+    if mode == "rms":
+        ref = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    elif mode == "peak":
+        ref = float(np.abs(wave).max()) if wave.size else 0.0
+    else:
+        raise ValueError(f"unknown level mode {mode!r}; choose none, rms or peak")
+    if ref < 1e-8:
+        return 1.0
+    target = LEVEL_DEFAULT_DB[mode] if target_db is None else target_db
+    return 10 ** (target / 20) / ref
+
+
 def set_level(wave: np.ndarray, mode: str = "none", target_db: float | None = None
               ) -> np.ndarray:
     """``wave`` with its level set by ``mode`` (``data.level``).
@@ -200,15 +216,7 @@ def set_level(wave: np.ndarray, mode: str = "none", target_db: float | None = No
     independent of it. A silent clip is returned unchanged; samples may exceed
     ±1 after ``rms`` (floats are not clipped).
     """
-    if mode == "none":
+    gain = level_gain(wave, mode, target_db)
+    if gain == 1.0:
         return wave
-    if mode == "rms":
-        ref = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
-    elif mode == "peak":
-        ref = float(np.abs(wave).max()) if wave.size else 0.0
-    else:
-        raise ValueError(f"unknown level mode {mode!r}; choose none, rms or peak")
-    if ref < 1e-8:
-        return wave
-    target = LEVEL_DEFAULT_DB[mode] if target_db is None else target_db
-    return (wave * np.float32(10 ** (target / 20) / ref)).astype(np.float32, copy=False)
+    return (wave * np.float32(gain)).astype(np.float32, copy=False)

@@ -64,6 +64,15 @@ def _signature(path: str) -> tuple[int, int]:
     return (st.st_size, st.st_mtime_ns)
 
 
+def cache_samples(num_samples: int) -> int:
+    """Samples cached per clip: the input length plus room for random training crops.
+
+    Runs set each utterance's level (``data.level``) on this start of it; ``score``
+    measures the level on the same length.
+    """
+    return int(num_samples * 1.5)
+
+
 @dataclass
 class CachedWaveforms:
     """Read access to the cached clips of one table (row order = table order)."""

@@ -7,8 +7,9 @@ a checkpoint scores exactly as it was evaluated during its run.
 Inputs may be audio files, folders (every audio file under them, recursive, sorted)
 and CSV manifests (their ``path`` column), mixed; every file is decoded to mono at the
 checkpoint's sample rate (its config's ``data.sample_rate``) by
-:func:`cl_spoof.data.audio.read_audio` whatever its format and rate, and its level set
-as in training (``data.level``, over the whole file).
+:func:`cl_spoof.data.audio.stream_audio` whatever its format and rate, and its level set
+as in training (``data.level``: the gain is measured on the file's start, as long as
+the start a run caches of each utterance, and applied to the whole file).
 
 Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
@@ -47,11 +48,11 @@ from torch import nn
 from cl_spoof.data.audio import (
     SAMPLE_RATE,
     fix_length,
+    level_gain,
     list_audio_files,
-    read_audio,
-    set_level,
     stream_audio,
 )
+from cl_spoof.data.cache import cache_samples
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import ConfigError, DataError, FileSystemError, os_error_message
@@ -278,22 +279,37 @@ class _FileWindows:
     ``sample_rate`` once iterated. Raises :class:`DataError` for an unreadable file or
     NaN/Inf samples.
 
-    With a level mode other than ``none`` (``data.level``) the whole file is decoded
-    first, because its level is measured over all of it; otherwise memory stays bounded
-    whatever the file's length."""
+    With a level mode other than ``none`` (``data.level``) the gain is measured on the
+    file's first ``level_prefix`` samples, as training and evaluation measure it on the
+    cached start of each utterance (:func:`~cl_spoof.data.cache.cache_samples`), and
+    applied to all of it; memory stays bounded whatever the file's length."""
 
     def __init__(self, path: Path, window: int, hop: int, sample_rate: int = SAMPLE_RATE,
-                 level: str = "none", level_db: float | None = None) -> None:
+                 level: str = "none", level_db: float | None = None,
+                 level_prefix: int = 0) -> None:
         self.path, self.window, self.hop = path, window, hop
         self.sample_rate, self.level, self.level_db = sample_rate, level, level_db
+        self.level_prefix = level_prefix
         self.length = 0
 
     def _pieces(self) -> Iterator[np.ndarray]:
         """Decoded pieces of the file at the checkpoint's rate, with its level set."""
+        stream = stream_audio(self.path, self.sample_rate)
         if self.level == "none":
-            yield from stream_audio(self.path, self.sample_rate)
-        else:
-            yield set_level(read_audio(self.path, self.sample_rate), self.level, self.level_db)
+            yield from stream
+            return
+        head: list[np.ndarray] = []
+        n = 0
+        for piece in stream:  # enough of the start to measure the level on
+            head.append(piece)
+            n += piece.shape[0]
+            if n >= self.level_prefix:
+                break
+        start = np.concatenate(head) if head else np.zeros(0, dtype=np.float32)
+        gain = np.float32(level_gain(start[:self.level_prefix], self.level, self.level_db))
+        yield start * gain
+        for piece in stream:
+            yield piece * gain
 
     def __iter__(self) -> Iterator[np.ndarray]:
         win, hop = self.window, self.hop
@@ -423,7 +439,7 @@ def score_paths(
     with torch.inference_mode():
         for i, path in enumerate(paths):
             windows = _FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,
-                                   ckpt.level_db)
+                                   ckpt.level_db, cache_samples(ckpt.num_samples))
             try:
                 for piece in windows:
                     pending.append((i, piece))
