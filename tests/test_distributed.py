@@ -97,10 +97,12 @@ def test_gathered_evaluation_equals_single_process(tiny_corpus: Path, tmp_path: 
 
 
 def test_torchrun_run_matches_single_process(corpus30: Path, tmp_path: Path) -> None:
-    # Without augmentation: its noise is drawn per clip on the rank that loads the clip,
-    # so with it the two runs agree only in distribution (README, torchrun section).
-    cfg = tiny_config(corpus30, tmp_path, train={"epochs": 4, "lr": 0.001, "augment": None},
-                      seed=0)
+    # The recipe this tolerance was measured with: no augmentation (its noise is drawn
+    # per clip on the rank that loads the clip, so with it the two runs agree only in
+    # distribution; README, torchrun section), constant lr, no level change.
+    cfg = tiny_config(corpus30, tmp_path, data={"level": "none"},
+                      train={"epochs": 4, "lr": 0.001, "augment": None,
+                             "lr_schedule": "constant"}, seed=0)
     _ok(plain("-m", "cl_spoof", "run", str(cfg), "--strategy", "dfwf", "--out",
               str(tmp_path / "single")))
     work = tmp_path / "work"
