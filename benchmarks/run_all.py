@@ -1,8 +1,9 @@
 """Run every benchmark in this folder, one after another (results in benchmarks/results/).
 
-Usage: ``python benchmarks/run_all.py`` (or ``make bench``). Takes about 45 minutes
+Usage: ``python benchmarks/run_all.py`` (or ``make bench``). Takes about 55 minutes
 on 2 CPU cores (30 of them for the torchrun and ``compare --jobs`` runs); run it on an
-otherwise idle machine, the numbers depend on load.
+otherwise idle machine, the numbers depend on load. The accuracy benchmark on real
+attacks (``real_attacks.py``, hours, needs the shared development set) runs separately.
 """
 
 from __future__ import annotations
