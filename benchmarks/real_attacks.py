@@ -240,7 +240,7 @@ def main() -> None:
     if args.source:
         cfg = with_overrides(cfg, data={"source": args.source})
     elif not Path(cfg.data.source).is_absolute():
-        cfg = with_overrides(cfg, data={"source": str(REPO / cfg.data.source)})
+        cfg = with_overrides(cfg, data={"source": str((REPO / cfg.data.source).resolve())})
     strategies = [s for s in args.strategies.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     payload: dict = {"machine": machine()}
