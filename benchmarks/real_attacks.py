@@ -249,8 +249,7 @@ def main() -> None:
         payload["real_vocoders_tts"] = benchmark(cfg, strategies, seeds, args.out / "real",
                                                  train=not args.collect)
     if args.a01 or args.a01_only:
-        manifest = _a01_manifest(args.out / "a01",
-                                  train=not args.collect)
+        manifest = _a01_manifest(args.out / "a01")
         a01_cfg = with_overrides(cfg, data={"source": str(manifest), "attacks": ["A01"],
                                             "sample_rate": 16_000, "num_samples": 32_000},
                                  metrics={"matched_by": None})
