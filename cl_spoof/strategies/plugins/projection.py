@@ -295,6 +295,12 @@ class RWMPlugin(_ProjectionPlugin):
     ``"auto"``: after each experience, the class whose utterance embeddings (the
     input of the model's last ``nn.Linear``) have the smaller in-class cosine
     distance ``1 - ‖mean of unit embeddings‖²`` in that experience.
+
+    ``β > 1`` *amplifies* the part of the update inside the old input space (more
+    than plain fine-tuning moves it). Where every batch is dominated by the compact
+    class — e.g. a bona fide pool shared by all experiences and a few dozen spoofs per
+    attack — nearly every step gets ``β ≈ 3`` (``benchmarks/projection_beta.py``
+    measures it on a run); ``beta_max=1`` caps RWM at the plain update.
     """
 
     name = "rwm"
