@@ -1,4 +1,4 @@
-"""The README's field-baseline tables from finished runs (mean ± std over seeds).
+"""The README's field-baseline tables from finished runs (mean ± population std over seeds).
 
 Each ROOT holds ``<name>/seed<k>/`` run directories (what ``cl-spoof compare --out
 ROOT`` writes, or ``cl-spoof run --out ROOT/<name>/seed<k>``). For every name:
@@ -42,7 +42,7 @@ def runs_of(roots: list[Path]) -> dict[str, list[Path]]:
 
 def cell(values: list[float]) -> str:
     a = np.asarray(values, dtype=float)
-    return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+    return f"{a.mean():.2f} ± {a.std(ddof=0):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
 
 
 def main() -> None:

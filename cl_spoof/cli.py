@@ -423,9 +423,13 @@ def yardstick_cmd(
     names = parse_yardsticks(yardsticks)
     cfg = load_config(config)
     out_dir = out or default_yardstick_dir()
-    with progress_bar() as bar:
-        events = CliEvents(bar)
-        result = run_yardstick(cfg, names, out_dir, events.on_stage, events.on_progress)
+    try:
+        with progress_bar() as bar:
+            events = CliEvents(bar)
+            result = run_yardstick(cfg, names, out_dir, events.on_stage, events.on_progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"nothing was written to {out_dir}; run the same command again "
+                          "(the yardsticks take seconds to minutes)") from None
     console.print(df_to_rich(result.table(), title=f"EER (%) of the yardsticks — {out_dir}"))
     console.print(f"data: {result.data}; {result.seconds:.0f} s")
 

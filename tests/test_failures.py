@@ -442,3 +442,22 @@ def test_ctrl_c_says_how_to_continue(tiny_corpus: Path, tmp_path: Path) -> None:
     assert lines == [f"interrupted: 1 completed stage(s) kept in {tmp_path / 'run'}; continue "
                      f"with `cl-spoof run --resume {tmp_path / 'run'}`"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["completed_stages"] == 1
+
+
+def test_atomic_dir_is_all_or_nothing(tmp_path: Path) -> None:
+    from cl_spoof.errors import FileSystemError
+    from cl_spoof.infra.files import atomic_dir
+
+    out = tmp_path / "result"
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise RuntimeError("fault while writing")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary one
+    out.mkdir()  # an empty folder is replaced
+    with atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert (out / "a.txt").read_text() == "a"
+    with pytest.raises(FileSystemError, match="result"), atomic_dir(out) as tmp:
+        (tmp / "b.txt").write_text("b")  # a full folder is never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+    assert [p.name for p in out.iterdir()] == ["a.txt"]

@@ -144,3 +144,24 @@ def test_yardstick_command(tiny_corpus: Path, tmp_path: Path) -> None:
     assert "lfcc" in res.output and (tmp_path / "o" / "yardstick.json").is_file()
     bad = runner.invoke(app, ["yardstick", str(cfg), "--yardsticks", "mfcc"])
     assert bad.exit_code == 2 and "unknown yardstick" in bad.output
+
+
+def test_yardstick_interrupted_while_writing_leaves_no_folder(
+        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cl_spoof.workflows.yardstick as ys
+
+    def ctrl_c(*args: object) -> None:  # Ctrl-C after the first files were written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ys, "write_score_file", ctrl_c)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: {{source: {tiny_corpus}, num_samples: 4000, test_split: dev}}\n")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["yardstick", str(cfg), "--yardsticks", "lfcc", "--out", str(out)])
+    assert res.exit_code == 130, res.output
+    assert "nothing was written" in res.output and "run the same command again" in res.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [cfg]  # no half or hidden folder
+    monkeypatch.undo()
+    res = runner.invoke(app, ["yardstick", str(cfg), "--yardsticks", "lfcc", "--out", str(out)])
+    assert res.exit_code == 0, res.output  # the same command again works
+    assert (out / "yardstick.json").is_file() and (out / "scores" / "lfcc.txt").is_file()

@@ -50,6 +50,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; move it into place on success.
+
+    For commands whose result is a whole folder: ``path`` (which must not exist, or be
+    empty) appears complete or not at all; the temporary folder is removed if the block
+    raises (Ctrl-C included). An :class:`OSError` becomes a :class:`FileSystemError`
+    naming ``path``.
+    """
+    path = Path(path)
+    tmp_path: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp",
+                                         dir=path.parent))
+        yield tmp_path
+        os.chmod(tmp_path, 0o777 & ~_umask())  # mkdtemp creates 0700
+        os.replace(tmp_path, path)  # onto an empty folder too; never onto a full one
+    except OSError as exc:
+        raise FileSystemError(f"cannot write {os_error_message(exc, path)}") from exc
+    finally:
+        if tmp_path is not None and tmp_path.exists():
+            shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

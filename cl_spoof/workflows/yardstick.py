@@ -37,7 +37,7 @@ from cl_spoof.config import RunConfig, to_yaml
 from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.files import atomic_dir, atomic_write_text
 from cl_spoof.metrics.eer import compute_eer, matched_eer_per_attack
 from cl_spoof.metrics.score_files import write_score_file
 from cl_spoof.models.yardstick import YARDSTICKS, Yardstick
@@ -181,7 +181,8 @@ def run_yardstick(cfg: RunConfig, names: Sequence[str] = ("lfcc", "ltas"),
     result = YardstickResult(out_dir, results, attacks, time.perf_counter() - start, summary,
                              frames)
     if out_dir is not None:
-        _write(out_dir, cfg, result)
+        with atomic_dir(out_dir) as tmp:  # all or nothing (Ctrl-C, a full disk)
+            _write(tmp, cfg, result)
     return result
 
 
