@@ -3,8 +3,10 @@
 Each ROOT holds ``<name>/seed<k>/`` run directories (what ``cl-spoof compare --out
 ROOT`` writes, or ``cl-spoof run --out ROOT/<name>/seed<k>``). For every name:
 final average EER, BWT and max forgetting (``metrics.json``), the strategy state
-in the last checkpoint against the model's size, and, when
-``results/field_baselines_overhead.json`` exists, the epoch time vs naive::
+in the last checkpoint against the model's size, the whole run's wall time against
+naive's (median over seeds; runs that shared the machine the same way compare), and,
+with ``--epoch-times``, the epoch time vs naive from
+``results/field_baselines_overhead.json`` (measured on the demo)::
 
     python benchmarks/field_baselines_tables.py ROOT [ROOT ...] [--names naive,dfwf,...]
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from cl_spoof.workflows.run_dir import read_status
 
 HERE = Path(__file__).resolve().parent
 KEEPS = {"replay": "200 clips", "dfwf+replay": "200 clips"}
@@ -49,14 +53,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="+", type=Path)
     ap.add_argument("--names", default="", help="row order (default: as found)")
+    ap.add_argument("--epoch-times", action="store_true",
+                    help="add the demo's epoch time vs naive (field_baselines_overhead.json)")
     args = ap.parse_args()
     runs = runs_of(args.roots)
     names = [n for n in args.names.split(",") if n] or list(runs)
     overhead_file = HERE / "results" / "field_baselines_overhead.json"
-    overhead = json.loads(overhead_file.read_text())["methods"] if overhead_file.is_file() else {}
+    overhead = (json.loads(overhead_file.read_text())["methods"]
+                if overhead_file.is_file() and args.epoch_times else {})
+    seconds = {name: np.median([read_status(d)["seconds"] for d in dirs])
+               for name, dirs in runs.items()}
     print("| method | keeps old audio | seeds | final avg EER % | BWT (pts) | max forgetting (pts) "
-          "| epoch time vs naive | state kept (× model) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          + ("| epoch time vs naive (demo) " if args.epoch_times else "")
+          + "| whole run vs naive | state kept (× model) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.epoch_times else ""))
     for name in names:
         dirs = runs.get(name, [])
         if not dirs:
@@ -67,11 +77,13 @@ def main() -> None:
         ckpt = torch.load(last, weights_only=True)
         state = tensor_bytes(ckpt["strategy_state"]) / tensor_bytes(ckpt["model_state"])
         ratio = overhead.get(name, {}).get("epoch_ratio")
+        epoch = f"| {'—' if ratio is None else f'{ratio:.2f}×'} " if args.epoch_times else ""
+        run = (f"{seconds[name] / seconds['naive']:.2f}×" if "naive" in seconds else "—")
         print(f"| {name} | {KEEPS.get(name, 'no')} | {len(dirs)} "
               f"| {cell([m['final_avg_eer'] for m in metrics])} "
               f"| {cell([m['bwt'] for m in metrics])} "
               f"| {cell([m['max_forgetting'] for m in metrics])} "
-              f"| {'—' if ratio is None else f'{ratio:.2f}×'} | {state:.2f} |")
+              f"{epoch}| {run} | {state:.2f} |")
 
 
 if __name__ == "__main__":
