@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from cl_spoof.workflows.run_dir import read_status
@@ -44,6 +45,12 @@ def runs_of(roots: list[Path]) -> dict[str, list[Path]]:
     return found
 
 
+def learning_eer(run_dir: Path) -> float:
+    """Mean over attacks of each attack's EER right after the stage that learned it."""
+    matrix = pd.read_csv(run_dir / "eer_matrix.csv").drop(columns=["stage", "trained_on"])
+    return float(np.mean(np.diag(matrix.to_numpy(dtype=float))))
+
+
 def cell(values: list[float]) -> str:
     a = np.asarray(values, dtype=float)
     return f"{a.mean():.2f} ± {a.std(ddof=0):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
@@ -53,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("roots", nargs="+", type=Path)
     ap.add_argument("--names", default="", help="row order (default: as found)")
+    ap.add_argument("--learning-eer", action="store_true",
+                    help="add each attack's EER at the stage that learned it (mean; plasticity)")
     ap.add_argument("--epoch-times", action="store_true",
                     help="add the demo's epoch time vs naive (field_baselines_overhead.json)")
     args = ap.parse_args()
@@ -64,9 +73,11 @@ def main() -> None:
     seconds = {name: np.median([read_status(d)["seconds"] for d in dirs])
                for name, dirs in runs.items()}
     print("| method | keeps old audio | seeds | final avg EER % | BWT (pts) | max forgetting (pts) "
+          + ("| EER at the learning stage (mean) " if args.learning_eer else "")
           + ("| epoch time vs naive (demo) " if args.epoch_times else "")
           + "| whole run vs naive | state kept (× model) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.epoch_times else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---:|"
+          + "---:|" * (int(args.epoch_times) + int(args.learning_eer)))
     for name in names:
         dirs = runs.get(name, [])
         if not dirs:
@@ -78,6 +89,8 @@ def main() -> None:
         state = tensor_bytes(ckpt["strategy_state"]) / tensor_bytes(ckpt["model_state"])
         ratio = overhead.get(name, {}).get("epoch_ratio")
         epoch = f"| {'—' if ratio is None else f'{ratio:.2f}×'} " if args.epoch_times else ""
+        if args.learning_eer:
+            epoch = f"| {cell([learning_eer(d) for d in dirs])} " + epoch
         run = (f"{seconds[name] / seconds['naive']:.2f}×" if "naive" in seconds else "—")
         print(f"| {name} | {KEEPS.get(name, 'no')} | {len(dirs)} "
               f"| {cell([m['final_avg_eer'] for m in metrics])} "
