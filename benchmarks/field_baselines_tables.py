@@ -41,7 +41,9 @@ def runs_of(roots: list[Path]) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for root in roots:
         for metrics in sorted(root.glob("*/seed*/metrics.json")):
-            found.setdefault(metrics.parent.parent.name, []).append(metrics.parent)
+            status = read_status(metrics.parent)  # metrics.json grows stage by stage:
+            if status is not None and status.get("finished"):  # finished runs only
+                found.setdefault(metrics.parent.parent.name, []).append(metrics.parent)
     return found
 
 
