@@ -406,7 +406,8 @@ def yardstick_cmd(
         help="YAML config (default: the demo config on the embedded demo corpus).")] = None,
     yardsticks: Annotated[str, typer.Option(
         "--yardsticks", help="Comma-separated: lfcc (LFCC statistics), ltas (long-term "
-                             "average spectrum); each + logistic regression.")] = "lfcc,ltas",
+                             "average spectrum, 64-ms frames), ltas128 (128-ms frames); each "
+                             "+ logistic regression.")] = "lfcc,ltas",
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: runs/yardstick-<time>); must not exist.")] = None,
 ) -> None:

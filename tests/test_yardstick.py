@@ -59,6 +59,8 @@ def test_yardstick_feature_sizes() -> None:
     assert Yardstick("lfcc", SR).features(waves).shape == (2, 80)
     assert Yardstick("ltas", SR).features(waves).shape == (2, 2 * 513)
     assert Yardstick("ltas", 24_000).features([np.zeros(24_000, np.float32)]).shape == (1, 1538)
+    assert Yardstick("ltas128", 24_000).features([np.zeros(24_000, np.float32)]).shape \
+        == (1, 3074)
     with pytest.raises(ValueError, match="unknown yardstick"):
         Yardstick("mfcc", SR)
 

@@ -5,8 +5,9 @@ RawNet2-style sinc filterbank, or a fixed log power spectrum; see
 :mod:`cl_spoof.models.frontends`), all with early, aggressive downsampling
 -> BN + LeakyReLU -> residual 1-D conv blocks with max-pooling
 and optional RawNet2 filter-wise feature-map scaling (FMS) -> BN + LeakyReLU
--> GRU over the remaining 50-150 frames (for 64,600 samples) -> utterance
-embedding -> linear head with 2 logits (index 1 = bona fide, 0 = spoof).
+-> GRU over the remaining 50-150 frames (for 64,600 samples), optionally beside
+per-channel statistics of the front end -> utterance embedding -> linear head
+with 2 logits (index 1 = bona fide, 0 = spoof).
 
 Most of the cost of RawNet2 sits in its stride-1 sinc front end and 1024-unit
 GRU; here the front end hops 8-16 samples and the GRU is small, which makes
@@ -64,7 +65,11 @@ class ModelConfig:
     stride ``front_stride``, fixed unless ``sinc_learnable``); ``spec`` (log power
     spectrum of ``spec_win_ms`` frames every ``spec_hop_ms``; ``spec_scale`` ``bins``
     keeps every FFT bin, ``linear``/``mel`` sum into ``front_channels`` bands).
-    ``front_pool`` max-pools every front end's output. ``sample_rate`` is the rate of
+    ``front_pool`` max-pools every front end's output. ``stats_dim > 0`` adds a
+    statistics path: the mean and standard deviation over time of every front-end
+    channel (with ``spec`` bins: the long-term average spectrum and its spread, what
+    the ``ltas`` yardstick classifies), linearly projected to ``stats_dim`` values and
+    concatenated to the pooled GRU output. ``sample_rate`` is the rate of
     the input (``data.sample_rate``; :func:`~cl_spoof.models.build_model` sets it).
     """
 
@@ -87,6 +92,7 @@ class ModelConfig:
     spec_hop_ms: float = 16.0
     spec_scale: str = "bins"
     sinc_learnable: bool = False
+    stats_dim: int = 0
     sample_rate: int = 16_000
 
     def __post_init__(self) -> None:
@@ -118,8 +124,10 @@ class ModelConfig:
             raise ConfigError(f"model.kernel_size must be odd; got {self.kernel_size}")
         if self.pooling not in ("last", "mean"):
             raise ConfigError(f"model.pooling must be 'last' or 'mean'; got {self.pooling!r}")
-        if self.fc_dim < 0:
-            raise ConfigError(f"model.fc_dim must be >= 0; got {self.fc_dim}")
+        for name in ("fc_dim", "stats_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"model.{name} must be an integer >= 0; got {value!r}")
         if not 0.0 <= self.gru_dropout < 1.0:
             raise ConfigError(f"model.gru_dropout must be in [0, 1); got {self.gru_dropout}")
         if self.frontend not in FRONTENDS:
@@ -141,7 +149,7 @@ class ModelConfig:
     @property
     def embedding_dim(self) -> int:
         """Size of the utterance embedding."""
-        return self.fc_dim if self.fc_dim > 0 else self.gru_hidden
+        return self.fc_dim if self.fc_dim > 0 else self.gru_hidden + self.stats_dim
 
     @property
     def front_kernel_samples(self) -> int:
@@ -338,12 +346,17 @@ class ResNetGRU(Detector):
             batch_first=True,
             dropout=c.gru_dropout if c.gru_layers > 1 else 0.0,
         )
-        self.fc: nn.Module = nn.Linear(c.gru_hidden, c.fc_dim) if c.fc_dim > 0 else nn.Identity()
+        # Statistics path: mean and std over time of every front-end channel (for the
+        # ``spec`` front end the long-term average spectrum and its spread), projected.
+        self.stats: nn.Module | None = (
+            nn.Linear(2 * c.front_out_channels, c.stats_dim) if c.stats_dim > 0 else None)
+        pooled_dim = c.gru_hidden + c.stats_dim
+        self.fc: nn.Module = nn.Linear(pooled_dim, c.fc_dim) if c.fc_dim > 0 else nn.Identity()
         self.embedding = nn.Identity()
         self.head = nn.Linear(c.embedding_dim, NUM_CLASSES)
 
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveform ``(B, L)`` or ``(B, 1, L)`` -> GRU input ``(B, T, C)``."""
+    def _front(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, L)`` or ``(B, 1, L)`` -> front-end features ``(B, C, T)``."""
         if x.dim() == 2:
             x = x.unsqueeze(1)
         if x.dim() != 3 or x.shape[1] != 1:
@@ -355,13 +368,16 @@ class ResNetGRU(Detector):
                 f"input of {x.shape[-1]} samples is too short for this model; "
                 f"it needs at least {self.config.min_length()}"
             )
-        feats = self.pre_gru(self.blocks(self.front(x)))
-        return feats.transpose(1, 2)
+        return self.front(x)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """Utterance embedding before the ``embedding`` identity hook point."""
-        out, _ = self.gru(self._frames(x))
+        front = self._front(x)
+        out, _ = self.gru(self.pre_gru(self.blocks(front)).transpose(1, 2))
         pooled = out[:, -1] if self.config.pooling == "last" else out.mean(dim=1)
+        if self.stats is not None:
+            std, mean = torch.std_mean(front, dim=-1)
+            pooled = torch.cat([pooled, self.stats(torch.cat([mean, std], dim=1))], dim=1)
         return self.fc(pooled)
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

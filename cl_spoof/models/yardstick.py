@@ -8,7 +8,9 @@ utterances, so a neural detector's numbers can be read against it:
   (``compute_deltas``), mean and standard deviation over time: 80 numbers;
 - ``ltas``: the long-term average spectrum at full resolution: mean and standard
   deviation over time of the log power of every bin of 64-ms Hann frames every
-  16 ms (1,026 numbers at 16 kHz, 1,538 at 24 kHz).
+  16 ms (1,026 numbers at 16 kHz, 1,538 at 24 kHz);
+- ``ltas128``: the same with 128-ms frames (2,050 / 3,074 numbers), the frame of the
+  ``small`` detector's spectrum: the linear model on exactly what that detector sees.
 
 Both feed ``StandardScaler`` + ``LogisticRegression(class_weight="balanced")``; the
 score is its decision function for bona fide (higher = more bona fide). Fitting is
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,10 +63,11 @@ def lfcc_stats(waves: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def ltas_stats(waves: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+def ltas_stats(waves: Sequence[np.ndarray], sample_rate: int, frame_s: float = 0.064
+               ) -> np.ndarray:
     """``(n, 2 (n_fft/2 + 1))``: mean and std over time of the log power of every FFT bin
-    of 64-ms Hann frames every 16 ms (no centring), per clip of equal length."""
-    n_fft = int(round(0.064 * sample_rate))
+    of ``frame_s`` Hann frames every 16 ms (no centring), per clip of equal length."""
+    n_fft = int(round(frame_s * sample_rate))
     hop = int(round(0.016 * sample_rate))
     window = torch.hann_window(n_fft)
     out = []
@@ -81,6 +85,8 @@ YARDSTICKS: dict[str, tuple[Callable[[Sequence[np.ndarray], int], np.ndarray], s
                          "+ logistic regression"),
     "ltas": (ltas_stats, "long-term average spectrum (mean and std of every bin of a 64-ms "
                          "FFT) + logistic regression"),
+    "ltas128": (partial(ltas_stats, frame_s=0.128),
+                "long-term average spectrum of 128-ms frames + logistic regression"),
 }
 
 
