@@ -146,11 +146,13 @@ def test_bad_presets_and_overrides_name_the_key() -> None:
 # ------------------------------------------------------------------ every backbone runs
 
 
-@pytest.mark.parametrize("preset", ["tiny", "tiny_res_tssdnet", "tiny_inc_tssdnet",
-                                    "tiny_lfcc_lcnn", "ssl"])
+@pytest.mark.parametrize("preset", ["tiny", "tiny+stats", "tiny_res_tssdnet",
+                                    "tiny_inc_tssdnet", "tiny_lfcc_lcnn", "ssl"])
 def test_cli_run_dfwf_with_every_backbone(tiny_corpus: Path, tmp_path: Path,
                                           preset: str) -> None:
     model: dict = {"preset": preset}
+    if preset == "tiny+stats":  # the ResNet-GRU's statistics path widens the embedding
+        model = {"preset": "tiny", "overrides": {"stats_dim": 4}}
     if preset == "ssl":
         model["overrides"] = tiny_ssl_overrides(tmp_path, trainable_layers=1)
     cfg = tiny_config(tiny_corpus, tmp_path, model=model)
