@@ -70,7 +70,7 @@ def _pm(values: list[float]) -> str:
 def _yardstick(cfg: RunConfig, out: Path) -> dict:
     """The yardsticks' EERs (read back when ``out`` already holds them)."""
     if not (out / "yardstick.json").is_file():
-        run_yardstick(cfg, ["lfcc", "ltas"], out, on_stage=_say)
+        run_yardstick(cfg, ["lfcc", "ltas", "ltas128"], out, on_stage=_say)
     return json.loads((out / "yardstick.json").read_text())["yardsticks"]
 
 

@@ -45,6 +45,7 @@ VARIANTS = {
     "real config: small (spec), 24 kHz, RawBoost 5": ({}, 24_000, RB5, "rms"),
     "small (spec), 24 kHz, RawBoost 5 on half the clips": (
         {}, 24_000, AugmentConfig(p_rawboost=0.5), "rms"),
+    "real config with 128-ms frames (1,537 bins)": ({"spec_win_ms": 128.0}, 24_000, RB5, "rms"),
 }
 
 
