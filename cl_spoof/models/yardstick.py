@@ -9,10 +9,10 @@ utterances, so a neural detector's numbers can be read against it:
 - ``ltas``: the long-term average spectrum at full resolution: mean and standard
   deviation over time of the log power of every bin of 64-ms Hann frames every
   16 ms (1,026 numbers at 16 kHz, 1,538 at 24 kHz);
-- ``ltas128``: the same with 128-ms frames (2,050 / 3,074 numbers), the frame of the
-  ``small`` detector's spectrum: the linear model on exactly what that detector sees.
+- ``ltas128``: the same with 128-ms frames (2,050 / 3,074 numbers), for comparison
+  with a detector given ``spec_win_ms: 128``.
 
-Both feed ``StandardScaler`` + ``LogisticRegression(class_weight="balanced")``; the
+All feed ``StandardScaler`` + ``LogisticRegression(class_weight="balanced")``; the
 score is its decision function for bona fide (higher = more bona fide). Fitting is
 deterministic.
 """
