@@ -67,6 +67,17 @@ def _pm(values: list[float]) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=0):.1f}"
 
 
+def load_real_config(path: Path, source: str | None = None) -> RunConfig:
+    """The config at ``path`` with ``data.source`` replaced by ``source`` if given, and
+    made absolute (a relative source is relative to the repository, as in ``configs/``)."""
+    cfg = load_config(path)
+    if source:
+        return with_overrides(cfg, data={"source": source})
+    if not Path(cfg.data.source).is_absolute():
+        return with_overrides(cfg, data={"source": str((REPO / cfg.data.source).resolve())})
+    return cfg
+
+
 def _yardstick(cfg: RunConfig, out: Path) -> dict:
     """The yardsticks' EERs (read back when ``out`` already holds them)."""
     if not (out / "yardstick.json").is_file():
@@ -222,25 +233,27 @@ def markdown(result: dict) -> str:
     return "\n".join(text) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def real_set_parser(doc: str, out: str) -> argparse.ArgumentParser:
+    """The options every real-set benchmark shares: --config, --seeds, --out, --collect."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "real_vocoders.yaml")
-    parser.add_argument("--source", help="data.source (default: the config's)")
-    parser.add_argument("--strategies", default="joint,naive,dfwf,replay")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "real_attacks")
-    parser.add_argument("--name", default="real_attacks",
-                        help="results file name in benchmarks/results (without .json/.md)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / out)
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: tables of the runs already finished")
+    return parser
+
+
+def main() -> None:
+    parser = real_set_parser(__doc__, "real_attacks")
+    parser.add_argument("--source", help="data.source (default: the config's)")
+    parser.add_argument("--strategies", default="joint,naive,dfwf,replay")
+    parser.add_argument("--name", default="real_attacks",
+                        help="results file name in benchmarks/results (without .json/.md)")
     parser.add_argument("--a01", action="store_true", help="also the real A01 check")
     parser.add_argument("--a01-only", action="store_true", help="only the real A01 check")
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    if args.source:
-        cfg = with_overrides(cfg, data={"source": args.source})
-    elif not Path(cfg.data.source).is_absolute():
-        cfg = with_overrides(cfg, data={"source": str((REPO / cfg.data.source).resolve())})
+    cfg = load_real_config(args.config, args.source)
     strategies = [s for s in args.strategies.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     payload: dict = {"machine": machine()}

@@ -1,0 +1,131 @@
+"""How the real-set EER depends on the amount of real training data, in one command.
+
+Joint training with ``configs/real_vocoders.yaml`` (or ``--config``) on a fraction of
+the training speakers of every sub-corpus (first folder of each path; numpy seed 0,
+at least one speaker each; the evaluation split untouched), beside the yardsticks
+trained on the same fraction. 100 % is the config's own data. The question it
+answers: is the detector limited by its recipe or by the 12-20 training spoofs per
+vocoder the shared set holds?
+
+Outputs: the subsampled manifests and runs under ``--out`` (resumable),
+``benchmarks/results/learning_curve.json`` and ``.md``.
+Usage: ``python benchmarks/learning_curve.py [--fractions 0.25,0.5,1] [--seeds 0,1,2]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import RESULTS, machine
+from real_attacks import _pm, benchmark, load_real_config, real_set_parser
+
+from cl_spoof.config import with_overrides
+from cl_spoof.data.table import utterance_groups
+
+SPEAKER_SEED = 0
+
+
+def subsample(manifest: Path, fraction: float, out: Path) -> Path:
+    """Write a copy of ``manifest`` keeping ``fraction`` of every sub-corpus' training
+    speakers (at least one) and every evaluation row; paths become absolute."""
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table["path"] = [str((manifest.parent / p).resolve()) for p in table["path"]]
+    folder = utterance_groups(table, "folder")
+    train = table["split"] == "train"
+    rng = np.random.default_rng(SPEAKER_SEED)
+    keep = ~train
+    for name in sorted(folder[train].unique()):
+        rows = train & (folder == name).to_numpy()
+        speakers = sorted(table.loc[rows, "speaker"].unique())
+        rng.shuffle(speakers)
+        chosen = speakers[:max(1, int(round(fraction * len(speakers))))]
+        keep |= rows & table["speaker"].isin(chosen)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"manifest_{round(100 * fraction)}.csv"
+    table[keep].to_csv(path, index=False)
+    return path
+
+
+def markdown(points: list[dict]) -> str:
+    """The README table: mean / pooled EER per fraction, detector and yardsticks."""
+    names = list(points[0]["result"]["yardsticks"])
+    lines = ["| training speakers | training files (spoof / bona fide) | spoofs per attack "
+             "(fewest–most) | detector, joint: mean of the attacks | pooled | "
+             + " | ".join(f"yardstick {n}: mean" for n in names) + " |",
+             "|---" * (5 + len(names)) + "|"]
+    for p in points:
+        r = p["result"]
+        seeds = r["runs"]["joint"]["seeds"]
+        mean = _pm([s["metrics"]["final_avg_eer"] for s in seeds])
+        pooled = _pm([s["metrics"]["final_pooled_eer"] for s in seeds])
+        ys = " | ".join(f"{r['yardsticks'][n]['mean']:.1f}" for n in names)
+        per_attack = p["train_per_attack"].values()
+        lines.append(f"| {100 * p['fraction']:.0f} % | {p['train_spoof']} / "
+                     f"{p['train_bonafide']} | {min(per_attack)}–{max(per_attack)} | "
+                     f"{mean} ({len(seeds)} seeds) | {pooled} | {ys} |")
+    groups = points[0]["attack_folders"]
+    folders = sorted(set(groups.values()))
+    lines += ["", "Mean EER of the attacks of each sub-corpus (first folder of their files): "
+              "detector, mean over seeds / yardstick ltas", "",
+              "| training speakers | " + " | ".join(folders) + " |",
+              "|---" * (1 + len(folders)) + "|"]
+    for p in points:
+        r = p["result"]
+        seeds = r["runs"]["joint"]["seeds"]
+        cells = []
+        for folder in folders:
+            attacks = [a for a in r["attacks"] if groups[a] == folder]
+            det = np.mean([s["final"][a] for s in seeds for a in attacks])
+            ltas = np.mean([r["yardsticks"]["ltas"]["per_attack"][a] for a in attacks])
+            cells.append(f"{det:.1f} / {ltas:.1f}")
+        lines.append(f"| {100 * p['fraction']:.0f} % | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = real_set_parser(__doc__, "learning_curve")
+    parser.add_argument("--fractions", default="0.25,0.5,1")
+    args = parser.parse_args()
+    cfg = load_real_config(args.config)
+    manifest = Path(cfg.data.source)
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    full = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    folder = utterance_groups(full.assign(path=[str(manifest.parent / p) for p in full["path"]]),
+                              "folder")
+    attack_folders = {a: str(folder[(full["attack"] == a).to_numpy()].iloc[0])
+                      for a in cfg.data.attacks}
+    points: list[dict[str, Any]] = []
+    for fraction in (float(f) for f in args.fractions.split(",") if f):
+        if not 0 < fraction <= 1:
+            parser.error(f"--fractions: {fraction} is not in (0, 1]")
+        source = manifest if fraction == 1 else subsample(manifest, fraction, args.out)
+        table = pd.read_csv(source, dtype=str, keep_default_na=False)
+        train = table[(table["split"] == "train")
+                      & table["attack"].isin(list(cfg.data.attacks) + ["-"])]
+        result = benchmark(with_overrides(cfg, data={"source": str(source)}), ["joint"],
+                           seeds, args.out / f"train{round(100 * fraction)}",
+                           train=not args.collect)
+        points.append({"fraction": fraction, "manifest": str(source),
+                       "train_spoof": int((train["label"] == "spoof").sum()),
+                       "train_bonafide": int((train["label"] == "bonafide").sum()),
+                       "train_per_attack": {a: int((train["attack"] == a).sum())
+                                            for a in cfg.data.attacks},
+                       "attack_folders": attack_folders, "result": result})
+    measured = machine()
+    payload = {"machine": measured, "points": points}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "learning_curve.json").write_text(json.dumps(payload, indent=1) + "\n")
+    md = (f"Tables written {measured['date']} on {measured['cores']} cores "
+          f"({measured['cpu']}, CUDA: {measured['cuda']}); "
+          f"config {args.config.name}; from the runs under --out; EER in %, mean ± std over "
+          "seeds.\n\n" + markdown(points))
+    (RESULTS / "learning_curve.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
