@@ -24,18 +24,18 @@ from _common import RESULTS, machine
 from real_attacks import _pm, benchmark, load_real_config, real_set_parser
 
 from cl_spoof.config import with_overrides
-from cl_spoof.data.table import utterance_groups
+from cl_spoof.data.table import BONAFIDE, utterance_groups
 
 SPEAKER_SEED = 0
 
 
-def subsample(manifest: Path, fraction: float, out: Path) -> Path:
-    """Write a copy of ``manifest`` keeping ``fraction`` of every sub-corpus' training
-    speakers (at least one) and every evaluation row; paths become absolute."""
+def subsample(manifest: Path, fraction: float, out: Path, train_split: str = "train") -> Path:
+    """Write a copy of ``manifest`` keeping ``fraction`` of every sub-corpus' speakers
+    in ``train_split`` (at least one) and every other row; paths become absolute."""
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     table["path"] = [str((manifest.parent / p).resolve()) for p in table["path"]]
     folder = utterance_groups(table, "folder")
-    train = table["split"] == "train"
+    train = table["split"] == train_split
     rng = np.random.default_rng(SPEAKER_SEED)
     keep = ~train
     for name in sorted(folder[train].unique()):
@@ -102,10 +102,11 @@ def main() -> None:
     for fraction in (float(f) for f in args.fractions.split(",") if f):
         if not 0 < fraction <= 1:
             parser.error(f"--fractions: {fraction} is not in (0, 1]")
-        source = manifest if fraction == 1 else subsample(manifest, fraction, args.out)
+        source = (manifest if fraction == 1 else
+                  subsample(manifest, fraction, args.out, cfg.data.train_split))
         table = pd.read_csv(source, dtype=str, keep_default_na=False)
-        train = table[(table["split"] == "train")
-                      & table["attack"].isin(list(cfg.data.attacks) + ["-"])]
+        train = table[(table["split"] == cfg.data.train_split)
+                      & ((table["label"] == BONAFIDE) | table["attack"].isin(cfg.data.attacks))]
         result = benchmark(with_overrides(cfg, data={"source": str(source)}), ["joint"],
                            seeds, args.out / f"train{round(100 * fraction)}",
                            train=not args.collect)
