@@ -1,8 +1,9 @@
 """How the real-set EER depends on the amount of real training data, in one command.
 
 Joint training with ``configs/real_vocoders.yaml`` (or ``--config``) on a fraction of
-the training speakers of every sub-corpus (first folder of each path; numpy seed 0,
-at least one speaker each; the evaluation split untouched), beside the yardsticks
+the training speakers of every sub-corpus (first folder of each path; drawn with
+numpy seed ``--subset-seed``, 0 by default; at least one speaker each; the evaluation
+split untouched), beside the yardsticks
 trained on the same fraction. 100 % is the config's own data. The question it
 answers: is the detector limited by its recipe or by the 12-20 training spoofs per
 vocoder the shared set holds?
@@ -26,17 +27,17 @@ from real_attacks import _pm, benchmark, load_real_config, real_set_parser
 from cl_spoof.config import with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 
-SPEAKER_SEED = 0
 
-
-def subsample(manifest: Path, fraction: float, out: Path, train_split: str = "train") -> Path:
+def subsample(manifest: Path, fraction: float, out: Path, train_split: str = "train",
+              subset_seed: int = 0) -> Path:
     """Write a copy of ``manifest`` keeping ``fraction`` of every sub-corpus' speakers
-    in ``train_split`` (at least one) and every other row; paths become absolute."""
+    in ``train_split`` (at least one; drawn with numpy seed ``subset_seed``) and every
+    other row; paths become absolute."""
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     table["path"] = [str((manifest.parent / p).resolve()) for p in table["path"]]
     folder = utterance_groups(table, "folder")
     train = table["split"] == train_split
-    rng = np.random.default_rng(SPEAKER_SEED)
+    rng = np.random.default_rng(subset_seed)
     keep = ~train
     for name in sorted(folder[train].unique()):
         rows = train & (folder == name).to_numpy()
@@ -45,9 +46,14 @@ def subsample(manifest: Path, fraction: float, out: Path, train_split: str = "tr
         chosen = speakers[:max(1, int(round(fraction * len(speakers))))]
         keep |= rows & table["speaker"].isin(chosen)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"manifest_{round(100 * fraction)}.csv"
+    path = out / f"manifest_{round(100 * fraction)}{_suffix(subset_seed)}.csv"
     table[keep].to_csv(path, index=False)
     return path
+
+
+def _suffix(subset_seed: int) -> str:
+    """File and folder suffix of a speaker subset (none for the default subset 0)."""
+    return f"_subset{subset_seed}" if subset_seed else ""
 
 
 def markdown(points: list[dict]) -> str:
@@ -89,6 +95,8 @@ def markdown(points: list[dict]) -> str:
 def main() -> None:
     parser = real_set_parser(__doc__, "learning_curve")
     parser.add_argument("--fractions", default="0.25,0.5,1")
+    parser.add_argument("--subset-seed", type=int, default=0,
+                        help="numpy seed of the speaker subsets (results get a suffix unless 0)")
     args = parser.parse_args()
     cfg = load_real_config(args.config)
     manifest = Path(cfg.data.source)
@@ -103,12 +111,14 @@ def main() -> None:
         if not 0 < fraction <= 1:
             parser.error(f"--fractions: {fraction} is not in (0, 1]")
         source = (manifest if fraction == 1 else
-                  subsample(manifest, fraction, args.out, cfg.data.train_split))
+                  subsample(manifest, fraction, args.out, cfg.data.train_split,
+                            args.subset_seed))
         table = pd.read_csv(source, dtype=str, keep_default_na=False)
         train = table[(table["split"] == cfg.data.train_split)
                       & ((table["label"] == BONAFIDE) | table["attack"].isin(cfg.data.attacks))]
         result = benchmark(with_overrides(cfg, data={"source": str(source)}), ["joint"],
-                           seeds, args.out / f"train{round(100 * fraction)}",
+                           seeds, args.out / f"train{round(100 * fraction)}"
+                           f"{_suffix(args.subset_seed) if fraction < 1 else ''}",
                            train=not args.collect)
         points.append({"fraction": fraction, "manifest": str(source),
                        "train_spoof": int((train["label"] == "spoof").sum()),
@@ -117,14 +127,16 @@ def main() -> None:
                                             for a in cfg.data.attacks},
                        "attack_folders": attack_folders, "result": result})
     measured = machine()
-    payload = {"machine": measured, "points": points}
+    payload = {"machine": measured, "subset_seed": args.subset_seed, "points": points}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "learning_curve.json").write_text(json.dumps(payload, indent=1) + "\n")
+    name = f"learning_curve{_suffix(args.subset_seed)}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     md = (f"Tables written {measured['date']} on {measured['cores']} cores "
           f"({measured['cpu']}, CUDA: {measured['cuda']}); "
-          f"config {args.config.name}; from the runs under --out; EER in %, mean ± std over "
+          f"config {args.config.name}; speaker subset {args.subset_seed}; from the runs under "
+          "--out; EER in %, mean ± std over "
           "seeds.\n\n" + markdown(points))
-    (RESULTS / "learning_curve.md").write_text(md)
+    (RESULTS / f"{name}.md").write_text(md)
     print(md)
 
 
