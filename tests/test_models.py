@@ -68,7 +68,7 @@ def test_num_frames_and_min_length_match_the_network() -> None:
 def test_parameter_counts() -> None:
     counts = {name: count_parameters(build_model(name)) for name in FAST_PRESETS}
     assert 1_000 <= counts["tiny"] <= 10_000
-    assert 30_000 <= counts["small"] <= 150_000
+    assert 30_000 <= counts["small"] <= 100_000
     assert 300_000 <= counts["base"] <= 1_000_000
     ref = sum(p.numel() for p in build_model("rawnet2_reference").gru.parameters())
     assert ref > 16_000_000  # 3-layer GRU of 1024 units dominates the ~17.6M yardstick
