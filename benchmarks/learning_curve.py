@@ -28,14 +28,19 @@ from cl_spoof.config import with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 
 
+def _read(manifest: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """The manifest with absolute paths, and the sub-corpus (first folder) of each row."""
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table["path"] = [str((manifest.parent / p).resolve()) for p in table["path"]]
+    return table, utterance_groups(table, "folder")
+
+
 def subsample(manifest: Path, fraction: float, out: Path, train_split: str = "train",
               subset_seed: int = 0) -> Path:
     """Write a copy of ``manifest`` keeping ``fraction`` of every sub-corpus' speakers
     in ``train_split`` (at least one; drawn with numpy seed ``subset_seed``) and every
     other row; paths become absolute."""
-    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    table["path"] = [str((manifest.parent / p).resolve()) for p in table["path"]]
-    folder = utterance_groups(table, "folder")
+    table, folder = _read(manifest)
     train = table["split"] == train_split
     rng = np.random.default_rng(subset_seed)
     keep = ~train
@@ -101,9 +106,7 @@ def main() -> None:
     cfg = load_real_config(args.config)
     manifest = Path(cfg.data.source)
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    full = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    folder = utterance_groups(full.assign(path=[str(manifest.parent / p) for p in full["path"]]),
-                              "folder")
+    full, folder = _read(manifest)
     attack_folders = {a: str(folder[(full["attack"] == a).to_numpy()].iloc[0])
                       for a in cfg.data.attacks}
     points: list[dict[str, Any]] = []
