@@ -8,7 +8,7 @@ from cl_spoof.models.registry import (
     build_model,
     count_parameters,
 )
-from cl_spoof.models.resnet_gru import ModelConfig, ResNetGRU
+from cl_spoof.models.resnet_gru import ResNetGRU, ResNetGRUConfig
 
-__all__ = ["PRESETS", "Detector", "ModelConfig", "Preset", "ResNetGRU", "build_detector",
+__all__ = ["PRESETS", "Detector", "Preset", "ResNetGRU", "ResNetGRUConfig", "build_detector",
            "build_model", "count_parameters"]

@@ -40,7 +40,7 @@ class Preset:
 
     name: str
     summary: str
-    config: Any  # a frozen dataclass of the family (e.g. ModelConfig)
+    config: Any  # a frozen dataclass of the family (e.g. ResNetGRUConfig)
     build: Callable[[Any], Detector]
 
 
