@@ -1,7 +1,7 @@
 """Spoofing detectors: raw waveform in, two logits out (index 1 = bona fide)."""
 
 from cl_spoof.models.base import Detector
-from cl_spoof.models.registry import (
+from cl_spoof.models.presets import (
     PRESETS,
     Preset,
     build_detector,

@@ -26,10 +26,10 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector
+from cl_spoof.models.base import Detector, Preset
 from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
 
-__all__ = ["CONFIGS", "FRONTENDS", "ResNetGRU", "ResNetGRUConfig"]
+__all__ = ["CONFIGS", "FRONTENDS", "PRESETS", "ResNetGRU", "ResNetGRUConfig"]
 
 Pooling = Literal["last", "mean"]
 Frontend = Literal["conv", "sinc", "spec"]
@@ -196,7 +196,7 @@ class ResNetGRUConfig:
         return self.front_kernel_samples + (hop_after_front - 1) * self.front_stride_samples
 
 
-#: The ResNet-GRU presets (registered in :mod:`cl_spoof.models.registry`).
+#: The configs of the ResNet-GRU presets (see :data:`PRESETS` below).
 CONFIGS: dict[str, ResNetGRUConfig] = {
     # Unit tests: a few thousand parameters, milliseconds per batch.
     "tiny": ResNetGRUConfig(
@@ -411,3 +411,15 @@ class ResNetGRU(Detector):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Return the utterance embedding ``(B, embedding_dim)``."""
         return self.embedding(self._embed(x))
+
+
+#: The ResNet-GRU presets, collected by :mod:`cl_spoof.models.presets`.
+PRESETS: tuple[Preset, ...] = (
+    Preset("tiny", "ResNet-GRU for unit tests (a few thousand parameters)", CONFIGS["tiny"],
+           ResNetGRU, order=10),
+    Preset("small", "ResNet-GRU for the CPU demo", CONFIGS["small"], ResNetGRU, order=20),
+    Preset("base", "ResNet-GRU for ASVspoof 2019 LA at 64,600 samples", CONFIGS["base"],
+           ResNetGRU, order=30),
+    Preset("rawnet2_reference", "ResNet-GRU with RawNet2's sizes (a speed yardstick)",
+           CONFIGS["rawnet2_reference"], ResNetGRU, order=40),
+)
