@@ -25,8 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check cl_spoof tests benchmarks examples
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+bench: $(STAMP)  # every speed benchmark of benchmarks/speed/ (benchmarks/README.md)
+	$(BIN)/python -m benchmarks.run_all
 
 clean-venv:
 	rm -rf $(VENV)

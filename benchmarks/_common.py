@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: The repository root (benchmarks run from there: ``python -m benchmarks.<folder>.<name>``).
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
 
 
 def machine() -> dict:

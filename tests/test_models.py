@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import ConfigError
-from cl_spoof.models import PRESETS, ModelConfig, ResNetGRU, build_model, count_parameters
+from cl_spoof.models import (
+    PRESETS,
+    ResNetGRU,
+    ResNetGRUConfig,
+    build_model,
+    count_parameters,
+)
 
 torch.set_num_threads(1)
 
@@ -113,7 +119,7 @@ def test_overrides_and_config_objects() -> None:
     model = build_model("tiny", gru_hidden=12, fms=False, fc_dim=10)
     assert model.config.gru_hidden == 12 and model.config.embedding_dim == 10
     assert model.embed(torch.randn(2, 4_000)).shape == (2, 10)
-    config = ModelConfig(block_channels=[8, 8], block_pools=[2, 2], gru_hidden=8)
+    config = ResNetGRUConfig(block_channels=[8, 8], block_pools=[2, 2], gru_hidden=8)
     assert config.block_channels == (8, 8)
     assert ResNetGRU(config).config is config
     assert all(PRESETS[n].build is ResNetGRU
@@ -148,10 +154,10 @@ def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="gru_size"):
         build_model("tiny", gru_size=3)
     with pytest.raises(ConfigError, match="same length"):
-        ModelConfig(block_channels=(8, 8), block_pools=(2,))
+        ResNetGRUConfig(block_channels=(8, 8), block_pools=(2,))
     with pytest.raises(ConfigError, match="pooling"):
-        ModelConfig(pooling="max")  # type: ignore[arg-type]
+        ResNetGRUConfig(pooling="max")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="front_stride"):
-        ModelConfig(front_stride=0)
+        ResNetGRUConfig(front_stride=0)
     with pytest.raises(ConfigError, match="model.stats_dim"):
-        ModelConfig(stats_dim=-1)
+        ResNetGRUConfig(stats_dim=-1)

@@ -18,7 +18,7 @@ from cl_spoof.data.cache import WaveformCache
 from cl_spoof.data.table import utterance_groups
 from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.metrics.eer import matched_eer_per_attack
-from cl_spoof.models.yardstick import YARDSTICKS, Yardstick
+from cl_spoof.models.classical import YARDSTICKS, Yardstick
 from cl_spoof.workflows.yardstick import run_yardstick
 
 runner = CliRunner()

@@ -2,8 +2,8 @@
 
 :func:`read_source` is the one entry point: a CSV manifest, or a corpus root
 whose layout is found by the corpus-reader registry
-(:data:`cl_spoof.data.corpora.READERS`; adding a reader = a module there and a
-line in that tuple).
+(:data:`cl_spoof.data.corpora.READERS`, which collects every module of that
+package: adding a reader = a module there).
 """
 
 from __future__ import annotations

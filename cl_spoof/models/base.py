@@ -1,6 +1,11 @@
-"""``Detector``: what every spoofing detector offers the rest of cl-spoof."""
+"""``Detector``: what every spoofing detector offers the rest of cl-spoof; ``Preset``: a
+named detector, as a family module declares it (see :mod:`cl_spoof.models.presets`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -40,3 +45,18 @@ class Detector(nn.Module):
         The default refuses: a detector opts in by overriding this.
         """
         raise ConfigError(f"train.compile: {type(self).__name__} does not support compiling")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named detector: its family's constructor, a config of that family, a summary.
+
+    ``order`` places it in listings (``valid presets: ...``); presets of equal order
+    follow their module's name, then their place in its ``PRESETS``.
+    """
+
+    name: str
+    summary: str
+    config: Any  # a frozen dataclass of the family (e.g. ResNetGRUConfig)
+    build: Callable[[Any], Detector]
+    order: int = 1000

@@ -47,9 +47,9 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector
+from cl_spoof.models.base import Detector, Preset
 
-__all__ = ["CONFIGS", "LCNNConfig", "LFCCLCNN"]
+__all__ = ["CONFIGS", "PRESETS", "LCNNConfig", "LFCCLCNN"]
 
 SAMPLE_RATE = 16_000
 
@@ -127,7 +127,7 @@ class LCNNConfig:
         return 15 * self.hop_length
 
 
-#: The LFCC-LCNN presets (registered in :mod:`cl_spoof.models.registry`).
+#: The configs of the LFCC-LCNN presets (see :data:`PRESETS` below).
 CONFIGS: dict[str, LCNNConfig] = {
     "lfcc_lcnn": LCNNConfig(),
     "tiny_lfcc_lcnn": LCNNConfig(channels=(4, 6, 8, 4, 4), embedding_dim=8),
@@ -234,3 +234,12 @@ class LFCCLCNN(Detector):
         """``torch.compile`` the LCNN blocks in place (the LFCC and LSTM stay eager)."""
         for block in self.blocks:
             block.compile(backend=backend)
+
+
+#: The LFCC-LCNN presets, collected by :mod:`cl_spoof.models.presets`.
+PRESETS: tuple[Preset, ...] = (
+    Preset("lfcc_lcnn", "LFCC front end + light CNN (max-feature-map) + LSTM-sum pooling",
+           CONFIGS["lfcc_lcnn"], LFCCLCNN, order=70),
+    Preset("tiny_lfcc_lcnn", "LFCC-LCNN for unit tests", CONFIGS["tiny_lfcc_lcnn"], LFCCLCNN,
+           order=110),
+)

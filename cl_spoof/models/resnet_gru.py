@@ -26,10 +26,10 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector
+from cl_spoof.models.base import Detector, Preset
 from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
 
-__all__ = ["CONFIGS", "FRONTENDS", "ModelConfig", "ResNetGRU"]
+__all__ = ["CONFIGS", "FRONTENDS", "PRESETS", "ResNetGRU", "ResNetGRUConfig"]
 
 Pooling = Literal["last", "mean"]
 Frontend = Literal["conv", "sinc", "spec"]
@@ -49,7 +49,7 @@ def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ResNetGRUConfig:
     """All sizes of a :class:`ResNetGRU`.
 
     ``block_channels[i]`` / ``block_pools[i]`` give the output channels and the
@@ -196,10 +196,10 @@ class ModelConfig:
         return self.front_kernel_samples + (hop_after_front - 1) * self.front_stride_samples
 
 
-#: The ResNet-GRU presets (registered in :mod:`cl_spoof.models.registry`).
-CONFIGS: dict[str, ModelConfig] = {
+#: The configs of the ResNet-GRU presets (see :data:`PRESETS` below).
+CONFIGS: dict[str, ResNetGRUConfig] = {
     # Unit tests: a few thousand parameters, milliseconds per batch.
-    "tiny": ModelConfig(
+    "tiny": ResNetGRUConfig(
         front_channels=8,
         front_kernel=32,
         front_stride=8,
@@ -212,7 +212,7 @@ CONFIGS: dict[str, ModelConfig] = {
     # every bin of a 64-ms log power spectrum every 16 ms (513 channels at 16 kHz, 769
     # at 24 kHz), blocks pooling (1, 1, 2), mean-pooled GRU; 61 frames for 2 s.
     # (Before: a learnable conv front end with stride 16, pools (4, 4, 3), last frame.)
-    "small": ModelConfig(
+    "small": ResNetGRUConfig(
         frontend="spec",
         front_channels=16,
         front_kernel=64,
@@ -224,7 +224,7 @@ CONFIGS: dict[str, ModelConfig] = {
         pooling="mean",
     ),
     # ASVspoof on 64,600 samples (~0.45M parameters); 74 frames.
-    "base": ModelConfig(
+    "base": ResNetGRUConfig(
         front_channels=32,
         front_kernel=128,
         front_stride=16,
@@ -235,7 +235,7 @@ CONFIGS: dict[str, ModelConfig] = {
     ),
     # RawNet2-sized yardstick (~17.6M parameters): 20/128-channel blocks,
     # pool 3 everywhere, 3-layer GRU of 1024 units, 1024-d fc before the head.
-    "rawnet2_reference": ModelConfig(
+    "rawnet2_reference": ResNetGRUConfig(
         front_channels=20,
         front_kernel=1025,
         front_stride=1,
@@ -305,7 +305,7 @@ class ResNetGRU(Detector):
     so a forward hook on it captures the embedding at no extra cost.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ResNetGRUConfig) -> None:
         """Build the network described by ``config``."""
         super().__init__()
         self.config = config
@@ -411,3 +411,15 @@ class ResNetGRU(Detector):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Return the utterance embedding ``(B, embedding_dim)``."""
         return self.embedding(self._embed(x))
+
+
+#: The ResNet-GRU presets, collected by :mod:`cl_spoof.models.presets`.
+PRESETS: tuple[Preset, ...] = (
+    Preset("tiny", "ResNet-GRU for unit tests (a few thousand parameters)", CONFIGS["tiny"],
+           ResNetGRU, order=10),
+    Preset("small", "ResNet-GRU for the CPU demo", CONFIGS["small"], ResNetGRU, order=20),
+    Preset("base", "ResNet-GRU for ASVspoof 2019 LA at 64,600 samples", CONFIGS["base"],
+           ResNetGRU, order=30),
+    Preset("rawnet2_reference", "ResNet-GRU with RawNet2's sizes (a speed yardstick)",
+           CONFIGS["rawnet2_reference"], ResNetGRU, order=40),
+)

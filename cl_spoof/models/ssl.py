@@ -39,9 +39,9 @@ from torch import nn
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.checkpoints import state_mismatch
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector
+from cl_spoof.models.base import Detector, Preset
 
-__all__ = ["ARCHITECTURES", "CONFIGS", "SSLConfig", "SSLDetector"]
+__all__ = ["ARCHITECTURES", "CONFIGS", "PRESETS", "SSLConfig", "SSLDetector"]
 
 _M = torchaudio.models
 
@@ -108,7 +108,7 @@ class SSLConfig:
                               f"got {self.head_dim!r}")
 
 
-#: The SSL preset (registered in :mod:`cl_spoof.models.registry`).
+#: The configs of the SSL presets (see :data:`PRESETS` below).
 CONFIGS: dict[str, SSLConfig] = {"ssl": SSLConfig()}
 
 _FILE_HELP = ("cl-spoof never downloads weights; README, 'SSL front end', says how to save "
@@ -289,3 +289,10 @@ class SSLDetector(Detector):
         params = dict(self.named_parameters())
         for name in self._frozen:
             state.setdefault(prefix + name, params[name].detach())
+
+
+#: The SSL preset, collected by :mod:`cl_spoof.models.presets`.
+PRESETS: tuple[Preset, ...] = (
+    Preset("ssl", "pretrained SSL encoder (wav2vec 2.0 / XLS-R / HuBERT / WavLM; a local "
+           "file) + weighted layer sum + small head", CONFIGS["ssl"], SSLDetector, order=80),
+)

@@ -29,9 +29,9 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector
+from cl_spoof.models.base import Detector, Preset
 
-__all__ = ["CONFIGS", "TSSDNet", "TSSDNetConfig"]
+__all__ = ["CONFIGS", "PRESETS", "TSSDNet", "TSSDNetConfig"]
 
 Kind = Literal["res", "inc"]
 
@@ -86,7 +86,7 @@ class TSSDNetConfig:
         return self.pool ** len(self.channels)  # the stem pool and stages 1..n-1
 
 
-#: The TSSDNet presets (registered in :mod:`cl_spoof.models.registry`).
+#: The configs of the TSSDNet presets (see :data:`PRESETS` below).
 CONFIGS: dict[str, TSSDNetConfig] = {
     "res_tssdnet": TSSDNetConfig(kind="res"),
     "inc_tssdnet": TSSDNetConfig(kind="inc", channels=(32, 64, 128, 128)),
@@ -194,3 +194,16 @@ class TSSDNet(Detector):
         self.stem.compile(backend=backend)
         for stage in self.stages:
             stage.compile(backend=backend)
+
+
+#: The TSSDNet presets, collected by :mod:`cl_spoof.models.presets`.
+PRESETS: tuple[Preset, ...] = (
+    Preset("res_tssdnet", "Res-TSSDNet (Hua et al. 2021): 1-D residual CNN on the waveform",
+           CONFIGS["res_tssdnet"], TSSDNet, order=50),
+    Preset("inc_tssdnet", "Inc-TSSDNet (Hua et al. 2021): 1-D dilated inception CNN",
+           CONFIGS["inc_tssdnet"], TSSDNet, order=60),
+    Preset("tiny_res_tssdnet", "Res-TSSDNet for unit tests", CONFIGS["tiny_res_tssdnet"],
+           TSSDNet, order=90),
+    Preset("tiny_inc_tssdnet", "Inc-TSSDNet for unit tests", CONFIGS["tiny_inc_tssdnet"],
+           TSSDNet, order=100),
+)

@@ -4,7 +4,7 @@ Same utterance table, same experiences, same input as the detectors of ``run`` /
 ``compare`` on that config: every utterance decoded at ``data.sample_rate``, its
 level set (``data.level``) and cut to ``data.num_samples`` from the start (the
 detectors' evaluation input; short clips are repeated). Each yardstick
-(:mod:`cl_spoof.models.yardstick`) is fitted once on the training rows of every
+(:mod:`cl_spoof.models.classical`) is fitted once on the training rows of every
 experience together (like ``joint`` training) and scored on every test experience:
 
 - per experience (attack): EER of its spoofs against its bona fide, as in a run's
@@ -40,7 +40,7 @@ from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.files import atomic_dir, atomic_write_text
 from cl_spoof.metrics.eer import compute_eer, matched_eer_per_attack
 from cl_spoof.metrics.score_files import write_score_file
-from cl_spoof.models.yardstick import YARDSTICKS, Yardstick
+from cl_spoof.models.classical import YARDSTICKS, Yardstick
 
 __all__ = ["YardstickResult", "default_yardstick_dir", "parse_yardsticks", "run_yardstick",
            "yardstick_eers"]

@@ -1,9 +1,13 @@
 """Readers of the standard spoofing corpora, exactly as their publishers distribute them.
 
-Every reader module exposes the same small interface, so the registry
+Every public module of this package is a reader (private ``_*.py`` modules hold
+shared code); :func:`collect_readers` finds them with ``pkgutil``, so **adding a reader
+is one new module here**. Each exposes the same small interface, so the registry
 :data:`READERS` can list, detect and read them all:
 
 - ``NAME``: short name (``"asvspoof2021_df"``), used as ``layout=`` and in messages;
+- ``ORDER``: an integer, its place in :data:`READERS` (the order layouts are tried
+  and listed; ties go by ``NAME``);
 - ``LAYOUT``: one line describing the expected layout (listed when no layout matches);
 - ``detect(root) -> bool``: cheap, looks only at file and folder names;
 - ``missing(root, **options) -> list[str]``: the parts of a detected layout that
@@ -22,39 +26,50 @@ several sources should prefix them with the source name before concatenating,
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
-from cl_spoof.data.corpora import (
-    asvspoof5,
-    asvspoof2019,
-    asvspoof2021_df,
-    asvspoof2021_la,
-    fake_or_real,
-    in_the_wild,
-    wavefake,
-)
 from cl_spoof.data.corpora._common import DEFAULT_FRACTIONS, DEFAULT_SEED, missing_error
 from cl_spoof.errors import ConfigError, DataError
 
-#: Every corpus reader, in the order layouts are tried and listed.
-READERS: tuple[ModuleType, ...] = (
-    asvspoof2019,
-    asvspoof2021_la,
-    asvspoof2021_df,
-    asvspoof5,
-    in_the_wild,
-    wavefake,
-    fake_or_real,
-)
-BY_NAME: dict[str, ModuleType] = {m.NAME: m for m in READERS}
+__all__ = ["BY_NAME", "DEFAULT_FRACTIONS", "DEFAULT_SEED", "READERS", "collect_readers",
+           "detect_layout", "layouts_text", "prefix_utt_ids", "read_corpus", "reader",
+           "reader_options"]
 
-__all__ = ["BY_NAME", "DEFAULT_FRACTIONS", "DEFAULT_SEED", "READERS", "detect_layout",
-           "layouts_text", "prefix_utt_ids", "read_corpus", "reader", "reader_options"]
+#: What every reader module defines.
+INTERFACE = ("NAME", "ORDER", "LAYOUT", "detect", "missing", "read")
+
+
+def collect_readers(package: ModuleType | None = None) -> tuple[ModuleType, ...]:
+    """Every reader module of ``package`` (default: this one), imported, by ``ORDER``
+    then ``NAME``; a module lacking part of the interface, or a second reader of one
+    ``NAME``, is an error at import."""
+    package = package if package is not None else sys.modules[__name__]
+    found: dict[str, ModuleType] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.ispkg or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        lacking = [attr for attr in INTERFACE if not hasattr(module, attr)]
+        if lacking:
+            raise TypeError(f"corpus reader {module.__name__} lacks {', '.join(lacking)}")
+        if module.NAME in found:
+            raise ValueError(f"corpus layout {module.NAME!r} is read by both "
+                             f"{found[module.NAME].__name__} and {module.__name__}")
+        found[module.NAME] = module
+    return tuple(sorted(found.values(), key=lambda m: (m.ORDER, m.NAME)))
+
+
+#: Every corpus reader, in the order layouts are tried and listed.
+READERS: tuple[ModuleType, ...] = collect_readers()
+BY_NAME: dict[str, ModuleType] = {m.NAME: m for m in READERS}
 
 
 def layouts_text() -> str:

@@ -19,6 +19,7 @@ from cl_spoof.data.corpora._common import missing_error
 from cl_spoof.errors import ConfigError
 
 NAME = "asvspoof2019_la"
+ORDER = 10  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("ASVspoof 2019 LA: ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.*.txt"
           " + ASVspoof2019_LA_{train,dev,eval}/flac/")
 

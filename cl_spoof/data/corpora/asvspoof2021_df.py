@@ -33,6 +33,7 @@ from cl_spoof.data.corpora import _asvspoof2021 as _impl
 from cl_spoof.data.corpora._common import DEFAULT_SEED
 
 NAME = "asvspoof2021_df"
+ORDER = 30  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("ASVspoof 2021 DF: ASVspoof2021_DF_eval/flac/ (or ASVspoof2021_DF_eval_part0N/...)"
           " + keys/DF/CM/trial_metadata.txt (from DF-keys-full.tar.gz)")
 TRACK = _impl.Track(

@@ -29,6 +29,7 @@ from cl_spoof.data.corpora import _asvspoof2021 as _impl
 from cl_spoof.data.corpora._common import DEFAULT_SEED
 
 NAME = "asvspoof2021_la"
+ORDER = 20  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("ASVspoof 2021 LA: ASVspoof2021_LA_eval/flac/ + keys/LA/CM/trial_metadata.txt"
           " (from LA-keys-full.tar.gz)")
 TRACK = _impl.Track(

@@ -44,6 +44,7 @@ from cl_spoof.data.table import LABELS, NO_ATTACK, SPLITS, make_table
 from cl_spoof.errors import ConfigError, DataError
 
 NAME = "asvspoof5"
+ORDER = 40  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("ASVspoof 5: ASVspoof5.{train,dev.track_1,eval.track_1}.tsv (in the root or"
           " ASVspoof5_protocols/) + flac_T/, flac_D/, flac_E_eval/")
 

@@ -40,6 +40,7 @@ from cl_spoof.data.table import NO_ATTACK, make_table
 from cl_spoof.errors import ConfigError, DataError
 
 NAME = "fake_or_real"
+ORDER = 70  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("Fake-or-Real: for-norm/, for-2seconds/, for-rerecorded/ or for-original/ with"
           " {training,validation,testing}/{real,fake}/")
 #: Version name -> folder names it may be unpacked as (York archive, Kaggle mirror).

@@ -41,6 +41,7 @@ from cl_spoof.data.table import NO_ATTACK, make_table
 from cl_spoof.errors import DataError
 
 NAME = "in_the_wild"
+ORDER = 50  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("In-the-Wild: release_in_the_wild/meta.csv (file,speaker,label)"
           " + release_in_the_wild/*.wav")
 FOLDER = "release_in_the_wild"

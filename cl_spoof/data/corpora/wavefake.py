@@ -69,6 +69,7 @@ from cl_spoof.data.table import NO_ATTACK, make_table
 from cl_spoof.errors import ConfigError
 
 NAME = "wavefake"
+ORDER = 60  # place among the layouts tried and listed (cl_spoof.data.corpora)
 LAYOUT = ("WaveFake: generated_audio/<generator>/ (ljspeech_*, jsut_*, common_voices_*)"
           " + LJSpeech-1.1/ and jsut_ver1.1/ for bona fide")
 GENERATED = "generated_audio"

@@ -8,11 +8,11 @@ the variants take turns, round after round, so a load change on a shared machine
 hits them alike, and the median step counts. Reported per variant: seconds of
 compute per second of training audio, with augmentation on and off, clips/s, the
 share of the input path (augmentation) in the step, the inference real-time factor,
-and the ratio to ``before`` (the ``small`` preset before issue 13: learnable conv,
-stride 16, 16 kHz) and to ``demo`` (the demo config's ``small``: conv hop 8). Clips
+and the ratio to ``before`` (the ``small`` preset before its log-spectrum front end:
+learnable conv, stride 16, 16 kHz) and to ``demo`` (the demo config's ``small``: conv hop 8). Clips
 are synthetic (cost does not depend on content). Usage::
 
-    python benchmarks/recipe_cost.py [--rounds 5] [--steps 3] [--threads 1]
+    python -m benchmarks.speed.recipe_cost [--rounds 5] [--steps 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import write_result  # noqa: E402
 
+from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark.datasets import ClipDataset, RandomCrop  # noqa: E402
 from cl_spoof.config import AugmentConfig  # noqa: E402
 from cl_spoof.data.cache import CachedWaveforms  # noqa: E402

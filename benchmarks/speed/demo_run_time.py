@@ -4,7 +4,7 @@ Runs ``cl-spoof run --strategy naive`` in a subprocess exactly as a user would
 (demo corpus already built; building it is timed separately by the first call
 of ``cl-spoof data demo``). Target: <= 8 minutes on 2 CPU cores. Usage::
 
-    python benchmarks/demo_run_time.py [--strategy naive]
+    python -m benchmarks.speed.demo_run_time [--strategy naive]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import write_result
+from benchmarks._common import write_result
 
 BIN = Path(sys.executable).parent / "cl-spoof"
 

@@ -8,7 +8,7 @@ naive's (median over seeds; runs that shared the machine the same way compare), 
 with ``--epoch-times``, the epoch time vs naive from
 ``results/field_baselines_overhead.json`` (measured on the demo)::
 
-    python benchmarks/field_baselines_tables.py ROOT [ROOT ...] [--names naive,dfwf,...]
+    python -m benchmarks.studies.field_baselines_tables ROOT [ROOT ...] [--names naive,dfwf,...]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmarks._common import RESULTS
 from cl_spoof.workflows.run_dir import read_status
 
-HERE = Path(__file__).resolve().parent
 KEEPS = {"replay": "200 clips", "dfwf+replay": "200 clips"}
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     runs = runs_of(args.roots)
     names = [n for n in args.names.split(",") if n] or list(runs)
-    overhead_file = HERE / "results" / "field_baselines_overhead.json"
+    overhead_file = RESULTS / "field_baselines_overhead.json"
     overhead = (json.loads(overhead_file.read_text())["methods"]
                 if overhead_file.is_file() and args.epoch_times else {})
     seconds = {name: np.median([read_status(d)["seconds"] for d in dirs])

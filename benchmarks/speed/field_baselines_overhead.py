@@ -7,9 +7,9 @@ every method is active): each training epoch, and the experience as a whole
 RegO's Fisher pass, EWC-like work). Also records the size of each method's
 checkpointed state after the two experiences against the model's. Strategies
 run interleaved, twice; the best time of each is kept (the machine is shared).
-Targets (issue 17): epoch time <= 2x naive; state <= 2x the model. Usage::
+Targets: epoch time <= 2x naive; state <= 2x the model. Usage::
 
-    python benchmarks/field_baselines_overhead.py [--epochs 2] [--repeats 2]
+    python -m benchmarks.speed.field_baselines_overhead [--epochs 2] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from _common import write_result  # noqa: E402
 from avalanche.core import SupervisedPlugin  # noqa: E402
 
+from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import load_benchmark_data  # noqa: E402
 from cl_spoof.config import load_config, with_overrides  # noqa: E402
 from cl_spoof.workflows.run import run_experiment  # noqa: E402

@@ -1,6 +1,7 @@
 """How the real-set EER depends on the amount of real training data, in one command.
 
-Joint training with ``configs/real_vocoders.yaml`` (or ``--config``) on a fraction of
+Joint training with ``configs/real_vocoders.yaml`` (or ``--config``, or ``--ablation``:
+an entry of ``benchmarks/index.yaml``) on a fraction of
 the training speakers of every sub-corpus (first folder of each path; drawn with
 numpy seed ``--subset-seed``, 0 by default; at least one speaker each; the evaluation
 split untouched), beside the yardsticks
@@ -10,7 +11,7 @@ vocoder the shared set holds?
 
 Outputs: the subsampled manifests and runs under ``--out`` (resumable),
 ``benchmarks/results/learning_curve.json`` and ``.md``.
-Usage: ``python benchmarks/learning_curve.py [--fractions 0.25,0.5,1] [--seeds 0,1,2]``.
+Usage: ``python -m benchmarks.studies.learning_curve [--fractions 0.25,0.5,1] [--seeds 0,1,2]``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, machine
-from real_attacks import _pm, benchmark, load_real_config, real_set_parser
 
+from benchmarks._common import RESULTS, machine
+from benchmarks.studies.real_attacks import _pm, benchmark, real_set_config, real_set_parser
 from cl_spoof.config import with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--subset-seed", type=int, default=0,
                         help="numpy seed of the speaker subsets (results get a suffix unless 0)")
     args = parser.parse_args()
-    cfg = load_real_config(args.config)
+    cfg = real_set_config(parser, args)
     manifest = Path(cfg.data.source)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     full, folder = _read(manifest)
@@ -136,7 +137,8 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     md = (f"Tables written {measured['date']} on {measured['cores']} cores "
           f"({measured['cpu']}, CUDA: {measured['cuda']}); "
-          f"config {args.config.name}; speaker subset {args.subset_seed}; from the runs under "
+          f"config {args.config.name if not args.ablation else args.ablation + ' (index)'}; "
+          f"speaker subset {args.subset_seed}; from the runs under "
           "--out; EER in %, mean ± std over "
           "seeds.\n\n" + markdown(points))
     (RESULTS / f"{name}.md").write_text(md)

@@ -14,7 +14,7 @@ the β a run saw (the model changes during the experience; the first batches are
 exact). Any run directory works (its config names data, clip and batch size);
 the run's own strategy does not matter::
 
-    python benchmarks/projection_beta.py RUN_DIR [--name NAME]
+    python -m benchmarks.studies.projection_beta RUN_DIR [--name NAME]
 
 Writes ``benchmarks/results/projection_beta_<NAME>.json`` and prints a table.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import write_result
 from torch.utils.data import DataLoader
 
+from benchmarks._common import write_result
 from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import load_config

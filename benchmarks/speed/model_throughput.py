@@ -13,7 +13,7 @@ preset is measured on a randomly initialised encoder of ``--ssl-arch`` (frozen, 
 default), saved to a temporary file and loaded through the real code path: speed does
 not depend on the weights. Usage::
 
-    python benchmarks/model_throughput.py [--threads 2] [--samples 64600]
+    python -m benchmarks.speed.model_throughput [--threads 2] [--samples 64600]
         [--batches 8,32] [--rounds 3] [--presets small,base,...] [--ssl-arch wav2vec2_base]
 """
 
@@ -29,8 +29,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from _common import write_result  # noqa: E402
 
+from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.models import Detector, build_model, count_parameters  # noqa: E402
 from cl_spoof.models.ssl import ARCHITECTURES  # noqa: E402
 

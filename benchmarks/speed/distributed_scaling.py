@@ -11,7 +11,7 @@
 
 Usage::
 
-    python benchmarks/distributed_scaling.py [--config demo] [--strategy dfwf] \\
+    python -m benchmarks.speed.distributed_scaling [--config demo] [--strategy dfwf] \\
         [--seeds 2] [--nproc 2] [--compare-epochs 2]
 """
 
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import write_result
 
+from benchmarks._common import write_result
 from cl_spoof.config import load_config, to_yaml, with_overrides
 
 BIN = Path(sys.executable).parent / "cl-spoof"

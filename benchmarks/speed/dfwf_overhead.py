@@ -4,7 +4,7 @@ Trains the demo model on the first two demo experiences with Naive and with
 DFWF (same seed, same data order) and times the epochs of the *second*
 experience, where DFWF has a teacher. Target: DFWF <= 1.4x naive. Usage::
 
-    python benchmarks/dfwf_overhead.py [--epochs 2]
+    python -m benchmarks.speed.dfwf_overhead [--epochs 2]
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from _common import write_result  # noqa: E402
 from avalanche.core import SupervisedPlugin  # noqa: E402
 
+from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import load_benchmark_data  # noqa: E402
 from cl_spoof.config import load_config, with_overrides  # noqa: E402
 from cl_spoof.workflows.run import run_experiment  # noqa: E402

@@ -17,9 +17,14 @@ training files of speaker LA_0079 split by utterance (50 % of each class, numpy 
 13) into train and eval, joint training with the same recipe at 16 kHz, and the
 yardsticks on that split.
 
+``--ablation NAME`` runs an entry of ``benchmarks/index.yaml`` instead of ``--config``
+(its base config with its changes; results under the entry's name, runs under
+``runs/<that name>`` unless ``--name`` / ``--out`` say otherwise).
+
 Outputs: the runs under ``--out`` (resumable: run the same command again to complete an
 interrupted benchmark), ``benchmarks/results/real_attacks.json`` and ``.md``.
-Usage: ``python benchmarks/real_attacks.py [--seeds 0,1,2] [--strategies ...] [--a01]``.
+Usage: ``python -m benchmarks.studies.real_attacks [--seeds 0,1,2] [--strategies ...] [--a01]
+[--ablation NAME]``, from the repository root.
 Takes hours on 2 CPU cores (each continual run trains 12 experiences).
 """
 
@@ -33,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, machine
 
+from benchmarks._common import REPO, RESULTS, machine
+from benchmarks.index import ablation_config, entry
 from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
@@ -46,7 +52,6 @@ from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.run_dir import read_status
 from cl_spoof.workflows.yardstick import run_yardstick
 
-REPO = Path(__file__).resolve().parents[1]
 LA = REPO.parent / "shared" / "data" / "asvspoof2019_la_sample"
 A01_SPLIT_SEED = 13
 
@@ -67,10 +72,11 @@ def _pm(values: list[float]) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=0):.1f}"
 
 
-def load_real_config(path: Path, source: str | None = None) -> RunConfig:
-    """The config at ``path`` with ``data.source`` replaced by ``source`` if given, and
-    made absolute (a relative source is relative to the repository, as in ``configs/``)."""
-    cfg = load_config(path)
+def load_real_config(path: Path | RunConfig, source: str | None = None) -> RunConfig:
+    """The config at ``path`` (or given) with ``data.source`` replaced by ``source`` if
+    given, and made absolute (a relative source is relative to the repository, as in
+    ``configs/``)."""
+    cfg = path if isinstance(path, RunConfig) else load_config(path)
     if source:
         return with_overrides(cfg, data={"source": source})
     if not Path(cfg.data.source).is_absolute():
@@ -234,30 +240,63 @@ def markdown(result: dict) -> str:
 
 
 def real_set_parser(doc: str, out: str) -> argparse.ArgumentParser:
-    """The options every real-set benchmark shares: --config, --seeds, --out, --collect."""
+    """The options every real-set benchmark shares: --config or --ablation, --seeds, --out,
+    --collect (:func:`real_set_config` reads them)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "real_vocoders.yaml")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--config", type=Path, default=REPO / "configs" / "real_vocoders.yaml")
+    which.add_argument("--ablation", metavar="NAME",
+                       help="an entry of benchmarks/index.yaml (its base config with its "
+                            "changes) instead of --config")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / out)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"runs folder (default: runs/{out}; with --ablation: "
+                             "runs/<its results name>)")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: tables of the runs already finished")
+    parser.set_defaults(default_out=out)
     return parser
+
+
+def ablation_name(ablation: str) -> str:
+    """The results name of an index entry (``abl_wd`` for ``wd``; the entry's own name
+    when it lists no results)."""
+    e = entry(ablation)
+    return e.results_name or e.name
+
+
+def real_set_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    source: str | None = None) -> RunConfig:
+    """The config of ``--config`` or ``--ablation`` (see :func:`load_real_config`); fills
+    in ``args.out`` when not given."""
+    if args.ablation:
+        try:
+            cfg = ablation_config(args.ablation)
+        except KeyError as exc:
+            parser.error(f"--ablation: {exc.args[0]}")
+    else:
+        cfg = load_config(args.config)
+    if args.out is None:
+        args.out = REPO / "runs" / (ablation_name(args.ablation) if args.ablation
+                                    else args.default_out)
+    return load_real_config(cfg, source)
 
 
 def main() -> None:
     parser = real_set_parser(__doc__, "real_attacks")
     parser.add_argument("--source", help="data.source (default: the config's)")
     parser.add_argument("--strategies", default="joint,naive,dfwf,replay")
-    parser.add_argument("--name", default="real_attacks",
-                        help="results file name in benchmarks/results (without .json/.md)")
+    parser.add_argument("--name", default=None,
+                        help="results file name in benchmarks/results (without .json/.md; "
+                             "default: real_attacks, or the --ablation entry's)")
     parser.add_argument("--a01", action="store_true", help="also the real A01 check")
     parser.add_argument("--a01-only", action="store_true", help="only the real A01 check")
     args = parser.parse_args()
-    cfg = load_real_config(args.config, args.source)
+    cfg = real_set_config(parser, args, args.source)
     strategies = [s for s in args.strategies.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     payload: dict = {"machine": machine()}
-    name = args.name
+    name = args.name or (ablation_name(args.ablation) if args.ablation else "real_attacks")
     if not args.a01_only:
         payload["real_vocoders_tts"] = benchmark(cfg, strategies, seeds, args.out / "real",
                                                  train=not args.collect)

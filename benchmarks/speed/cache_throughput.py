@@ -4,7 +4,7 @@ Both paths go through the same Avalanche dataset and DataLoader settings that
 training uses (batch 32, training crops, ``workers`` from the demo config), on
 the demo corpus's training FLAC files. Usage::
 
-    python benchmarks/cache_throughput.py [--clips 800] [--workers 0] [--num-samples 64600]
+    python -m benchmarks.speed.cache_throughput [--clips 800] [--workers 0] [--num-samples 64600]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import write_result  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import cache_samples  # noqa: E402
 from cl_spoof.benchmark.datasets import RandomCrop, make_dataset  # noqa: E402
 from cl_spoof.config import load_config  # noqa: E402

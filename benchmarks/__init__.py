@@ -1,0 +1,1 @@
+"""Benchmarks of cl-spoof: speed measurements and accuracy studies (see README.md here)."""

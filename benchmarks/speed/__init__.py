@@ -1,0 +1,1 @@
+"""Speed benchmarks: each writes one results/<name>.json."""

@@ -1,0 +1,1 @@
+"""Accuracy studies on real data and finished runs."""
