@@ -6,7 +6,7 @@
 - :mod:`~cl_spoof.strategies.regions`: RegO's Fisher regions and Ebbinghaus release;
 - :mod:`~cl_spoof.strategies.layers`: layer-name patterns, the inputs each weight multiplies;
 - :mod:`~cl_spoof.strategies.plugins`: ``DFWFPlugin``, ``RAWMPlugin``, ``RWMPlugin``,
-  ``RegOPlugin``, ``FreezePlugin`` and the plugins every run gets;
+  ``RegOPlugin``, ``SelfDistillationPlugin``;
 - :mod:`~cl_spoof.strategies.templates`: the ``DFWF``, ``RAWM``, ``RWM``, ``RegO`` classes;
 - :mod:`~cl_spoof.strategies.state`: strategy state to and from checkpoints.
 

@@ -7,15 +7,8 @@
 from typing import Any
 
 from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
-from cl_spoof.strategies.plugins.training import (
-    Autocast,
-    ClassWeightedLoss,
-    FreezePlugin,
-    class_weights,
-)
 
-__all__ = ["Autocast", "ClassWeightedLoss", "DFWFPlugin", "FreezePlugin", "RAWMPlugin",
-           "RWMPlugin", "RegOPlugin", "class_weights"]
+__all__ = ["DFWFPlugin", "RAWMPlugin", "RWMPlugin", "RegOPlugin"]
 
 _LAZY = {"RAWMPlugin": "projection", "RWMPlugin": "projection", "RegOPlugin": "rego"}
 
