@@ -113,7 +113,7 @@ def lockstep(kind: str, cli_args: list[str]) -> None:
     from avalanche.core import SupervisedPlugin
 
     from cl_spoof.cli import main
-    from cl_spoof.strategies.plugins import projection
+    from cl_spoof.strategies.methods.owm import plugin as owm_plugin
     from cl_spoof.workflows import trainer
 
     class Lockstep(SupervisedPlugin, supports_distributed=True):
@@ -128,7 +128,7 @@ def lockstep(kind: str, cli_args: list[str]) -> None:
                                    f"{strategy.clock.train_iterations} ({strategy.plugins[-2]})")
 
     if kind == "local":
-        projection._ProjectionPlugin._global = lambda self, tensor: tensor
+        owm_plugin._ProjectionPlugin._global = lambda self, tensor: tensor
 
     build = trainer.build_strategy
 
