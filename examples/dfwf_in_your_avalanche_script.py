@@ -28,7 +28,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from cl_spoof.strategies.plugins import DFWFPlugin
+from cl_spoof.strategies import DFWFPlugin
 
 BONAFIDE = 1  # class index of genuine speech in this toy problem
 

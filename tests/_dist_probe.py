@@ -88,7 +88,7 @@ def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
     from avalanche.core import SupervisedPlugin
 
     from cl_spoof.cli import main
-    from cl_spoof.workflows import training
+    from cl_spoof.workflows import trainer
 
     class Fault(SupervisedPlugin, supports_distributed=True):
         def before_training_exp(self, strategy, **kwargs) -> None:
@@ -97,12 +97,12 @@ def fault(mode: str, bad_rank: int, cli_args: list[str]) -> None:
                     time.sleep(3600)
                 raise RuntimeError(f"injected failure on rank {bad_rank}")
 
-    build = training.build_strategy
+    build = trainer.build_strategy
 
     def with_fault(args):
         return build(dataclasses.replace(args, plugins=[*args.plugins, Fault()]))
 
-    training.build_strategy = with_fault
+    trainer.build_strategy = with_fault
     sys.argv = ["cl-spoof", *cli_args]
     main()
 
@@ -113,8 +113,8 @@ def lockstep(kind: str, cli_args: list[str]) -> None:
     from avalanche.core import SupervisedPlugin
 
     from cl_spoof.cli import main
-    from cl_spoof.strategies.plugins import projection
-    from cl_spoof.workflows import training
+    from cl_spoof.strategies.methods.owm import plugin as owm_plugin
+    from cl_spoof.workflows import trainer
 
     class Lockstep(SupervisedPlugin, supports_distributed=True):
         def after_training_iteration(self, strategy, **kwargs) -> None:
@@ -128,14 +128,14 @@ def lockstep(kind: str, cli_args: list[str]) -> None:
                                    f"{strategy.clock.train_iterations} ({strategy.plugins[-2]})")
 
     if kind == "local":
-        projection._ProjectionPlugin._global = lambda self, tensor: tensor
+        owm_plugin._ProjectionPlugin._global = lambda self, tensor: tensor
 
-    build = training.build_strategy
+    build = trainer.build_strategy
 
     def with_check(args):
         return build(dataclasses.replace(args, plugins=[*args.plugins, Lockstep()]))
 
-    training.build_strategy = with_check
+    trainer.build_strategy = with_check
     sys.argv = ["cl-spoof", *cli_args]
     main()
 

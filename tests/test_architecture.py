@@ -4,6 +4,7 @@ in one place, light imports where promised, registries and docs that match the c
 from __future__ import annotations
 
 import ast
+import pkgutil
 import re
 import runpy
 import subprocess
@@ -21,7 +22,7 @@ LAYERS = {
     "cl_spoof.config": 1, "cl_spoof.infra": 1,
     "cl_spoof.data": 2, "cl_spoof.demo": 2,
     "cl_spoof.benchmark": 3, "cl_spoof.models": 3, "cl_spoof.metrics": 3,
-    "cl_spoof.strategies": 4,
+    "cl_spoof.strategies": 4, "cl_spoof.training": 4,
     "cl_spoof.reporting": 5,
     "cl_spoof.workflows": 6,
     "cl_spoof.cli": 7, "cl_spoof.__main__": 7,
@@ -141,15 +142,33 @@ def _fresh_import(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
+def _registry_modules() -> set[str]:
+    """What importing the registry loads of ours: it, the specs' types and the method
+    modules it discovers (each light: heavy parts load inside builders)."""
+    from cl_spoof.strategies import methods
+
+    return {"cl_spoof", "cl_spoof.errors", "cl_spoof.labels", "cl_spoof.strategies",
+            "cl_spoof.strategies.registry", "cl_spoof.strategies.spec",
+            "cl_spoof.strategies.state", "cl_spoof.strategies.methods",
+            *(f"cl_spoof.strategies.methods.{m.name}"
+              for m in pkgutil.iter_modules(methods.__path__))}
+
+
+def test_registry_imports_light() -> None:
+    loaded = _fresh_import("import cl_spoof.strategies")
+    assert not any(m.split(".")[0] in ("torch", "avalanche", "numpy") for m in loaded)
+    ours = {m for m in loaded if m.startswith("cl_spoof")}
+    assert ours <= _registry_modules(), sorted(ours - _registry_modules())
+
+
 def test_dfwf_plugin_imports_light() -> None:
-    loaded = _fresh_import("from cl_spoof.strategies.plugins.dfwf import DFWFPlugin")
+    loaded = _fresh_import("from cl_spoof.strategies import DFWFPlugin")
     assert "pandas" not in loaded and "soundfile" not in loaded
     ours = {m for m in loaded if m.startswith("cl_spoof")}
-    assert ours <= {"cl_spoof", "cl_spoof.errors", "cl_spoof.labels", "cl_spoof.strategies",
-                    "cl_spoof.strategies.registry", "cl_spoof.strategies.regularization",
-                    "cl_spoof.strategies.plugins", "cl_spoof.strategies.plugins.dfwf",
-                    "cl_spoof.strategies.plugins.training",
-                    "cl_spoof.strategies.layers"}, sorted(ours)
+    allowed = _registry_modules() | {"cl_spoof.strategies.methods.dfwf.plugin",
+                                     "cl_spoof.strategies.methods.dfwf.regularization"}
+    assert "cl_spoof.strategies.methods.dfwf.plugin" in ours
+    assert ours <= allowed, sorted(ours - allowed)
 
 
 def test_config_and_reports_do_not_import_avalanche() -> None:

@@ -19,7 +19,7 @@ from cl_spoof.benchmark.datasets import build_benchmark
 from cl_spoof.config import DataConfig
 from cl_spoof.data import read_asvspoof2019_la
 from cl_spoof.errors import DataError
-from cl_spoof.strategies.plugins.training import class_weights
+from cl_spoof.training import class_weights
 
 A01_A06 = tuple(f"A0{i}" for i in range(1, 7))
 A07_A19 = tuple(f"A{i:02d}" for i in range(7, 20))

@@ -26,9 +26,8 @@ from torch.utils.data import TensorDataset
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import build_model
-from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
-from cl_spoof.strategies.regularization import kd_loss, psa_loss, resolve_layers
-from cl_spoof.strategies.templates import DFWF
+from cl_spoof.strategies import DFWF, DFWFPlugin
+from cl_spoof.strategies.methods.dfwf.regularization import kd_loss, psa_loss, resolve_layers
 from cl_spoof.workflows.run import run_experiment
 
 torch.set_num_threads(1)
@@ -275,7 +274,7 @@ def test_experience_without_bona_fide_records_zero_psa(caplog: pytest.LogCapture
     strategy = make_strategy(build_model("tiny"), [dfwf])
     bm = random_benchmark(2, no_bonafide=(1,))
     bm.train_stream[1].attack = "A99"
-    with caplog.at_level(logging.WARNING, logger="cl_spoof.strategies.plugins.dfwf"):
+    with caplog.at_level(logging.WARNING, logger="cl_spoof.strategies.methods.dfwf.plugin"):
         for exp in bm.train_stream:
             strategy.train(exp)
     assert dfwf.history[1]["psa"] == 0.0 and dfwf.history[1]["bonafide_seen"] == 0

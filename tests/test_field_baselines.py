@@ -22,10 +22,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from cl_spoof.errors import ConfigError
+from cl_spoof.strategies import RAWMPlugin, RegOPlugin, RWMPlugin
 from cl_spoof.strategies.layers import InputRows, select, weight_layers
-from cl_spoof.strategies.plugins import RAWMPlugin, RegOPlugin, RWMPlugin
-from cl_spoof.strategies.projection import InputSpace, modify, projector, rawm_beta, rwm_beta
-from cl_spoof.strategies.regions import (
+from cl_spoof.strategies.methods.owm.projection import (
+    InputSpace,
+    modify,
+    projector,
+    rawm_beta,
+    rwm_beta,
+)
+from cl_spoof.strategies.methods.rego.regions import (
     combine,
     ebbinghaus_weights,
     important,
@@ -420,6 +426,40 @@ def test_state_round_trips_through_a_weights_only_checkpoint(kind: str, tmp_path
             assert torch.equal(value.cpu(), fb[key].cpu()), key
         else:
             assert value == fb[key], key
+
+
+@pytest.mark.parametrize("kind", ["rawm", "rwm", "rego"])
+def test_strategy_class_takes_flat_keywords_and_equals_naive_with_the_plugin(kind: str) -> None:
+    """``RAWM(model=..., alpha=..., train_mb_size=...)`` as Avalanche's ``LwF``: the method's
+    arguments next to the template's, the plugin added and reachable by name."""
+    from cl_spoof.strategies import RAWM, RWM, RegO
+
+    cls, plugin_cls, settings = {
+        "rawm": (RAWM, RAWMPlugin, dict(layers=("head", "gru"), alpha=0.01, beta="ratio")),
+        "rwm": (RWM, RWMPlugin, dict(alpha=0.01, compact_class="spoof", beta_max=2.0)),
+        "rego": (RegO, RegOPlugin, dict(layers=("head",), quantile=0.5, reference="old_task")),
+    }[kind]
+    experiences = stream(toy_experience(0), toy_experience(1))
+    results = []
+    for use_class in (True, False):
+        plugin = plugin_cls(bonafide_class=BONA, **settings)
+        naive = make_strategy([plugin])
+        if use_class:
+            strategy = cls(model=naive.model, optimizer=naive.optimizer, train_mb_size=16,
+                           train_epochs=2, eval_mb_size=32, bonafide_class=BONA,
+                           plugins=[], evaluator=EvaluationPlugin(loggers=[]), **settings)
+            plugin = getattr(strategy, kind)
+            assert isinstance(plugin, plugin_cls) and plugin in strategy.plugins
+            assert strategy.train_mb_size == 16
+        else:
+            strategy = naive
+        for exp in experiences:
+            strategy.train(exp)
+        results.append((plugin.state_dict(), matrices(strategy.model)))
+    (state_a, weights_a), (state_b, weights_b) = results
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert str(state_a) == str(state_b)
 
 
 def test_state_stays_within_twice_the_model() -> None:

@@ -11,7 +11,7 @@ from cl_spoof.config import config_from_dict, load_config
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import build_model, count_parameters
 from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
-from cl_spoof.strategies.plugins.training import LRSchedule, lr_factor
+from cl_spoof.training import LRSchedule, lr_factor
 
 torch.set_num_threads(1)
 

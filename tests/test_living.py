@@ -122,7 +122,7 @@ def test_dfwf_on_a_run_of_another_strategy_distils_from_its_last_model() -> None
 
     from cl_spoof.config import config_from_dict
     from cl_spoof.infra.context import RunContext
-    from cl_spoof.workflows.training import Trainer
+    from cl_spoof.workflows.trainer import Trainer
 
     cfg = config_from_dict({"model": {"preset": "tiny"}, "strategy": {"name": "dfwf"}})
     trainer = Trainer.build(cfg, RunContext.local("cpu"))

@@ -142,7 +142,7 @@ def test_strategy_state_round_trip(name: str, tiny_corpus: Path, tmp_path: Path)
     """Exported plugin tensors come back exactly (SI's importances are often all zero in
     real runs, so the end-to-end test above cannot see a lost SI state)."""
     from cl_spoof.infra.context import RunContext
-    from cl_spoof.workflows.training import Trainer
+    from cl_spoof.workflows.trainer import Trainer
 
     cfg = _cfg(tiny_corpus, tmp_path, name, epochs=1)
     src_trainer = Trainer.build(cfg, RunContext.local("cpu"))

@@ -108,7 +108,7 @@ def test_nan_loss_is_a_clear_error() -> None:
     from types import SimpleNamespace
 
     from cl_spoof.workflows.events import RunEvents
-    from cl_spoof.workflows.training import ProgressPlugin, TrainingError
+    from cl_spoof.workflows.trainer import ProgressPlugin, TrainingError
 
     strategy = SimpleNamespace(
         loss=torch.tensor(float("nan")),

@@ -23,8 +23,11 @@ from cl_spoof.config import ModelSpec, SelfDistillationConfig, load_config, with
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import build_detector, build_model
 from cl_spoof.models.exits import EXITS, attach_exits, exits_of, strip_exits
-from cl_spoof.strategies.plugins.self_distillation import SelfDistillationPlugin
-from cl_spoof.strategies.self_distillation import feature_loss, self_distillation_loss
+from cl_spoof.strategies import SelfDistillationPlugin
+from cl_spoof.strategies.methods.self_distillation.losses import (
+    feature_loss,
+    self_distillation_loss,
+)
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.score import load_checkpoint
 
@@ -232,7 +235,7 @@ def _sd_cfg(manifest: Path, tmp: Path, strategy: str, **sd: Any):
 def test_composes_with_dfwf_and_replay(tiny_corpus: Path, tmp_path: Path) -> None:
     from avalanche.training.plugins import ReplayPlugin
 
-    from cl_spoof.strategies.plugins.dfwf import DFWFPlugin
+    from cl_spoof.strategies import DFWFPlugin
 
     keep = _Plugins()
     cfg = _sd_cfg(tiny_corpus, tmp_path, "dfwf+replay")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import pkgutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -124,56 +127,55 @@ def test_compare_same_start_per_seed_and_table(tiny_corpus: Path, tmp_path: Path
         run_compare(cfg, ["naive"], [0], out)
 
 
-class AnchorPlugin(SupervisedPlugin):
-    """Toy method: an L2 pull towards the weights after the previous experience."""
-
-    def __init__(self, weight: float) -> None:
-        super().__init__()
-        self.weight = weight
-        self.anchor: dict | None = None
-
-    def before_backward(self, strategy, **kwargs) -> None:
-        if self.anchor is not None:
-            strategy.loss = strategy.loss + self.weight * sum(
-                ((p - self.anchor[n]) ** 2).sum() for n, p in strategy.model.named_parameters())
-
-    def after_training_exp(self, strategy, **kwargs) -> None:
-        self.anchor = {n: p.detach().clone() for n, p in strategy.model.named_parameters()}
+ORDER = ["naive", "joint", "cumulative", "lwf", "ewc", "si", "replay", "gem", "agem", "dfwf",
+         "dfwf+replay", "rawm", "rwm", "rego"]
+TOY_METHODS = Path(__file__).resolve().parent / "toy_methods"
 
 
-def test_a_new_strategy_is_one_registry_entry(tiny_corpus: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Builder, hyper-parameter (config key, default, check) and resumable state: one spec."""
+def test_registry_order_is_modules_by_name_then_their_specs() -> None:
+    """baselines, dfwf, owm, rego: the order of --help and the README table."""
+    assert list(STRATEGIES) == ORDER
+
+
+@pytest.fixture
+def extra_methods(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], list[str]]]:
+    """Put a folder of method modules next to ``cl_spoof/strategies/methods/``; returns
+    the strategy names the registry then finds, and registers the new ones for the test."""
+    from cl_spoof.strategies import methods, registry
+
+    added: list[str] = []
+
+    def add(folder: Path) -> list[str]:
+        monkeypatch.setattr(methods, "__path__", [*methods.__path__, str(folder)])
+        added.extend(f"{methods.__name__}.{m.name}" for m in pkgutil.iter_modules([str(folder)]))
+        found = registry.discover_specs()  # what importing the registry now collects
+        for name, spec in found.items():
+            if name not in registry.STRATEGIES:
+                monkeypatch.setitem(registry.STRATEGIES, name, spec)
+        return list(found)
+
+    yield add
+    for module in added:  # forget the folder's modules (and their submodules)
+        for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+            del sys.modules[name]
+        vars(methods).pop(module.rpartition(".")[2], None)
+
+
+def test_a_method_module_must_declare_its_specs(tmp_path: Path, extra_methods) -> None:
+    (tmp_path / "nospecs.py").write_text("SPEC = ()\n")
+    with pytest.raises(AssertionError, match="nospecs declares no SPECS"):
+        extra_methods(tmp_path)
+
+
+def test_a_new_strategy_is_one_method_package(tiny_corpus: Path, tmp_path: Path,
+                                              extra_methods) -> None:
+    """Builder, hyper-parameter (config key, default, check) and resumable state: one
+    package under methods/, found without touching the registry."""
     import torch
 
     from cl_spoof.config import config_from_dict
-    from cl_spoof.strategies.registry import (
-        AT_LEAST_ONE,
-        STRATEGIES,
-        HyperParameter,
-        StrategySpec,
-    )
-    from cl_spoof.strategies.state import StateAdapter
 
-    def build(a):
-        from avalanche.training import Naive
-
-        return Naive(**a.common([AnchorPlugin(a.cfg.strategy.anchor_weight)]))
-
-    def plugin(strategy):
-        return next(p for p in strategy.plugins if isinstance(p, AnchorPlugin))
-
-    def restore(strategy, state, completed, stream):
-        if "anchor" in state:
-            plugin(strategy).anchor = dict(state["anchor"])
-
-    anchor_state = StateAdapter(
-        "anchor", lambda s: {} if plugin(s).anchor is None else {"anchor": plugin(s).anchor},
-        restore)
-    monkeypatch.setitem(STRATEGIES, "anchor", StrategySpec(
-        "anchor", "toy L2 anchor", "no", build,
-        (HyperParameter("anchor_weight", 1.0, "pull strength", AT_LEAST_ONE),),
-        state=lambda: (anchor_state,)))
+    assert extra_methods(TOY_METHODS) == ["anchor", *ORDER]  # modules by name
 
     with pytest.raises(ConfigError, match="strategy.anchor_weight must be at least 1"):
         config_from_dict({"strategy": {"name": "anchor", "anchor_weight": 0.5}})

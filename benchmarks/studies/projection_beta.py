@@ -8,8 +8,8 @@ this script recomputes it: for each experience ``k ≥ 1`` it loads the run's
 checkpoint after experience ``k − 1`` (the model at the start of experience
 ``k``), draws that experience's training batches as training does (batch size of
 the run, random crops, augmentation, training-mode BatchNorm) and applies
-:func:`~cl_spoof.strategies.projection.rwm_beta` and
-:func:`~cl_spoof.strategies.projection.rawm_beta` to each batch. It approximates
+:func:`~cl_spoof.strategies.methods.owm.projection.rwm_beta` and
+:func:`~cl_spoof.strategies.methods.owm.projection.rawm_beta` to each batch. It approximates
 the β a run saw (the model changes during the experience; the first batches are
 exact). Any run directory works (its config names data, clip and batch size);
 the run's own strategy does not matter::
@@ -33,7 +33,7 @@ from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import load_config
 from cl_spoof.labels import BONAFIDE_TARGET as BONAFIDE_CLASS
-from cl_spoof.strategies.projection import rawm_beta, rwm_beta
+from cl_spoof.strategies.methods.owm.projection import rawm_beta, rwm_beta
 from cl_spoof.workflows.score import load_checkpoint
 
 

@@ -6,7 +6,7 @@ exit (the model's own head) teaches a classifier added after each shallow segmen
 :func:`attach_exits` adds those classifiers to a :class:`~cl_spoof.models.base.Detector`
 as its submodule ``sd_exits``, so the optimizer, checkpoints, resuming and DDP's
 gradient averaging include them like any other layer. The losses are in
-:mod:`cl_spoof.strategies.self_distillation`.
+:mod:`cl_spoof.strategies.methods.self_distillation`.
 
 Each exit: the segment's output ``(B, C, ...)`` is pooled to per-channel mean and
 standard deviation over every other axis (``2C``), an *alignment* MLP

@@ -20,7 +20,7 @@ Step 5 runs inside :func:`~cl_spoof.infra.transaction.all_or_nothing`: if anythi
 fails or is interrupted, the run directory is put back as it was. The name is
 checked (:func:`~cl_spoof.infra.names.check_name`) before anything is read or written.
 
-It trains through the same :class:`~cl_spoof.workflows.training.Trainer` as
+It trains through the same :class:`~cl_spoof.workflows.trainer.Trainer` as
 ``run`` (same stage seed, same device choice).
 """
 
@@ -57,7 +57,7 @@ from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import record_stage
 from cl_spoof.workflows.run_dir import RunWriter, check_same_config, read_status
-from cl_spoof.workflows.training import Trainer
+from cl_spoof.workflows.trainer import Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
 

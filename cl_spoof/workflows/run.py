@@ -36,7 +36,7 @@ from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.official import check_score_ids, official_inputs
 from cl_spoof.workflows.run_dir import RunWriter, check_same_config
-from cl_spoof.workflows.training import StageResult, Trainer
+from cl_spoof.workflows.trainer import StageResult, Trainer
 
 
 def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:

@@ -8,9 +8,10 @@ Drop it into any Avalanche strategy (Naive, Replay, ...)::
 
 From the second experience on it adds ``kd_weight * L_kd + psa_weight * L_psa``
 against a frozen copy of the model after the previous experience (the
-regulariser and the losses are in :mod:`cl_spoof.strategies.regularization`).
-Importing this module loads torch, Avalanche and two small cl-spoof modules —
-no pandas, no audio I/O, no cl-spoof workflow.
+regulariser and the losses are in :mod:`cl_spoof.strategies.methods.dfwf.regularization`).
+Importing this module loads torch, Avalanche and a few small cl-spoof modules —
+no pandas, no audio I/O, no cl-spoof workflow. :data:`STATE` saves the teacher in
+checkpoints.
 
 Cost: the student's features are captured by forward hooks during Avalanche's
 own forward (no second student pass); the only extra work is one ``no_grad``
@@ -24,20 +25,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from avalanche.core import SupervisedPlugin
 from torch.utils.hooks import RemovableHandle
 
-from cl_spoof.strategies.regularization import (
+from cl_spoof.strategies.methods.dfwf.regularization import (
     DetectingFakeWithoutForgetting,
     TeacherOutput,
     _Capture,
     remove_hooks,
 )
+from cl_spoof.strategies.state import StateAdapter, find_plugin
 
-__all__ = ["DFWFPlugin"]
+if TYPE_CHECKING:
+    from avalanche.training.templates import SupervisedTemplate
+
+__all__ = ["STATE", "DFWFPlugin"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,3 +193,26 @@ class DFWFPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[c
                        "has no bona fide training samples: PSA = 0")
             self.warnings.append(message)
             logger.warning(message)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _export(strategy: SupervisedTemplate) -> dict:
+    teacher = find_plugin(strategy, DFWFPlugin).state_dict()["teacher"]
+    return {} if teacher is None else {"dfwf_teacher": teacher}
+
+
+def _restore(strategy: SupervisedTemplate, state: dict, completed: int,
+             train_stream: Sequence[Any] | None) -> None:
+    teacher = state.get("dfwf_teacher")
+    if teacher is None and completed > 0:
+        # The teacher after a stage is a copy of the model after that stage, so a run of
+        # another strategy (add-attack switching to DFWF) gets the model it has now.
+        teacher = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+    find_plugin(strategy, DFWFPlugin).load_state_dict({"teacher": teacher})
+
+
+#: The teacher in checkpoints (rebuilt from the model when a run of another strategy
+#: switches to DFWF).
+STATE = StateAdapter("dfwf", _export, _restore)

@@ -30,15 +30,10 @@ from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_detector
-from cl_spoof.strategies.plugins.self_distillation import SelfDistillationPlugin
-from cl_spoof.strategies.plugins.training import (
-    Autocast,
-    ClassWeightedLoss,
-    FreezePlugin,
-    LRSchedule,
-)
+from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillationPlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
+from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
 from cl_spoof.workflows.events import RunEvents
 
 

@@ -28,7 +28,7 @@ choices (config keys in brackets):
   makes α relative to the mean input energy [``owm_alpha``]; ``Q = I - P``
   (the notes found the public code's ``Q`` to be round-off).
 - What is projected is the optimizer's update by default, or the gradient as in
-  the papers [``owm_target``] (see :mod:`cl_spoof.strategies.plugins.projection`).
+  the papers [``owm_target``] (see :mod:`cl_spoof.strategies.methods.owm.plugin`).
 - The input space is that of every *finished* experience (the first included):
   after each experience one no-gradient pass over its training set (evaluation
   crops, BatchNorm in evaluation mode) adds its inputs; during an experience P

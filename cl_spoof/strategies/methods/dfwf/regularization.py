@@ -12,7 +12,7 @@ DFWF trains on a new attack with ``L = L_ce + kd_weight * L_kd + psa_weight * L_
 The two losses are pure functions of tensors (tested alone).
 :class:`DetectingFakeWithoutForgetting` keeps the frozen teacher, captures the
 layers it aligns and computes the penalty; it is what the thin
-:class:`~cl_spoof.strategies.plugins.dfwf.DFWFPlugin` calls, in the way
+:class:`~cl_spoof.strategies.methods.dfwf.plugin.DFWFPlugin` calls, in the way
 Avalanche's ``LwFPlugin`` calls ``LearningWithoutForgetting``. No cl-spoof data,
 model or workflow code is imported here: the regulariser works on any
 classifier in anyone's Avalanche script. The teacher side is always detached.
@@ -237,7 +237,7 @@ TeacherOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
 class DetectingFakeWithoutForgetting:
     """DFWF's regulariser: a frozen copy of the previous model and the loss against it.
 
-    Use (what :class:`~cl_spoof.strategies.plugins.dfwf.DFWFPlugin` does):
+    Use (what :class:`~cl_spoof.strategies.methods.dfwf.plugin.DFWFPlugin` does):
     :meth:`pre_adapt` at the start of an experience, :meth:`teacher_forward` and
     :meth:`capture_student` around the student's forward, :meth:`penalty` for the
     extra loss, :meth:`post_adapt` after the experience (the teacher becomes a copy

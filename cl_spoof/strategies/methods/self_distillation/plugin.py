@@ -3,7 +3,8 @@
 The model carries its exits (:func:`cl_spoof.models.exits.attach_exits`, turned on by
 ``model.self_distillation.enabled``); they run inside the model's own training
 forward, so this plugin only clears them before the forward and, before the
-backward pass, adds :func:`~cl_spoof.strategies.self_distillation.self_distillation_loss`
+backward pass, adds
+:func:`~cl_spoof.strategies.methods.self_distillation.losses.self_distillation_loss`
 to ``strategy.loss``. It composes with DFWF, replay and every other strategy: their
 plugins add their own terms to the same loss. No state beyond the model (the exits
 are model weights), so resuming needs nothing more.
@@ -18,8 +19,8 @@ from avalanche.core import SupervisedPlugin
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.models.exits import SelfDistillationExits, exits_of
-from cl_spoof.strategies.regularization import unwrap_model
-from cl_spoof.strategies.self_distillation import self_distillation_loss
+from cl_spoof.strategies.methods.dfwf.regularization import unwrap_model
+from cl_spoof.strategies.methods.self_distillation.losses import self_distillation_loss
 
 __all__ = ["SelfDistillationPlugin"]
 

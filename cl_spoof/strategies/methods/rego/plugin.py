@@ -6,7 +6,7 @@ Drop it into any Avalanche strategy::
                      plugins=[RegOPlugin(bonafide_class=1)])
 
 From the second experience on, each step's gradient of every selected
-parameter is rewritten entry by entry by region (:mod:`cl_spoof.strategies.regions`):
+parameter is rewritten entry by entry by region (:mod:`~cl_spoof.strategies.methods.rego.regions`):
 free where no finished experience found the entry important, parallel to a
 reference gradient where only genuine speech did, orthogonal to it where only
 fakes did, a mix by the batch's class shares where both did. After each
@@ -34,14 +34,21 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.models import avalanche_forward
 
+from cl_spoof.strategies.extra_pass import ModesKept, shard_loader
 from cl_spoof.strategies.layers import select
-from cl_spoof.strategies.plugins.projection import _ModesKept, shard_loader
-from cl_spoof.strategies.regions import combine, important, pack, region_codes, unpack
+from cl_spoof.strategies.methods.rego.regions import (
+    combine,
+    important,
+    pack,
+    region_codes,
+    unpack,
+)
+from cl_spoof.strategies.state import plugin_state
 
 if TYPE_CHECKING:
     from cl_spoof.infra.context import RunContext
 
-__all__ = ["RegOPlugin"]
+__all__ = ["STATE", "RegOPlugin"]
 
 REFERENCES = ("previous_step", "old_task")
 
@@ -175,7 +182,7 @@ class RegOPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[c
         loader = shard_loader(strategy.experience.dataset, strategy.train_mb_size, self.ctx)
         if not params:  # everything it acts on is frozen (train.trainable)
             return [{}, {}], [0, 0], {}
-        with _ModesKept(model):
+        with ModesKept(model):
             for batch in loader:
                 x, y = batch[0].to(device), batch[1].to(device)
                 t = batch[2].to(device) if len(batch) > 2 else None
@@ -224,3 +231,7 @@ class RegOPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[c
         self.real_any = {k: v.cpu() for k, v in state.get("real_any", {}).items()}
         self.fake_any = {k: v.cpu() for k, v in state.get("fake_any", {}).items()}
         self.reference = {k: v.to(device) for k, v in state.get("reference", {}).items()}
+
+
+#: Masks, reference gradient and experience count in checkpoints.
+STATE = plugin_state(RegOPlugin, "rego", on_device=True)

@@ -6,7 +6,7 @@ Drop either into any Avalanche strategy::
                      plugins=[RAWMPlugin(bonafide_class=1)])
 
 From the second experience on, every step's change of each constrained layer
-``[W b]`` goes through ``P + β Q`` (:mod:`cl_spoof.strategies.projection`): ``P``
+``[W b]`` goes through ``P + β Q`` (:mod:`cl_spoof.strategies.methods.owm.projection`): ``P``
 keeps ``W x`` of the inputs of all finished experiences, ``Q = I - P`` moves
 inside their space, ``β`` comes from the batch (RAWM: its genuine share; RWM:
 a radian from its logits). After each experience one no-gradient pass over its
@@ -43,47 +43,20 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.models import avalanche_forward
 from torch import nn
-from torch.utils.data import DataLoader, Subset
 
+from cl_spoof.strategies.extra_pass import ModesKept, shard_loader
 from cl_spoof.strategies.layers import InputRows, WeightLayer, weight_layers
-from cl_spoof.strategies.projection import InputSpace, modify, rawm_beta, rwm_beta
+from cl_spoof.strategies.methods.owm.projection import InputSpace, modify, rawm_beta, rwm_beta
+from cl_spoof.strategies.state import plugin_state
 
 if TYPE_CHECKING:
     from cl_spoof.infra.context import RunContext
 
-__all__ = ["RAWMPlugin", "RWMPlugin"]
+__all__ = ["RAWM_STATE", "RWM_STATE", "RAWMPlugin", "RWMPlugin"]
 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("update", "gradient")
-
-
-class _ModesKept:
-    """Evaluation mode inside the block; every module's own mode restored afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.modes: list[tuple[nn.Module, bool]] = []
-
-    def __enter__(self) -> None:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        for module, mode in self.modes:
-            module.train(mode)
-
-
-def shard_loader(dataset: Any, batch_size: int, ctx: RunContext | None) -> DataLoader:
-    """This rank's share (``rank::world``) of ``dataset`` with evaluation crops, in order."""
-    if hasattr(dataset, "eval"):
-        dataset = dataset.eval()
-    if ctx is not None and ctx.distributed:
-        dataset = Subset(dataset, list(range(ctx.rank, len(dataset), ctx.world_size)))
-    # Its own generator: the pass must not draw from the global RNG (the data order and
-    # crops of the next experience stay those of any other strategy).
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
-                      generator=torch.Generator())
 
 
 class _ProjectionPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
@@ -219,7 +192,7 @@ class _ProjectionPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
         loader = shard_loader(strategy.experience.dataset, strategy.eval_mb_size, self.ctx)
         extra = self._extra_pass_hooks(model)
         try:
-            with _ModesKept(model), InputRows(layers) as rows:
+            with ModesKept(model), InputRows(layers) as rows:
                 for batch in loader:
                     x = batch[0].to(device)
                     t = batch[2].to(device) if len(batch) > 2 else None
@@ -390,3 +363,8 @@ class RWMPlugin(_ProjectionPlugin):
         super().load_state_dict(state)
         if "compact_is_bonafide" in state:
             self.compact_is_bonafide = bool(state["compact_is_bonafide"])
+
+
+#: Each plugin's input space (and RWM's compact class) in checkpoints.
+RAWM_STATE = plugin_state(RAWMPlugin, "rawm")
+RWM_STATE = plugin_state(RWMPlugin, "rwm")

@@ -6,14 +6,14 @@ The deepest exit (the model's own head) teaches the exits that
 - **hard**: cross-entropy of every shallow exit against the labels (the deepest
   exit's cross-entropy is the strategy's own loss);
 - **soft**: ``T² · KL(softmax(z_deep / T) ‖ softmax(z_i / T))`` for every shallow exit
-  (:func:`~cl_spoof.strategies.regularization.kd_loss`);
+  (:func:`~cl_spoof.strategies.methods.dfwf.regularization.kd_loss`);
 - **feature**: mean squared difference between each shallow exit's aligned features
   and the deepest embedding.
 
 The deepest exit's logits and features are detached in the soft and feature terms:
 the teacher is not pulled towards its students. Each term is summed over the shallow
 exits (the paper's Σ_i). Pure functions of tensors; the plugin that calls them is
-:class:`~cl_spoof.strategies.plugins.self_distillation.SelfDistillationPlugin`.
+:class:`~cl_spoof.strategies.methods.self_distillation.plugin.SelfDistillationPlugin`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cl_spoof.strategies.regularization import kd_loss
+from cl_spoof.strategies.methods.dfwf.regularization import kd_loss
 
 __all__ = ["SelfDistillationLoss", "feature_loss", "self_distillation_loss"]
 

@@ -1,0 +1,19 @@
+"""What every cl-spoof run trains with, whatever its continual strategy.
+
+Avalanche plugins the :class:`~cl_spoof.workflows.trainer.Trainer` adds from the
+``train`` section of the config; each works in any Avalanche script:
+
+- :mod:`~cl_spoof.training.freeze`: ``FreezePlugin`` (``train.trainable``);
+- :mod:`~cl_spoof.training.loss`: ``ClassWeightedLoss`` and ``class_weights``
+  (``train.class_weighted_loss``);
+- :mod:`~cl_spoof.training.autocast`: ``Autocast`` (``train.amp``);
+- :mod:`~cl_spoof.training.schedule`: ``LRSchedule`` and ``lr_factor`` (``train.lr_schedule``).
+"""
+
+from cl_spoof.training.autocast import Autocast
+from cl_spoof.training.freeze import FreezePlugin
+from cl_spoof.training.loss import ClassWeightedLoss, class_weights
+from cl_spoof.training.schedule import LRSchedule, lr_factor
+
+__all__ = ["Autocast", "ClassWeightedLoss", "FreezePlugin", "LRSchedule", "class_weights",
+           "lr_factor"]
