@@ -272,7 +272,7 @@ class RWMPlugin(_ProjectionPlugin):
     ``β > 1`` *amplifies* the part of the update inside the old input space (more
     than plain fine-tuning moves it). Where every batch is dominated by the compact
     class — e.g. a bona fide pool shared by all experiences and a few dozen spoofs per
-    attack — nearly every step gets ``β ≈ 3`` (``benchmarks/projection_beta.py``
+    attack — nearly every step gets ``β ≈ 3`` (``benchmarks/studies/projection_beta.py``
     measures it on a run); ``beta_max=1`` caps RWM at the plain update.
     """
 
