@@ -504,12 +504,8 @@ def score_cmd(
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
-    from cl_spoof.workflows.score import (
-        check_output_file,
-        score_lines,
-        score_paths,
-        write_score_file,
-    )
+    from cl_spoof.infra.files import check_output_file
+    from cl_spoof.workflows.score import score_lines, score_paths, write_score_file
 
     if out is not None:
         check_output_file(out)  # before the work, not after it
