@@ -105,9 +105,13 @@ def test_the_questions_commands_ask(cfg, tmp_path: Path) -> None:  # noqa: ANN00
     assert run_dir.last_checkpoint() == tmp_path / "run" / "checkpoints" / "stage_1.pt"
     assert run_dir.checkpoint_path(0) == tmp_path / "run" / "checkpoints" / "stage_0.pt"
     assert run_dir.stages_present() == [0, 1]
+    assert run_dir.read_checkpoint(1)["stage"] == 1
     assert run_dir.score_file(2, "asvspoof5").name == "stage_2.tsv"
     assert run_dir.log_dir() == tmp_path / "run" / "logs"
     assert run_dir.log_dir(resumed_at=1).name == "resumed_at_stage_1"
+    with run_dir.open_log(resumed_at=1) as log:
+        log.write("resumed\n")
+    assert (run_dir.log_dir(1) / "log.txt").read_text() == "resumed\n"
     assert run_dir.report_dir == tmp_path / "run" / "report"
     assert all((tmp_path / "run" / name).is_file() for name in RUN_FILES)
 

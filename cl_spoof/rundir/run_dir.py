@@ -17,7 +17,7 @@
   (``filename<TAB>cm-label``) for the organisers' ``evaluation.py --cm_keys``;
 - ``checkpoints/stage_<k>.pt``: model, optimizer and strategy state, loadable with
   ``torch.load(..., weights_only=True)``;
-- ``logs/``: Avalanche's text log and CSV logs (a resumed run's in
+- ``logs/``: Avalanche's text log (``log.txt``) and CSV logs (a resumed run's in
   ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``);
 - ``added/added.json`` and ``added/<NAME>.csv``: the attacks ``add-attack`` added
   (name, stage, strategy, inputs, skipped files) and their utterances;
@@ -30,7 +30,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ from cl_spoof.config import (
     to_yaml,
 )
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.infra.checkpoints import save_checkpoint
+from cl_spoof.infra.checkpoints import read_checkpoint, save_checkpoint
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
@@ -198,11 +198,23 @@ class RunDir:
         """``checkpoints/stage_<stage>.pt``."""
         return self.path / "checkpoints" / f"stage_{stage}.pt"
 
+    def read_checkpoint(self, stage: int) -> dict:
+        """The checkpoint of stage ``stage``, read safely
+        (:func:`~cl_spoof.infra.checkpoints.read_checkpoint`: errors name the file)."""
+        return read_checkpoint(self.checkpoint_path(stage))
+
     def log_dir(self, resumed_at: int | None = None) -> Path:
         """``logs/``, or ``logs/resumed_at_stage_<k>/`` for a run resumed after ``k``
         stages (earlier logs are never overwritten)."""
         return self.path / "logs" / (f"resumed_at_stage_{resumed_at}"
                                      if resumed_at is not None else "")
+
+    def open_log(self, resumed_at: int | None = None) -> IO[str]:
+        """``log.txt`` in :meth:`log_dir` (made if absent), open for writing; the caller
+        closes it."""
+        folder = self.log_dir(resumed_at)
+        folder.mkdir(parents=True, exist_ok=True)
+        return open(folder / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
 
     # ------------------------------------------------------------------ questions
 

@@ -48,7 +48,6 @@ from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
-from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
@@ -254,11 +253,10 @@ def _compute(request: _Request, bm: Any, attacks: list[str], events: RunEvents) 
     new_test = [bm.test_stream[len(attacks) - 1]]
     earlier_eers = []
     for k in range(completed):
-        path = run_dir.checkpoint_path(k)
-        trainer.load_model(read_checkpoint(path), path)
+        trainer.load_model(run_dir.read_checkpoint(k), run_dir.checkpoint_path(k))
         earlier_eers.append(trainer.evaluate(new_test).eers[name])
-    last = run_dir.checkpoint_path(completed - 1)
-    trainer.restore(read_checkpoint(last), last, completed, bm.train_stream)
+    trainer.restore(run_dir.read_checkpoint(completed - 1),
+                    run_dir.checkpoint_path(completed - 1), completed, bm.train_stream)
     events.on_stage(f"stage {completed + 1}: learning {name} with {request.strategy}")
     trainer.train_stage(bm.train_stream[len(attacks) - 1], completed, bm.train_stream)
     return _Computed(trainer=trainer, result=trainer.evaluate(bm.test_stream),

@@ -29,7 +29,6 @@ from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig
 from cl_spoof.errors import FileSystemError, os_error_message
-from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
 from cl_spoof.metrics.official import stage_metrics
@@ -159,19 +158,17 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
 
-    log_dir = run_dir.log_dir(resumed_at=completed if job.resume else None)
-    log_file: IO[str] | None = None
-    if ctx.is_main:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    resumed_at = completed if job.resume else None  # a resumed run logs into its own folder
+    log_file: IO[str] | None = run_dir.open_log(resumed_at) if ctx.is_main else None
     try:
-        loggers = [TextLogger(log_file), CSVLogger(str(log_dir))] if log_file else []
+        loggers = [TextLogger(log_file), CSVLogger(str(run_dir.log_dir(resumed_at)))] \
+            if log_file else []
         trainer = Trainer.build(cfg, ctx, events, loggers, job.extra_plugins)
         if completed:
             checkpoint = run_dir.checkpoint_path(completed - 1)
 
             def read_own_checkpoint() -> dict:
-                ckpt = read_checkpoint(checkpoint)
+                ckpt = run_dir.read_checkpoint(completed - 1)
                 check_same_config(ckpt.get("config"), cfg, str(checkpoint))
                 return ckpt
 
