@@ -260,16 +260,14 @@ def _load_cfg(config: Path | None, strategy: str | None, seed: int | None) -> An
 
 def _run_hint(out_dir: Path) -> str:
     """What to do after Ctrl-C stopped a run in ``out_dir``."""
-    import json
+    from cl_spoof.rundir import RunDir
 
-    try:
-        done = json.loads((out_dir / "run.json").read_text())["completed_stages"]
-    except (OSError, ValueError, KeyError, TypeError):
-        done = 0
+    run_dir = RunDir(out_dir)
+    done = run_dir.completed_stages()
     if done:
         return (f"{done} completed stage(s) kept in {out_dir}; continue with "
                 f"`cl-spoof run --resume {out_dir}`")
-    if (out_dir / "config.yaml").is_file():
+    if run_dir.is_run():
         return f"no new stage completed; {out_dir} is as it was (`cl-spoof run --resume " \
                f"{out_dir}` continues it)"
     return "no stage had completed, so nothing was kept; run the command again to start over"
@@ -314,17 +312,15 @@ def run_cmd(
     Data-parallel over N processes: `torchrun --nproc_per_node N -m cl_spoof run CONFIG`
     (Gloo on CPU, NCCL on GPUs; train.batch_size is the global batch).
     """
-    from cl_spoof.config import load_config
     from cl_spoof.infra.context import RunContext
+    from cl_spoof.rundir import RunDir
     from cl_spoof.workflows.run import default_run_dir, run_experiment
 
     if resume is not None:
         if config is not None or strategy or out or seed is not None:
             raise CLSpoofError("--resume takes the run directory's own config.yaml: "
                                "give no CONFIG, --strategy, --out or --seed with it")
-        if not (resume / "config.yaml").is_file():
-            raise CLSpoofError(f"{resume}: not a run directory (no config.yaml)")
-        cfg, out_dir = load_config(resume / "config.yaml"), resume
+        cfg, out_dir = RunDir(resume).read_config(), resume
     else:
         cfg = _load_cfg(config, strategy, seed)
         out_dir = out or default_run_dir(cfg)
@@ -437,7 +433,9 @@ def yardstick_cmd(
 
 def _compare_hint(out_dir: Path) -> str:
     """What to do after Ctrl-C stopped a comparison in ``out_dir``."""
-    if (out_dir / "compare.json").is_file():
+    from cl_spoof.rundir import CompareDir
+
+    if CompareDir(out_dir).is_compare():
         return f"finished runs and completed stages are kept; continue with " \
                f"`cl-spoof compare --resume {out_dir}`"
     return "no run had completed a stage, so nothing was kept"
@@ -477,6 +475,7 @@ def add_attack_cmd(
     ] = "dfwf",
 ) -> None:
     """Teach a trained detector a new attack; re-evaluate every earlier attack."""
+    from cl_spoof.rundir import RunDir
     from cl_spoof.workflows.add_attack import add_attack
 
     try:
@@ -489,7 +488,7 @@ def add_attack_cmd(
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
     print_run_summary(summary)
-    console.print(f"report: {run_dir / 'report' / 'report.html'}")
+    console.print(f"report: {RunDir(run_dir).report_dir / 'report.html'}")
 
 
 @app.command("score")
@@ -505,12 +504,8 @@ def score_cmd(
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
-    from cl_spoof.workflows.score import (
-        check_output_file,
-        score_lines,
-        score_paths,
-        write_score_file,
-    )
+    from cl_spoof.infra.files import check_output_file
+    from cl_spoof.workflows.score import score_lines, score_paths, write_score_file
 
     if out is not None:
         check_output_file(out)  # before the work, not after it

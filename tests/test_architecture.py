@@ -23,9 +23,10 @@ LAYERS = {
     "cl_spoof.data": 2, "cl_spoof.demo": 2,
     "cl_spoof.benchmark": 3, "cl_spoof.models": 3, "cl_spoof.metrics": 3,
     "cl_spoof.strategies": 4, "cl_spoof.training": 4,
-    "cl_spoof.reporting": 5,
-    "cl_spoof.workflows": 6,
-    "cl_spoof.cli": 7, "cl_spoof.__main__": 7,
+    "cl_spoof.rundir": 5,
+    "cl_spoof.reporting": 6,
+    "cl_spoof.workflows": 7,
+    "cl_spoof.cli": 8, "cl_spoof.__main__": 8,
 }
 # The config reads the strategies' hyper-parameter declarations (a light module).
 ALLOWED_UPWARD = {("cl_spoof.config", "cl_spoof.strategies.registry")}
@@ -175,6 +176,14 @@ def test_config_and_reports_do_not_import_avalanche() -> None:
     loaded = _fresh_import("import cl_spoof.config, cl_spoof.reporting")
     assert not any(m.startswith("avalanche") for m in loaded)
     assert "cl_spoof.workflows" not in loaded
+
+
+def test_run_folders_are_read_without_models_strategies_or_avalanche() -> None:
+    loaded = _fresh_import("import cl_spoof.rundir")
+    assert not any(m.startswith("avalanche") for m in loaded)
+    ours = {m for m in loaded if m.startswith("cl_spoof.")}
+    assert not {m for m in ours if m.split(".")[1] in (
+        "models", "strategies", "benchmark", "reporting", "workflows")}, sorted(ours)
 
 
 def test_readme_strategy_table_is_the_registry() -> None:

@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cl_spoof.data.asvspoof import PROTOCOL_DIR, PROTOCOL_FILES, audio_dir, read_asvspoof2019_la
+from cl_spoof.data.corpora.asvspoof2019 import (
+    PROTOCOL_DIR,
+    PROTOCOL_FILES,
+    audio_dir,
+    read_asvspoof2019_la,
+)
 from cl_spoof.demo import corpus as corpus_mod
 from cl_spoof.demo.corpus import (
     CORPUS_VERSION,

@@ -31,8 +31,8 @@ from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.formats import join_fields, markdown_cell, split_fields, write_csv
 from cl_spoof.infra.names import check_name, inside
 from cl_spoof.infra.transaction import all_or_nothing
+from cl_spoof.rundir import RunDir, RunProgress, write_scores
 from cl_spoof.workflows.run import run_experiment
-from cl_spoof.workflows.run_dir import RunWriter, write_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -274,8 +274,8 @@ def test_guarantee_a_resumed_run_is_the_run_that_was_started(tmp_path: Path) -> 
     cfg = config_from_dict({"data": {"source": "x.csv", "attacks": ["S01", "S02"]},
                             "model": {"preset": "tiny"}, "strategy": {"name": "dfwf"}})
     run = tmp_path / "run"
-    RunWriter(run, cfg).create()
-    assert RunWriter(run, cfg).open_existing() == []
+    RunDir(run, cfg).create()
+    assert RunDir(run, cfg).open_existing() == RunProgress()
     rng = random.Random(6)
     flat = _flat(to_dict(cfg))
     changed = 0
@@ -296,10 +296,10 @@ def test_guarantee_a_resumed_run_is_the_run_that_was_started(tmp_path: Path) -> 
         changed += 1
         (run / "config.yaml").write_text(to_yaml(edited))
         with pytest.raises(CLSpoofError, match=rf"differs in {key}\)"):
-            RunWriter(run, edited).open_existing()
+            RunDir(run, edited).open_existing()
         (run / "config.yaml").write_text(to_yaml(cfg))
         with pytest.raises(CLSpoofError, match=rf"differs in {key}\)"):
-            RunWriter(run, edited).open_existing()
+            RunDir(run, edited).open_existing()
     assert changed >= 25
 
 
@@ -357,7 +357,7 @@ def test_guarantee_failures_are_named_and_leave_the_folder_as_it_was(
             return _real(path)
 
         monkeypatch.setattr(files_module, "atomic_path", failing)
-        for module in ("cl_spoof.workflows.run_dir", "cl_spoof.workflows.add_attack",
+        for module in ("cl_spoof.rundir.run_dir", "cl_spoof.workflows.add_attack",
                        "cl_spoof.infra.checkpoints", "cl_spoof.data.manifest",
                        "cl_spoof.reporting.build", "cl_spoof.reporting.figures"):
             if hasattr(importlib.import_module(module), "atomic_path"):

@@ -13,18 +13,17 @@ from test_run import tiny_config
 
 from cl_spoof.config import load_config
 from cl_spoof.data.audio import fix_length, read_audio
+from cl_spoof.data.inputs import collect_inputs
+from cl_spoof.data.windows import window_starts
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
-from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT
+from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, CheckpointError
 from cl_spoof.metrics.plugin import logits_to_scores
+from cl_spoof.models.loading import load_checkpoint
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.score import (
-    CheckpointError,
     FileScore,
     ScoreResult,
-    collect_inputs,
-    load_checkpoint,
     score_paths,
-    window_starts,
     write_score_file,
 )
 
@@ -282,3 +281,25 @@ def test_eer_threshold_missing_needs_a_number(checkpoint: Path, audio: dict[str,
     with pytest.raises(CheckpointError, match="no finite EER threshold"):
         score_paths(path, [audio["short"]])
     assert score_paths(path, [audio["short"]], threshold=0.0).threshold == 0.0
+
+
+def test_data_settings_are_read_as_a_config_reads_them(checkpoint: Path,
+                                                      tmp_path: Path) -> None:
+    """Rate and level come from the stored config through the config loader: a checkpoint
+    from before data.level scores its input as decoded; a damaged value is named."""
+    ckpt = torch.load(checkpoint, weights_only=True)
+    del ckpt["config"]["data"]["level"]
+    old = tmp_path / "old.pt"
+    torch.save(ckpt, old)
+    loaded = load_checkpoint(old)
+    assert (loaded.level, loaded.level_db, loaded.sample_rate) == ("none", None, 16_000)
+    for key, value, words in (("level", "loud", "data.level must be one of none, rms, peak"),
+                              ("sample_rate", 100, "data.sample_rate must be between"),
+                              ("level_db", "high", "data.level_db: expected a number")):
+        ckpt["config"]["data"][key] = value
+        bad = tmp_path / f"bad_{key}.pt"
+        torch.save(ckpt, bad)
+        with pytest.raises(CheckpointError, match=f"damaged checkpoint: {words}") as info:
+            load_checkpoint(bad)
+        assert str(bad) in str(info.value)
+        del ckpt["config"]["data"][key]

@@ -23,13 +23,13 @@ from cl_spoof.config import ModelSpec, SelfDistillationConfig, load_config, with
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import build_detector, build_model
 from cl_spoof.models.exits import EXITS, attach_exits, exits_of, strip_exits
+from cl_spoof.models.loading import load_checkpoint
 from cl_spoof.strategies import SelfDistillationPlugin
 from cl_spoof.strategies.methods.self_distillation.losses import (
     feature_loss,
     self_distillation_loss,
 )
 from cl_spoof.workflows.run import run_experiment
-from cl_spoof.workflows.score import load_checkpoint
 
 torch.set_num_threads(1)
 runner = CliRunner()

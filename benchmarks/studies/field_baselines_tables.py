@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from benchmarks._common import RESULTS
-from cl_spoof.workflows.run_dir import read_status
+from cl_spoof.rundir import RunDir
 
 KEEPS = {"replay": "200 clips", "dfwf+replay": "200 clips"}
 
@@ -41,7 +41,7 @@ def runs_of(roots: list[Path]) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for root in roots:
         for metrics in sorted(root.glob("*/seed*/metrics.json")):
-            status = read_status(metrics.parent)  # metrics.json grows stage by stage:
+            status = RunDir(metrics.parent).status()  # metrics.json grows stage by stage:
             if status is not None and status.get("finished"):  # finished runs only
                 found.setdefault(metrics.parent.parent.name, []).append(metrics.parent)
     return found
@@ -72,7 +72,7 @@ def main() -> None:
     overhead_file = RESULTS / "field_baselines_overhead.json"
     overhead = (json.loads(overhead_file.read_text())["methods"]
                 if overhead_file.is_file() and args.epoch_times else {})
-    seconds = {name: np.median([read_status(d)["seconds"] for d in dirs])
+    seconds = {name: np.median([RunDir(d).status()["seconds"] for d in dirs])
                for name, dirs in runs.items()}
     print("| method | keeps old audio | seeds | final avg EER % | BWT (pts) | max forgetting (pts) "
           + ("| EER at the learning stage (mean) " if args.learning_eer else "")

@@ -33,8 +33,8 @@ from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import load_config
 from cl_spoof.labels import BONAFIDE_TARGET as BONAFIDE_CLASS
+from cl_spoof.models.loading import load_checkpoint
 from cl_spoof.strategies.methods.owm.projection import rawm_beta, rwm_beta
-from cl_spoof.workflows.score import load_checkpoint
 
 
 def betas_of(run: Path, beta_max: float, seed: int) -> list[dict]:

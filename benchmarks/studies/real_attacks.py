@@ -46,10 +46,9 @@ from cl_spoof.config import RunConfig, load_config, with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 from cl_spoof.metrics.eer import matched_eer_per_attack
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
-from cl_spoof.reporting.runs import run_dir_name
+from cl_spoof.rundir import RunDir, run_dir_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
-from cl_spoof.workflows.run_dir import read_status
 from cl_spoof.workflows.yardstick import run_yardstick
 
 LA = REPO.parent / "shared" / "data" / "asvspoof2019_la_sample"
@@ -122,7 +121,7 @@ def benchmark(cfg: RunConfig, strategies: list[str], seeds: list[int], out: Path
     for seed in seeds:  # seed by seed: a first pass over all strategies comes early
         for name in strategies:
             run_dir = out / "runs" / run_dir_name(name) / f"seed{seed}"
-            status = read_status(run_dir)
+            status = RunDir(run_dir).status()
             if (status is not None and status.get("finished")) or not train:
                 continue
             _say(f"{name}, seed {seed}")
@@ -139,7 +138,7 @@ def benchmark(cfg: RunConfig, strategies: list[str], seeds: list[int], out: Path
         per_seed = []
         for seed in seeds:
             run_dir = out / "runs" / run_dir_name(name) / f"seed{seed}"
-            status = read_status(run_dir)
+            status = RunDir(run_dir).status()
             if status is None or not status.get("finished"):
                 continue
             metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from cl_spoof.data.asvspoof import read_asvspoof2019_la
 from cl_spoof.data.corpora import read_corpus
+from cl_spoof.data.corpora.asvspoof2019 import read_asvspoof2019_la
 from cl_spoof.data.manifest import read_manifest
 from cl_spoof.data.table import BONAFIDE, COLUMNS, NO_ATTACK, SPLITS, SPOOF, make_table
 from cl_spoof.errors import ConfigError, DataError

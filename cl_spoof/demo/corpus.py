@@ -31,8 +31,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from cl_spoof.data.asvspoof import PROTOCOL_DIR, PROTOCOL_FILES, audio_dir
 from cl_spoof.data.audio import SAMPLE_RATE, read_audio
+from cl_spoof.data.corpora.asvspoof2019 import PROTOCOL_DIR, PROTOCOL_FILES, audio_dir
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPLITS, SPOOF
 from cl_spoof.demo.vocoders import FAMILIES, apply_family, normalise_level
 from cl_spoof.errors import ConfigError, DataError

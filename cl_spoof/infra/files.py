@@ -1,5 +1,5 @@
-"""Files: atomic writes (a crash never leaves a half-written result), locks, disk space,
-and the user cache folder.
+"""Files: atomic writes (a crash never leaves a half-written result), output files checked
+before the work, locks, disk space, and the user cache folder.
 
 Every OS error while writing becomes a :class:`~cl_spoof.errors.FileSystemError`
 naming the file the user knows (not a temporary one) and what to do.
@@ -91,6 +91,30 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def check_output_file(path: str | Path, what: str = "the scores") -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a file
+    in a folder that is missing and cannot be made, or is read-only (``what``: what the
+    file is for, named when a folder is given)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileSystemError(f"{path}: is a folder; give a file name for {what}")
+    folder = path.parent
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FileSystemError(f"{path}: {probe} is a file, not a folder; check the path")
+    if probe == folder:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise FileSystemError(f"cannot write {os_error_message(exc, path)}") from None
+    elif not os.access(probe, os.W_OK):
+        raise FileSystemError(f"cannot write {path}: {probe} is not writable; choose a folder "
+                              "you can write to")
 
 
 def user_cache_dir() -> Path:

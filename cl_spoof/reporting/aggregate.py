@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from cl_spoof.labels import JOINT
-from cl_spoof.reporting.runs import ReportError, RunRecord, run_dir_name
+from cl_spoof.reporting.runs import ReportError, RunRecord
+from cl_spoof.rundir import run_dir_name
 
 #: Headline metrics of a run (``metrics.json``) compared across strategies; runs
 #: written before a metric existed (or that did not compute it) give NaN.

@@ -1,4 +1,5 @@
 """What the commands do: ``run`` (:mod:`~.run`), ``compare`` (:mod:`~.compare`),
 ``add-attack`` (:mod:`~.add_attack`), ``score`` (:mod:`~.score`), over the training
-loop they share (:mod:`~.training`) and the run directory (:mod:`~.run_dir`).
-Workflows return results and report progress through :mod:`~.events`; the CLI renders."""
+loop they share (:mod:`~.training`); run and compare directories are read and written
+through :mod:`cl_spoof.rundir`. Workflows return results and report progress through
+:mod:`~.events`; the CLI renders."""

@@ -2,19 +2,21 @@
 
 A deployed detector meets a new synthesizer; the user collects some of its audio
 and updates the detector without the old training data (DFWF needs none) and
-without retraining from scratch. :func:`add_attack`:
+without retraining from scratch. :func:`add_attack` is five steps:
 
-1. checks everything first (run directory, name, the new audio) so that a failing
-   command changes nothing in the run directory;
-2. splits the new audio into train/eval (speaker-disjoint where speakers are known);
-3. takes bona fide from ``bonafide`` or, without it, from the run's own data;
-4. restores the last checkpoint (model, optimizer, strategy state), evaluates the
-   earlier checkpoints on the new attack (so its column is filled for old stages),
-   trains one more experience and evaluates every attack;
-5. appends the stage to ``eer_matrix.csv`` / ``metrics.json``, writes its scores and
-   checkpoint, records the new attack's utterances in ``added/<NAME>.csv`` (absolute
-   paths, so a later add-attack from any folder sees the same data) and refreshes
-   ``report/``.
+1. :func:`_check` checks the name, the run directory and the options first, so that
+   a failing command changes nothing in the run directory;
+2. :func:`_collect_new_audio` splits the new audio into train/eval (speaker-disjoint
+   where speakers are known);
+3. :func:`_assemble` builds the table and its benchmark: bona fide from ``bonafide``
+   or, without it, from the run's own data, plus the attacks added earlier;
+4. :func:`_compute` evaluates the earlier checkpoints on the new attack (so its column
+   is filled for old stages), restores the last checkpoint (model, optimizer,
+   strategy state), trains one more experience and evaluates every attack;
+5. :func:`_commit` appends the stage to the EER matrix and metrics, writes its scores
+   and checkpoint, records the new attack's utterances (absolute paths, so a later
+   add-attack from any folder sees the same data) and refreshes the report, through
+   :class:`~cl_spoof.rundir.RunDir`.
 
 Step 5 runs inside :func:`~cl_spoof.infra.transaction.all_or_nothing`: if anything
 fails or is interrupted, the run directory is put back as it was. The name is
@@ -27,10 +29,11 @@ It trains through the same :class:`~cl_spoof.workflows.trainer.Trainer` as
 from __future__ import annotations
 
 import io
-import json
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,25 +42,22 @@ from avalanche.logging import TextLogger
 
 from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig, load_config, with_overrides
+from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
 from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
-from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.files import atomic_path, atomic_write_text
-from cl_spoof.infra.formats import write_csv
-from cl_spoof.infra.names import check_name, inside
+from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
+from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.run import record_stage
-from cl_spoof.workflows.run_dir import RunWriter, check_same_config, read_status
-from cl_spoof.workflows.trainer import Trainer
+from cl_spoof.workflows.run import StageRecord, record_stage
+from cl_spoof.workflows.trainer import StageResult, Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
 
@@ -111,34 +111,185 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
     return make_table(rows), problems
 
 
-def added_entries(run_dir: Path) -> list[dict]:
-    """What earlier ``add-attack`` commands recorded in ``added/added.json`` (oldest first)."""
-    index = run_dir / "added" / "added.json"
-    if not index.is_file():
-        return []
+@dataclass(frozen=True)
+class _Request:
+    """Step 1's outcome: an add-attack that may go ahead on a checked run."""
+
+    run_dir: RunDir  # opened with the run's own config (its metrics keep its strategy)
+    name: str
+    strategy: str
+    cfg: RunConfig  # the run's config with the strategy that learns the new attack
+    matrix: pd.DataFrame  # the run's EER matrix so far
+    entries: tuple[dict, ...] = ()  # attacks added earlier (``added/added.json``)
+
+    @property
+    def old_attacks(self) -> list[str]:
+        """The attacks of the run's matrix."""
+        return [c for c in self.matrix.columns if c not in ("stage", "trained_on")]
+
+
+@dataclass(frozen=True)
+class _NewAudio:
+    """Step 2's outcome: the new attack's utterances, split train/eval."""
+
+    spoof: pd.DataFrame
+    bonafide: pd.DataFrame  # empty without ``bonafide``
+    problems: list[str]  # the skipped files
+    sources: dict[str, str | None]  # where they came from: absolute ``spoof``, ``bonafide``
+
+
+@dataclass(frozen=True)
+class _Computed:
+    """Step 4's outcome: everything the commit writes."""
+
+    trainer: Trainer
+    result: StageResult  # every attack after learning the new one
+    earlier_eers: list[float]  # the new attack's EER under each earlier stage's checkpoint
+    log: str  # the training log
+
+
+def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _Request:
+    """Step 1: check the name, the run directory and the options; nothing is written
+    (a run an earlier command left half-way is put back first)."""
+    check_name(name)
+    run_dir = RunDir(run_path)
+    run_dir.check_is_run()
+    recover(run_dir.path)  # an earlier command killed half-way: put the directory back first
+    base_cfg = run_dir.read_config()
+    run_dir = RunDir(run_dir.path, base_cfg)
+    status = run_dir.status() or {}
+    if not status.get("finished"):
+        raise CLSpoofError(f"{run_dir.path}: the run has not finished; resume it first "
+                           f"(cl-spoof run --resume {run_dir.path})")
+    if status.get("config") is not None:  # config.yaml must still say what the run used
+        check_same_config(status["config"], base_cfg, str(run_dir.config_file))
+    if not 0 < eval_fraction < 1:
+        raise CLSpoofError("--eval-fraction must be between 0 and 1")
+    if base_cfg.data.sources:
+        raise CLSpoofError(f"{run_dir.path}: the run reads data.sources; add-attack adds an "
+                           "attack to runs of one data.source only (add the new data as "
+                           "another source and start a new run)")
+    matrix = run_dir.read_matrix()
+    old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
+    if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
+        raise CLSpoofError(f"attack name {name!r} is already in the run "
+                           f"({', '.join(old_attacks)})")
+    cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
+    spec = get_spec(strategy)
+    portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
+    if spec.joint:
+        raise CLSpoofError(f"{strategy} trains once on every attack and cannot add one; "
+                           f"use one of: {', '.join(portable)}")
+    entries = run_dir.added_entries()
+    last = entries[-1]["strategy"] if entries else base_cfg.strategy.name  # of the last stage
+    if spec.needs_own_run and last != strategy:
+        raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
+                           f"memories); the run's last stage was trained with {last!r}: "
+                           f"use one of: {', '.join(portable)}")
+    return _Request(run_dir=run_dir, name=name, strategy=strategy, cfg=cfg, matrix=matrix,
+                    entries=tuple(entries))
+
+
+def _collect_new_audio(request: _Request, spoof: Path, bonafide: Path | None,
+                       eval_fraction: float) -> _NewAudio:
+    """Step 2: the new attack's audio (and the bona fide given with it), split train/eval."""
+    cfg = request.cfg
+    splits = (cfg.data.train_split, cfg.data.test_split)
+    sources = {"spoof": str(Path(spoof).expanduser().absolute()),
+               "bonafide": str(Path(bonafide).expanduser().absolute()) if bonafide else None}
+    new_spoof, problems = _collect(spoof, SPOOF, request.name, splits, eval_fraction, cfg.seed)
+    if bonafide is None:
+        return _NewAudio(spoof=new_spoof, bonafide=make_table([]), problems=problems,
+                         sources=sources)
+    new_bona, bona_problems = _collect(bonafide, BONAFIDE, request.name, splits,
+                                       eval_fraction, cfg.seed)
+    return _NewAudio(spoof=new_spoof, bonafide=new_bona, problems=problems + bona_problems,
+                     sources=sources)
+
+
+def _assemble(request: _Request, new: _NewAudio, bonafide_given: bool,
+              events: RunEvents) -> tuple[Any, list[str]]:
+    """Step 3: the table (the run's own data, the attacks added earlier and the new audio)
+    and its benchmark; returns the benchmark and its attacks, the new one last."""
+    cfg = request.cfg
     try:
-        entries = json.loads(index.read_text(encoding="utf-8"))["attacks"]
-        for entry in entries:
-            check_name(entry["name"], f"{index}: attack name")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise CLSpoofError(f"{index}: damaged ({type(exc).__name__}: {exc})") from None
-    return list(entries)
+        events.on_stage("reading the run's own data")
+        table, source = read_run_table(cfg.data, events.on_progress)
+        have_run_data = True
+    except (CLSpoofError, OSError) as exc:
+        if not bonafide_given:
+            raise CLSpoofError(
+                f"the run's own data is not available ({exc}); give bona fide audio with "
+                "--bonafide PATH (a folder or manifest) to add an attack without it") from None
+        table, source, have_run_data = make_table([]), Path(cfg.data.source), False
+    if bonafide_given and have_run_data:  # the new bona fide replaces the run's own here
+        table = table[table["label"] != BONAFIDE]
+    earlier = request.run_dir.added_rows()
+    parts = [table] + ([earlier] if earlier is not None else []) + [new.spoof, new.bonafide]
+    full = make_table(pd.concat(parts, ignore_index=True))
+    if have_run_data:
+        attacks = [*configured_attacks(table, cfg.data), *[
+            a for a in (earlier["attack"].unique() if earlier is not None else [])
+            if a != NO_ATTACK], request.name]
+    else:
+        attacks = [request.name]
+    data = prepare_benchmark_data(full, attacks, cfg.data, cfg.seed, str(source),
+                                  events.on_stage, events.on_progress)
+    return build_benchmark(data.table, data.waveforms, data.plans,
+                           ClipSpec.from_config(cfg)), attacks
 
 
-def added_rows(run_dir: Path) -> pd.DataFrame | None:
-    """Utterances of attacks added to the run so far (``added/*.csv``), or None."""
-    names = added_entries(run_dir)
-    if not names:
-        return None
-    frames = []
-    for n in names:
-        path = inside(run_dir, "added", f"{n['name']}.csv")
-        try:
-            frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
-        except (OSError, ValueError) as exc:
-            raise CLSpoofError(f"{path}: unreadable ({type(exc).__name__}); the attacks "
-                               "added earlier cannot be re-evaluated") from None
-    return pd.concat(frames, ignore_index=True)
+def _compute(request: _Request, bm: Any, attacks: list[str], events: RunEvents) -> _Computed:
+    """Step 4: evaluate the earlier checkpoints on the new attack, restore the last one,
+    learn the new attack and evaluate every attack (nothing written yet)."""
+    cfg, run_dir, name = request.cfg, request.run_dir, request.name
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    ctx = RunContext.local(cfg.train.device)
+    completed = len(request.matrix)
+    log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
+    trainer = Trainer.build(cfg, ctx, events, [TextLogger(log_buffer)])
+    events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
+    new_test = [bm.test_stream[len(attacks) - 1]]
+    earlier_eers = []
+    for k in range(completed):
+        trainer.load_model(run_dir.read_checkpoint(k), run_dir.checkpoint_path(k))
+        earlier_eers.append(trainer.evaluate(new_test).eers[name])
+    trainer.restore(run_dir.read_checkpoint(completed - 1),
+                    run_dir.checkpoint_path(completed - 1), completed, bm.train_stream)
+    events.on_stage(f"stage {completed + 1}: learning {name} with {request.strategy}")
+    trainer.train_stage(bm.train_stream[len(attacks) - 1], completed, bm.train_stream)
+    return _Computed(trainer=trainer, result=trainer.evaluate(bm.test_stream),
+                     earlier_eers=earlier_eers, log=log_buffer.getvalue())
+
+
+def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool,
+            events: RunEvents, t0: float) -> tuple[pd.DataFrame, dict]:
+    """Step 5: write the new stage, its log, the new attack's utterances and the added
+    list (and refresh the report), all or nothing; returns the new matrix and metrics."""
+    run_dir, name = request.run_dir, request.name
+    completed = len(request.matrix)
+    rows = [{**row, name: eer} for row, eer in zip(request.matrix.to_dict("records"),
+                                                    computed.earlier_eers, strict=True)]
+    entry = {"name": name, "stage": completed, "strategy": request.strategy, **new.sources,
+             "skipped_files": new.problems}
+    with all_or_nothing(run_dir.path):
+        # Without the run's own data only the new attack is evaluated (old columns: NaN).
+        # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
+        progress = RunProgress(rows=tuple(rows),
+                               official=tuple(run_dir.read_official(completed)))
+        record = StageRecord(stage=completed, trained_on=name,
+                             attacks=[*request.old_attacks, name], result=computed.result,
+                             official=stage_metrics(computed.result.scores, OfficialInputs(),
+                                                    completed), last=True)
+        _, matrix, metrics = record_stage(run_dir, computed.trainer, progress, record, t0)
+        run_dir.write_added_log(name, computed.log)
+        run_dir.write_added(name, pd.concat([new.spoof, new.bonafide], ignore_index=True),
+                            [*request.entries, entry])
+        if report:
+            events.on_stage("refreshing the report")
+            build_report([run_dir.path], run_dir.report_dir)
+    return matrix, metrics
 
 
 def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
@@ -151,128 +302,12 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     it was."""
     events = events or RunEvents()
     t0 = time.perf_counter()
-    check_name(name)
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
-        raise CLSpoofError(f"{run_dir}: not a run directory (no config.yaml)")
-    recover(run_dir)  # an earlier command killed half-way: put the directory back first
-    base_cfg = load_config(run_dir / "config.yaml")
-    status = read_status(run_dir) or {}
-    if not status.get("finished"):
-        raise CLSpoofError(f"{run_dir}: the run has not finished; resume it first "
-                           f"(cl-spoof run --resume {run_dir})")
-    if status.get("config") is not None:  # config.yaml must still say what the run used
-        check_same_config(status["config"], base_cfg, str(run_dir / "config.yaml"))
-    if not 0 < eval_fraction < 1:
-        raise CLSpoofError("--eval-fraction must be between 0 and 1")
-    if base_cfg.data.sources:
-        raise CLSpoofError(f"{run_dir}: the run reads data.sources; add-attack adds an attack "
-                           "to runs of one data.source only (add the new data as another "
-                           "source and start a new run)")
-    try:
-        matrix = pd.read_csv(run_dir / "eer_matrix.csv")
-    except (OSError, ValueError) as exc:
-        raise CLSpoofError(f"{run_dir / 'eer_matrix.csv'}: unreadable "
-                           f"({type(exc).__name__})") from None
-    old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
-    if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
-        raise CLSpoofError(f"attack name {name!r} is already in the run "
-                           f"({', '.join(old_attacks)})")
-    cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
-    spec = get_spec(strategy)
-    portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
-    if spec.joint:
-        raise CLSpoofError(f"{strategy} trains once on every attack and cannot add one; "
-                           f"use one of: {', '.join(portable)}")
-    entries = added_entries(run_dir)
-    last = entries[-1]["strategy"] if entries else base_cfg.strategy.name  # of the last stage
-    if spec.needs_own_run and last != strategy:
-        raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
-                           f"memories); the run's last stage was trained with {last!r}: "
-                           f"use one of: {', '.join(portable)}")
-    splits = (cfg.data.train_split, cfg.data.test_split)
-    new_spoof, problems = _collect(spoof, SPOOF, name, splits, eval_fraction, cfg.seed)
-
-    try:
-        events.on_stage("reading the run's own data")
-        table, source = read_run_table(cfg.data, events.on_progress)
-        have_run_data = True
-    except (CLSpoofError, OSError) as exc:
-        if bonafide is None:
-            raise CLSpoofError(
-                f"the run's own data is not available ({exc}); give bona fide audio with "
-                "--bonafide PATH (a folder or manifest) to add an attack without it") from None
-        table, source, have_run_data = make_table([]), Path(cfg.data.source), False
-    if bonafide is not None:
-        new_bona, bona_problems = _collect(bonafide, BONAFIDE, name, splits, eval_fraction,
-                                           cfg.seed)
-        problems += bona_problems
-        if have_run_data:  # the new bona fide replaces the run's own for this stage
-            table = table[table["label"] != BONAFIDE]
-    else:
-        new_bona = make_table([])
-    earlier = added_rows(run_dir)
-    parts = [table] + ([earlier] if earlier is not None else []) + [new_spoof, new_bona]
-    full = make_table(pd.concat(parts, ignore_index=True))
-    if have_run_data:
-        attacks = [*configured_attacks(table, cfg.data), *[
-            a for a in (earlier["attack"].unique() if earlier is not None else [])
-            if a != NO_ATTACK], name]
-    else:
-        attacks = [name]
-    data = prepare_benchmark_data(full, attacks, cfg.data, cfg.seed, str(source),
-                                  events.on_stage, events.on_progress)
-    bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg))
-    new_exp = bm.train_stream[len(attacks) - 1]
-
-    # ---- compute everything, then write (a failure above leaves the run untouched)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    ctx = RunContext.local(cfg.train.device)
-    completed = len(matrix)
-    log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
-    trainer = Trainer.build(cfg, ctx, events, [TextLogger(log_buffer)])
-    writer = RunWriter(run_dir, base_cfg)
-    events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
-    new_test = [bm.test_stream[len(attacks) - 1]]
-    old_new_col = []
-    for k in range(completed):
-        path = writer.checkpoint_path(k)
-        trainer.load_model(read_checkpoint(path), path)
-        old_new_col.append(trainer.evaluate(new_test).eers[name])
-    last = writer.checkpoint_path(completed - 1)
-    trainer.restore(read_checkpoint(last), last, completed, bm.train_stream)
-    events.on_stage(f"stage {completed + 1}: learning {name} with {strategy}")
-    trainer.train_stage(new_exp, completed, bm.train_stream)
-    result = trainer.evaluate(bm.test_stream)
-
-    # ---- write, all or nothing
-    rows = matrix.to_dict("records")
-    for row, eer in zip(rows, old_new_col, strict=True):
-        row[name] = eer
-    learned = [str(r["trained_on"]) for r in rows] + [name]
-    with all_or_nothing(run_dir):
-        # Without the run's own data only the new attack is evaluated (old columns: NaN).
-        # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
-        official = writer.read_official(completed)
-        out_matrix, metrics = record_stage(
-            writer, trainer, result, completed, name, old_attacks + [name], rows, learned,
-            True, t0, official, stage_metrics(result.scores, OfficialInputs(), completed))
-        atomic_write_text(inside(run_dir, "logs", f"added_{name}", "log.txt"),
-                          log_buffer.getvalue())
-        with atomic_path(inside(run_dir, "added", f"{name}.csv")) as tmp:
-            write_csv(pd.concat([new_spoof, new_bona], ignore_index=True), tmp)
-        index = run_dir / "added" / "added.json"
-        entries.append({"name": name, "stage": completed, "strategy": strategy,
-                        "spoof": str(Path(spoof).expanduser().absolute()),
-                        "bonafide": str(Path(bonafide).expanduser().absolute())
-                        if bonafide else None,
-                        "skipped_files": problems})
-        atomic_write_text(index, json.dumps({"attacks": entries}, indent=2) + "\n")
-        if report:
-            events.on_stage("refreshing the report")
-            build_report([run_dir], run_dir / "report")
-    events.on_result(completed, name, {a: out_matrix.iloc[-1][a] for a in out_matrix.columns
+    request = _check(Path(run_dir), name, eval_fraction, strategy)
+    new = _collect_new_audio(request, spoof, bonafide, eval_fraction)
+    bm, attacks = _assemble(request, new, bonafide is not None, events)
+    computed = _compute(request, bm, attacks, events)
+    matrix, metrics = _commit(request, new, computed, report, events, t0)
+    events.on_result(len(request.matrix), name, {a: matrix.iloc[-1][a] for a in matrix.columns
                                        if a != "trained_on"})
-    return RunSummary(out_dir=run_dir, matrix=out_matrix, metrics=metrics,
-                      seconds=time.perf_counter() - t0), problems
+    return RunSummary(out_dir=request.run_dir.path, matrix=matrix, metrics=metrics,
+                      seconds=time.perf_counter() - t0), new.problems

@@ -4,20 +4,15 @@ Every run uses the same data (loaded and cached once), the same initial
 weights per seed (the model is built right after seeding, before anything
 strategy-specific) and the same data order per stage (every stage reseeds).
 Runs can go side by side in separate processes (``jobs``, :func:`fan_out`) or,
-under ``torchrun``, each run data-parallel over all ranks. Layout of a compare
-directory::
-
-    compare.json                 what was asked (strategies, seeds)
-    config.yaml                  the shared config
-    <strategy>/seed<k>/          one run directory each (cl_spoof.workflows.run_dir)
-    comparison.csv, comparison.md
+under ``torchrun``, each run data-parallel over all ranks. The compare directory
+(``compare.json``, the shared config, one run directory per strategy and seed, the
+comparison table) is read and written through :class:`~cl_spoof.rundir.CompareDir`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -30,18 +25,16 @@ import pandas as pd
 import torch
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, load_config, to_yaml, with_overrides
+from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.reporting.aggregate import METRICS, comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
-from cl_spoof.reporting.runs import run_dir_name
+from cl_spoof.rundir import CompareDir, RunDir
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
-from cl_spoof.workflows.run_dir import read_status
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -73,9 +66,9 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
-    ctx.on_main(lambda: _check_dir(spec, out_dir, resume))
+    ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
     # A new compare directory is all or nothing until a run completes a stage.
-    guard = all_or_nothing(out_dir, keep_if=lambda: _any_stage_completed(out_dir)) \
+    guard = all_or_nothing(out_dir, keep_if=CompareDir(out_dir).any_stage_completed) \
         if ctx.is_main and not resume else contextlib.nullcontext()
     with guard:
         return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec)
@@ -86,17 +79,18 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
                  spec: dict) -> pd.DataFrame:
     data = ctx.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    compare = CompareDir(out_dir)
     if not resume:
-        ctx.on_main(lambda: _write_dir(cfg, spec, out_dir))
+        ctx.on_main(lambda: compare.create(cfg, spec))
     todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
     for seed in seeds:
         for name in strategies:
-            run_dir = out_dir / run_dir_name(name) / f"seed{seed}"
-            finished, started = ctx.on_main(functools.partial(_run_dir_state, run_dir))
+            run = compare.run_dir(name, seed)
+            finished, started = ctx.on_main(functools.partial(_run_dir_state, run))
             if finished:
                 events.on_stage(f"{name}, seed {seed}: already finished")
             else:
-                todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run_dir,
+                todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run.path,
                              started))
     if jobs > 1 and todo:
         fan_out(todo, jobs, events)
@@ -114,60 +108,27 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
     return ctx.on_main(table_of_runs)
 
 
-def _check_dir(spec: dict, out_dir: Path, resume: bool) -> None:
+def _check_dir(spec: dict, compare: CompareDir, resume: bool) -> None:
     """Refuse a compare directory that is not new (or, resuming, not the same comparison)."""
     if resume:
-        saved = _read_spec(out_dir)
+        saved = _read_spec(compare)
         if saved != spec:
-            raise CLSpoofError(f"{out_dir}/compare.json asks for {saved}, not {spec}")
+            raise CLSpoofError(f"{compare.spec_file} asks for {saved}, not {spec}")
         return
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CLSpoofError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise CLSpoofError(f"{out_dir}: compare directory exists and is not empty; "
-                           "choose another --out, or --resume it (nothing was overwritten)")
+    compare.check_new()
 
 
-def _write_dir(cfg: RunConfig, spec: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", to_yaml(cfg))
-    atomic_write_text(out_dir / "compare.json", json.dumps(spec, indent=2) + "\n")
-
-
-def _read_spec(out_dir: Path) -> dict:
-    """``compare.json``: the strategies and seeds asked for (a damaged one is named)."""
-    path = Path(out_dir) / "compare.json"
-    if not path.is_file():
-        raise CLSpoofError(f"{out_dir}: not a compare directory (no compare.json)")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CLSpoofError(f"{path}: damaged ({type(exc).__name__})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("strategies"), list) \
-            or not isinstance(spec.get("seeds"), list) \
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in spec["seeds"]):
-        raise CLSpoofError(f"{path}: damaged (expected lists 'strategies' and 'seeds')")
+def _read_spec(compare: CompareDir) -> dict:
+    """``compare.json``: the strategies and seeds asked for, every strategy name checked."""
+    spec = compare.read_spec()
     for name in spec["strategies"]:
         check_strategy_name(str(name))
     return spec
 
 
-def _run_dir_state(run_dir: Path) -> tuple[bool, bool]:
+def _run_dir_state(run_dir: RunDir) -> tuple[bool, bool]:
     """(finished, started) of one run directory of a compare."""
-    status = read_status(run_dir)
-    finished = status is not None and bool(status.get("finished"))
-    return finished, run_dir.is_dir() and any(run_dir.iterdir())
-
-
-def _any_stage_completed(out_dir: Path) -> bool:
-    """Whether any run under a compare directory completed a stage (then it is kept)."""
-    for status in Path(out_dir).glob("*/seed*/run.json"):
-        try:
-            if json.loads(status.read_text()).get("completed_stages"):
-                return True
-        except (OSError, ValueError, AttributeError):
-            continue
-    return False
+    return run_dir.finished(), run_dir.started()
 
 
 def _init_job(slots: Any, threads: int) -> None:
@@ -235,20 +196,19 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
 
 def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
     """Config, strategies and seeds of an existing compare directory (for ``--resume``)."""
-    spec = _read_spec(Path(out_dir))
-    return load_config(Path(out_dir) / "config.yaml"), spec["strategies"], spec["seeds"]
+    compare = CompareDir(out_dir)
+    spec = _read_spec(compare)
+    return compare.read_config(), spec["strategies"], spec["seeds"]
 
 
 def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[int]
                     ) -> pd.DataFrame:
     """One row per finished run: strategy, seed and its headline metrics."""
+    compare = CompareDir(out_dir)
     rows = []
     for name in strategies:
         for seed in seeds:
-            path = out_dir / run_dir_name(name) / f"seed{seed}" / "metrics.json"
-            if not path.is_file():
-                raise CLSpoofError(f"{path}: missing (the run did not finish)")
-            m = json.loads(path.read_text())
+            m = compare.run_metrics(name, seed)
             rows.append({"strategy": name, "seed": seed,
                          **{k: (np.nan if m.get(k) is None else m[k]) for k in METRICS}})
     return pd.DataFrame(rows)
@@ -256,9 +216,7 @@ def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[in
 
 def write_comparison(out_dir: Path, table: pd.DataFrame) -> None:
     """``comparison.csv`` (numbers) and ``comparison.md`` (mean ± std), atomically."""
-    with atomic_path(out_dir / "comparison.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
     md = ("EER in %, BWT and forgetting in EER points (BWT < 0 and forgetting > 0 mean the "
           "detector forgot); mean ± std over seeds.\n\n" + to_markdown(comparison_display(table))
           + "\n" + OFFICIAL_NOTE + "\n")
-    atomic_write_text(out_dir / "comparison.md", md)
+    CompareDir(out_dir).write_comparison(table, md)

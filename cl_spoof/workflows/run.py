@@ -4,9 +4,9 @@ The data flow, start to end::
 
     config ─► benchmark.load_benchmark_data ─► benchmark.datasets.build_benchmark
            ─► Trainer.build (model, strategy, EER metric)
-           ─► for each stage: Trainer.train_stage ─► Trainer.evaluate ─► RunWriter
+           ─► for each stage: Trainer.train_stage ─► Trainer.evaluate ─► record_stage (RunDir)
 
-The run directory's layout is described in :mod:`cl_spoof.workflows.run_dir`.
+The run directory's layout is described in :mod:`cl_spoof.rundir.run_dir`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -28,14 +29,13 @@ from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig
 from cl_spoof.errors import FileSystemError, os_error_message
-from cl_spoof.infra.checkpoints import read_checkpoint
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
 from cl_spoof.metrics.official import stage_metrics
-from cl_spoof.strategies.registry import get_spec
+from cl_spoof.rundir import RunDir, RunProgress, check_same_config
+from cl_spoof.strategies.registry import StrategySpec, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.official import check_score_ids, official_inputs
-from cl_spoof.workflows.run_dir import RunWriter, check_same_config
 from cl_spoof.workflows.trainer import StageResult, Trainer
 
 
@@ -45,23 +45,34 @@ def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
     return root / f"{stamp}-{cfg.strategy.name.replace('+', '_')}-seed{cfg.seed}"
 
 
-def record_stage(writer: RunWriter, trainer: Trainer, result: StageResult, stage: int,
-                 trained_on: str, attacks: list[str], rows: list[dict], learned: list[str],
-                 finished: bool, t0: float, official: list[dict] | None = None,
-                 stage_official: dict | None = None) -> tuple[pd.DataFrame, dict]:
-    """Append stage ``stage``'s row to ``rows`` (and its official metrics to
-    ``official``); rank 0 writes its scores, checkpoint, matrix and metrics. Every
-    process returns the same matrix and metrics."""
-    rows.append({"stage": stage, "trained_on": trained_on,
-                 **{a: result.eers.get(a, float("nan")) for a in attacks}})
-    if official is not None and stage_official is not None:
-        official.append({"trained_on": trained_on, **stage_official})
+@dataclass(frozen=True)
+class StageRecord:
+    """One trained and evaluated stage, as the run directory records it."""
+
+    stage: int
+    trained_on: str  # the attack learned (or ``joint``)
+    attacks: Sequence[str]  # every attack of the run, in the matrix's order
+    result: StageResult
+    official: dict[str, Any]  # the stage's official metrics
+    last: bool  # the run's final stage: the run is finished once it is recorded
+
+
+def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
+                 record: StageRecord, t0: float) -> tuple[RunProgress, pd.DataFrame, dict]:
+    """``progress`` with ``record``'s stage added; rank 0 writes its scores, checkpoint,
+    matrix and metrics. Every process returns the same progress, matrix and metrics
+    (``t0``: when the command started, for the run's time in ``run.json``)."""
+    row = {"stage": record.stage, "trained_on": record.trained_on,
+           **{a: record.result.eers.get(a, float("nan")) for a in record.attacks}}
+    progress = progress.with_stage(row, {"trained_on": record.trained_on, **record.official})
     if not trainer.ctx.is_main:
-        return writer.frames(rows, attacks, learned, official)
-    writer.write_stage_outputs(stage, result.scores,
-                               trainer.checkpoint(stage, trained_on, attacks, result))
-    return writer.write_stage(rows, attacks, learned, finished, time.perf_counter() - t0,
-                              official)
+        matrix, metrics = run_dir.frames(progress, record.attacks)
+        return progress, matrix, metrics
+    run_dir.write_stage_outputs(record.stage, record.result.scores, trainer.checkpoint(
+        record.stage, record.trained_on, record.attacks, record.result))
+    matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
+                                          time.perf_counter() - t0)
+    return progress, matrix, metrics
 
 
 @contextlib.contextmanager
@@ -76,6 +87,20 @@ def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | Non
             if exc.filename is None:
                 raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
             raise
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What :func:`run_experiment` was asked to do, on which process."""
+
+    cfg: RunConfig
+    run_dir: RunDir
+    spec: StrategySpec
+    events: RunEvents
+    ctx: RunContext
+    data: BenchmarkData | None = None  # benchmark data already loaded (compare)
+    extra_plugins: tuple[SupervisedPlugin, ...] = ()
+    resume: bool = False
 
 
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
@@ -107,53 +132,49 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     ctx.batch_share(cfg.train.batch_size)  # a bad batch size fails before data loading
-    spec = get_spec(cfg.strategy.name)
-    writer = RunWriter(out_dir, cfg)
+    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg), spec=get_spec(cfg.strategy.name),
+                 events=events, ctx=ctx, data=data, extra_plugins=tuple(extra_plugins),
+                 resume=resume)
     if ctx.is_main and not resume:
-        writer.check_new()  # before the transaction: never touch someone else's folder
+        job.run_dir.check_new()  # before the transaction: never touch someone else's folder
     with _run_directory(out_dir, ctx) as tx:
-        return _run(cfg, out_dir, events, data, extra_plugins, resume, ctx, spec, writer, tx,
-                    t0)
+        return _run(job, tx, t0)
 
 
-def _run(cfg: RunConfig, out_dir: Path, events: RunEvents, data: BenchmarkData | None,
-         extra_plugins: Sequence[SupervisedPlugin], resume: bool, ctx: RunContext,
-         spec: Any, writer: RunWriter, tx: Transaction | None, t0: float) -> RunSummary:
-    rows: list[dict] = ctx.on_main(writer.open_existing if resume else writer.create)
-    completed = len(rows)
-    official: list[dict] = ctx.on_main(lambda: writer.read_official(completed))
+def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
+    """Open (or create) the run directory, train every remaining stage, record each."""
+    cfg, run_dir, events, ctx = job.cfg, job.run_dir, job.events, job.ctx
+    progress: RunProgress = ctx.on_main(run_dir.open_existing if job.resume else run_dir.create)
+    completed = progress.completed
 
+    data = job.data
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     check_score_ids(data)
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
-    train_plans = [joint_plan(data.plans)] if spec.joint else data.plans
+    train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
 
-    # A resumed run logs into its own folder: earlier logs are never overwritten.
-    log_dir = out_dir / "logs" / (f"resumed_at_stage_{completed}" if resume else "")
-    log_file: IO[str] | None = None
-    if ctx.is_main:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(log_dir / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    resumed_at = completed if job.resume else None  # a resumed run logs into its own folder
+    log_file: IO[str] | None = run_dir.open_log(resumed_at) if ctx.is_main else None
     try:
-        loggers = [TextLogger(log_file), CSVLogger(str(log_dir))] if log_file else []
-        trainer = Trainer.build(cfg, ctx, events, loggers, extra_plugins)
+        loggers = [TextLogger(log_file), CSVLogger(str(run_dir.log_dir(resumed_at)))] \
+            if log_file else []
+        trainer = Trainer.build(cfg, ctx, events, loggers, job.extra_plugins)
         if completed:
-            checkpoint = writer.checkpoint_path(completed - 1)
+            checkpoint = run_dir.checkpoint_path(completed - 1)
 
             def read_own_checkpoint() -> dict:
-                ckpt = read_checkpoint(checkpoint)
+                ckpt = run_dir.read_checkpoint(completed - 1)
                 check_same_config(ckpt.get("config"), cfg, str(checkpoint))
                 return ckpt
 
             trainer.restore(ctx.on_main(read_own_checkpoint), checkpoint, completed,
                             bm.train_stream)
             events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
-        learned: list[str] = [str(r["trained_on"]) for r in rows]
         reported: dict[int, int] = {}
         matrix, metrics = pd.DataFrame(), dict[str, Any]()
         for stage, exp in enumerate(bm.train_stream):
@@ -161,17 +182,17 @@ def _run(cfg: RunConfig, out_dir: Path, events: RunEvents, data: BenchmarkData |
                 continue
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
             trainer.train_stage(exp, stage, bm.train_stream)
-            learned.append(exp.attack)
             result = trainer.evaluate(bm.test_stream)
             calibration = (trainer.evaluate(bm.calibration_stream).scores
                            if cfg.data.calibration_split is not None else None)
-            matrix, metrics = record_stage(writer, trainer, result, stage, exp.attack, attacks,
-                                           rows, learned, stage == len(train_plans) - 1, t0,
-                                           official, stage_metrics(result.scores, inputs, stage,
-                                                                   calibration))
+            record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
+                                 result=result, official=stage_metrics(result.scores, inputs,
+                                                                       stage, calibration),
+                                 last=stage == len(train_plans) - 1)
+            progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next
-            events.on_result(stage, exp.attack, {a: rows[-1][a] for a in attacks})
+            events.on_result(stage, exp.attack, {a: progress.rows[-1][a] for a in attacks})
             for key, messages in trainer.plugin_warnings().items():
                 for message in messages[reported.get(key, 0):]:  # e.g. DFWF: "no bona fide"
                     events.on_stage(f"warning: {message}")
@@ -185,5 +206,5 @@ def _run(cfg: RunConfig, out_dir: Path, events: RunEvents, data: BenchmarkData |
             except OSError:  # the disk filled up: say so, unless an error is on its way
                 if sys.exc_info()[0] is None:
                     raise
-    return RunSummary(out_dir=out_dir, matrix=matrix, metrics=metrics,
+    return RunSummary(out_dir=run_dir.path, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)

@@ -2,14 +2,16 @@
 
 A checkpoint is loaded with ``torch.load(..., weights_only=True)`` (no code from the
 file is ever executed) and its model is rebuilt from the checkpoint's own config, so
-a checkpoint scores exactly as it was evaluated during its run.
+a checkpoint scores exactly as it was evaluated during its run
+(:func:`cl_spoof.models.loading.load_checkpoint`).
 
-Inputs may be audio files, folders (every audio file under them, recursive, sorted)
-and CSV manifests (their ``path`` column), mixed; every file is decoded to mono at the
-checkpoint's sample rate (its config's ``data.sample_rate``) by
-:func:`cl_spoof.data.audio.stream_audio` whatever its format and rate, and its level set
-as in training (``data.level``: the gain is measured on the file's start, as long as
-the start a run caches of each utterance, and applied to the whole file).
+Inputs (:func:`cl_spoof.data.inputs.collect_inputs`) may be audio files, folders (every
+audio file under them, recursive, sorted) and CSV manifests (their ``path`` column),
+mixed; every file is decoded to mono at the checkpoint's sample rate (its config's
+``data.sample_rate``) by :func:`cl_spoof.data.audio.stream_audio` whatever its format
+and rate, and its level set as in training (``data.level``: the gain is measured on the
+file's start, as long as the start a run caches of each utterance, and applied to the
+whole file).
 
 Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
@@ -25,79 +27,45 @@ training cache does. Files that cannot be decoded are reported in
 :attr:`ScoreResult.failed` while the others are still scored.
 
 Memory does not grow with a file's length: files are decoded and resampled block by
-block (:func:`~cl_spoof.data.audio.stream_audio`) and their windows scored as they
-come. Output lines escape white space in paths
-(:func:`~cl_spoof.infra.formats.join_fields`), so a file name cannot forge a line.
+block and their windows scored as they come (:class:`cl_spoof.data.windows.FileWindows`).
+Output lines escape white space in paths (:func:`~cl_spoof.infra.formats.join_fields`),
+so a file name cannot forge a line.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
-from cl_spoof.data.audio import (
-    SAMPLE_RATE,
-    fix_length,
-    level_gain,
-    list_audio_files,
-    stream_audio,
-)
 from cl_spoof.data.cache import cache_samples
-from cl_spoof.data.manifest import read_manifest
+from cl_spoof.data.inputs import collect_inputs
 from cl_spoof.data.table import BONAFIDE, SPOOF
-from cl_spoof.errors import ConfigError, DataError, FileSystemError, os_error_message
-from cl_spoof.infra.checkpoints import CheckpointError, load_model_state, read_checkpoint
+from cl_spoof.data.windows import FileWindows
+from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.infra.checkpoints import CheckpointError
 from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.infra.formats import join_fields
-from cl_spoof.infra.runtime import resolve_device
 from cl_spoof.metrics.eer import logits_to_scores
-from cl_spoof.models import Detector, build_model
-from cl_spoof.models.exits import strip_exits
+from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
 
 __all__ = [
     "FileScore",
-    "LoadedCheckpoint",
     "ScoreResult",
     "ScoreSummary",
-    "check_output_file",
-    "collect_inputs",
-    "load_checkpoint",
     "score_lines",
     "score_paths",
-    "window_starts",
     "write_score_file",
 ]
 
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class LoadedCheckpoint:
-    """A checkpoint's model (eval mode, on its device) and what scoring needs from it."""
-
-    path: Path
-    model: Detector
-    device: torch.device
-    num_samples: int  # the model's training input length (samples at sample_rate)
-    eer_threshold: float  # NaN when the checkpoint has none
-    preset: str
-    stage: int | None = None
-    trained_on: str | None = None
-    pooled_eer: float | None = None  # percent
-    sample_rate: int = SAMPLE_RATE  # data.sample_rate of the run
-    level: str = "none"  # data.level of the run (checkpoints from before it: none)
-    level_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,199 +113,6 @@ class ScoreResult:
                             failed=len(self.failed), threshold=self.threshold,
                             threshold_source=self.threshold_source,
                             threshold_origin=self.threshold_origin)
-
-
-# --------------------------------------------------------------------------- checkpoint
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
-    """Load a run checkpoint safely and rebuild its model (eval mode, on ``device``).
-
-    Raises :class:`CheckpointError` naming the file for a missing, truncated or
-    corrupt file, a file that is not a cl-spoof checkpoint, and a model state that
-    does not fit the model the checkpoint's config describes.
-    """
-    path = Path(path).expanduser()
-    dev = resolve_device(device)
-    ckpt = read_checkpoint(path)
-    for key in ("config", "model_state"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: damaged checkpoint: no {key!r} entry")
-    config = ckpt["config"]
-    model_cfg = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("preset"), str):
-        raise CheckpointError(f"{path}: damaged checkpoint: its config has no model.preset")
-    preset = model_cfg["preset"]
-    overrides = model_cfg.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        raise CheckpointError(f"{path}: damaged checkpoint: model.overrides is not a mapping")
-    data_cfg = config.get("data") if isinstance(config.get("data"), dict) else {}
-    sample_rate = data_cfg.get("sample_rate", SAMPLE_RATE)
-    level, level_db = data_cfg.get("level", "none"), data_cfg.get("level_db")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1000 \
-            or level not in ("none", "rms", "peak") \
-            or not (level_db is None or isinstance(level_db, (int, float))):
-        raise CheckpointError(f"{path}: damaged checkpoint: data.sample_rate {sample_rate!r}, "
-                              f"data.level {level!r}, data.level_db {level_db!r}")
-    try:
-        model = build_model(preset, sample_rate=sample_rate, **overrides)
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: its config describes no valid model: {exc}") from None
-
-    # Self-distillation exits are training-only: scoring uses the deepest exit (the head).
-    state = ckpt["model_state"]
-    if isinstance(state, dict):
-        state = strip_exits(state)
-    load_model_state(model, state, path,
-                     f"the {preset!r} model its config describes (overrides {overrides or 'none'})")
-
-    num_samples = ckpt.get("num_samples")
-    if num_samples is None:
-        num_samples = data_cfg.get("num_samples")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise CheckpointError(f"{path}: damaged checkpoint: no valid num_samples "
-                              f"(got {num_samples!r})")
-    try:
-        threshold = float(ckpt.get("eer_threshold", math.nan))
-    except (TypeError, ValueError):
-        threshold = math.nan
-    pooled = ckpt.get("pooled_eer")
-    stage = ckpt.get("stage")
-    trained_on = ckpt.get("trained_on")
-    model.to(dev).eval()
-    return LoadedCheckpoint(
-        path=path, model=model, device=dev, num_samples=num_samples, eer_threshold=threshold,
-        preset=preset, stage=stage if isinstance(stage, int) else None,
-        trained_on=trained_on if isinstance(trained_on, str) else None,
-        pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
-        sample_rate=sample_rate, level=level,
-        level_db=float(level_db) if level_db is not None else None,
-    )
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Expand files, folders and ``.csv`` manifests into audio paths (first occurrence kept).
-
-    Folders give every audio file under them (recursive, sorted); manifests give their
-    ``path`` column. Raises :class:`DataError` for a missing input, an empty folder or
-    manifest, or when no audio file is found at all.
-    """
-    if not inputs:
-        raise DataError("no input given: name audio files, folders or CSV manifests")
-    found: list[Path] = []
-    for raw in inputs:
-        item = Path(raw).expanduser()
-        if item.is_dir():
-            files = list_audio_files(item)
-            if not files:
-                raise DataError(f"{item}: no audio files under this folder")
-        elif item.is_file() and item.suffix.lower() == ".csv":
-            files = [Path(p) for p in read_manifest(item)["path"]]
-        elif item.is_file():
-            files = [item]
-        else:
-            raise DataError(f"{item}: no such file or folder")
-        found.extend(files)
-    seen: set[Path] = set()
-    unique = []
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
-
-
-# --------------------------------------------------------------------------- windows
-
-
-def window_starts(length: int, window: int, hop: int) -> np.ndarray:
-    """Start samples of the windows scored for a ``length``-sample waveform.
-
-    One window (start 0) when ``length <= window`` (the clip is then repeated to
-    ``window``); otherwise every ``hop`` samples, plus a last window ending at the
-    final sample when the hops do not reach it.
-    """
-    if length <= window:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, length - window + 1, hop, dtype=np.int64)
-    if starts[-1] + window < length:
-        starts = np.append(starts, length - window)
-    return starts
-
-
-#: Windows handed over at a time (views into the decoded block, copied when batched).
-WINDOW_CHUNK = 64
-
-
-class _FileWindows:
-    """The windows of one file (:func:`window_starts`), streamed: iterating yields
-    ``(k, window)`` arrays; :attr:`length` is the file's length in samples at
-    ``sample_rate`` once iterated. Raises :class:`DataError` for an unreadable file or
-    NaN/Inf samples.
-
-    With a level mode other than ``none`` (``data.level``) the gain is measured on the
-    file's first ``level_prefix`` samples, as training and evaluation measure it on the
-    cached start of each utterance (:func:`~cl_spoof.data.cache.cache_samples`), and
-    applied to all of it; memory stays bounded whatever the file's length."""
-
-    def __init__(self, path: Path, window: int, hop: int, sample_rate: int = SAMPLE_RATE,
-                 level: str = "none", level_db: float | None = None,
-                 level_prefix: int = 0) -> None:
-        self.path, self.window, self.hop = path, window, hop
-        self.sample_rate, self.level, self.level_db = sample_rate, level, level_db
-        self.level_prefix = level_prefix
-        self.length = 0
-
-    def _pieces(self) -> Iterator[np.ndarray]:
-        """Decoded pieces of the file at the checkpoint's rate, with its level set."""
-        stream = stream_audio(self.path, self.sample_rate)
-        if self.level == "none":
-            yield from stream
-            return
-        head: list[np.ndarray] = []
-        n = 0
-        for piece in stream:  # enough of the start to measure the level on
-            head.append(piece)
-            n += piece.shape[0]
-            if n >= self.level_prefix:
-                break
-        start = np.concatenate(head) if head else np.zeros(0, dtype=np.float32)
-        gain = np.float32(level_gain(start[:self.level_prefix], self.level, self.level_db))
-        yield start * gain
-        for piece in stream:
-            yield piece * gain
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        win, hop = self.window, self.hop
-        buf = np.zeros(0, dtype=np.float32)
-        buf_start = 0  # sample position of buf[0]
-        next_start, last_end, total = 0, 0, 0
-        for piece in self._pieces():
-            bad = int((~np.isfinite(piece)).sum())
-            if bad:
-                raise DataError(f"{self.path}: NaN/Inf sample(s) ({bad} in one block)")
-            buf = np.concatenate([buf, np.clip(piece, -1.0, 1.0)])
-            total += piece.shape[0]
-            if next_start + win <= total:
-                view = sliding_window_view(buf, win)
-                k = (total - win - next_start) // hop + 1  # windows that fit now
-                first = next_start - buf_start
-                for a in range(0, k, WINDOW_CHUNK):
-                    b = min(k, a + WINDOW_CHUNK)
-                    yield view[first + a * hop: first + (b - 1) * hop + 1: hop]
-                last_end = next_start + (k - 1) * hop + win
-                next_start += k * hop
-            keep_from = max(buf_start, min(next_start, total - win))  # room for a last window
-            buf, buf_start = buf[keep_from - buf_start:], keep_from
-        self.length = total
-        if last_end == 0:  # no full window: repeat the clip to the window, as in training
-            yield fix_length(buf, win)[None]
-        elif last_end < total:  # one more window ending at the last sample
-            yield buf[total - win - buf_start: total - buf_start][None]
 
 
 def _window_scores(model: nn.Module, batch: np.ndarray, device: torch.device) -> np.ndarray:
@@ -438,7 +213,7 @@ def score_paths(
 
     with torch.inference_mode():
         for i, path in enumerate(paths):
-            windows = _FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,
+            windows = FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,
                                    ckpt.level_db, cache_samples(ckpt.num_samples))
             try:
                 for piece in windows:
@@ -493,26 +268,3 @@ def write_score_file(path: str | Path, result: ScoreResult) -> None:
     has exactly three space-separated fields.
     """
     atomic_write_text(path, "".join(line + "\n" for line in score_lines(result)))
-
-
-def check_output_file(path: str | Path) -> None:
-    """Refuse, before any work, an output file that cannot be written: a folder, or a file
-    in a folder that is missing and cannot be made, or is read-only."""
-    path = Path(path)
-    if path.is_dir():
-        raise FileSystemError(f"{path}: is a folder; give a file name for the scores")
-    folder = path.parent
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise FileSystemError(f"{path}: {probe} is a file, not a folder; check the path")
-    if probe == folder:
-        try:
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            raise FileSystemError(f"cannot write {os_error_message(exc, path)}") from None
-    elif not os.access(probe, os.W_OK):
-        raise FileSystemError(f"cannot write {path}: {probe} is not writable; choose a folder "
-                              "you can write to")
