@@ -279,20 +279,9 @@ def print_run_summary(summary: Any) -> None:
     """The EER matrix and headline metrics of a finished run."""
     matrix = summary.matrix.reset_index()
     console.print(df_to_rich(matrix, title=f"EER (%) after each stage — {summary.out_dir}"))
-    m = summary.metrics
-    parts = [f"final average EER {m['final_avg_eer']:.2f} %"]
-    if m.get("bwt") is not None:
-        parts.append(f"BWT {m['bwt']:+.2f} pts (negative = forgot)")
-    if m.get("max_forgetting") is not None:
-        parts.append(f"max forgetting {m['max_forgetting']:.2f} pts")
-    if m.get("avg_forgetting") is not None:
-        parts.append(f"avg forgetting {m['avg_forgetting']:.2f} pts")
-    if m.get("final_pooled_eer") is not None:
-        parts.append(f"pooled EER {m['final_pooled_eer']:.2f} %")
-    for key, label in (("final_min_dcf", "minDCF"), ("final_act_dcf", "actDCF"),
-                       ("final_cllr", "Cllr"), ("final_min_tdcf", "min t-DCF")):
-        if m.get(key) is not None:
-            parts.append(f"{label} {m[key]:.3f}")
+    from cl_spoof.metrics.definitions import summary_parts
+
+    parts = summary_parts(summary.metrics)
     console.print("; ".join(parts) + f"; {summary.seconds:.0f} s")
 
 

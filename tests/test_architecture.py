@@ -156,6 +156,7 @@ def test_config_and_reports_do_not_import_avalanche() -> None:
     loaded = _fresh_import("import cl_spoof.config, cl_spoof.reporting")
     assert not any(m.startswith("avalanche") for m in loaded)
     assert "cl_spoof.workflows" not in loaded
+    assert "torch" not in loaded  # the metric registry the reports read is light too
 
 
 def test_readme_strategy_table_is_the_registry() -> None:

@@ -27,7 +27,7 @@ from cl_spoof.benchmark.planning import SourcePlanSpec, cap_sources, plan_source
 from cl_spoof.cli import app
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError, DataError
-from cl_spoof.workflows.official import official_inputs
+from cl_spoof.workflows.official_inputs import official_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_ATTACKS = tuple(f"A{i:02d}" for i in range(7, 20))
@@ -329,7 +329,7 @@ def test_score_formats_of_the_config_are_the_writers() -> None:
 def test_ids_with_whitespace_are_refused_before_training() -> None:
     from types import SimpleNamespace
 
-    from cl_spoof.workflows.official import check_score_ids
+    from cl_spoof.workflows.official_inputs import check_score_ids
 
     table = pd.DataFrame({"utt_id": ["a/1", "my clip"], "attack": ["-", "X"]})
     with pytest.raises(DataError, match=r"m.csv: 1 utt_id value\(s\) contain whitespace "

@@ -35,7 +35,8 @@ from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.transaction import all_or_nothing
-from cl_spoof.reporting.aggregate import METRICS, comparison_table
+from cl_spoof.metrics.definitions import run_keys
+from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
 from cl_spoof.reporting.runs import run_dir_name
 from cl_spoof.strategies.registry import check_strategy_name
@@ -250,7 +251,7 @@ def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[in
                 raise CLSpoofError(f"{path}: missing (the run did not finish)")
             m = json.loads(path.read_text())
             rows.append({"strategy": name, "seed": seed,
-                         **{k: (np.nan if m.get(k) is None else m[k]) for k in METRICS}})
+                         **{k: (np.nan if m.get(k) is None else m[k]) for k in run_keys()}})
     return pd.DataFrame(rows)
 
 

@@ -34,7 +34,7 @@ from cl_spoof.infra.transaction import Transaction, all_or_nothing
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.official import check_score_ids, official_inputs
+from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
 from cl_spoof.workflows.run_dir import RunWriter, check_same_config
 from cl_spoof.workflows.training import StageResult, Trainer
 
