@@ -36,7 +36,7 @@ import pandas as pd
 from _common import RESULTS, machine
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, load_config, with_overrides
+from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 from cl_spoof.metrics.eer import matched_eer_per_attack
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
@@ -44,6 +44,7 @@ from cl_spoof.reporting.runs import run_dir_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.run_dir import read_status
+from cl_spoof.workflows.setup import load_run_config
 from cl_spoof.workflows.yardstick import run_yardstick
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def _pm(values: list[float]) -> str:
 def load_real_config(path: Path, source: str | None = None) -> RunConfig:
     """The config at ``path`` with ``data.source`` replaced by ``source`` if given, and
     made absolute (a relative source is relative to the repository, as in ``configs/``)."""
-    cfg = load_config(path)
+    cfg = load_run_config(path)
     if source:
         return with_overrides(cfg, data={"source": source})
     if not Path(cfg.data.source).is_absolute():

@@ -197,9 +197,9 @@ def data_check(
 
     if source.suffix.lower() in (".yaml", ".yml"):
         from cl_spoof.benchmark.loading import read_sources_table, resolve_source
-        from cl_spoof.config import load_config
+        from cl_spoof.workflows.setup import load_run_config
 
-        data_cfg = load_config(source).data
+        data_cfg = load_run_config(source).data
         allow_missing = allow_missing or data_cfg.allow_missing
         table = (read_sources_table(data_cfg) if data_cfg.sources
                  else read_source(resolve_source(data_cfg)))
@@ -248,14 +248,15 @@ class CliEvents:
 
 
 def _load_cfg(config: Path | None, strategy: str | None, seed: int | None) -> Any:
-    from cl_spoof.config import load_config, with_overrides
+    from cl_spoof.config import with_overrides
+    from cl_spoof.workflows.setup import load_run_config, resolve
 
-    cfg = load_config(config)
+    cfg = load_run_config(config)
     if strategy is not None:
         cfg = with_overrides(cfg, strategy={"name": strategy})
     if seed is not None:
         cfg = with_overrides(cfg, seed=seed)
-    return cfg
+    return resolve(cfg)
 
 
 def _run_hint(out_dir: Path) -> str:
@@ -303,9 +304,9 @@ def run_cmd(
     Data-parallel over N processes: `torchrun --nproc_per_node N -m cl_spoof run CONFIG`
     (Gloo on CPU, NCCL on GPUs; train.batch_size is the global batch).
     """
-    from cl_spoof.config import load_config
     from cl_spoof.infra.context import RunContext
     from cl_spoof.workflows.run import default_run_dir, run_experiment
+    from cl_spoof.workflows.setup import load_run_config
 
     if resume is not None:
         if config is not None or strategy or out or seed is not None:
@@ -313,7 +314,7 @@ def run_cmd(
                                "give no CONFIG, --strategy, --out or --seed with it")
         if not (resume / "config.yaml").is_file():
             raise CLSpoofError(f"{resume}: not a run directory (no config.yaml)")
-        cfg, out_dir = load_config(resume / "config.yaml"), resume
+        cfg, out_dir = load_run_config(resume / "config.yaml"), resume
     else:
         cfg = _load_cfg(config, strategy, seed)
         out_dir = out or default_run_dir(cfg)
@@ -403,7 +404,7 @@ def yardstick_cmd(
     """Classical yardsticks on the config's own benchmark: same utterances, experiences and
     input as `run`, trained once on every experience's training data, scored per attack
     (and matched to each attack's sub-corpus with metrics.matched_by)."""
-    from cl_spoof.config import load_config
+    from cl_spoof.workflows.setup import load_run_config
     from cl_spoof.workflows.yardstick import (
         default_yardstick_dir,
         parse_yardsticks,
@@ -411,7 +412,7 @@ def yardstick_cmd(
     )
 
     names = parse_yardsticks(yardsticks)
-    cfg = load_config(config)
+    cfg = load_run_config(config)
     out_dir = out or default_yardstick_dir()
     try:
         with progress_bar() as bar:
@@ -567,13 +568,13 @@ def demo_cmd(
     """The main job: demo corpus -> compare strategies -> forgetting-curve report."""
     from datetime import datetime
 
-    from cl_spoof.config import load_config
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
     from cl_spoof.workflows.compare import parse_strategies, run_compare
+    from cl_spoof.workflows.setup import load_run_config
 
     names = parse_strategies(strategies)
-    cfg = load_config(None)
+    cfg = load_run_config(None)
     out_dir = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         with progress_bar() as bar:

@@ -28,6 +28,7 @@ from cl_spoof.cli import app
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.workflows.official_inputs import official_inputs
+from cl_spoof.workflows.setup import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_ATTACKS = tuple(f"A{i:02d}" for i in range(7, 20))
@@ -149,11 +150,11 @@ def test_bad_configs_are_refused_naming_the_key(corpora: dict[str, Path]) -> Non
             for src in bad["data"]["sources"]:
                 src.pop("calibration_split", None)
         with pytest.raises(ConfigError, match=match):
-            config_from_dict(bad)
+            resolve(config_from_dict(bad))
     bad = json.loads(json.dumps(cfg))
     bad["metrics"]["official"] = ["eer"]
     with pytest.raises(ConfigError, match="metrics.official: unknown metric"):
-        config_from_dict(bad)
+        resolve(config_from_dict(bad))
     bad = json.loads(json.dumps(cfg))
     bad["metrics"]["asv_scores"] = "asv.txt"
     with pytest.raises(ConfigError, match="metrics.tdcf_source: name the ASVspoof 2019 LA"):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from test_run import tiny_config
 
-from cl_spoof.config import MetricsConfig, config_from_dict, load_config
+from cl_spoof.config import MetricsConfig, config_from_dict
 from cl_spoof.errors import ConfigError
 from cl_spoof.metrics.definitions import (
     METRICS,
@@ -25,6 +25,7 @@ from cl_spoof.metrics.definitions import (
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.setup import load_run_config
 
 
 def scores(bona: list[float], spoof: list[float]) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def test_a_new_metric_is_one_registry_entry(tiny_corpus: Path, tmp_path: Path,
     monkeypatch.setitem(METRICS, "spoof_trials", Metric(
         "spoof_trials", "spoof trials", "spoof trials {:.0f}", decimals=1,
         per_stage=_spoof_trials, shown="if_computed"))
-    cfg = load_config(tiny_config(tiny_corpus, tmp_path))
+    cfg = load_run_config(tiny_config(tiny_corpus, tmp_path))
     summary = run_experiment(cfg, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     test_spoofs = 20  # 10 dev spoofs per attack, T1 and T2

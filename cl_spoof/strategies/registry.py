@@ -14,7 +14,7 @@ builders, so reading a config does not pay for them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cl_spoof.errors import ConfigError
@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from avalanche.core import SupervisedPlugin
     from avalanche.training.templates import SupervisedTemplate
 
+    from cl_spoof.config import RunConfig
     from cl_spoof.infra.context import RunContext
     from cl_spoof.strategies.state import StateAdapter
 
 __all__ = ["STRATEGIES", "BuildArgs", "HyperParameter", "Rule", "StrategySpec", "build_strategy",
-           "check_strategy_name", "get_spec", "hyperparameters", "markdown_table"]
+           "check_strategy_name", "get_spec", "hyperparameters", "markdown_table",
+           "resolve_strategy"]
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,11 @@ class BuildArgs:
     training); a builder adds its method's plugin after them. ``train_mb_size`` is this
     process's share of ``train.batch_size``; ``world_size`` the number of processes;
     ``ctx`` the run's context, for methods whose per-step statistics span the processes.
-    ``cfg`` is the run's :class:`cl_spoof.config.RunConfig`; it is not imported here, not
-    even for type checking, because the config imports this registry (the strategies'
-    hyper-parameters are its ``strategy.<key>`` keys).
+    ``cfg`` is the run's resolved :class:`cl_spoof.config.RunConfig` (see
+    :func:`resolve_strategy`).
     """
 
-    cfg: Any
+    cfg: RunConfig
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
@@ -416,3 +417,33 @@ def markdown_table() -> str:
                            for hp in spec.hyperparameters) or "—"
         lines.append(f"| `{spec.name}` | {spec.summary} | {spec.keeps_old_audio} | {params} |")
     return "\n".join(lines) + "\n"
+
+
+def resolve_strategy(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its strategy section checked against the registry and completed.
+
+    The name must be registered, every other key of ``strategy:`` a declared
+    hyper-parameter of the right type (converted like any config value) that obeys
+    its rule; every declared hyper-parameter is then present, with its default where
+    the config gives none, in declaration order. Idempotent: a resolved config comes
+    back as it is. :class:`ConfigError` names the key.
+    """
+    from cl_spoof.config import StrategyConfig, check_value
+
+    s = cfg.strategy
+    check_strategy_name(s.name)
+    declared = hyperparameters()
+    unknown = [k for k in s.hyperparameters if k not in declared]
+    if unknown:
+        raise ConfigError(f"unknown config key 'strategy.{unknown[0]}' (valid keys here: "
+                          f"{', '.join(['name', *sorted(declared)])})")
+    values = {k: hp.default for k, hp in declared.items()}
+    for key, value in s.hyperparameters.items():
+        values[key] = check_value(f"strategy.{key}", value, declared[key].type)
+    for key, hp in declared.items():
+        hp.check(values[key])
+    given = s.hyperparameters
+    if list(values) == list(given) and all(type(v) is type(given[k]) and v == given[k]
+                                           for k, v in values.items()):
+        return cfg
+    return replace(cfg, strategy=StrategyConfig(name=s.name, hyperparameters=values))

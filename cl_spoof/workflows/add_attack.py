@@ -39,7 +39,7 @@ from avalanche.logging import TextLogger
 
 from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig, load_config, with_overrides
+from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
@@ -57,6 +57,7 @@ from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import record_stage
 from cl_spoof.workflows.run_dir import RunWriter, check_same_config, read_status
+from cl_spoof.workflows.setup import load_run_config, resolve
 from cl_spoof.workflows.training import Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
@@ -156,7 +157,7 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
         raise CLSpoofError(f"{run_dir}: not a run directory (no config.yaml)")
     recover(run_dir)  # an earlier command killed half-way: put the directory back first
-    base_cfg = load_config(run_dir / "config.yaml")
+    base_cfg = load_run_config(run_dir / "config.yaml")
     status = read_status(run_dir) or {}
     if not status.get("finished"):
         raise CLSpoofError(f"{run_dir}: the run has not finished; resume it first "
@@ -178,7 +179,7 @@ def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = No
     if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
         raise CLSpoofError(f"attack name {name!r} is already in the run "
                            f"({', '.join(old_attacks)})")
-    cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
+    cfg: RunConfig = resolve(with_overrides(base_cfg, strategy={"name": strategy}))
     spec = get_spec(strategy)
     portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
     if spec.joint:

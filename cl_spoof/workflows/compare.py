@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, load_config, to_yaml, with_overrides
+from cl_spoof.config import RunConfig, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.files import atomic_path, atomic_write_text
@@ -43,6 +43,7 @@ from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.run_dir import read_status
+from cl_spoof.workflows.setup import load_run_config, resolve
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -67,6 +68,7 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
     """
+    cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
@@ -237,7 +239,7 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
 def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
     """Config, strategies and seeds of an existing compare directory (for ``--resume``)."""
     spec = _read_spec(Path(out_dir))
-    return load_config(Path(out_dir) / "config.yaml"), spec["strategies"], spec["seeds"]
+    return load_run_config(Path(out_dir) / "config.yaml"), spec["strategies"], spec["seeds"]
 
 
 def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[int]

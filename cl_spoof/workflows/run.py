@@ -36,6 +36,7 @@ from cl_spoof.strategies.registry import get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
 from cl_spoof.workflows.run_dir import RunWriter, check_same_config
+from cl_spoof.workflows.setup import resolve
 from cl_spoof.workflows.training import StageResult, Trainer
 
 
@@ -101,6 +102,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
     """
+    cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     t0 = time.perf_counter()

@@ -33,7 +33,6 @@ from cl_spoof.config import (
     config_differences,
     config_digest,
     config_from_dict,
-    load_config,
     to_dict,
     to_yaml,
 )
@@ -43,6 +42,7 @@ from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
 from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+from cl_spoof.workflows.setup import load_run_config, resolve
 
 
 def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") -> None:
@@ -60,15 +60,15 @@ def score_path(out_dir: Path, stage: int, fmt: str) -> Path:
 
 def check_same_config(stored: Any, cfg: RunConfig, where: str) -> None:
     """Refuse ``cfg`` unless it equals the config ``stored`` (a :func:`to_dict` mapping)
-    that ``where`` was written with, naming the keys that differ."""
+    that ``where`` was written with, naming the keys that differ (both resolved)."""
     if not isinstance(stored, dict):
         raise CLSpoofError(f"{where}: holds no readable config; the run cannot be resumed "
                            "safely")
     try:
-        started = config_from_dict(stored)
+        started = resolve(config_from_dict(stored))
     except ConfigError as exc:
         raise CLSpoofError(f"{where}: its stored config is not valid ({exc})") from None
-    diff = config_differences(started, cfg)
+    diff = config_differences(started, resolve(cfg))
     if diff:
         shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
         raise CLSpoofError(f"{where}: the run was started with another config (it differs "
@@ -102,7 +102,7 @@ class RunWriter:
 
     def __init__(self, out_dir: Path, cfg: RunConfig) -> None:
         self.out_dir = Path(out_dir)
-        self.cfg = cfg
+        self.cfg = resolve(cfg)  # what config.yaml and run.json hold
 
     def checkpoint_path(self, stage: int) -> Path:
         """``checkpoints/stage_<stage>.pt``."""
@@ -137,7 +137,7 @@ class RunWriter:
         if not self.out_dir.is_dir() or not config.is_file():
             raise CLSpoofError(f"{self.out_dir}: not a run directory (no config.yaml)")
         status = read_status(self.out_dir)
-        on_disk = load_config(config)
+        on_disk = load_run_config(config)
         if status is not None and status.get("config") is not None:
             check_same_config(status["config"], on_disk, str(config))
             check_same_config(status["config"], self.cfg, str(self.out_dir / "run.json"))
