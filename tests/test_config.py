@@ -202,6 +202,13 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_deep_nesting_is_a_named_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("model:\n  overrides:\n    x: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply"):
+        load_config(path)
+
+
 @pytest.mark.parametrize("text", ["seed: &s 1\n", "train: {epochs: 2}\nother: *x\n",
                                   "base: &b {epochs: 2}\ntrain:\n  <<: *b\n"])
 def test_any_anchor_or_alias_is_refused(text: str) -> None:

@@ -291,7 +291,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
     ``overrides`` (``"train.epochs=1"``, ...) are applied to the file's data before
     validation, so they are typed and checked exactly like the file's values.
     Every way a file can fail — missing, a folder, binary, unreadable, empty, not a
-    mapping, a duplicate key, an anchor, a bad key or value — is a
+    mapping, nested too deeply, a duplicate key, an anchor, a bad key or value — is a
     :class:`ConfigError` naming the file (or the override at fault).
     """
     if path is None:
@@ -315,6 +315,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
         raise ConfigError(f"{path}: not valid YAML ({first})") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if data is None:
         raise ConfigError(f"{path}: the config is empty; start from a copy of "
                           "configs/demo.yaml (or give no config to run the demo)")
