@@ -24,6 +24,7 @@ import yaml
 
 from benchmarks._common import REPO
 from cl_spoof.config import load_config, to_dict, with_overrides
+from cl_spoof.workflows.setup import resolve
 
 INDEX = REPO / "benchmarks" / "index.yaml"
 FIELDS = ("base", "set", "description", "run", "results")
@@ -94,9 +95,10 @@ def apply_changes(cfg: Any, changes: dict[str, Any]) -> Any:
 
 
 def ablation_config(name: str, path: Path = INDEX) -> Any:
-    """The config of index entry ``name``: its base with its changes."""
+    """The config of index entry ``name``: its base with its changes, resolved by the
+    strategy and metric registries like any config a run is given."""
     e = entry(name, path)
-    return apply_changes(load_config(REPO / e.base), e.set)
+    return resolve(apply_changes(load_config(REPO / e.base), e.set))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -197,9 +197,9 @@ def data_check(
 
     if source.suffix.lower() in (".yaml", ".yml"):
         from cl_spoof.benchmark.loading import read_sources_table, resolve_source
-        from cl_spoof.config import load_config
+        from cl_spoof.workflows.setup import load_run_config
 
-        data_cfg = load_config(source).data
+        data_cfg = load_run_config(source).data
         allow_missing = allow_missing or data_cfg.allow_missing
         table = (read_sources_table(data_cfg) if data_cfg.sources
                  else read_source(resolve_source(data_cfg)))
@@ -248,14 +248,15 @@ class CliEvents:
 
 
 def _load_cfg(config: Path | None, strategy: str | None, seed: int | None) -> Any:
-    from cl_spoof.config import load_config, with_overrides
+    from cl_spoof.config import with_overrides
+    from cl_spoof.workflows.setup import load_run_config, resolve
 
-    cfg = load_config(config)
+    cfg = load_run_config(config)
     if strategy is not None:
         cfg = with_overrides(cfg, strategy={"name": strategy})
     if seed is not None:
         cfg = with_overrides(cfg, seed=seed)
-    return cfg
+    return resolve(cfg)
 
 
 def _run_hint(out_dir: Path) -> str:
@@ -277,20 +278,9 @@ def print_run_summary(summary: Any) -> None:
     """The EER matrix and headline metrics of a finished run."""
     matrix = summary.matrix.reset_index()
     console.print(df_to_rich(matrix, title=f"EER (%) after each stage — {summary.out_dir}"))
-    m = summary.metrics
-    parts = [f"final average EER {m['final_avg_eer']:.2f} %"]
-    if m.get("bwt") is not None:
-        parts.append(f"BWT {m['bwt']:+.2f} pts (negative = forgot)")
-    if m.get("max_forgetting") is not None:
-        parts.append(f"max forgetting {m['max_forgetting']:.2f} pts")
-    if m.get("avg_forgetting") is not None:
-        parts.append(f"avg forgetting {m['avg_forgetting']:.2f} pts")
-    if m.get("final_pooled_eer") is not None:
-        parts.append(f"pooled EER {m['final_pooled_eer']:.2f} %")
-    for key, label in (("final_min_dcf", "minDCF"), ("final_act_dcf", "actDCF"),
-                       ("final_cllr", "Cllr"), ("final_min_tdcf", "min t-DCF")):
-        if m.get(key) is not None:
-            parts.append(f"{label} {m[key]:.3f}")
+    from cl_spoof.metrics.definitions import summary_parts
+
+    parts = summary_parts(summary.metrics)
     console.print("; ".join(parts) + f"; {summary.seconds:.0f} s")
 
 
@@ -410,7 +400,7 @@ def yardstick_cmd(
     """Classical yardsticks on the config's own benchmark: same utterances, experiences and
     input as `run`, trained once on every experience's training data, scored per attack
     (and matched to each attack's sub-corpus with metrics.matched_by)."""
-    from cl_spoof.config import load_config
+    from cl_spoof.workflows.setup import load_run_config
     from cl_spoof.workflows.yardstick import (
         default_yardstick_dir,
         parse_yardsticks,
@@ -418,7 +408,7 @@ def yardstick_cmd(
     )
 
     names = parse_yardsticks(yardsticks)
-    cfg = load_config(config)
+    cfg = load_run_config(config)
     out_dir = out or default_yardstick_dir()
     try:
         with progress_bar() as bar:
@@ -573,13 +563,13 @@ def demo_cmd(
     """The main job: demo corpus -> compare strategies -> forgetting-curve report."""
     from datetime import datetime
 
-    from cl_spoof.config import load_config
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
     from cl_spoof.workflows.compare import parse_strategies, run_compare
+    from cl_spoof.workflows.setup import load_run_config
 
     names = parse_strategies(strategies)
-    cfg = load_config(None)
+    cfg = load_run_config(None)
     out_dir = out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         with progress_bar() as bar:

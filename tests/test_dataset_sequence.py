@@ -27,7 +27,8 @@ from cl_spoof.benchmark.planning import SourcePlanSpec, cap_sources, plan_source
 from cl_spoof.cli import app
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError, DataError
-from cl_spoof.workflows.official import official_inputs
+from cl_spoof.workflows.official_inputs import official_inputs
+from cl_spoof.workflows.setup import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_ATTACKS = tuple(f"A{i:02d}" for i in range(7, 20))
@@ -149,11 +150,11 @@ def test_bad_configs_are_refused_naming_the_key(corpora: dict[str, Path]) -> Non
             for src in bad["data"]["sources"]:
                 src.pop("calibration_split", None)
         with pytest.raises(ConfigError, match=match):
-            config_from_dict(bad)
+            resolve(config_from_dict(bad))
     bad = json.loads(json.dumps(cfg))
     bad["metrics"]["official"] = ["eer"]
     with pytest.raises(ConfigError, match="metrics.official: unknown metric"):
-        config_from_dict(bad)
+        resolve(config_from_dict(bad))
     bad = json.loads(json.dumps(cfg))
     bad["metrics"]["asv_scores"] = "asv.txt"
     with pytest.raises(ConfigError, match="metrics.tdcf_source: name the ASVspoof 2019 LA"):
@@ -329,7 +330,7 @@ def test_score_formats_of_the_config_are_the_writers() -> None:
 def test_ids_with_whitespace_are_refused_before_training() -> None:
     from types import SimpleNamespace
 
-    from cl_spoof.workflows.official import check_score_ids
+    from cl_spoof.workflows.official_inputs import check_score_ids
 
     table = pd.DataFrame({"utt_id": ["a/1", "my clip"], "attack": ["-", "X"]})
     with pytest.raises(DataError, match=r"m.csv: 1 utt_id value\(s\) contain whitespace "

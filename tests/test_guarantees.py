@@ -33,6 +33,7 @@ from cl_spoof.infra.names import check_name, inside
 from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.rundir import RunDir, RunProgress, write_scores
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.setup import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -271,8 +272,8 @@ def _other_value(value: object, rng: random.Random) -> object:
 def test_guarantee_a_resumed_run_is_the_run_that_was_started(tmp_path: Path) -> None:
     """Change any one key of config.yaml (or of the config given): --resume refuses and
     names that key; the unchanged config is accepted."""
-    cfg = config_from_dict({"data": {"source": "x.csv", "attacks": ["S01", "S02"]},
-                            "model": {"preset": "tiny"}, "strategy": {"name": "dfwf"}})
+    cfg = resolve(config_from_dict({"data": {"source": "x.csv", "attacks": ["S01", "S02"]},
+                                    "model": {"preset": "tiny"}, "strategy": {"name": "dfwf"}}))
     run = tmp_path / "run"
     RunDir(run, cfg).create()
     assert RunDir(run, cfg).open_existing() == RunProgress()
@@ -290,7 +291,7 @@ def test_guarantee_a_resumed_run_is_the_run_that_was_started(tmp_path: Path) -> 
             node = node[p]
         node[leaf] = new
         try:
-            edited = config_from_dict(section)
+            edited = resolve(config_from_dict(section))
         except CLSpoofError:
             continue  # out of range: refused as a config already
         changed += 1

@@ -18,6 +18,7 @@ from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.strategies import STRATEGIES, check_strategy_name
 from cl_spoof.workflows.compare import parse_strategies, run_compare
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.setup import resolve
 
 # Non-default hyper-parameters, so the test sees that each one reaches the method.
 SETTINGS = {"memory_size": 8, "gem_patterns_per_exp": 4, "gem_memory_strength": 0.25,
@@ -178,7 +179,7 @@ def test_a_new_strategy_is_one_method_package(tiny_corpus: Path, tmp_path: Path,
     assert extra_methods(TOY_METHODS) == ["anchor", *ORDER]  # modules by name
 
     with pytest.raises(ConfigError, match="strategy.anchor_weight must be at least 1"):
-        config_from_dict({"strategy": {"name": "anchor", "anchor_weight": 0.5}})
+        resolve(config_from_dict({"strategy": {"name": "anchor", "anchor_weight": 0.5}}))
     cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)),
                          strategy={"name": "anchor", "anchor_weight": 3.0}, train={"epochs": 2})
     full = run_experiment(cfg, tmp_path / "full")

@@ -23,11 +23,11 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import cache_samples  # noqa: E402
 from cl_spoof.benchmark.datasets import RandomCrop, make_dataset  # noqa: E402
-from cl_spoof.config import load_config  # noqa: E402
 from cl_spoof.data import read_asvspoof2019_la  # noqa: E402
 from cl_spoof.data.audio import read_audio  # noqa: E402
 from cl_spoof.data.cache import WaveformCache  # noqa: E402
 from cl_spoof.demo.corpus import ensure_demo_corpus  # noqa: E402
+from cl_spoof.workflows.setup import load_run_config  # noqa: E402
 
 
 class DecodeEveryTime(Dataset):
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--num-samples", type=int, default=None,
                     help="input length (default: the demo config's; 64600 = ASVspoof's 4 s)")
     args = ap.parse_args()
-    cfg = load_config(None)
+    cfg = load_run_config(None)
     workers = cfg.train.workers if args.workers is None else args.workers
     torch.set_num_threads(max(1, cfg.train.threads))
     table = read_asvspoof2019_la(ensure_demo_corpus(seed=cfg.data.demo_seed))

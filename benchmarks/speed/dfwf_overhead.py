@@ -20,8 +20,9 @@ from avalanche.core import SupervisedPlugin  # noqa: E402
 
 from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import load_benchmark_data  # noqa: E402
-from cl_spoof.config import load_config, with_overrides  # noqa: E402
+from cl_spoof.config import with_overrides  # noqa: E402
 from cl_spoof.workflows.run import run_experiment  # noqa: E402
+from cl_spoof.workflows.setup import load_run_config  # noqa: E402
 
 
 class EpochTimer(SupervisedPlugin):
@@ -42,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
-    base = load_config(None)
+    base = load_run_config(None)
     attacks = list(base.data.attacks[:2])
     base = with_overrides(base, data={"attacks": attacks},
                           train={"epochs": args.epochs, "first_epochs": 1})

@@ -29,13 +29,14 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks._common import write_result
-from cl_spoof.config import load_config, to_yaml, with_overrides
+from cl_spoof.config import to_yaml, with_overrides
+from cl_spoof.workflows.setup import load_run_config
 
 BIN = Path(sys.executable).parent / "cl-spoof"
 
 
 def _config(src: str | None, path: Path, **train) -> Path:
-    cfg = with_overrides(load_config(Path(src) if src else None), train=train)
+    cfg = with_overrides(load_run_config(Path(src) if src else None), train=train)
     path.write_text(to_yaml(cfg))
     return path
 

@@ -31,15 +31,15 @@ from torch.utils.data import DataLoader
 from benchmarks._common import write_result
 from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import load_config
 from cl_spoof.labels import BONAFIDE_TARGET as BONAFIDE_CLASS
 from cl_spoof.models.loading import load_checkpoint
 from cl_spoof.strategies.methods.owm.projection import rawm_beta, rwm_beta
+from cl_spoof.workflows.setup import load_run_config
 
 
 def betas_of(run: Path, beta_max: float, seed: int) -> list[dict]:
     """Per experience ``k ≥ 1``: genuine share and RAWM / RWM β of its training batches."""
-    cfg = load_config(run / "config.yaml")
+    cfg = load_run_config(run / "config.yaml")
     data = load_benchmark_data(cfg.data, seed=cfg.seed)
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg))
     rows = []

@@ -42,13 +42,14 @@ import pandas as pd
 from benchmarks._common import REPO, RESULTS, machine
 from benchmarks.index import ablation_config, entry
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, load_config, with_overrides
+from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.data.table import BONAFIDE, utterance_groups
 from cl_spoof.metrics.eer import matched_eer_per_attack
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
 from cl_spoof.rundir import RunDir, run_dir_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.setup import load_run_config
 from cl_spoof.workflows.yardstick import run_yardstick
 
 LA = REPO.parent / "shared" / "data" / "asvspoof2019_la_sample"
@@ -75,7 +76,7 @@ def load_real_config(path: Path | RunConfig, source: str | None = None) -> RunCo
     """The config at ``path`` (or given) with ``data.source`` replaced by ``source`` if
     given, and made absolute (a relative source is relative to the repository, as in
     ``configs/``)."""
-    cfg = path if isinstance(path, RunConfig) else load_config(path)
+    cfg = path if isinstance(path, RunConfig) else load_run_config(path)
     if source:
         return with_overrides(cfg, data={"source": source})
     if not Path(cfg.data.source).is_absolute():
@@ -274,7 +275,7 @@ def real_set_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
         except KeyError as exc:
             parser.error(f"--ablation: {exc.args[0]}")
     else:
-        cfg = load_config(args.config)
+        cfg = load_run_config(args.config)
     if args.out is None:
         args.out = REPO / "runs" / (ablation_name(args.ablation) if args.ablation
                                     else args.default_out)

@@ -24,7 +24,7 @@ from cl_spoof.benchmark.planning import (
     plan_sources,
     split_eval_only_attacks,
 )
-from cl_spoof.config import DataConfig, SourceConfig, source_splits
+from cl_spoof.config import DataConfig, SourceConfig
 from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
@@ -55,10 +55,19 @@ def resolve_source(cfg: DataConfig,
     return Path(cfg.source).expanduser()
 
 
+def source_splits(d: DataConfig, src: SourceConfig) -> dict[str, str]:
+    """The source's split name -> the run's split it becomes (train, test, calibration)."""
+    out = {src.train_split or d.train_split: d.train_split,
+           src.test_split or d.test_split: d.test_split}
+    if d.calibration_split is not None:
+        out[src.calibration_split or d.calibration_split] = d.calibration_split
+    return out
+
+
 def read_named_source(cfg: DataConfig, src: SourceConfig) -> pd.DataFrame:
     """The rows of one of ``data.sources``, ready to join the others.
 
-    Its splits are mapped to the run's (:func:`cl_spoof.config.source_splits`;
+    Its splits are mapped to the run's (:func:`source_splits`;
     rows of other splits are left out), ``utt_id`` is prefixed with the source
     name, a ``source`` column names it, and with several sources learned attack
     by attack its attacks are prefixed too (``la19.A01``: attack names become

@@ -15,35 +15,28 @@ import numpy as np
 import pandas as pd
 
 from cl_spoof.labels import JOINT
+from cl_spoof.metrics.definitions import per_stage_metrics, run_keys
 from cl_spoof.reporting.runs import ReportError, RunRecord
 from cl_spoof.rundir import run_dir_name
-
-#: Headline metrics of a run (``metrics.json``) compared across strategies; runs
-#: written before a metric existed (or that did not compute it) give NaN.
-METRICS = ("final_avg_eer", "bwt", "max_forgetting", "avg_forgetting", "final_pooled_eer",
-           "final_min_dcf", "final_act_dcf", "final_cllr", "final_min_tdcf")
-
-
-#: Per-stage official metrics of a run (``metrics.json``, ``official``).
-OFFICIAL_KEYS = ("pooled_eer", "min_dcf", "act_dcf", "cllr", "min_tdcf")
 
 
 def official_frame(runs: Sequence[RunRecord]) -> pd.DataFrame | None:
     """Stage x official metric, mean over the runs that have them (``None`` when none)."""
+    keys = [m.key for m in per_stage_metrics()]  # metrics.json, "official"
     frames = []
     for run in runs:
         entries = run.metrics.get("official")
         if not isinstance(entries, list) or not entries:
             continue
-        frame = pd.DataFrame([{k: e.get(k) for k in ("stage", "trained_on", *OFFICIAL_KEYS)}
+        frame = pd.DataFrame([{k: e.get(k) for k in ("stage", "trained_on", *keys)}
                               for e in entries if isinstance(e, dict)])
         frames.append(frame)
     if not frames:
         return None
     joined = pd.concat(frames, ignore_index=True)
-    numbers = joined[list(OFFICIAL_KEYS)].apply(pd.to_numeric, errors="coerce")
-    joined[list(OFFICIAL_KEYS)] = numbers
-    out = joined.groupby(["stage", "trained_on"], sort=True)[list(OFFICIAL_KEYS)].mean()
+    numbers = joined[keys].apply(pd.to_numeric, errors="coerce")
+    joined[keys] = numbers
+    out = joined.groupby(["stage", "trained_on"], sort=True)[keys].mean()
     out = out.reset_index().dropna(axis=1, how="all")
     out.insert(len(out.columns), "runs", len(frames))
     return out
@@ -134,7 +127,7 @@ def comparison_table(per_run: pd.DataFrame) -> pd.DataFrame:
         if name != "naive" and s in naive.index and naive[s] > 0 else np.nan
         for name, s, e in zip(per_run.strategy, per_run.seed, per_run.final_avg_eer, strict=True)
     ]
-    cols = [*METRICS, "eer_reduction_vs_naive"]
+    cols = [*run_keys(), "eer_reduction_vs_naive"]
     order = list(dict.fromkeys(per_run.strategy))
     grouped = per_run.groupby("strategy", sort=False)
     mean = grouped[cols].mean().add_suffix("_mean")
@@ -148,7 +141,7 @@ def summary_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """:func:`comparison_table` of the runs; std is NaN for a single seed."""
     rows = [{"strategy": r.strategy, "seed": r.seed,
              **{k: (np.nan if r.metrics.get(k) is None else float(r.metrics[k]))
-                for k in METRICS}} for r in runs]
+                for k in run_keys()}} for r in runs]
     table = comparison_table(pd.DataFrame(rows))
     std_cols = [c for c in table.columns if c.endswith("_std")]
     table.loc[table.seeds < 2, std_cols] = np.nan

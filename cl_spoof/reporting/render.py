@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cl_spoof.infra.formats import markdown_cell
+from cl_spoof.metrics.definitions import METRICS, table_metrics
 from cl_spoof.reporting.aggregate import StrategyData, runs_table
 
 
@@ -30,35 +31,23 @@ def _pm(mean: float | None, std: float | None, signed: bool = False) -> str:
     return text
 
 
-#: Columns shown only when some run computed the metric: (metric, header).
-OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("final_pooled_eer", "pooled EER %"),
-    ("final_min_dcf", "minDCF"),
-    ("final_act_dcf", "actDCF"),
-    ("final_cllr", "Cllr (bits)"),
-    ("final_min_tdcf", "min t-DCF"),
-)
-
-
 def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison as ``mean ± std`` strings, for the terminal and Markdown.
 
-    Average forgetting is shown beside BWT; pooled EER and the official metrics
-    (of the last stage) only when some run has them.
+    One column per metric of the registry, in table order (those shown ``if_computed``,
+    such as pooled EER and the official metrics of the last stage, only when some run
+    has them), then the EER reduction vs naive.
     """
-    out = _base_display(table)
-    if "avg_forgetting_mean" in table:
-        out.insert(4, "avg forgetting (pts)",
-                   [_pm(m, s) for m, s in zip(table.avg_forgetting_mean,
-                                              table.avg_forgetting_std, strict=True)])
-    for key, header in OPTIONAL_COLUMNS:
-        mean = table.get(f"{key}_mean")
-        if mean is None or mean.isna().all():
+    out = pd.DataFrame({"strategy": table.strategy, "seeds": table.seeds})
+    for metric in table_metrics():
+        mean = table.get(f"{metric.run_key}_mean")
+        if mean is None or (metric.shown == "if_computed" and mean.isna().all()):
             continue
-        std = table[f"{key}_std"]
-        fmt = _pm if key == "final_pooled_eer" else _pm3
-        out.insert(len(out.columns) - 1, header,
-                   [fmt(m, s) for m, s in zip(mean, std, strict=True)])
+        std = table[f"{metric.run_key}_std"]
+        out[metric.label] = [metric.mean_std(m, s) for m, s in zip(mean, std, strict=True)]
+    out["EER reduction vs naive %"] = [
+        _pm(m, s, True) for m, s in zip(table.eer_reduction_vs_naive_mean,
+                                        table.eer_reduction_vs_naive_std, strict=True)]
     return out
 
 
@@ -71,45 +60,16 @@ OFFICIAL_NOTE = (
     "organisers' ASV scores. Per-stage values: each run's metrics.json, \"official\".")
 
 
-def _pm3(mean: float | None, std: float | None) -> str:
-    """``mean ± std`` with three decimals (costs and Cllr are small numbers)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "—"
-    text = f"{mean:.3f}"
-    if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        text += f" ± {std:.3f}"
-    return text
-
-
-def _base_display(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "strategy": table.strategy,
-        "seeds": table.seeds,
-        "final avg EER %": [_pm(m, s) for m, s in
-                            zip(table.final_avg_eer_mean, table.final_avg_eer_std, strict=True)],
-        "BWT (pts)": [_pm(m, s, True) for m, s in zip(table.bwt_mean, table.bwt_std,
-                                                      strict=True)],
-        "max forgetting (pts)": [_pm(m, s) for m, s in
-                                 zip(table.max_forgetting_mean, table.max_forgetting_std,
-                                     strict=True)],
-        "EER reduction vs naive %": [
-            _pm(m, s, True) for m, s in zip(table.eer_reduction_vs_naive_mean,
-                                            table.eer_reduction_vs_naive_std, strict=True)],
-    })
-
-
 def official_display(s: StrategyData) -> pd.DataFrame:
-    """A strategy's official metrics per stage as strings (EER 2 decimals, costs 3)."""
+    """A strategy's official metrics per stage as strings, written and headed as the
+    metric registry says (EER 2 decimals, costs 3)."""
     assert s.official is not None
     out = s.official.copy()
     for col in out.columns:
-        if col in ("stage", "trained_on", "runs"):
-            continue
-        fmt = "{:.2f}" if col == "pooled_eer" else "{:.3f}"
-        out[col] = [("—" if pd.isna(v) else fmt.format(v)) for v in out[col]]
-    return out.rename(columns={"pooled_eer": "pooled EER %", "min_dcf": "minDCF",
-                               "act_dcf": "actDCF", "cllr": "Cllr (bits)",
-                               "min_tdcf": "min t-DCF"})
+        if col in METRICS:
+            out[col] = [METRICS[col].text(None if pd.isna(v) else v) for v in out[col]]
+    return out.rename(columns={col: METRICS[col].label for col in out.columns
+                               if col in METRICS})
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -6,10 +6,10 @@
   no longer says what the run was started with;
 - ``eer_matrix.csv``: ``stage, trained_on`` then one column per attack (EER %);
 - ``metrics.json``: :func:`cl_spoof.metrics.continual.summarize` of the matrix, the
-  average forgetting, and ``official``: one entry per stage with the official
-  metrics of its scores (:mod:`cl_spoof.metrics.official`), the last stage's also
-  as ``final_pooled_eer``, ``final_min_dcf``, ``final_act_dcf``, ``final_cllr``,
-  ``final_min_tdcf``;
+  other continual metrics of the registry (:mod:`cl_spoof.metrics.definitions`: the
+  average forgetting), and ``official``: one entry per stage with the stage metrics
+  of its scores (:mod:`cl_spoof.metrics.official`), the last stage's also as
+  ``final_<key>`` (``final_pooled_eer``, ``final_min_dcf``, ...);
 - ``scores/stage_<k>.txt``: ASVspoof 2019-style score lines ``utt_id attack key score``
   (``metrics.score_format: asvspoof2019``, the default), or
   ``scores/stage_<k>.tsv`` in the ASVspoof 5 Track 1 submission format
@@ -50,8 +50,8 @@ from cl_spoof.infra.checkpoints import read_checkpoint, save_checkpoint
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
-from cl_spoof.metrics.continual import average_forgetting, summarize
-from cl_spoof.metrics.official import NUMBERS
+from cl_spoof.metrics.continual import summarize
+from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
 from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
 
 #: The files of a finished run (what a report reads).
@@ -373,11 +373,13 @@ class RunDir:
         matrix = pd.DataFrame(list(progress.rows)).set_index("stage")
         matrix = matrix[["trained_on", *attacks]]
         metrics = summarize(matrix[attacks], learned)
-        metrics["avg_forgetting"] = average_forgetting(matrix[attacks], learned)
+        for metric in continual_metrics():
+            if metric.from_matrix is not None:
+                metrics[metric.key] = metric.from_matrix(matrix[attacks], learned)
         if official:
             metrics["official"] = official
-            for key in NUMBERS:
-                metrics[f"final_{key}"] = official[-1].get(key)
+            for metric in per_stage_metrics():
+                metrics[metric.run_key] = official[-1].get(metric.key)
         metrics["strategy"] = self.cfg.strategy.name
         metrics["seed"] = self.cfg.seed
         return matrix, metrics

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cl_spoof.errors import ConfigError
@@ -27,8 +28,11 @@ from cl_spoof.strategies.spec import BuildArgs, HyperParameter, Rule, StrategySp
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
+    from cl_spoof.config import RunConfig
+
 __all__ = ["STRATEGIES", "BuildArgs", "HyperParameter", "Rule", "StrategySpec", "build_strategy",
-           "check_strategy_name", "get_spec", "hyperparameters", "markdown_table"]
+           "check_strategy_name", "get_spec", "hyperparameters", "markdown_table",
+           "resolve_strategy"]
 
 
 def discover_specs() -> dict[str, StrategySpec]:
@@ -96,3 +100,33 @@ def markdown_table() -> str:
                            for hp in spec.hyperparameters) or "—"
         lines.append(f"| `{spec.name}` | {spec.summary} | {spec.keeps_old_audio} | {params} |")
     return "\n".join(lines) + "\n"
+
+
+def resolve_strategy(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its strategy section checked against the registry and completed.
+
+    The name must be registered, every other key of ``strategy:`` a declared
+    hyper-parameter of the right type (converted like any config value) that obeys
+    its rule; every declared hyper-parameter is then present, with its default where
+    the config gives none, in declaration order. Idempotent: a resolved config comes
+    back as it is. :class:`ConfigError` names the key.
+    """
+    from cl_spoof.config import StrategyConfig, check_value
+
+    s = cfg.strategy
+    check_strategy_name(s.name)
+    declared = hyperparameters()
+    unknown = [k for k in s.hyperparameters if k not in declared]
+    if unknown:
+        raise ConfigError(f"unknown config key 'strategy.{unknown[0]}' (valid keys here: "
+                          f"{', '.join(['name', *sorted(declared)])})")
+    values = {k: hp.default for k, hp in declared.items()}
+    for key, value in s.hyperparameters.items():
+        values[key] = check_value(f"strategy.{key}", value, declared[key].type)
+    for key, hp in declared.items():
+        hp.check(values[key])
+    given = s.hyperparameters
+    if list(values) == list(given) and all(type(v) is type(given[k]) and v == given[k]
+                                           for k, v in values.items()):
+        return cfg
+    return replace(cfg, strategy=StrategyConfig(name=s.name, hyperparameters=values))

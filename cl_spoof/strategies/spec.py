@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from avalanche.core import SupervisedPlugin
     from avalanche.training.templates import SupervisedTemplate
 
+    from cl_spoof.config import RunConfig
     from cl_spoof.infra.context import RunContext
     from cl_spoof.strategies.state import StateAdapter
 
@@ -68,12 +69,11 @@ class BuildArgs:
     training); a builder adds its method's plugin after them. ``train_mb_size`` is this
     process's share of ``train.batch_size``; ``world_size`` the number of processes;
     ``ctx`` the run's context, for methods whose per-step statistics span the processes.
-    ``cfg`` is the run's :class:`cl_spoof.config.RunConfig`; it is not imported here, not
-    even for type checking, because the config imports the registry (the strategies'
-    hyper-parameters are its ``strategy.<key>`` keys).
+    ``cfg`` is the run's resolved :class:`cl_spoof.config.RunConfig` (see
+    :func:`cl_spoof.strategies.registry.resolve_strategy`).
     """
 
-    cfg: Any
+    cfg: RunConfig
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device

@@ -57,6 +57,7 @@ from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import StageRecord, record_stage
+from cl_spoof.workflows.setup import resolve
 from cl_spoof.workflows.trainer import StageResult, Trainer
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
@@ -155,7 +156,7 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
     run_dir = RunDir(run_path)
     run_dir.check_is_run()
     recover(run_dir.path)  # an earlier command killed half-way: put the directory back first
-    base_cfg = run_dir.read_config()
+    base_cfg = resolve(run_dir.read_config())
     run_dir = RunDir(run_dir.path, base_cfg)
     status = run_dir.status() or {}
     if not status.get("finished"):
@@ -174,7 +175,7 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
     if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
         raise CLSpoofError(f"attack name {name!r} is already in the run "
                            f"({', '.join(old_attacks)})")
-    cfg: RunConfig = with_overrides(base_cfg, strategy={"name": strategy})
+    cfg: RunConfig = resolve(with_overrides(base_cfg, strategy={"name": strategy}))
     spec = get_spec(strategy)
     portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
     if spec.joint:

@@ -29,12 +29,14 @@ from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import all_or_nothing
-from cl_spoof.reporting.aggregate import METRICS, comparison_table
+from cl_spoof.metrics.definitions import run_keys
+from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
 from cl_spoof.rundir import CompareDir, RunDir
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
+from cl_spoof.workflows.setup import resolve
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -59,6 +61,7 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
     """
+    cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
@@ -210,7 +213,7 @@ def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[in
         for seed in seeds:
             m = compare.run_metrics(name, seed)
             rows.append({"strategy": name, "seed": seed,
-                         **{k: (np.nan if m.get(k) is None else m[k]) for k in METRICS}})
+                         **{k: (np.nan if m.get(k) is None else m[k]) for k in run_keys()}})
     return pd.DataFrame(rows)
 
 

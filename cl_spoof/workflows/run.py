@@ -35,7 +35,8 @@ from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.official import check_score_ids, official_inputs
+from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
+from cl_spoof.workflows.setup import resolve
 from cl_spoof.workflows.trainer import StageResult, Trainer
 
 
@@ -126,6 +127,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
     """
+    cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     t0 = time.perf_counter()

@@ -35,6 +35,7 @@ from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy
 from cl_spoof.strategies.state import export_state, restore_state
 from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
 from cl_spoof.workflows.events import RunEvents
+from cl_spoof.workflows.setup import resolve
 
 
 class TrainingError(CLSpoofError):
@@ -119,8 +120,10 @@ class Trainer:
 
         Seeds first, so the same seed gives the same initial weights whatever the
         strategy (and on every process). Under torchrun the strategy trains
-        data-parallel (``ctx.training_plugins``).
+        data-parallel (``ctx.training_plugins``). ``cfg`` is resolved first (a no-op for
+        a resolved config).
         """
+        cfg = resolve(cfg)
         spec = get_spec(cfg.strategy.name)
         seed_everything(cfg.seed)
         model = build_detector(cfg.model, cfg.data.sample_rate)  # + self-distillation exits

@@ -41,6 +41,7 @@ from cl_spoof.infra.files import atomic_dir, atomic_write_text
 from cl_spoof.metrics.eer import compute_eer, matched_eer_per_attack
 from cl_spoof.metrics.score_files import write_score_file
 from cl_spoof.models.classical import YARDSTICKS, Yardstick
+from cl_spoof.workflows.setup import resolve
 
 __all__ = ["YardstickResult", "default_yardstick_dir", "parse_yardsticks", "run_yardstick",
            "yardstick_eers"]
@@ -139,6 +140,7 @@ def run_yardstick(cfg: RunConfig, names: Sequence[str] = ("lfcc", "ltas"),
     a benchmark without bona fide and spoof training rows.
     """
     start = time.perf_counter()
+    cfg = resolve(cfg)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
         raise CLSpoofError(f"{out_dir}: folder exists and is not empty; choose another --out")
     data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=on_stage, progress=progress)

@@ -20,6 +20,7 @@ from cl_spoof.metrics.dcf import (
     min_tdcf_legacy,
     read_asv_scores,
 )
+from cl_spoof.metrics.definitions import ASV_SCORES, METRICS, computed_names
 from cl_spoof.metrics.official import OfficialInputs
 
 
@@ -36,23 +37,11 @@ def check_score_ids(data: BenchmarkData) -> None:
                             f"score files; {fix}")
 
 
-def metric_names(cfg: RunConfig) -> frozenset[str]:
-    """``metrics.official``, or (when empty) every metric whose inputs the config gives."""
-    if cfg.metrics.official:
-        return frozenset(cfg.metrics.official)
-    names = {"min_dcf"}
-    if cfg.data.calibration_split is not None:
-        names |= {"act_dcf", "cllr"}
-    if cfg.metrics.asv_scores is not None:
-        names.add("min_tdcf")
-    return frozenset(names)
-
-
 def official_inputs(cfg: RunConfig, data: BenchmarkData) -> OfficialInputs:
     """What the run's official metrics need; :class:`DataError` naming the ASV file
     when it is unreadable, of another partition, or unusable for the t-DCF."""
-    names = metric_names(cfg)
-    if "min_tdcf" not in names:
+    names = computed_names(cfg)
+    if not any(ASV_SCORES in m.needs for m in METRICS.values() if m.key in names):
         return OfficialInputs(names=names, calibration_split=cfg.data.calibration_split)
     path = cfg.metrics.asv_scores
     assert path is not None  # config validation

@@ -1,0 +1,493 @@
+"""The sections of a run configuration: frozen dataclasses, each check beside its field.
+
+A numeric key declares its range on its own line (:func:`bounded`: a lower and a
+finite upper limit), a key with a fixed set of values declares them (:func:`choice`);
+checks that involve several keys are a short ``check`` method of their section.
+:func:`validate` runs them all; every message names the dotted key (``train.epochs``).
+Reading YAML is :mod:`cl_spoof.config.loader`'s job; the strategy and metrics
+sections are checked further by their registries (``resolve``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cl_spoof.errors import ConfigError
+from cl_spoof.infra.names import BadNameError, check_name
+
+MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
+MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_BATCH = 65_536
+MAX_WORKERS = 64
+MAX_THREADS = 1024
+MAX_EPOCHS = 100_000
+MAX_ROWS = 10**9  # a cap on utterances: far above any corpus
+MAX_RATE = 192_000  # Hz
+MAX_TIMEOUT = 7 * 24 * 3600  # a week, in seconds
+
+#: RawBoost algorithm ids (Tak et al., ICASSP 2022): 0 none, 1 LnL convolutive noise,
+#: 2 ISD impulsive noise, 3 SSI coloured additive noise, 4 = 1->2->3, 5 = 1->2,
+#: 6 = 1->3, 7 = 2->3, 8 = 1 and 2 in parallel.
+RAWBOOST_ALGORITHMS: tuple[int, ...] = tuple(range(9))
+#: Learning-rate schedules of ``train.lr_schedule``.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential")
+#: Input level modes of ``data.level``.
+LEVEL_MODES: tuple[str, ...] = ("none", "rms", "peak")
+#: Score-file formats of ``metrics.score_format``.
+SCORE_FORMATS: tuple[str, ...] = ("asvspoof2019", "asvspoof5")
+
+
+# --------------------------------------------------------------------------- field checks
+
+
+def _num(x: float) -> str:
+    """A number as written in a message: ``100000``, ``0.5``, ``-100``, ``1e+23``."""
+    if abs(x) >= 1e15:
+        return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric key (of each element, for a list), and how a message says it.
+
+    ``low``/``high`` complete "<key> ..." when the value is below/above the range;
+    by default "must not be negative", "must be positive", "must be at least <lo>",
+    "must be at most <hi>".
+    """
+
+    lo: float
+    hi: float
+    above: bool = False  # lo itself is excluded
+    below: bool = False  # hi itself is excluded
+    low: str = ""
+    high: str = ""
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value`` (None when it is in range)."""
+        if value < self.lo or (self.above and value == self.lo):
+            if self.low:
+                return self.low
+            if self.lo == 0:
+                return "must be positive" if self.above else "must not be negative"
+            return f"must be {'above' if self.above else 'at least'} {_num(self.lo)}"
+        if value > self.hi or (self.below and value == self.hi):
+            return self.high or f"must be {'below' if self.below else 'at most'} {_num(self.hi)}"
+        return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The values a string key may take."""
+
+    values: tuple[str, ...]
+
+    def problem(self, value: str) -> str | None:
+        """What is wrong with ``value`` (None when it is one of the values)."""
+        return None if value in self.values else f"must be one of {', '.join(self.values)}"
+
+
+def bounded(default: Any, lo: float, hi: float, *, above: bool = False, below: bool = False,
+            say: str = "", low: str = "", high: str = "") -> Any:
+    """A dataclass field whose value (or each element of it) lies in ``[lo, hi]``.
+
+    ``above``/``below`` exclude ``lo``/``hi``; ``say`` is the whole message for both
+    ends ("must be between 0 and 1"), ``low``/``high`` the message of one end.
+    """
+    bounds = Bounds(lo, hi, above, below, low or say, high or say)
+    return field(default=default, metadata={"check": bounds})
+
+
+def choice(default: str, values: tuple[str, ...]) -> Any:
+    """A dataclass field whose value is one of ``values``."""
+    return field(default=default, metadata={"check": Choice(values)})
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return str(list(value))
+    if isinstance(value, str):
+        return repr(value)
+    return _num(value) if isinstance(value, int | float) else str(value)
+
+
+def check_field(key: str, value: Any, f: dataclasses.Field) -> None:
+    """Raise :class:`ConfigError` naming ``key`` when ``value`` breaks ``f``'s declared check."""
+    rule = f.metadata.get("check")
+    if rule is None or value is None:
+        return
+    for item in value if isinstance(value, tuple) else (value,):
+        problem = rule.problem(item)
+        if problem is not None:
+            raise ConfigError(f"{key} {problem}, got {_shown(value)}")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One named source of ``data.sources``: a corpus root (any reader) or a manifest.
+
+    Its ``train_split``/``test_split``/``calibration_split`` (default: the ``data.``
+    ones) say which of its splits become the run's train/test/calibration rows;
+    rows of its other splits are left out. ``max_train``/``max_test`` cap its
+    utterances (bona fide and spoof together, seeded, label ratio kept); the
+    calibration rows are capped by ``max_test`` too.
+    """
+
+    name: str = ""  # prefixes its utterance ids ("itw" -> "itw/0"); unique in data.sources
+    path: str = ""  # corpus root or CSV manifest
+    layout: str | None = None  # a reader name (see README); None: detect the layout
+    options: dict[str, Any] = field(default_factory=dict)  # reader options (fractions, ...)
+    train_split: str | None = None
+    test_split: str | None = None
+    calibration_split: str | None = None
+    max_train: int | None = bounded(None, 2, MAX_ROWS, low="must be at least 2 (a bona fide "
+                                    "and a spoof utterance)")
+    max_test: int | None = bounded(None, 2, MAX_ROWS, low="must be at least 2 (a bona fide "
+                                   "and a spoof utterance)")
+
+
+_CAP = "must be at least 1 (or left out for no cap)"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which utterances, in which order of experiences, at which length."""
+
+    source: str = "demo"  # "demo", an ASVspoof 2019 LA root, or a CSV manifest
+    # seed of the generated demo corpus (source: demo)
+    demo_seed: int = bounded(0, 0, MAX_SEED, say=f"must be between 0 and {MAX_SEED}")
+    attacks: tuple[str, ...] = ()  # experience order; empty = every training attack, sorted
+    train_split: str = "train"
+    test_split: str = "dev"
+    # Attacks that exist only in the eval partition (ASVspoof A07-A19): their eval rows
+    # (and the eval bona fide) are split speaker-disjointly into train/test parts.
+    eval_only_attacks: tuple[str, ...] = ()
+    eval_only_test_fraction: float = bounded(0.5, 0, 1, above=True, below=True,
+                                             say="must be between 0 and 1")
+    # fixed input length (samples at data.sample_rate)
+    num_samples: int = bounded(64_600, 1600, MAX_NUM_SAMPLES, low="must be at least 1600 (0.1 s)",
+                               high=f"must be at most {MAX_NUM_SAMPLES} (10 minutes at 16 kHz)")
+    # "all": every experience gets all bona fide; "disjoint"
+    bonafide_sharing: str = choice("all", ("all", "disjoint"))
+    allow_missing: bool = False  # drop rows whose file is absent (partial download)
+    cache_dir: str | None = None  # decoded-waveform cache (default: per-user cache)
+    max_train_per_attack: int | None = bounded(None, 1, MAX_ROWS, low=_CAP)  # spoof train clips
+    max_test_per_attack: int | None = bounded(None, 1, MAX_ROWS, low=_CAP)  # spoof test clips
+    max_bonafide_test: int | None = bounded(None, 1, MAX_ROWS, low=_CAP)  # bona fide test clips
+    # Several named sources (corpora, manifests) instead of ``source``; see SourceConfig.
+    sources: tuple[SourceConfig, ...] = ()
+    # "attack": one experience per attack (of every source); "source": one per source.
+    experience_by: str = choice("attack", ("attack", "source"))
+    # Split scored after every stage to fit the score-to-LLR calibration of actDCF/Cllr
+    # (never trained on, never in the EER matrix); None: no calibration.
+    calibration_split: str | None = None
+    # Rate every file is decoded and resampled to (the cache key includes it); 24000
+    # keeps the 8-12 kHz band where neural-vocoder artefacts live.
+    sample_rate: int = bounded(16_000, 8_000, MAX_RATE,
+                               say=f"must be between 8000 and {MAX_RATE} Hz")
+    # Input level, set on each decoded utterance before cropping, in training and
+    # evaluation alike: "rms" (to level_db, default -26 dBFS), "peak" (to level_db,
+    # default 0 dBFS) or "none" (as decoded).
+    level: str = choice("rms", LEVEL_MODES)
+    level_db: float | None = bounded(None, -100, 20, say="must be between -100 and 20 dBFS")
+
+    def check(self, prefix: str) -> None:
+        """Attack names, distinct split roles, and ``sources`` against the other keys."""
+        for key, names in (("attacks", self.attacks), ("eval_only_attacks",
+                                                       self.eval_only_attacks)):
+            for name in names:
+                try:
+                    check_name(name, f"{prefix}{key}: attack name")
+                except BadNameError as exc:
+                    raise ConfigError(str(exc)) from None
+        roles = [self.train_split, self.test_split] + (
+            [self.calibration_split] if self.calibration_split is not None else [])
+        if len(set(roles)) != len(roles):
+            raise ConfigError(f"{prefix}train_split, {prefix}test_split and "
+                              f"{prefix}calibration_split must be different splits, got "
+                              f"{', '.join(roles)}")
+        if not self.sources:
+            if self.experience_by == "source":
+                raise ConfigError(f"{prefix}experience_by: source needs {prefix}sources (a list "
+                                  f"of named sources), not {prefix}source")
+            return
+        if self.source != "demo":
+            raise ConfigError(f"give {prefix}source or {prefix}sources, not both")
+        if self.eval_only_attacks:
+            raise ConfigError(f"{prefix}eval_only_attacks works with {prefix}source only; with "
+                              f"{prefix}sources set each source's splits (train_split, "
+                              "test_split)")
+        if self.experience_by == "source" and self.attacks:
+            raise ConfigError(f"{prefix}attacks: with experience_by: source the experiences are "
+                              f"the {prefix}sources in their order; leave {prefix}attacks empty")
+        seen: set[str] = set()
+        for i, src in enumerate(self.sources):
+            key = f"{prefix}sources[{i}]"
+            try:  # it prefixes utterance ids and attack names (columns, file names)
+                check_name(src.name, "source name")
+            except BadNameError as exc:
+                raise ConfigError(f"{key}.name: {exc}") from None
+            if src.name in seen:
+                raise ConfigError(f"{key}.name: source name {src.name!r} is used twice; names "
+                                  "prefix utterance ids and must be unique")
+            seen.add(src.name)
+            if not src.path:
+                raise ConfigError(f"{key}.path: the corpus root or manifest of source "
+                                  f"{src.name!r}")
+            own = [src.train_split or self.train_split, src.test_split or self.test_split]
+            if self.calibration_split is not None:
+                own.append(src.calibration_split or self.calibration_split)
+            elif src.calibration_split is not None:
+                raise ConfigError(f"{key}.calibration_split needs {prefix}calibration_split "
+                                  "(the run's calibration split)")
+            if len(set(own)) != len(own):
+                raise ConfigError(f"{key}: its train, test and calibration splits must differ, "
+                                  f"got {', '.join(own)}")
+
+
+@dataclass(frozen=True)
+class SelfDistillationConfig:
+    """Self-distillation (``model.self_distillation``): the deepest exit teaches exits
+    added after the shallow segments; added to any strategy's loss (README, "Detectors").
+
+    Loss added: ``hard_weight * sum_i CE(z_i, y) + soft_weight * sum_i T^2 KL(p_deep/T ||
+    p_i/T) + feature_weight * sum_i mean((f_i - f_deep)^2)`` over the shallow exits i.
+    """
+
+    enabled: bool = False
+    segments: tuple[str, ...] = ()  # layers whose outputs feed exits; empty = the preset's
+    # cross-entropy at every shallow exit (BYOT's 1 - alpha)
+    hard_weight: float = bounded(0.7, 0, 1000)
+    soft_weight: float = bounded(0.3, 0, 1000)  # KL from the deepest exit (BYOT's alpha)
+    # squared distance to the deepest embedding (our choice)
+    feature_weight: float = bounded(0.1, 0, 1000)
+    # softmax temperature of the soft loss (BYOT's T)
+    temperature: float = bounded(3.0, 0, 1000, above=True)
+
+    def check(self, prefix: str) -> None:
+        """An enabled self-distillation must weigh some loss."""
+        if self.enabled and self.hard_weight + self.soft_weight + self.feature_weight <= 0:
+            raise ConfigError(f"{prefix[:-1]}: hard_weight, soft_weight and feature_weight are "
+                              "all 0; set one, or enabled: false")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The detector: a preset name, optional field overrides, self-distillation."""
+
+    preset: str = "small"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    self_distillation: SelfDistillationConfig = field(default_factory=SelfDistillationConfig)
+
+    def check(self, prefix: str) -> None:
+        """The input rate is the data's, not a model override."""
+        if "sample_rate" in self.overrides:
+            raise ConfigError(f"{prefix}overrides.sample_rate: the model's input rate is "
+                              "data.sample_rate; set it there")
+
+
+_PROBABILITY = "must be a probability between 0 and 1"
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Waveform augmentation of training clips, drawn per clip from the run's seed.
+
+    Applied after the random crop, in this order: RawBoost algorithm ``rawboost`` with
+    probability ``p_rawboost``; band limitation (resampling down to one of
+    ``codec_rates`` and back: a codec-bandwidth stand-in) with ``p_codec``; a gain
+    drawn from ``gain_db`` (dB, the clip never exceeds full scale) with ``p_gain``.
+    The remaining keys are RawBoost's published ranges (Tak et al. 2022); ``max_f``
+    None means half the sample rate. Evaluation clips are never augmented.
+    """
+
+    # 5 = LnL convolutive -> ISD impulsive noise (RawBoost's LA setting)
+    rawboost: int = bounded(5, RAWBOOST_ALGORITHMS[0], RAWBOOST_ALGORITHMS[-1],
+                            say="must be a RawBoost algorithm id 0-8 (5 = LnL then ISD)")
+    p_rawboost: float = bounded(1.0, 0, 1, say=_PROBABILITY)
+    p_codec: float = bounded(0.0, 0, 1, say=_PROBABILITY)
+    codec_rates: tuple[int, ...] = bounded((8_000, 11_025, 12_000, 16_000, 22_050), 1000,
+                                           MAX_RATE, say="must list sample rates between 1000 "
+                                           f"and {MAX_RATE} Hz")
+    p_gain: float = bounded(0.0, 0, 1, say=_PROBABILITY)
+    gain_db: tuple[float, ...] = bounded((-12.0, 12.0), -100, 100,
+                                         say="must be [low, high] in dB within -100 to 100")
+    # RawBoost's random notch-filter generator
+    n_bands: int = bounded(5, 1, 100)
+    min_f: float = bounded(20.0, 0, MAX_RATE / 2, above=True)
+    max_f: float | None = bounded(None, 0, MAX_RATE / 2, above=True)
+    min_bw: float = bounded(100.0, 0, MAX_RATE / 2, above=True)
+    max_bw: float = bounded(1000.0, 0, MAX_RATE / 2, above=True)
+    min_coeff: int = bounded(10, 3, 1000)
+    max_coeff: int = bounded(100, 3, 1000)
+    # (1) LnL: gain range of the linear term; terms j >= 2 use [min_g - max_bias, max_g - min_bias]
+    lnl_n_f: int = bounded(5, 1, 100)
+    lnl_min_g: float = bounded(0.0, -100, 100)
+    lnl_max_g: float = bounded(0.0, -100, 100)
+    lnl_min_bias: float = bounded(5.0, -100, 100)
+    lnl_max_bias: float = bounded(20.0, -100, 100)
+    # (2) ISD: at most isd_p % of the samples, gain factor isd_g_sd
+    isd_p: float = bounded(10.0, 0, 100, say="must be a percentage between 0 and 100")
+    isd_g_sd: float = bounded(2.0, 0, 100)
+    # (3) SSI: signal-to-noise ratio range (dB)
+    ssi_snr_min: float = bounded(10.0, -100, 200)
+    ssi_snr_max: float = bounded(40.0, -100, 200)
+
+    def check(self, prefix: str) -> None:
+        """Lists that must not be empty, and low ends that must not pass high ends."""
+        k = prefix
+        checks: list[tuple[bool, str]] = [
+            (bool(self.codec_rates), f"{k}codec_rates must list at least one sample rate"),
+            (len(self.gain_db) == 2 and self.gain_db[0] <= self.gain_db[1],
+             f"{k}gain_db must be [low, high] in dB with low <= high, got {list(self.gain_db)}"),
+            (self.max_f is None or self.min_f < self.max_f, f"{k}min_f must be below max_f"),
+            (self.min_bw <= self.max_bw, f"{k}min_bw must be at most max_bw"),
+            (self.min_coeff <= self.max_coeff,
+             f"{k}min_coeff and max_coeff must satisfy 3 <= min_coeff <= max_coeff <= 1000"),
+            (self.lnl_min_g <= self.lnl_max_g, f"{k}lnl_min_g must be at most lnl_max_g"),
+            (self.ssi_snr_min <= self.ssi_snr_max, f"{k}ssi_snr_min must be at most ssi_snr_max"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every strategy."""
+
+    epochs: int = bounded(4, 1, MAX_EPOCHS)
+    # epochs of the first experience (default: epochs)
+    first_epochs: int | None = bounded(None, 1, MAX_EPOCHS)
+    batch_size: int = bounded(32, 1, MAX_BATCH, say=f"must be between 1 and {MAX_BATCH}")
+    eval_batch_size: int = bounded(64, 1, MAX_BATCH, say=f"must be between 1 and {MAX_BATCH}")
+    lr: float = bounded(1e-3, 0, 10, above=True)
+    weight_decay: float = bounded(0.0, 0, 10)
+    class_weighted_loss: bool = True
+    # torch intra-op threads; 0 = leave torch's default
+    threads: int = bounded(0, 0, MAX_THREADS, say=f"must be between 0 and {MAX_THREADS}")
+    # DataLoader worker processes
+    workers: int = bounded(0, 0, MAX_WORKERS, say=f"must be between 0 and {MAX_WORKERS} "
+                           "(DataLoader processes)")
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # "bf16": bfloat16 autocast for forward passes (GPU speed-up)
+    amp: str = choice("off", ("off", "bf16"))
+    compile: bool = False  # torch.compile the conv front end (worth it for long GPU runs)
+    compile_backend: str = "inductor"  # torch.compile backend ("eager" for debugging)
+    # Under torchrun: seconds a rank waits in a collective before the job fails
+    # (a rank that hangs; torchrun itself stops the job when a rank crashes).
+    dist_timeout: float = bounded(600.0, 0, MAX_TIMEOUT, above=True,
+                                  low="must be positive (seconds)",
+                                  high=f"must be at most {MAX_TIMEOUT} (seconds: a week)")
+    # Freeze-and-learn: fnmatch patterns of parameter/module names that keep learning
+    # after the first experience (the rest is frozen); empty = everything learns.
+    trainable: tuple[str, ...] = ()
+    # Waveform augmentation of training clips; null: none.
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # Learning rate within each experience, per optimiser step: "constant";
+    # "cosine" (linear warm-up from lr/10 over warmup_epochs, then half-cosine decay
+    # to lr * lr_final at the end of the experience); "exponential" (warm-up, then
+    # lr * lr_gamma ** epochs, as TSSDNet's 0.95 per epoch).
+    lr_schedule: str = choice("cosine", LR_SCHEDULES)
+    warmup_epochs: float = bounded(1.0, 0, MAX_EPOCHS)
+    lr_final: float = bounded(0.01, 0, 1, say="must be between 0 and 1 (a fraction of lr)")
+    lr_gamma: float = bounded(0.95, 0, 1, above=True, say="must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """A continual-learning strategy and its hyper-parameters.
+
+    In YAML the hyper-parameters sit flat next to ``name`` (``strategy: {name: dfwf,
+    kd_weight: 2.0}``) and read as attributes (``cfg.strategy.kd_weight``). The
+    config only holds them; the strategy registry declares, types and checks them and
+    fills in the defaults (``resolve_strategy``), so a resolved config has every
+    declared key, whatever the name, and one config serves a comparison of several
+    strategies. ``hyperparameters`` must not be modified (build a new config instead).
+    """
+
+    name: str = "naive"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        """``cfg.strategy.<hyper-parameter>``."""
+        if key.startswith("_") or key == "hyperparameters":
+            raise AttributeError(key)
+        try:
+            return self.hyperparameters[key]
+        except KeyError:
+            raise AttributeError(f"StrategyConfig has no hyper-parameter {key!r}") from None
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Official metrics computed after every stage, and the score-file format."""
+
+    # Metrics that must be computed (an error before training when an input is
+    # missing); empty: every one whose inputs the config gives. Names: the metric
+    # registry's (cl_spoof.metrics.definitions), checked when the config is resolved.
+    official: tuple[str, ...] = ()
+    # The organisers' ASVspoof 2019 LA ASV score file of the test partition
+    # (ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt).
+    asv_scores: str | None = None
+    # With several data.sources: the ASVspoof 2019 LA source whose scores min t-DCF uses.
+    tdcf_source: str | None = None
+    # "asvspoof5": the ASVspoof 5 Track 1 submission format
+    score_format: str = choice("asvspoof2019", SCORE_FORMATS)
+    # Sub-corpus of each utterance for the "matched" EER (each attack's spoofs against
+    # only the bona fide of its own sub-corpus): a column of the utterance table
+    # (e.g. "source" with data.sources) or "folder" (the first folder of each file
+    # below the folder all files share). None: no matched EER.
+    matched_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; written back as the run's ``config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    seed: int = bounded(0, 0, MAX_SEED, say=f"must be between 0 and {MAX_SEED}")
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def check(self, prefix: str) -> None:
+        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``."""
+        m, names = self.metrics, [s.name for s in self.data.sources]
+        if m.tdcf_source is not None:
+            if m.asv_scores is None:
+                raise ConfigError("metrics.tdcf_source is set but metrics.asv_scores is not")
+            if m.tdcf_source not in names:
+                raise ConfigError(f"metrics.tdcf_source: {m.tdcf_source!r} is not a name in "
+                                  f"data.sources ({', '.join(names) or 'none'})")
+        elif m.asv_scores is not None and len(names) > 1:
+            raise ConfigError("metrics.tdcf_source: name the ASVspoof 2019 LA source of "
+                              f"data.sources ({', '.join(names)}) whose scores min t-DCF uses")
+
+
+def _check_section(section: Any, prefix: str) -> None:
+    """Every field's declared check, the nested sections', then the section's own."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, StrategyConfig):
+            _check_section(value, f"{key}.")
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                _check_section(item, f"{key}[{i}].")
+        else:
+            check_field(key, value, f)
+    own = getattr(type(section), "check", None)
+    if own is not None:
+        own(section, prefix)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Every check of every section (not the strategy's or the metrics' registry checks)."""
+    _check_section(cfg, "")
