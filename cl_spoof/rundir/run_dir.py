@@ -46,7 +46,6 @@ from cl_spoof.config import (
     to_yaml,
 )
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.infra.checkpoints import read_checkpoint, save_checkpoint
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
@@ -201,6 +200,8 @@ class RunDir:
     def read_checkpoint(self, stage: int) -> dict:
         """The checkpoint of stage ``stage``, read safely
         (:func:`~cl_spoof.infra.checkpoints.read_checkpoint`: errors name the file)."""
+        from cl_spoof.infra.checkpoints import read_checkpoint  # torch: only when needed
+
         return read_checkpoint(self.checkpoint_path(stage))
 
     def log_dir(self, resumed_at: int | None = None) -> Path:
@@ -388,6 +389,8 @@ class RunDir:
         """The score file (:meth:`score_file`) and ``checkpoints/stage_<k>.pt`` of one stage."""
         fmt = self.cfg.metrics.score_format
         write_scores(self.score_file(stage, fmt), scores, fmt)
+        from cl_spoof.infra.checkpoints import save_checkpoint  # torch: only when needed
+
         save_checkpoint(self.checkpoint_path(stage), checkpoint)
 
     def write_stage(self, progress: RunProgress, attacks: Sequence[str], finished: bool,
