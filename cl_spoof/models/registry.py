@@ -20,6 +20,9 @@ from torch import nn
 
 from cl_spoof.config import ModelSpec
 from cl_spoof.errors import ConfigError
+from cl_spoof.models.aasist import AASIST
+from cl_spoof.models.aasist import CONFIGS as AASIST_CONFIGS
+from cl_spoof.models.aasist import SUMMARIES as AASIST_SUMMARIES
 from cl_spoof.models.base import Detector
 from cl_spoof.models.exits import attach_exits
 from cl_spoof.models.lfcc_lcnn import CONFIGS as LFCC_LCNN
@@ -66,6 +69,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            TSSDNet),
     Preset("tiny_lfcc_lcnn", "LFCC-LCNN for unit tests", LFCC_LCNN["tiny_lfcc_lcnn"],
            LFCCLCNN),
+    Preset("aasist", AASIST_SUMMARIES["aasist"], AASIST_CONFIGS["aasist"], AASIST),
+    Preset("aasist_l", AASIST_SUMMARIES["aasist_l"], AASIST_CONFIGS["aasist_l"], AASIST),
+    Preset("tiny_aasist", AASIST_SUMMARIES["tiny_aasist"], AASIST_CONFIGS["tiny_aasist"],
+           AASIST),
 )}
 
 
