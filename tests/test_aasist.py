@@ -296,14 +296,14 @@ def test_official_weights_reproduce_the_authors_scores(
     ref, waves = la_clips
     model = build_model(preset).eval()
     load_official(model, official / FILES[preset])  # strict=True
-    with torch.no_grad():
-        scores = torch.cat([model(waves[i:i + 16])[:, 1] for i in range(0, len(waves), 16)])
+    with torch.no_grad():  # a few clips at a time: 64,600-sample maps are large on a CPU
+        scores = torch.cat([model(waves[i:i + 4])[:, 1] for i in range(0, len(waves), 4)])
     column = "score_" + FILES[preset].removesuffix(".pth")
     assert np.abs(scores.numpy() - ref[column].to_numpy()).max() <= 1e-3
-    bona = scores[torch.from_numpy((ref["label"] == "bonafide").to_numpy())]
-    a01 = scores[torch.from_numpy((ref["attack"] == "A01").to_numpy())]
+    bona = scores.numpy()[(ref["label"] == "bonafide").to_numpy()]
+    a01 = scores.numpy()[(ref["attack"] == "A01").to_numpy()]
     assert len(bona) == len(a01) == 100
-    assert compute_eer(bona.numpy(), a01.numpy())[0] <= 0.01
+    assert compute_eer(bona, a01)[0] <= 0.01
 
 
 # ------------------------------------------------------------------ in the pipeline
