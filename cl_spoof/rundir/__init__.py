@@ -14,9 +14,13 @@ from cl_spoof.rundir.run_dir import (
     RunDirError,
     RunProgress,
     RunRecord,
+    check_label,
     check_same_config,
+    data_digest,
+    default_run_label,
     write_scores,
 )
 
 __all__ = ["COMPARE_FILE", "RUN_FILES", "CompareDir", "RunDir", "RunDirError", "RunProgress",
-           "RunRecord", "check_same_config", "run_dir_name", "write_scores"]
+           "RunRecord", "check_label", "check_same_config", "data_digest", "default_run_label",
+           "run_dir_name", "write_scores"]

@@ -107,7 +107,8 @@ class RunJob:
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
-                   resume: bool = False, ctx: RunContext | None = None) -> RunSummary:
+                   resume: bool = False, ctx: RunContext | None = None,
+                   label: str | None = None) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
 
     ``data`` reuses already loaded benchmark data (compare loads it once);
@@ -126,6 +127,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     arguments and its own context; training is data-parallel, only rank 0 writes
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
+
+    ``label`` is what reports call the run (default: the strategy with the
+    hyper-parameters that differ from its defaults); a resumed run keeps its own.
     """
     cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
@@ -134,7 +138,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     ctx.batch_share(cfg.train.batch_size)  # a bad batch size fails before data loading
-    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg), spec=get_spec(cfg.strategy.name),
+    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg, label), spec=get_spec(cfg.strategy.name),
                  events=events, ctx=ctx, data=data, extra_plugins=tuple(extra_plugins),
                  resume=resume)
     if ctx.is_main and not resume:
@@ -154,6 +158,8 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     check_score_ids(data)
+    if ctx.is_main:
+        run_dir.record_data(data.table)  # run.json: the digest of the utterances used
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
