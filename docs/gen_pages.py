@@ -116,15 +116,30 @@ def speed_command(stem: str) -> str:
     return f"python -m benchmarks.speed.{module} {options}".strip()
 
 
-def machine(result: dict[str, Any]) -> str:
-    """When and on what the numbers were measured."""
+def machine(result: dict[str, Any], threads: bool = True) -> str:
+    """When and on what the numbers were measured (``threads``: the benchmark's torch
+    threads; a study's runs set their own, ``train.threads`` of their config)."""
     m = result.get("machine", {})
     where = f"{m.get('cores')} CPU cores ({m.get('cpu')})"
     where += f", GPU {m['cuda']}" if m.get("cuda") else ", no GPU"
     load = m.get("load_avg_1min_at_start")
     load_text = f", load {load:.1f} at the start" if isinstance(load, int | float) else ""
-    return (f"Measured {str(m.get('date', '?'))[:10]} on {where}, torch {m.get('torch')}, "
-            f"{m.get('torch_threads')} torch thread(s){load_text}.")
+    thread_text = f", {m.get('torch_threads')} torch thread(s)" if threads else ""
+    return (f"Measured {str(m.get('date', '?'))[:10]} on {where}, torch {m.get('torch')}"
+            f"{thread_text}{load_text}.")
+
+
+def _date(result: dict[str, Any]) -> str:
+    return str(result.get("machine", {}).get("date", "?"))[:10]
+
+
+def machines(results: Sequence[dict[str, Any]]) -> str:
+    """What several result files were measured on (each row says when)."""
+    seen = {(m.get("cores"), m.get("cpu"), m.get("cuda"), m.get("torch"))
+            for m in (r.get("machine", {}) for r in results)}
+    parts = [f"{cores} CPU cores ({cpu}), {'GPU ' + str(cuda) if cuda else 'no GPU'}, torch "
+             f"{torch}" for cores, cpu, cuda, torch in sorted(seen, key=str)]
+    return "Measured on " + "; ".join(parts) + " (the table says when)."
 
 
 def data_line(what: str) -> str:
@@ -372,7 +387,7 @@ def real_attacks_page(results: dict[str, dict[str, Any]], index: dict[str, Any])
            "statistics + logistic regression).", "",
            data_line(f"{REAL}: {dataset(real['data'])}; recipe {config} "
                      "(`configs/real_vocoders.yaml`)."), "",
-           machine(result), "",
+           machine(result, threads=False), "",
            command_line(study["run"] if study else "", *extra), "",
            *strategy_tables(real)]
     if "a01" in result:
@@ -395,7 +410,7 @@ def _joint(result: dict[str, Any]) -> list[str]:
 def recipe_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
     default = results["real_attacks.json"]["real_vocoders_tts"]
     rows = [["default recipe (`configs/real_vocoders.yaml`)", *_joint(default),
-             "`real_attacks`"]]
+             "`real_attacks`", _date(results["real_attacks.json"])]]
     continual = []
     for stem in sorted(s for s in results if s.startswith("abl_")):
         study = study_of(stem, index)
@@ -404,7 +419,7 @@ def recipe_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> st
         res = results[stem]["real_vocoders_tts"]
         changes = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in study["set"].items())
         rows.append([f"{study['description']} ({changes})", *_joint(res),
-                     f"`{study['name']}`"])
+                     f"`{study['name']}`", _date(results[stem])])
         if len(res["strategies"]) > 1:
             continual.append((study, res))
     out = [GENERATED.format(what="benchmarks/results/abl_*.json and real_attacks.json"),
@@ -413,13 +428,13 @@ def recipe_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> st
            "(the entries of `benchmarks/index.yaml`). Mean, pooled and matched EER as on the "
            "[real attacks](real-attacks.md) page; mean ± std over seeds (population std).",
            "", data_line(f"{REAL}: {dataset(default['data'])}."), "",
-           machine(results["abl_wd.json"]) if "abl_wd.json" in results else "", "",
+           machines([results[k] for k in results if k.startswith("abl_")]), "",
            "**Command:** each row's index entry: `python -m benchmarks.studies.real_attacks "
            "--ablation NAME --strategies joint --seeds 0,1` (the entry's own `run` line "
            "gives its strategies and seeds; `python -m benchmarks.index NAME` prints its "
            "config).", "",
            table(["joint training, EER %", "mean of the attacks", "pooled", "matched", "seeds",
-                  "index entry"], rows)]
+                  "index entry", "measured"], rows)]
     for study, res in continual:
         base = results["real_attacks.json"]["real_vocoders_tts"]
         names = [n for n in res["strategies"] if n in base["strategies"]]
@@ -438,14 +453,14 @@ def detectors_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) ->
     default = results["real_attacks.json"]["real_vocoders_tts"]
     rows = [["`small` (the recipe's model)", *_joint(default)[:3],
              pm([s["metrics"].get("seconds") for s in _runs(default, "joint")], 0),
-             "`real_attacks`"]]
+             "`real_attacks`", _date(results["real_attacks.json"])]]
     for stem in sorted(s for s in results if s.startswith("backbone_")):
         study = study_of(stem, index)
         res = results[stem]["real_vocoders_tts"]
         preset = stem.removeprefix("backbone_").removesuffix(".json")
         rows.append([f"`{preset}`", *_joint(res)[:3],
                      pm([s["metrics"].get("seconds") for s in _runs(res, "joint")], 0),
-                     f"`{study['name']}`" if study else "–"])
+                     f"`{study['name']}`" if study else "–", _date(results[stem])])
     out = [GENERATED.format(what="benchmarks/results/backbone_*.json, real_attacks.json and "
                                  "model_throughput.json"),
            "# Detectors side by side", "",
@@ -454,11 +469,12 @@ def detectors_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) ->
            "`model.preset` changed (the recipe was tuned for `small`, for none of the others); "
            "EER %, one seed unless said.", "",
            data_line(f"{REAL}: {dataset(default['data'])}."), "",
+           machines([results[k] for k in results if k.startswith("backbone_")]), "",
            "**Command:** `python -m benchmarks.studies.real_attacks --ablation "
            "backbone_<preset> --strategies joint --seeds 0` (index entries "
            "`backbone_<preset>`).", "",
            table(["preset", "mean of the attacks", "pooled", "matched",
-                  "joint run (s)", "index entry"], rows)]
+                  "joint run (s)", "index entry", "measured"], rows)]
     if "model_throughput.json" in results:
         tp = results["model_throughput.json"]
         by: dict[str, dict[int, dict[str, Any]]] = {}
@@ -520,7 +536,8 @@ def learning_curve_page(results: dict[str, dict[str, Any]], index: dict[str, Any
         data = dataset(points[-1]["result"]["data"])
         out += [f"## Speaker subset {res['subset_seed']}", "",
                 data_line(f"{REAL}: {data} and its speaker subsets."), "",
-                machine(res), "", command_line(study["run"] if study else ""), "",
+                machine(res, threads=False), "", command_line(study["run"] if study else ""),
+                "",
                 table(["training speakers", "training files (spoof / bona fide)",
                        "spoofs per attack (fewest–most)", "detector, joint: mean EER %",
                        "pooled", *[f"yardstick {n}: mean" for n in names]], rows)]
@@ -633,7 +650,7 @@ def projection_page(results: dict[str, dict[str, Any]]) -> str:
                  f"{e['rwm_beta_mean']:.2f}", f"{e['rwm_beta_min']:.2f}–{e['rwm_beta_max']:.2f}",
                  f"{100 * e['rwm_share_above_1']:.0f} %"] for e in res["experiences"]]
         out += [f"## {'Demo corpus' if what == DEMO else 'Real attacks'}: an RWM run, seed 0",
-                "", data_line(what + "."), "", machine(res), "",
+                "", data_line(what + "."), "", machine(res, threads=False), "",
                 command_line(f"python -m benchmarks.studies.projection_beta RUN_DIR "
                              f"--beta-max {res['beta_max']:g}"), "",
                 table(["experience", "attack", "batches", "genuine share (RAWM's β)",
