@@ -154,3 +154,21 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     api = (tmp_path / "site" / "reference" / "strategies" / "index.html").read_text()
     assert "DFWFPlugin" in api and "RegOPlugin" in api and ":class:" not in api
     assert (tmp_path / "site" / "results" / "real-attacks" / "index.html").is_file()
+
+
+def test_readme_draft_is_a_short_manual_with_generated_tables() -> None:
+    from cl_spoof.strategies.registry import markdown_table
+
+    draft = DOCS / "README_draft.md"
+    text = draft.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 300
+    for heading in ("## Install", "## Quick start", "## Recipes", "## The CLI at a glance",
+                    "## Outputs", "## Citation", "## Licence and attribution"):
+        assert heading in text, heading
+    assert markdown_table() in text  # the registry's strategy table
+    assert GEN.canonical_table(GEN.load_results()) in text  # the results table, generated
+    assert "> **Signs.**" in text  # one box with the sign conventions
+    for target in re.findall(r"\]\(((?:docs|cl_spoof)/[^)#]+)", text):  # links resolve
+        assert (ROOT / target).exists(), target
+    for line in re.findall(r"^cl-spoof .*$", text, re.M):  # commands fit on one line
+        assert not line.endswith("\\"), line
