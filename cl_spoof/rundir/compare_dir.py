@@ -89,7 +89,12 @@ class CompareDir:
 
     def read_config(self) -> RunConfig:
         """The shared ``config.yaml``, validated."""
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
+
+    def present_runs(self) -> list[RunDir]:
+        """The run directories under the folder (``<strategy>/seed<k>/``), whatever their
+        state, in name order."""
+        return [RunDir(p) for p in sorted(self.path.glob("*/seed*")) if p.is_dir()]
 
     def any_stage_completed(self) -> bool:
         """Whether any run under the directory completed a stage (then it is kept)."""

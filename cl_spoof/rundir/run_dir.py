@@ -18,7 +18,8 @@
 - ``checkpoints/stage_<k>.pt``: model, optimizer and strategy state, loadable with
   ``torch.load(..., weights_only=True)``;
 - ``logs/``: Avalanche's text log (``log.txt``) and CSV logs (a resumed run's in
-  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``);
+  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``), and
+  with ``train.loggers: [tensorboard]`` the TensorBoard log in ``tensorboard/`` there;
 - ``added/added.json`` and ``added/<NAME>.csv``: the attacks ``add-attack`` added
   (name, stage, strategy, inputs, skipped files) and their utterances;
 - ``report/``: the report ``add-attack`` refreshes.
@@ -210,6 +211,10 @@ class RunDir:
         return self.path / "logs" / (f"resumed_at_stage_{resumed_at}"
                                      if resumed_at is not None else "")
 
+    def tensorboard_dir(self, resumed_at: int | None = None) -> Path:
+        """``tensorboard/`` in :meth:`log_dir` (``train.loggers: [tensorboard]``)."""
+        return self.log_dir(resumed_at) / "tensorboard"
+
     def open_log(self, resumed_at: int | None = None) -> IO[str]:
         """``log.txt`` in :meth:`log_dir` (made if absent), open for writing; the caller
         closes it."""
@@ -239,7 +244,7 @@ class RunDir:
     def read_config(self) -> RunConfig:
         """The run's ``config.yaml``, validated."""
         self.check_is_run()
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
 
     def status(self) -> dict | None:
         """``run.json`` (None when absent); a damaged one is a named error."""
@@ -321,7 +326,7 @@ class RunDir:
         if not self.path.is_dir() or not config.is_file():
             raise RunDirError(f"{self.path}: not a run directory (no config.yaml)")
         status = self.status()
-        on_disk = load_config(config)
+        on_disk = load_config(config, relative_to_file=False)
         if status is not None and status.get("config") is not None:
             check_same_config(status["config"], on_disk, str(config))
             check_same_config(status["config"], self.cfg, str(self.status_file))
