@@ -974,13 +974,13 @@ def evaluate_cmd(
             for a, v in result.attacks.items()]
     rows.append({"attack": "bona fide", "utterances": result.counts["bonafide"],
                  "EER %": float("nan")})
-    console.print(df_to_rich(pd.DataFrame(rows),
-                             title=f"{result.checkpoint} on {result.data}"))
+    console.print(f"{result.checkpoint} on {result.data}", highlight=False, soft_wrap=True)
+    console.print(df_to_rich(pd.DataFrame(rows), title="EER (%) per attack"))
     parts = [METRICS[k].summary.format(v) for k in STAGE_KEYS  # type: ignore[union-attr]
              if (v := result.metrics[k]) is not None and METRICS[k].summary]
     console.print("; ".join(parts), highlight=False)
     for key, why in result.not_available.items():
-        console.print(f"{METRICS[key].label}: not available ({why})", highlight=False,
+        console.print(f"{METRICS[key].label}: not available; {why}", highlight=False,
                       soft_wrap=True)
     console.print(f"inputs: {result.prepared}", highlight=False, soft_wrap=True)
     if written:

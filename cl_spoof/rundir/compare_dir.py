@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cl_spoof.config import RunConfig, load_config, to_yaml
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.rundir.run_dir import RunDir, RunDirError, _read_json_object
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COMPARE_FILE = "compare.json"
 

@@ -31,10 +31,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from cl_spoof.config import (
@@ -50,9 +48,11 @@ from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
-from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
-from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
+if TYPE_CHECKING:  # numpy and pandas load when a table is read or written: a question
+    import numpy as np  # about a run (finished? which stages?) is answered without them
+    import pandas as pd
 
 #: The files of a finished run (what a report reads).
 RUN_FILES = ("config.yaml", "eer_matrix.csv", "metrics.json", "run.json")
@@ -103,6 +103,8 @@ class RunRecord:
 def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") -> None:
     """A stage's score file (higher score = more bona fide) in format ``fmt``, written
     atomically; the ASVspoof 5 format also gets its key file (``<stem>.keys.tsv``)."""
+    from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
     write_score_file(path, scores, fmt)
     if fmt == "asvspoof5":
         write_asvspoof5_keys(path.with_suffix(".keys.tsv"), scores)
@@ -336,6 +338,8 @@ class RunDir:
             return RunProgress()  # interrupted before the first stage ended
         if status["finished"]:
             raise RunDirError(f"{self.path}: the run already finished; nothing to resume")
+        import pandas as pd
+
         matrix_file = self.matrix_file
         try:
             matrix = pd.read_csv(matrix_file)
@@ -365,6 +369,8 @@ class RunDir:
 
     def read_matrix(self) -> pd.DataFrame:
         """``eer_matrix.csv`` as written (``stage``, ``trained_on``, one column per attack)."""
+        import pandas as pd
+
         try:
             return pd.read_csv(self.matrix_file)
         except (OSError, ValueError) as exc:
@@ -373,6 +379,10 @@ class RunDir:
 
     def frames(self, progress: RunProgress, attacks: Sequence[str]) -> tuple[pd.DataFrame, dict]:
         """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes)."""
+        import pandas as pd
+
+        from cl_spoof.metrics.continual import summarize
+
         attacks = list(attacks)
         learned = progress.learned
         official = list(progress.official)
@@ -437,6 +447,8 @@ class RunDir:
 
     def added_rows(self) -> pd.DataFrame | None:
         """Utterances of the attacks added so far (``added/<NAME>.csv``), or None."""
+        import pandas as pd
+
         names = self.added_entries()
         if not names:
             return None
@@ -467,6 +479,9 @@ class RunDir:
     def read_record(self) -> RunRecord:
         """The finished run as reports read it; :class:`RunDirError` names what is
         missing or wrong."""
+        import numpy as np
+        import pandas as pd
+
         path = self.path
         missing = [name for name in RUN_FILES if not (path / name).is_file()]
         if missing:

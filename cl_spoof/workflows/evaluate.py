@@ -226,15 +226,15 @@ def evaluate(checkpoint: Path, data: Path, *, stage: int | None = None,
         metrics["act_dcf"] = act_dcf(cal.llr(bona), cal.llr(spoof))
         metrics["cllr"] = cllr(cal.llr(bona), cal.llr(spoof))
     else:
-        why = ("the checkpoint's run fitted no score calibration (train with "
-               "data.calibration_split set to calibrate its scores)")
+        why = ("the checkpoint's run fitted no score calibration; train with "
+               "data.calibration_split set to get one")
         not_available["act_dcf"] = not_available["cllr"] = why
     asv = asv_scores if asv_scores is not None else config_asv
     if asv is not None:
         metrics["min_tdcf"] = min_tdcf_2019(scores, asv)
     else:
         not_available["min_tdcf"] = ("it needs the organisers' ASV scores of the same "
-                                     "partition (--asv-scores FILE)")
+                                     "partition: --asv-scores FILE")
     prepared = (f"as the run's test clips: mono at {ckpt.sample_rate} Hz, level "
                 f"{ckpt.level}" + (f" ({ckpt.level_db} dBFS)" if ckpt.level_db is not None
                                    else "")

@@ -11,6 +11,7 @@ needs (:meth:`Trainer.checkpoint`, :meth:`Trainer.restore`).
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def preflight(cfg: RunConfig) -> None:
     was decoded. The random state is put back afterwards: a run is the same with it."""
     check_loggers(cfg)
     state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Avalanche: "No loggers specified" (none needed here)
         try:
             Trainer.build(cfg, RunContext.local("cpu"))
         finally:
