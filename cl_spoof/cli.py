@@ -326,17 +326,16 @@ def _config_summary(path: Path) -> str:
 @user_errors
 def config_list() -> None:
     """The configs shipped with cl-spoof (usable by name: cl-spoof run asvspoof2019_la)."""
-    from rich.table import Table
-
     from cl_spoof.config import shipped_configs
 
-    table = Table(title="shipped configs")
-    for column in ("name", "what", "file"):
-        table.add_column(column)
-    for name, path in shipped_configs().items():
-        table.add_row(name, _config_summary(path), str(path))
-    console.print(table)
-    console.print("cl-spoof config show NAME prints one; cl-spoof config defaults, every key.")
+    shipped = shipped_configs()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        console.print(f"[bold]{name:<{width}}[/]  {escape(_config_summary(path))}",
+                      highlight=False, soft_wrap=True)
+    folder = next(iter(shipped.values())).parent
+    console.print(f"(in {folder}; cl-spoof config show NAME prints one, cl-spoof config "
+                  "defaults every key)", highlight=False, soft_wrap=True)
 
 
 @config_app.command("show")
@@ -420,7 +419,7 @@ def data_manifest(
     counts = rows["split"].value_counts()
     shown = ", ".join(f"{s} {counts[s]}" for s in ("train", "dev", "eval") if s in counts)
     err_console.print(f"{'added' if append else 'wrote'} {n} rows to {out} ({shown})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 @data_app.command("check")
@@ -568,9 +567,9 @@ def print_run_summary(summary: Any) -> None:
     matrix = summary.matrix.reset_index()
     console.print(df_to_rich(matrix, title=f"EER (%) after each stage — {summary.out_dir}"))
     parts = summary_parts(summary.metrics)
-    console.print("; ".join(parts) + f"; {summary.seconds:.0f} s", highlight=False)
+    console.print("; ".join(parts) + f"; {summary.seconds:.0f} s", highlight=False, soft_wrap=True)
     if any("forgetting" in p for p in parts):
-        console.print(FORGETTING_NOTE, highlight=False)
+        console.print(FORGETTING_NOTE, highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -626,11 +625,11 @@ def run_cmd(
     except KeyboardInterrupt:
         raise Interrupted(_run_hint(out_dir)) from None
     print_run_summary(summary)
-    console.print(f"next: cl-spoof report {out_dir}", highlight=False)
+    console.print(f"next: cl-spoof report {out_dir}", highlight=False, soft_wrap=True)
 
 
 def _comparison_notes() -> None:
-    console.print("EER in %; " + FORGETTING_NOTE + ".", highlight=False)
+    console.print("EER in %; " + FORGETTING_NOTE + ".", highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
@@ -706,9 +705,9 @@ def compare_cmd(
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     _comparison_notes()
     if report:
-        console.print(f"report: [bold]{escape(str(res.html))}[/]")
+        console.print(f"report: [bold]{escape(str(res.html))}[/]", highlight=False, soft_wrap=True)
     else:
-        console.print(f"next: cl-spoof report {out_dir}", highlight=False)
+        console.print(f"next: cl-spoof report {out_dir}", highlight=False, soft_wrap=True)
 
 
 def _check_resumable_compare(path: Path) -> None:
@@ -757,7 +756,7 @@ def yardstick_cmd(
         raise Interrupted(f"nothing was written to {out_dir}; run the same command again "
                           "(the yardsticks take seconds to minutes)") from None
     console.print(df_to_rich(result.table(), title=f"EER (%) of the yardsticks — {out_dir}"))
-    console.print(f"data: {result.data}; {result.seconds:.0f} s")
+    console.print(f"data: {result.data}; {result.seconds:.0f} s", highlight=False, soft_wrap=True)
 
 
 def _compare_hint(out_dir: Path) -> str:
@@ -786,7 +785,7 @@ def report_cmd(
     _comparison_notes()
     for note in res.notes:
         _note(str(note))
-    console.print(f"report: {res.html}")
+    console.print(f"report: {res.html}", highlight=False, soft_wrap=True)
 
 
 def _undertrained_of(run_dir: Path) -> float | None:
@@ -841,7 +840,8 @@ def add_attack_cmd(
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
     print_run_summary(summary)
-    console.print(f"report: {RunDir(run_dir).report_dir / 'report.html'}")
+    console.print(f"report: {RunDir(run_dir).report_dir / 'report.html'}", highlight=False,
+                  soft_wrap=True)
 
 
 StageOpt = Annotated[int | None, typer.Option(
@@ -902,7 +902,8 @@ def score_cmd(
     s = result.summary
     err_console.print(f"{s.bonafide} bona fide, {s.spoof} spoof, {s.failed} failed; threshold "
                       f"{s.threshold:.4f} ({s.threshold_origin})"
-                      + (f"; scores written to {out}" if out else ""), highlight=False)
+                      + (f"; scores written to {out}" if out else ""), highlight=False,
+                      soft_wrap=True)
 
 
 @app.command("evaluate")
@@ -978,16 +979,17 @@ def evaluate_cmd(
     console.print(df_to_rich(pd.DataFrame(rows), title="EER (%) per attack"))
     parts = [METRICS[k].summary.format(v) for k in STAGE_KEYS  # type: ignore[union-attr]
              if (v := result.metrics[k]) is not None and METRICS[k].summary]
-    console.print("; ".join(parts), highlight=False)
+    console.print("; ".join(parts), highlight=False, soft_wrap=True)
     for key, why in result.not_available.items():
         console.print(f"{METRICS[key].label}: not available; {why}", highlight=False,
                       soft_wrap=True)
     console.print(f"inputs: {result.prepared}", highlight=False, soft_wrap=True)
     if written:
-        console.print(f"written: {', '.join(str(p) for p in written)}", highlight=False)
+        console.print(f"written: {', '.join(str(p) for p in written)}", highlight=False,
+                      soft_wrap=True)
     elif out is None:
         names = ", ".join(evaluation_outputs(score_format or "asvspoof2019"))
-        console.print(f"(--out FOLDER writes {names})", highlight=False)
+        console.print(f"(--out FOLDER writes {names})", highlight=False, soft_wrap=True)
 
 
 @data_app.command("demo")
@@ -1045,7 +1047,7 @@ def demo_cmd(
         raise Interrupted(_compare_hint(out_dir / "compare")) from None
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     _comparison_notes()
-    console.print(f"report: [bold]{escape(str(res.html))}[/]")
+    console.print(f"report: [bold]{escape(str(res.html))}[/]", highlight=False, soft_wrap=True)
 
 
 def _hide_deprecation_warnings() -> None:

@@ -13,8 +13,11 @@ from scipy.stats import norm
 from cl_spoof.infra.files import atomic_path
 from cl_spoof.metrics.eer import compute_det_curve
 
-#: Error rates (%) the axes are ticked at.
-TICKS = (0.1, 0.5, 1, 2, 5, 10, 20, 40)
+#: Error rates (%) the axes are ticked at; the axes end at 40 % unless a curve's EER is
+#: above :data:`WIDE_ABOVE` (then at 95 %, so that weak detectors stay in view).
+TICKS = (0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 95)
+NARROW_END = 40
+WIDE_ABOVE = 0.3
 DET_SIZE_PX = (640, 560)
 DPI = 100
 
@@ -29,13 +32,16 @@ def det_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str) 
     a curve named ``pooled`` is drawn black and thicker."""
     fig = Figure(figsize=(DET_SIZE_PX[0] / DPI, DET_SIZE_PX[1] / DPI), dpi=DPI)
     ax = fig.add_subplot()
+    wide = False
     for name, (bona, spoof) in curves.items():
         frr, far, _ = compute_det_curve(bona, spoof)
+        wide = wide or bool(np.min(np.maximum(frr, far)) > WIDE_ABOVE)
         pooled = name == "pooled"
         ax.plot(_deviate(far), _deviate(frr), label=name, color="black" if pooled else None,
                 linewidth=2.2 if pooled else 1.2, zorder=3 if pooled else 2)
-    ticks = _deviate(np.asarray(TICKS) / 100)
-    labels = [f"{t:g}" for t in TICKS]
+    shown = [t for t in TICKS if wide or t <= NARROW_END]
+    ticks = _deviate(np.asarray(shown) / 100)
+    labels = [f"{t:g}" for t in shown]
     ax.set_xticks(ticks, labels)
     ax.set_yticks(ticks, labels)
     ax.set_xlim(ticks[0], ticks[-1])
