@@ -190,6 +190,16 @@ def test_set_errors_name_the_key_and_the_option(tmp_path: Path, args: list[str],
     assert error_line(out) == expected
 
 
+@pytest.mark.parametrize("command", ["compare", "yardstick"])
+def test_set_on_compare_and_yardstick(tmp_path: Path, command: str) -> None:
+    cfg = write_config(tmp_path / "cfg.yaml")
+    code, out = invoke(command, cfg, "--set", "train.lr=-1", "--out", tmp_path / "r")
+    assert code == 2
+    assert error_line(out) == (f"error: --set 'train.lr=-1' (given with {cfg}): train.lr must "
+                               "be positive, got -1")
+    assert not (tmp_path / "r").exists()
+
+
 def test_set_out_of_range_names_the_file_and_the_option(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "cfg.yaml")
     code, out = invoke("run", "--config", cfg, "--set", "train.epochs=0")

@@ -163,6 +163,44 @@ def test_evaluate_cross_corpus(trained: tuple[Path, str, Path], tmp_path: Path) 
     assert keys[0] == "filename\tcm-label" and len(keys) == 25
 
 
+def test_evaluate_with_asv_scores_gives_min_tdcf(trained: tuple[Path, str, Path],
+                                                 tiny_corpus: Path, tmp_path: Path) -> None:
+    out, _, _ = trained
+    rng = np.random.default_rng(0)
+    asv = tmp_path / "asv.txt"  # the organisers' format: SOURCE KEY SCORE
+    asv.write_text("".join([f"bonafide target {v:.3f}\n" for v in rng.normal(3, 1, 40)]
+                           + [f"bonafide nontarget {v:.3f}\n" for v in rng.normal(-3, 1, 40)]
+                           + [f"{a} spoof {v:.3f}\n" for a in ("T1", "T2")
+                              for v in rng.normal(1, 2, 20)]))
+    code, output = invoke("evaluate", out, tiny_corpus, "--asv-scores", asv, "--out",
+                          tmp_path / "ev")
+    assert code == 0, output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["min_tdcf"] >= 0 and "min_tdcf" not in metrics["not_available"]
+    assert any(x.startswith("pooled EER ") and "min t-DCF " in x for x in output.splitlines())
+
+
+def test_add_attack_with_overrides(trained: tuple[Path, str, Path], tiny_corpus: Path,
+                                   tmp_path: Path) -> None:
+    out, _, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)  # the module's run stays as it is
+    other = other_corpus(tmp_path / "other", per_split=3)
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    for path in other.parent.glob("*/T2_*.wav"):
+        shutil.copy(path, fakes / f"{path.parent.name}_{path.name}")
+    code, output = invoke("add-attack", run, "--name", "NEWTTS", "--spoof", fakes,
+                          "--strategy", "naive", "--set", "train.epochs=1",
+                          "--data", tiny_corpus)
+    assert code == 0, output
+    matrix = pd.read_csv(run / "eer_matrix.csv")
+    assert list(matrix.columns) == ["stage", "trained_on", "T1", "T2", "NEWTTS"]
+    assert "  training loss per epoch (NEWTTS): " in output  # one epoch, as --set asked
+    assert len(next(x for x in output.splitlines()
+                    if x.startswith("  training loss per epoch (NEWTTS)")).split()) == 6
+
+
 def test_evaluate_without_the_runs_calibration(trained: tuple[Path, str, Path],
                                                tiny_corpus: Path, tmp_path: Path) -> None:
     out, _, _ = trained
