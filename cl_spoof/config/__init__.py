@@ -27,6 +27,7 @@ from cl_spoof.config.loader import (
     shipped_configs,
     to_dict,
     to_yaml,
+    with_absolute_paths,
     with_overrides,
 )
 from cl_spoof.config.schema import (
@@ -90,5 +91,6 @@ __all__ = [
     "to_dict",
     "to_yaml",
     "validate",
+    "with_absolute_paths",
     "with_overrides",
 ]

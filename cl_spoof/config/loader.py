@@ -379,6 +379,14 @@ def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def with_absolute_paths(cfg: RunConfig, base: Path | None = None) -> RunConfig:
+    """``cfg`` with its relative paths made absolute against ``base`` (default: the working
+    folder), as a run stores them; ``cfg`` itself when it has none."""
+    data = to_dict(cfg)
+    fixed = absolute_paths(data, base or Path.cwd())
+    return cfg if fixed == data else config_from_dict(fixed)
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
                 origin: str = "override", relative_to_file: bool = True) -> RunConfig:
     """Load and validate a YAML config; ``None`` gives the built-in demo config, and the

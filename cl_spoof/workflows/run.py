@@ -26,7 +26,7 @@ from avalanche.core import SupervisedPlugin
 
 from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig
+from cl_spoof.config import RunConfig, with_absolute_paths
 from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
@@ -127,7 +127,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
     """
-    cfg = resolve(cfg)
+    # A new run stores where its data is (absolute), wherever it is continued from; a
+    # resumed run keeps its config as it was started.
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     t0 = time.perf_counter()
