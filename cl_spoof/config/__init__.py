@@ -55,7 +55,6 @@ from cl_spoof.config.schema import (
 )
 
 __all__ = [
-    "absolute_paths",
     "LEVEL_MODES",
     "LR_SCHEDULES",
     "MAX_BATCH",
@@ -75,6 +74,7 @@ __all__ = [
     "SourceConfig",
     "StrategyConfig",
     "TrainConfig",
+    "absolute_paths",
     "apply_overrides",
     "check_value",
     "config_differences",

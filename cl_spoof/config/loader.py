@@ -6,6 +6,13 @@ value to its field's type (:func:`check_value`) and runs the section checks of
 :mod:`cl_spoof.config.schema`. Every failure is a :class:`ConfigError` naming the file
 or override and the key. Configs are never mutated: :func:`with_overrides` builds a
 new one.
+
+One rule for paths: a relative path in a config file (``data.source``,
+``data.sources[].path``, ``data.cache_dir``, ``metrics.asv_scores``,
+``model.overrides.checkpoint``) is relative to the folder of that file, as a manifest's
+paths are relative to the manifest; one given in an override is relative to the
+working folder. Loading makes them absolute, so a run stores absolute paths. The
+configs shipped in ``cl_spoof/configs/`` load by name (``asvspoof2019_la``).
 """
 
 from __future__ import annotations
