@@ -124,10 +124,10 @@ def read_run_table(cfg: DataConfig,
 
 
 def splits_read(cfg: DataConfig) -> frozenset[str]:
-    """The splits of the table a run reads (train, test and calibration; eval-only attacks
-    are split into the first two before the table is checked)."""
-    return frozenset(s for s in (cfg.train_split, cfg.test_split, cfg.calibration_split)
-                     if s is not None)
+    """The splits of the table a run reads: train, test and calibration, and ``eval`` when
+    eval-only attacks are learned from it."""
+    return frozenset(s for s in (cfg.train_split, cfg.test_split, cfg.calibration_split,
+                                 "eval" if cfg.eval_only_attacks else None) if s is not None)
 
 
 def load_benchmark_data(
