@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cl_spoof.config import config_from_dict, load_config, to_dict, with_overrides
+from cl_spoof.config import config_from_dict, to_dict, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, read_checkpoint
 from cl_spoof.rundir import (
@@ -54,7 +54,7 @@ def _record(run_dir: RunDir, progress: RunProgress, stage: int, finished: bool
 def test_a_stage_written_is_read_back(cfg, tmp_path: Path) -> None:  # noqa: ANN001
     run_dir = RunDir(tmp_path / "run", cfg)
     assert run_dir.create() == RunProgress()
-    assert load_config(run_dir.config_file) == cfg
+    assert run_dir.read_config() == cfg  # stored paths read as written
     first = RunProgress().with_stage(_row(0, "A", 10.0, 40.0), {"trained_on": "A",
                                                                 "pooled_eer": 20.0})
     matrix, metrics = _record(run_dir, first, 0, finished=False)

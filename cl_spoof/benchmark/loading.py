@@ -30,7 +30,7 @@ from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.corpora import prefix_utt_ids
 from cl_spoof.data.table import NO_ATTACK, make_table
-from cl_spoof.errors import CLSpoofError
+from cl_spoof.errors import CLSpoofError, DataError
 
 
 @dataclass
@@ -105,17 +105,29 @@ def read_run_table(cfg: DataConfig,
     """
     if cfg.sources:
         table = read_sources_table(cfg)
-        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False,
+                             splits_read=splits_read(cfg))
         report.raise_if_problems("data.sources")
         return report.table, Path("data.sources")
     source = resolve_source(cfg, progress)
+    if cfg.source != "demo" and not source.exists():
+        raise DataError(f"data.source: {source}: no such file or folder; point it at your "
+                        "corpus root or manifest (--data PATH, or edit the config)")
     table = read_source(source)
     table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
                                     seed=0, train_split=cfg.train_split,
                                     test_split=cfg.test_split)
-    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False,
+                         splits_read=splits_read(cfg))
     report.raise_if_problems(source)
     return report.table, source
+
+
+def splits_read(cfg: DataConfig) -> frozenset[str]:
+    """The splits of the table a run reads: train, test and calibration, and ``eval`` when
+    eval-only attacks are learned from it."""
+    return frozenset(s for s in (cfg.train_split, cfg.test_split, cfg.calibration_split,
+                                 "eval" if cfg.eval_only_attacks else None) if s is not None)
 
 
 def load_benchmark_data(

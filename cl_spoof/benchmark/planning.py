@@ -24,7 +24,7 @@ import pandas as pd
 
 from cl_spoof.config import DataConfig
 from cl_spoof.data.table import BONAFIDE, SPOOF
-from cl_spoof.errors import DataError
+from cl_spoof.errors import DataError, did_you_mean
 from cl_spoof.infra.names import BadNameError, check_name
 from cl_spoof.labels import JOINT
 
@@ -121,7 +121,8 @@ def plan_experiences(
     unknown = [a for a in attacks if a not in known]
     if unknown:
         raise DataError(f"attack(s) {', '.join(unknown)} not in the data "
-                        f"(it has: {', '.join(sorted(known)) or 'no spoof rows'})")
+                        f"(it has: {', '.join(sorted(known)) or 'no spoof rows'})"
+                        + did_you_mean(unknown[0], known))
     for split in (train_split, test_split):
         if not (table["split"] == split).any():
             raise DataError(f"split {split!r} is empty")

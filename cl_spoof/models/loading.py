@@ -10,7 +10,7 @@ level) are read from the stored config through the config loader.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class LoadedCheckpoint:
     sample_rate: int = SAMPLE_RATE  # data.sample_rate of the run
     level: str = "none"  # data.level of the run (checkpoints from before it: none)
     level_db: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config, as stored
 
 
 #: The input level of checkpoints written before ``data.level`` existed: as decoded.
@@ -119,4 +120,5 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         trained_on=trained_on if isinstance(trained_on, str) else None,
         pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
         sample_rate=data.sample_rate, level=data.level, level_db=data.level_db,
+        config=dict(config),
     )

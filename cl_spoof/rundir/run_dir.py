@@ -18,7 +18,8 @@
 - ``checkpoints/stage_<k>.pt``: model, optimizer and strategy state, loadable with
   ``torch.load(..., weights_only=True)``;
 - ``logs/``: Avalanche's text log (``log.txt``) and CSV logs (a resumed run's in
-  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``);
+  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``), and
+  with ``train.loggers: [tensorboard]`` the TensorBoard log in ``tensorboard/`` there;
 - ``added/added.json`` and ``added/<NAME>.csv``: the attacks ``add-attack`` added
   (name, stage, strategy, inputs, skipped files) and their utterances;
 - ``report/``: the report ``add-attack`` refreshes.
@@ -30,10 +31,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from cl_spoof.config import (
@@ -49,9 +48,11 @@ from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
-from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
-from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
+if TYPE_CHECKING:  # numpy and pandas load when a table is read or written: a question
+    import numpy as np  # about a run (finished? which stages?) is answered without them
+    import pandas as pd
 
 #: The files of a finished run (what a report reads).
 RUN_FILES = ("config.yaml", "eer_matrix.csv", "metrics.json", "run.json")
@@ -102,6 +103,8 @@ class RunRecord:
 def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") -> None:
     """A stage's score file (higher score = more bona fide) in format ``fmt``, written
     atomically; the ASVspoof 5 format also gets its key file (``<stem>.keys.tsv``)."""
+    from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
     write_score_file(path, scores, fmt)
     if fmt == "asvspoof5":
         write_asvspoof5_keys(path.with_suffix(".keys.tsv"), scores)
@@ -210,6 +213,10 @@ class RunDir:
         return self.path / "logs" / (f"resumed_at_stage_{resumed_at}"
                                      if resumed_at is not None else "")
 
+    def tensorboard_dir(self, resumed_at: int | None = None) -> Path:
+        """``tensorboard/`` in :meth:`log_dir` (``train.loggers: [tensorboard]``)."""
+        return self.log_dir(resumed_at) / "tensorboard"
+
     def open_log(self, resumed_at: int | None = None) -> IO[str]:
         """``log.txt`` in :meth:`log_dir` (made if absent), open for writing; the caller
         closes it."""
@@ -239,7 +246,7 @@ class RunDir:
     def read_config(self) -> RunConfig:
         """The run's ``config.yaml``, validated."""
         self.check_is_run()
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
 
     def status(self) -> dict | None:
         """``run.json`` (None when absent); a damaged one is a named error."""
@@ -321,7 +328,7 @@ class RunDir:
         if not self.path.is_dir() or not config.is_file():
             raise RunDirError(f"{self.path}: not a run directory (no config.yaml)")
         status = self.status()
-        on_disk = load_config(config)
+        on_disk = load_config(config, relative_to_file=False)
         if status is not None and status.get("config") is not None:
             check_same_config(status["config"], on_disk, str(config))
             check_same_config(status["config"], self.cfg, str(self.status_file))
@@ -331,6 +338,8 @@ class RunDir:
             return RunProgress()  # interrupted before the first stage ended
         if status["finished"]:
             raise RunDirError(f"{self.path}: the run already finished; nothing to resume")
+        import pandas as pd
+
         matrix_file = self.matrix_file
         try:
             matrix = pd.read_csv(matrix_file)
@@ -360,6 +369,8 @@ class RunDir:
 
     def read_matrix(self) -> pd.DataFrame:
         """``eer_matrix.csv`` as written (``stage``, ``trained_on``, one column per attack)."""
+        import pandas as pd
+
         try:
             return pd.read_csv(self.matrix_file)
         except (OSError, ValueError) as exc:
@@ -368,6 +379,10 @@ class RunDir:
 
     def frames(self, progress: RunProgress, attacks: Sequence[str]) -> tuple[pd.DataFrame, dict]:
         """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes)."""
+        import pandas as pd
+
+        from cl_spoof.metrics.continual import summarize
+
         attacks = list(attacks)
         learned = progress.learned
         official = list(progress.official)
@@ -432,6 +447,8 @@ class RunDir:
 
     def added_rows(self) -> pd.DataFrame | None:
         """Utterances of the attacks added so far (``added/<NAME>.csv``), or None."""
+        import pandas as pd
+
         names = self.added_entries()
         if not names:
             return None
@@ -462,6 +479,9 @@ class RunDir:
     def read_record(self) -> RunRecord:
         """The finished run as reports read it; :class:`RunDirError` names what is
         missing or wrong."""
+        import numpy as np
+        import pandas as pd
+
         path = self.path
         missing = [name for name in RUN_FILES if not (path / name).is_file()]
         if missing:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from avalanche.logging import TextLogger
 
 from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, override_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
@@ -53,12 +54,12 @@ from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
-from cl_spoof.rundir import RunDir, RunProgress, check_same_config
+from cl_spoof.rundir import CompareDir, RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.run import StageRecord, record_stage
 from cl_spoof.workflows.setup import resolve
-from cl_spoof.workflows.trainer import StageResult, Trainer
+from cl_spoof.workflows.trainer import StageResult, Trainer, preflight
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
 
@@ -149,10 +150,36 @@ class _Computed:
     log: str  # the training log
 
 
-def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _Request:
+#: What ``--set`` may change on add-attack: how the new stage trains, and where the run's
+#: own data now is. Model, data split and metrics stay the run's.
+OVERRIDABLE = ("train.", "strategy.", "seed", "data.source", "data.cache_dir",
+               "data.allow_missing")
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    """Refuse an override of a key add-attack cannot change (it continues the run)."""
+    for text in overrides:
+        key = text.partition("=")[0].strip()
+        if key == "strategy.name":
+            raise CLSpoofError(f"--set {text!r}: give the strategy with --strategy")
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in OVERRIDABLE):
+            raise CLSpoofError(f"--set {text!r}: add-attack continues the run's own model, data "
+                               "and metrics; it may change train.*, strategy hyper-parameters, "
+                               "seed, data.source (when the run's data moved), data.cache_dir "
+                               "and data.allow_missing")
+
+
+def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
+           overrides: Sequence[str] = ()) -> _Request:
     """Step 1: check the name, the run directory and the options; nothing is written
     (a run an earlier command left half-way is put back first)."""
     check_name(name)
+    _check_overrides(overrides)
+    compare = CompareDir(run_path)
+    if compare.is_compare():
+        runs = [str(r.path) for r in compare.present_runs()]
+        raise CLSpoofError(f"{run_path}: a compare folder, not a run; add the attack to one of "
+                           f"its runs: {', '.join(runs) or 'none has started'}")
     run_dir = RunDir(run_path)
     run_dir.check_is_run()
     recover(run_dir.path)  # an earlier command killed half-way: put the directory back first
@@ -175,7 +202,8 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
     if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
         raise CLSpoofError(f"attack name {name!r} is already in the run "
                            f"({', '.join(old_attacks)})")
-    cfg: RunConfig = resolve(with_overrides(base_cfg, strategy={"name": strategy}))
+    cfg: RunConfig = resolve(override_config(
+        with_overrides(base_cfg, strategy={"name": strategy}), overrides, "--set"))
     spec = get_spec(strategy)
     portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
     if spec.joint:
@@ -187,6 +215,7 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
         raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
                            f"memories); the run's last stage was trained with {last!r}: "
                            f"use one of: {', '.join(portable)}")
+    preflight(cfg)  # the strategy's settings and layers, before any audio is read
     return _Request(run_dir=run_dir, name=name, strategy=strategy, cfg=cfg, matrix=matrix,
                     entries=tuple(entries))
 
@@ -296,14 +325,16 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
 def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
                eval_fraction: float = 0.3, strategy: str = "dfwf",
                events: RunEvents | None = None,
-               report: bool = True) -> tuple[RunSummary, list[str]]:
+               report: bool = True, overrides: Sequence[str] = ()
+               ) -> tuple[RunSummary, list[str]]:
     """Train one more experience on ``run_dir`` for attack ``name``; returns the summary
     and the problems of skipped input files. With ``report`` it also refreshes
-    ``run_dir/report/``. All or nothing: on any failure the run directory is left as
-    it was."""
+    ``run_dir/report/``. ``overrides`` (``train.epochs=2``, ...) change how the new
+    stage trains (:data:`OVERRIDABLE`). All or nothing: on any failure the run
+    directory is left as it was."""
     events = events or RunEvents()
     t0 = time.perf_counter()
-    request = _check(Path(run_dir), name, eval_fraction, strategy)
+    request = _check(Path(run_dir), name, eval_fraction, strategy, overrides)
     new = _collect_new_audio(request, spoof, bonafide, eval_fraction)
     bm, attacks = _assemble(request, new, bonafide is not None, events)
     computed = _compute(request, bm, attacks, events)

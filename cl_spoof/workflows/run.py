@@ -23,11 +23,10 @@ from typing import IO, Any
 import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
-from avalanche.logging import CSVLogger, TextLogger
 
 from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig
+from cl_spoof.config import RunConfig, with_absolute_paths
 from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
@@ -35,9 +34,10 @@ from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
+from cl_spoof.workflows.loggers import run_loggers
 from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
 from cl_spoof.workflows.setup import resolve
-from cl_spoof.workflows.trainer import StageResult, Trainer
+from cl_spoof.workflows.trainer import StageResult, Trainer, preflight
 
 
 def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
@@ -127,7 +127,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
     """
-    cfg = resolve(cfg)
+    # A new run stores where its data is (absolute), wherever it is continued from; a
+    # resumed run keeps its config as it was started.
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     t0 = time.perf_counter()
@@ -139,6 +141,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                  resume=resume)
     if ctx.is_main and not resume:
         job.run_dir.check_new()  # before the transaction: never touch someone else's folder
+    if data is None:  # a comparison checks its strategies before it loads the data
+        preflight(cfg)  # a bad model or strategy setting fails before any audio is read
     with _run_directory(out_dir, ctx) as tx:
         return _run(job, tx, t0)
 
@@ -163,8 +167,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     resumed_at = completed if job.resume else None  # a resumed run logs into its own folder
     log_file: IO[str] | None = run_dir.open_log(resumed_at) if ctx.is_main else None
     try:
-        loggers = [TextLogger(log_file), CSVLogger(str(run_dir.log_dir(resumed_at)))] \
-            if log_file else []
+        loggers = run_loggers(cfg, run_dir, log_file, resumed_at) if log_file else []
         trainer = Trainer.build(cfg, ctx, events, loggers, job.extra_plugins)
         if completed:
             checkpoint = run_dir.checkpoint_path(completed - 1)

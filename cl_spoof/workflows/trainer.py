@@ -10,11 +10,14 @@ needs (:meth:`Trainer.checkpoint`, :meth:`Trainer.restore`).
 
 from __future__ import annotations
 
+import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
@@ -35,6 +38,7 @@ from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy
 from cl_spoof.strategies.state import export_state, restore_state
 from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
 from cl_spoof.workflows.events import RunEvents
+from cl_spoof.workflows.loggers import check_loggers
 from cl_spoof.workflows.setup import resolve
 
 
@@ -43,23 +47,39 @@ class TrainingError(CLSpoofError):
 
 
 class ProgressPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
-    """Reports mini-batch progress of training and evaluation, and guards against NaN loss."""
+    """Reports mini-batch progress of training and evaluation and each epoch's mean training
+    loss (``RunEvents.on_epoch``), and guards against NaN loss."""
 
     def __init__(self, events: RunEvents) -> None:
         super().__init__()
         self.events = events
         self._desc = ""
         self._done = 0
+        self._epoch = 0
+        self._loss_sum: torch.Tensor | None = None  # summed on the device: one sync an epoch
+        self._loss_n = 0
 
     def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         exp = strategy.experience
+        self._epoch = strategy.clock.train_exp_epochs + 1
         self._desc = (f"train {getattr(exp, 'attack', '?')} epoch "
-                      f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}")
+                      f"{self._epoch}/{strategy.train_epochs}")
+        self._loss_sum, self._loss_n = None, 0
         self.events.on_progress(self._desc, 0, len(strategy.dataloader))
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        loss = strategy.loss.detach()
+        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+        self._loss_n += 1
         self.events.on_progress(self._desc, strategy.clock.train_epoch_iterations,
                                 len(strategy.dataloader))
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        if self._loss_sum is None:
+            return
+        mean = float(self._loss_sum.float().item()) / self._loss_n
+        self.events.on_epoch(str(getattr(strategy.experience, "attack", "?")), self._epoch,
+                             strategy.train_epochs, mean)
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         if not torch.isfinite(strategy.loss).all():
@@ -100,6 +120,22 @@ def score_frame(results: dict) -> pd.DataFrame:
 def stage_epochs(cfg: RunConfig, stage: int) -> int:
     """Epochs of training stage ``stage`` (``train.first_epochs`` for the first)."""
     return (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 else cfg.train.epochs
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Build ``cfg``'s model and strategy once on the CPU, before any data is read, so that
+    a bad preset, model option, layer pattern (``train.trainable``, a strategy's layers,
+    self-distillation segments) or strategy setting fails at once, not after the audio
+    was decoded. The random state is put back afterwards: a run is the same with it."""
+    check_loggers(cfg)
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Avalanche: "No loggers specified" (none needed here)
+        try:
+            Trainer.build(cfg, RunContext.local("cpu"))
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
 
 
 @dataclass
