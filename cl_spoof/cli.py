@@ -238,7 +238,8 @@ class CliEvents:
 
     def on_result(self, stage: int, attack: str, eers: dict[str, float]) -> None:
         shown = "  ".join(f"{a} {v:.1f}" for a, v in eers.items())
-        self.bar.console.print(f"  EER % after learning {attack}: {shown}", highlight=False)
+        what = "of the pretrained model" if stage == 0 else f"after learning {attack}"
+        self.bar.console.print(f"  EER % {what} (stage {stage}): {shown}", highlight=False)
 
     def as_run_events(self) -> Any:
         from cl_spoof.workflows.events import RunEvents

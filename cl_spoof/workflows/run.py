@@ -32,7 +32,7 @@ from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
 from cl_spoof.metrics.official import stage_metrics
-from cl_spoof.rundir import RunDir, RunProgress, check_same_config
+from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
 from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
@@ -50,7 +50,7 @@ def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
 class StageRecord:
     """One trained and evaluated stage, as the run directory records it."""
 
-    stage: int
+    stage: int  # 1..N: a trained stage; 0: the starting model
     trained_on: str  # the attack learned (or ``joint``)
     attacks: Sequence[str]  # every attack of the run, in the matrix's order
     result: StageResult
@@ -167,10 +167,10 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
             if log_file else []
         trainer = Trainer.build(cfg, ctx, events, loggers, job.extra_plugins)
         if completed:
-            checkpoint = run_dir.checkpoint_path(completed - 1)
+            checkpoint = run_dir.checkpoint_path(completed)
 
             def read_own_checkpoint() -> dict:
-                ckpt = run_dir.read_checkpoint(completed - 1)
+                ckpt = run_dir.read_checkpoint(completed)
                 check_same_config(ckpt.get("config"), cfg, str(checkpoint))
                 return ckpt
 
@@ -179,10 +179,10 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
             events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
         reported: dict[int, int] = {}
         matrix, metrics = pd.DataFrame(), dict[str, Any]()
-        for stage, exp in enumerate(bm.train_stream):
-            if stage < completed:
+        for stage, exp in enumerate(bm.train_stream, start=STAGE_BASE):
+            if stage <= completed:
                 continue
-            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
+            events.on_stage(f"stage {stage}/{len(train_plans)}: learning {exp.attack}")
             trainer.train_stage(exp, stage, bm.train_stream)
             result = trainer.evaluate(bm.test_stream)
             calibration = (trainer.evaluate(bm.calibration_stream).scores
@@ -190,7 +190,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
             record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
                                  result=result, official=stage_metrics(result.scores, inputs,
                                                                        stage, calibration),
-                                 last=stage == len(train_plans) - 1)
+                                 last=stage == len(train_plans))
             progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next

@@ -30,6 +30,7 @@ from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_detector
+from cl_spoof.rundir import STAGE_BASE
 from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillationPlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
@@ -98,8 +99,8 @@ def score_frame(results: dict) -> pd.DataFrame:
 
 
 def stage_epochs(cfg: RunConfig, stage: int) -> int:
-    """Epochs of training stage ``stage`` (``train.first_epochs`` for the first)."""
-    return (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 else cfg.train.epochs
+    """Epochs of trained stage ``stage`` (1..N; ``train.first_epochs`` for stage 1)."""
+    return (cfg.train.first_epochs or cfg.train.epochs) if stage == 1 else cfg.train.epochs
 
 
 @dataclass
@@ -170,7 +171,7 @@ class Trainer:
     # ------------------------------------------------------------------ one stage
 
     def train_stage(self, exp: Any, stage: int, train_stream: Sequence[Any]) -> None:
-        """Learn experience ``exp`` as training stage ``stage``.
+        """Learn experience ``exp`` as trained stage ``stage`` (1..N).
 
         Reseeds with the stage seed (same data order per stage for every strategy;
         other processes get their own crops), trains ``stage_epochs`` epochs, then
@@ -181,7 +182,7 @@ class Trainer:
         self.strategy.train(exp, num_workers=self.cfg.train.workers)
         self.ctx.sync_module_and_state(
             self.strategy.model, f"after stage {stage}", self.export_state,
-            lambda state: self.restore_state(state, stage + 1, train_stream))
+            lambda state: self.restore_state(state, stage, train_stream))
 
     def evaluate(self, test_stream: Sequence[Any]) -> StageResult:
         """Score every test experience (gathered over processes) and take the EERs."""
@@ -214,6 +215,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "stage": stage,
+            "stage_base": STAGE_BASE,
             "trained_on": trained_on,
             "attacks": list(attacks),
             "config": to_dict(self.cfg),
