@@ -195,6 +195,11 @@ class DataConfig:
     # default 0 dBFS) or "none" (as decoded).
     level: str = choice("rms", LEVEL_MODES)
     level_db: float | None = bounded(None, -100, 20, say="must be between -100 and 20 dBFS")
+    # What the pretrained model of model.init was trained on: a manifest or corpus root
+    # with labels (every row, whatever its split). After every stage, 0 included, its
+    # EER per attack becomes a column pretrained:<attack> of the EER matrix (never
+    # trained on): the forgetting of the pretraining. Needs model.init.
+    pretrained_eval: str | None = None
 
     def check(self, prefix: str) -> None:
         """Attack names, distinct split roles, and ``sources`` against the other keys."""
@@ -278,17 +283,26 @@ class SelfDistillationConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The detector: a preset name, optional field overrides, self-distillation."""
+    """The detector: a preset name, optional field overrides, self-distillation, and the
+    pretrained weights a run starts from."""
 
     preset: str = "small"
     overrides: dict[str, Any] = field(default_factory=dict)
     self_distillation: SelfDistillationConfig = field(default_factory=SelfDistillationConfig)
+    # A pretrained model to start from (stage 0 of the run, evaluated before training):
+    # a file of weights for this preset, read with torch.load(weights_only=True): an
+    # official AASIST / AASIST-L file, any cl-spoof checkpoint, or a plain state dict.
+    # A path, read like data.source. null: the preset's random initialisation.
+    init: str | None = None
 
     def check(self, prefix: str) -> None:
         """The input rate is the data's, not a model override."""
         if "sample_rate" in self.overrides:
             raise ConfigError(f"{prefix}overrides.sample_rate: the model's input rate is "
                               "data.sample_rate; set it there")
+        if self.init is not None and not self.init.strip():
+            raise ConfigError(f"{prefix}init: empty; give the path of a pretrained model's "
+                              "file, or leave the key out")
 
 
 _PROBABILITY = "must be a probability between 0 and 1"
@@ -458,7 +472,11 @@ class RunConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def check(self, prefix: str) -> None:
-        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``."""
+        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``;
+        ``data.pretrained_eval`` against ``model.init``."""
+        if self.data.pretrained_eval is not None and self.model.init is None:
+            raise ConfigError("data.pretrained_eval names what the pretrained model of "
+                              "model.init was trained on; set model.init too")
         m, names = self.metrics, [s.name for s in self.data.sources]
         if m.tdcf_source is not None:
             if m.asv_scores is None:
