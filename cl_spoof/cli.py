@@ -329,6 +329,43 @@ def run_cmd(
     print_run_summary(summary)
 
 
+@app.command("init")
+@user_errors
+def init_cmd(
+    run_dir: Annotated[Path, typer.Argument(
+        help="The run directory to make (must not exist).")],
+    from_: Annotated[Path, typer.Option(
+        "--from", help="The pretrained model: an official AASIST/AASIST-L file, a cl-spoof "
+                       "checkpoint, or a state dict of the config's preset (model.init).")],
+    config: Annotated[Path | None, typer.Option(
+        help="YAML config whose data, model and training the run uses (default: the demo "
+             "config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE overriding the config (repeatable), e.g. "
+                      "model.preset=aasist_l.")] = None,
+) -> None:
+    """Start a run from a pretrained model: evaluate it (stage 0) on the config's test data.
+
+    The run holds stage 0 alone (scores, checkpoint, EER matrix); `cl-spoof add-attack`
+    then teaches it new attacks, stage 1, 2, ...
+    """
+    import json
+
+    from cl_spoof.workflows.run import run_experiment
+    from cl_spoof.workflows.setup import load_run_config
+
+    # --from is model.init (a JSON string is a YAML string, whatever the path holds)
+    cfg = load_run_config(config, [f"model.init={json.dumps(str(from_))}", *(set_ or [])])
+    try:
+        with progress_bar() as bar:
+            summary = run_experiment(cfg, run_dir, CliEvents(bar).as_run_events(),
+                                     only_stage_0=True)
+    except KeyboardInterrupt:
+        raise Interrupted(_run_hint(run_dir)) from None
+    print_run_summary(summary)
+    console.print(f"next: cl-spoof add-attack {run_dir} --name NAME --spoof FOLDER")
+
+
 @app.command("compare")
 @user_errors
 def compare_cmd(

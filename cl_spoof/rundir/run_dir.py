@@ -8,7 +8,8 @@
   says what the run was started with, and a run folder of an older cl-spoof that
   numbered its stages from 0;
 - ``eer_matrix.csv``: ``stage, trained_on`` then one column per attack (EER %), one
-  row per stage;
+  row per stage (stage 0: ``trained_on`` is ``pretrained``), then with
+  ``data.pretrained_eval`` one column ``pretrained:<attack>`` per attack of that set;
 - ``metrics.json``: :func:`cl_spoof.metrics.continual.summarize` of the matrix, the
   other continual metrics of the registry (:mod:`cl_spoof.metrics.definitions`: the
   average forgetting), and ``official``: one entry per stage with the stage metrics

@@ -11,8 +11,10 @@ without retraining from scratch. :func:`add_attack` is five steps:
 3. :func:`_assemble` builds the table and its benchmark: bona fide from ``bonafide``
    or, without it, from the run's own data, plus the attacks added earlier;
 4. :func:`_compute` evaluates the earlier checkpoints on the new attack (so its column
-   is filled for old stages), restores the last checkpoint (model, optimizer,
-   strategy state), trains one more experience and evaluates every attack;
+   is filled for old stages, stage 0 included), restores the last checkpoint (model,
+   optimizer, strategy state; after stage 0 alone, the pretrained model as a run from
+   it starts), trains one more experience and evaluates every attack (and
+   ``data.pretrained_eval``);
 5. :func:`_commit` appends the stage to the EER matrix and metrics, writes its scores
    and checkpoint, records the new attack's utterances (absolute paths, so a later
    add-attack from any folder sees the same data) and refreshes the report, through
@@ -53,10 +55,15 @@ from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
-from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, check_same_config
+from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, check_same_config, pretrained_columns
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.run import StageRecord, record_stage
+from cl_spoof.workflows.run import (
+    StageRecord,
+    load_pretrained_eval,
+    pretrained_eers,
+    record_stage,
+)
 from cl_spoof.workflows.setup import resolve
 from cl_spoof.workflows.trainer import StageResult, Trainer
 
@@ -125,8 +132,9 @@ class _Request:
 
     @property
     def old_attacks(self) -> list[str]:
-        """The attacks of the run's matrix."""
-        return [c for c in self.matrix.columns if c not in ("stage", "trained_on")]
+        """The attacks of the run's matrix (not its ``pretrained:<attack>`` columns)."""
+        kept = set(pretrained_columns(self.matrix.columns))
+        return [c for c in self.matrix.columns if c not in ("stage", "trained_on", *kept)]
 
     @property
     def stages(self) -> list[int]:
@@ -163,6 +171,7 @@ class _Computed:
     result: StageResult  # every attack after learning the new one
     earlier_eers: list[float]  # the new attack's EER under each earlier stage's checkpoint
     log: str  # the training log
+    pretrained: dict[str, float]  # EER per pretrained:<attack> column (data.pretrained_eval)
 
 
 def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _Request:
@@ -200,7 +209,8 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
                            f"use one of: {', '.join(portable)}")
     entries = run_dir.added_entries()
     last = entries[-1]["strategy"] if entries else base_cfg.strategy.name  # of the last stage
-    if spec.needs_own_run and last != strategy:
+    trained = any(int(k) >= STAGE_BASE for k in matrix["stage"])  # else: stage 0 alone
+    if spec.needs_own_run and last != strategy and trained:
         raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
                            f"memories); the run's last stage was trained with {last!r}: "
                            f"use one of: {', '.join(portable)}")
@@ -277,8 +287,10 @@ def _compute(request: _Request, bm: Any, attacks: list[str], events: RunEvents) 
                     request.trained, bm.train_stream)
     events.on_stage(f"stage {request.new_stage}: learning {name} with {request.strategy}")
     trainer.train_stage(bm.train_stream[len(attacks) - 1], request.new_stage, bm.train_stream)
-    return _Computed(trainer=trainer, result=trainer.evaluate(bm.test_stream),
-                     earlier_eers=earlier_eers, log=log_buffer.getvalue())
+    result = trainer.evaluate(bm.test_stream)
+    pretrained = pretrained_eers(trainer, load_pretrained_eval(cfg, ctx, events))
+    return _Computed(trainer=trainer, result=result, earlier_eers=earlier_eers,
+                     log=log_buffer.getvalue(), pretrained=pretrained)
 
 
 def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool,
@@ -299,7 +311,8 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
         record = StageRecord(stage=request.new_stage, trained_on=name,
                              attacks=[*request.old_attacks, name], result=computed.result,
                              official=stage_metrics(computed.result.scores, OfficialInputs(),
-                                                    request.new_stage), last=True)
+                                                    request.new_stage), last=True,
+                             pretrained=computed.pretrained)
         _, matrix, metrics = record_stage(run_dir, computed.trainer, progress, record, t0)
         run_dir.write_added_log(name, computed.log)
         run_dir.write_added(name, pd.concat([new.spoof, new.bonafide], ignore_index=True),
