@@ -265,7 +265,7 @@ def _run_hint(out_dir: Path) -> str:
     from cl_spoof.rundir import RunDir
 
     run_dir = RunDir(out_dir)
-    done = run_dir.completed_stages()
+    done = run_dir.recorded_stages()
     if done:
         return (f"{done} completed stage(s) kept in {out_dir}; continue with "
                 f"`cl-spoof run --resume {out_dir}`")
@@ -490,7 +490,8 @@ def report_cmd(
 @app.command("add-attack")
 @user_errors
 def add_attack_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run directory (or one of `cl-spoof init`: a pretrained model).")],
     name: Annotated[str, typer.Option(help="Name of the new attack (not yet in the run).")],
     spoof: Annotated[Path, typer.Option(help="Folder of the new attack's audio, or a manifest.")],
     bonafide: Annotated[Path | None, typer.Option(

@@ -333,6 +333,16 @@ class RunDir:
             return 0
         return done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else 0
 
+    def recorded_stages(self) -> int:
+        """Stages ``run.json`` says are recorded, stage 0 included; 0 when it is absent or
+        unreadable (for what to say after an interruption, never for deciding what to
+        train)."""
+        try:
+            stage_0 = json.loads(self.status_file.read_text()).get("stage_0") is True
+        except (OSError, ValueError, AttributeError):
+            stage_0 = False
+        return self.completed_stages() + (1 if stage_0 else 0)
+
     def stages_present(self) -> list[int]:
         """Stages whose checkpoint file is there, in order."""
         found = []

@@ -60,6 +60,7 @@ def test_stage_0_is_the_starting_model_and_the_metrics_summarise_trained_stages(
     status = run_dir.status()
     assert status is not None and status["completed_stages"] == 0 and status["stage_0"] is True
     assert run_dir.last_stage() == 0 and run_dir.last_checkpoint() == run_dir.checkpoint_path(0)
+    assert run_dir.completed_stages() == 0 and run_dir.recorded_stages() == 1  # Ctrl-C: kept
     assert metrics["zero_shot"] == {"avg_eer": 40.0, "eer": {"A": 30.0, "B": 50.0}}
     assert RunDir(tmp_path / "run", cfg).open_existing() == zero  # resumable after stage 0
 

@@ -204,8 +204,7 @@ def test_init_makes_a_run_of_stage_0_that_add_attack_continues(
     assert res.exit_code == 2 and "already finished" in res.output
 
     # replay keeps no state of the pretraining: a run of stage 0 alone takes any strategy
-    summary, _ = add_attack(run, "NEW", _new_attack(tmp_path / "new"), strategy="replay",
-                            report=False)
+    summary, _ = add_attack(run, "NEW", _new_attack(tmp_path / "new"), strategy="replay")
     matrix = pd.read_csv(run / "eer_matrix.csv")
     assert matrix["stage"].tolist() == [0, 1]
     assert matrix["trained_on"].tolist() == ["pretrained", "NEW"]
@@ -218,6 +217,9 @@ def test_init_makes_a_run_of_stage_0_that_add_attack_continues(
     assert ckpt["stage"] == 1 and ckpt["trained_on"] == "NEW"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["pretrained_eval"]["stages"] == [0, 1]
+    report = pd.read_csv(run / "report" / "eer_matrix_naive.csv")  # the refreshed report
+    assert report["stage"].tolist() == [0, 1]
+    assert report["trained_on"].tolist() == ["pretrained", "NEW"]
     # the next stage, with DFWF: its teacher is the model of stage 1
     add_attack(run, "NEW2", _new_attack(tmp_path / "new2"), report=False)
     assert pd.read_csv(run / "eer_matrix.csv")["stage"].tolist() == [0, 1, 2]
