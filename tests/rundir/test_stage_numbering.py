@@ -114,6 +114,13 @@ def test_an_older_run_folder_is_refused_for_resume_in_one_line(cfg, tmp_path: Pa
     _old_run(run_dir)
     with pytest.raises(RunDirError, match="numbered stages from 0; it cannot be continued"):
         RunDir(tmp_path / "run", cfg).open_existing()
+    from cl_spoof.workflows.add_attack import add_attack
+
+    status = json.loads(run_dir.status_file.read_text())
+    status.update(finished=True)
+    run_dir.status_file.write_text(json.dumps(status))
+    with pytest.raises(RunDirError, match="numbered stages from 0; it cannot be continued"):
+        add_attack(tmp_path / "run", "NEW", tmp_path)
 
 
 def test_an_older_finished_run_is_reported_with_the_new_numbers(cfg, tmp_path: Path) -> None:  # noqa: ANN001
