@@ -297,7 +297,7 @@ def test_the_official_aasist_l_file_loads_into_its_preset() -> None:
     model = build_model("aasist_l")
     assert load_initial_weights(model, SHARED_MODELS / "AASIST-L.pth", "aasist_l") == \
         "a state dict"
-    official = torch.load(SHARED_MODELS / "AASIST-L.pth", weights_only=True)
+    official = torch.load(SHARED_MODELS / "AASIST-L.pth", map_location="cpu", weights_only=True)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in official.items())
 
 
