@@ -20,9 +20,6 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import make_tiny_corpus
-from test_guarantees import one_line_error, tree
-from test_run import tiny_config
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
@@ -31,8 +28,11 @@ from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.formats import split_fields
 from cl_spoof.workflows.add_attack import add_attack
 from cl_spoof.workflows.run import run_experiment
+from tests.conftest import make_tiny_corpus
+from tests.guarantees.test_guarantees import one_line_error, tree
+from tests.workflows.test_run import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

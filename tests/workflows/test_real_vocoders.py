@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
-from conftest import SHARED
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
 from cl_spoof.config import load_config, to_yaml, with_overrides
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
 from cl_spoof.workflows.yardstick import run_yardstick
+from tests.conftest import SHARED
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REAL = SHARED / "real_vocoders_tts" / "manifest.csv"
 runner = CliRunner()
 

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_run import tiny_config
 
 from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.strategies import STRATEGIES
+from tests.workflows.test_run import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
-PROBE = Path(__file__).with_name("_dist_probe.py")
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().parents[1] / "helpers" / "dist_probe.py"
 # A DDP run is not bit-identical to a single-process run: each rank normalises
 # BatchNorm over its half of the mini-batch, draws its own crops, and the sampler
 # permutes differently. On the 30-trial dev set of every attack one trial is 3.3
@@ -59,7 +59,7 @@ def _ok(res: subprocess.CompletedProcess) -> None:
 @pytest.fixture(scope="module")
 def corpus30(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny corpus with 30 dev trials per class and attack (EER steps of 3.3 points)."""
-    from conftest import make_tiny_corpus
+    from tests.conftest import make_tiny_corpus
 
     return make_tiny_corpus(tmp_path_factory.mktemp("corpus30"), per_split=30)
 

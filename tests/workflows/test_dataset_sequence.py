@@ -14,12 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from corpus_fixtures import (
-    make_asvspoof2019_la,
-    make_every_corpus,
-    make_in_the_wild,
-    write_asv_scores,
-)
 from typer.testing import CliRunner
 
 from cl_spoof.benchmark import load_benchmark_data
@@ -29,8 +23,14 @@ from cl_spoof.config import config_from_dict
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.workflows.official_inputs import official_inputs
 from cl_spoof.workflows.setup import resolve
+from tests.helpers.corpora import (
+    make_asvspoof2019_la,
+    make_every_corpus,
+    make_in_the_wild,
+    write_asv_scores,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVAL_ATTACKS = tuple(f"A{i:02d}" for i in range(7, 20))
 DEV_ATTACKS = tuple(f"A{i:02d}" for i in range(1, 7))
 SOURCES = ["la19", "itw", "df21", "wavefake", "for"]

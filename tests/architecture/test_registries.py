@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import make_tiny_corpus
 
 import cl_spoof.data.corpora as corpora
 import cl_spoof.models as models
@@ -20,6 +19,7 @@ from cl_spoof.config import config_from_dict
 from cl_spoof.data import read_source
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import presets
+from tests.conftest import make_tiny_corpus
 
 torch.set_num_threads(1)
 

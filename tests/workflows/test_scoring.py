@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_run import tiny_config
 
 from cl_spoof.config import load_config
 from cl_spoof.data.audio import fix_length, read_audio
@@ -26,6 +25,7 @@ from cl_spoof.workflows.score import (
     score_paths,
     write_score_file,
 )
+from tests.workflows.test_run import tiny_config
 
 torch.set_num_threads(1)
 

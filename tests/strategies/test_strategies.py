@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from avalanche.core import SupervisedPlugin
-from test_run import tiny_config
 
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError, ConfigError
@@ -19,6 +18,7 @@ from cl_spoof.strategies import STRATEGIES, check_strategy_name
 from cl_spoof.workflows.compare import parse_strategies, run_compare
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from tests.workflows.test_run import tiny_config
 
 # Non-default hyper-parameters, so the test sees that each one reaches the method.
 SETTINGS = {"memory_size": 8, "gem_patterns_per_exp": 4, "gem_memory_strength": 0.25,
@@ -130,7 +130,7 @@ def test_compare_same_start_per_seed_and_table(tiny_corpus: Path, tmp_path: Path
 
 ORDER = ["naive", "joint", "cumulative", "lwf", "ewc", "si", "replay", "gem", "agem", "dfwf",
          "dfwf+replay", "rawm", "rwm", "rego"]
-TOY_METHODS = Path(__file__).resolve().parent / "toy_methods"
+TOY_METHODS = Path(__file__).resolve().parents[1] / "helpers" / "toy_methods"
 
 
 def test_registry_order_is_modules_by_name_then_their_specs() -> None:

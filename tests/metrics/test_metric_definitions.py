@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_run import tiny_config
 
 from cl_spoof.config import MetricsConfig, config_from_dict
 from cl_spoof.errors import ConfigError
@@ -26,6 +25,7 @@ from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import load_run_config
+from tests.workflows.test_run import tiny_config
 
 
 def scores(bona: list[float], spoof: list[float]) -> pd.DataFrame:

@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
-from test_run import tiny_config
-from test_ssl import tiny_ssl_overrides
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
@@ -30,6 +28,8 @@ from cl_spoof.strategies.methods.self_distillation.losses import (
     self_distillation_loss,
 )
 from cl_spoof.workflows.run import run_experiment
+from tests.models.test_ssl import tiny_ssl_overrides
+from tests.workflows.test_run import tiny_config
 
 torch.set_num_threads(1)
 runner = CliRunner()

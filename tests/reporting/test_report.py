@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_run import tiny_config
 
 from cl_spoof.config import load_config
 from cl_spoof.errors import CLSpoofError
@@ -25,6 +24,7 @@ from cl_spoof.reporting.figures import COMPARISON_SIZE_PX, forgetting_size_px, h
 from cl_spoof.reporting.render import comparison_display
 from cl_spoof.workflows.compare import run_compare
 from cl_spoof.workflows.run import run_experiment
+from tests.workflows.test_run import tiny_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ATTACKS = ["T1", "T2"]

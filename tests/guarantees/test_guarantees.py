@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from test_run import tiny_config
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
@@ -34,8 +33,9 @@ from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.rundir import RunDir, RunProgress, write_scores
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from tests.workflows.test_run import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 # Pieces of hostile strings: separators, line breaks of every kind, path syntax,

@@ -31,7 +31,7 @@ from cl_spoof.metrics.continual import summarize
 from cl_spoof.strategies.registry import hyperparameters, resolve_strategy
 from cl_spoof.workflows.setup import load_run_config, resolve
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + sorted(
     (REPO / "benchmarks" / "configs").glob("*.yaml"))
 

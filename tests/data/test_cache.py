@@ -18,7 +18,7 @@ from cl_spoof.data.audio import read_audio
 from cl_spoof.data.cache import INT16_SCALE, WaveformCache
 from cl_spoof.errors import FileSystemError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAX = 12_000
 
 
