@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import ROOT
+
 PACKAGE = ROOT / "cl_spoof"
 
 # Lower layers never import higher ones (same layer: allowed). See docs/architecture.md.

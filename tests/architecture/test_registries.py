@@ -19,7 +19,7 @@ from cl_spoof.config import config_from_dict
 from cl_spoof.data import read_source
 from cl_spoof.errors import ConfigError
 from cl_spoof.models import presets
-from tests.conftest import make_tiny_corpus
+from tests.helpers.corpora import make_tiny_corpus
 
 torch.set_num_threads(1)
 

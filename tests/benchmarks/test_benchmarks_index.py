@@ -16,8 +16,8 @@ import pytest
 
 from cl_spoof.config import config_from_dict, load_config, to_dict, with_overrides
 from cl_spoof.errors import ConfigError
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # benchmarks is a package run from the repository root
     sys.path.insert(0, str(ROOT))
 

@@ -30,10 +30,10 @@ from cl_spoof.errors import ConfigError
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.strategies.registry import hyperparameters, resolve_strategy
 from cl_spoof.workflows.setup import load_run_config, resolve
+from tests.helpers.paths import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "configs").glob("*.yaml")) + sorted(
-    (REPO / "benchmarks" / "configs").glob("*.yaml"))
+SHIPPED = sorted((ROOT / "configs").glob("*.yaml")) + sorted(
+    (ROOT / "benchmarks" / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -44,7 +44,7 @@ def test_shipped_configs_are_valid(path: Path) -> None:
 
 
 def test_demo_config_in_package_is_the_repo_one() -> None:
-    assert default_config_path().read_text() == (REPO / "configs" / "demo.yaml").read_text()
+    assert default_config_path().read_text() == (ROOT / "configs" / "demo.yaml").read_text()
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import soundfile as sf
 from cl_spoof.data.audio import read_audio
 from cl_spoof.data.cache import INT16_SCALE, WaveformCache
 from cl_spoof.errors import FileSystemError
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MAX = 12_000
 
 

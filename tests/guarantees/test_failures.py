@@ -28,11 +28,11 @@ from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.formats import split_fields
 from cl_spoof.workflows.add_attack import add_attack
 from cl_spoof.workflows.run import run_experiment
-from tests.conftest import make_tiny_corpus
-from tests.guarantees.test_guarantees import one_line_error, tree
-from tests.workflows.test_run import tiny_config
+from tests.helpers.checks import one_line_error, tree
+from tests.helpers.configs import tiny_config
+from tests.helpers.corpora import make_tiny_corpus
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

@@ -7,7 +7,6 @@ reproduces). Together they run in under a minute on 2 CPU cores.
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib
 import json
 import os
@@ -33,9 +32,10 @@ from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.rundir import RunDir, RunProgress, write_scores
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
-from tests.workflows.test_run import tiny_config
+from tests.helpers.checks import one_line_error, tree
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 # Pieces of hostile strings: separators, line breaks of every kind, path syntax,
@@ -56,23 +56,6 @@ def hostile(n: int, seed: int, pieces: list[str] = PIECES) -> list[str]:
     """``n`` random strings glued from ``pieces`` (1 to 6 pieces each)."""
     rng = random.Random(seed)
     return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(n)]
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Every file and folder under ``folder`` with a digest of its content."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = "dir" if p.is_dir() else hashlib.sha1(p.read_bytes()).hexdigest()
-    return out
-
-
-def one_line_error(output: str) -> str:
-    """The single ``error:`` line of a failed command (and no traceback)."""
-    assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

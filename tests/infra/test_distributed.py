@@ -18,9 +18,9 @@ from cl_spoof.errors import ConfigError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.strategies import STRATEGIES
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parents[1] / "helpers" / "dist_probe.py"
 # A DDP run is not bit-identical to a single-process run: each rank normalises
 # BatchNorm over its half of the mini-batch, draws its own crops, and the sampler
@@ -59,7 +59,7 @@ def _ok(res: subprocess.CompletedProcess) -> None:
 @pytest.fixture(scope="module")
 def corpus30(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny corpus with 30 dev trials per class and attack (EER steps of 3.3 points)."""
-    from tests.conftest import make_tiny_corpus
+    from tests.helpers.corpora import make_tiny_corpus
 
     return make_tiny_corpus(tmp_path_factory.mktemp("corpus30"), per_split=30)
 

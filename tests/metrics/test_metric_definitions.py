@@ -25,7 +25,7 @@ from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import load_run_config
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 def scores(bona: list[float], spoof: list[float]) -> pd.DataFrame:

@@ -16,8 +16,8 @@ from cl_spoof.errors import ConfigError
 from cl_spoof.models import PRESETS, Detector, build_model, count_parameters
 from cl_spoof.models.lfcc_lcnn import LFCCLCNN
 from cl_spoof.models.tssdnet import TSSDNet
-from tests.models.test_ssl import tiny_ssl_overrides
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.encoders import tiny_ssl_overrides
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -24,7 +24,7 @@ from cl_spoof.reporting.figures import COMPARISON_SIZE_PX, forgetting_size_px, h
 from cl_spoof.reporting.render import comparison_display
 from cl_spoof.workflows.compare import run_compare
 from cl_spoof.workflows.run import run_experiment
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ATTACKS = ["T1", "T2"]

@@ -28,8 +28,8 @@ from cl_spoof.strategies.methods.self_distillation.losses import (
     self_distillation_loss,
 )
 from cl_spoof.workflows.run import run_experiment
-from tests.models.test_ssl import tiny_ssl_overrides
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.encoders import tiny_ssl_overrides
 
 torch.set_num_threads(1)
 runner = CliRunner()

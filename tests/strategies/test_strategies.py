@@ -18,7 +18,7 @@ from cl_spoof.strategies import STRATEGIES, check_strategy_name
 from cl_spoof.workflows.compare import parse_strategies, run_compare
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 # Non-default hyper-parameters, so the test sees that each one reaches the method.
 SETTINGS = {"memory_size": 8, "gem_patterns_per_exp": 4, "gem_memory_strength": 0.25,

@@ -12,7 +12,7 @@ from cl_spoof.errors import ConfigError
 from cl_spoof.strategies import STRATEGIES
 from cl_spoof.strategies.layers import matches
 from cl_spoof.workflows.run import run_experiment
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 TRAINABLE = ("head", "gru")  # the tiny model: front, blocks.0-1, pre_gru, gru, head
 

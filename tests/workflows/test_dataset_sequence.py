@@ -29,8 +29,8 @@ from tests.helpers.corpora import (
     make_in_the_wild,
     write_asv_scores,
 )
+from tests.helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 EVAL_ATTACKS = tuple(f"A{i:02d}" for i in range(7, 20))
 DEV_ATTACKS = tuple(f"A{i:02d}" for i in range(1, 7))
 SOURCES = ["la19", "itw", "df21", "wavefake", "for"]

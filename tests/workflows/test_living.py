@@ -17,7 +17,7 @@ from cl_spoof.config import load_config
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.workflows.add_attack import add_attack
 from cl_spoof.workflows.run import run_experiment
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 def _new_attack_folder(root: Path, n: int = 12, bad: int = 0) -> Path:
@@ -83,7 +83,7 @@ def test_add_attack_refusals_leave_the_run_untouched(trained_run: Path, tmp_path
 
 
 def test_add_attack_without_the_runs_data_needs_bonafide(tmp_path: Path) -> None:
-    from tests.conftest import make_tiny_corpus
+    from tests.helpers.corpora import make_tiny_corpus
 
     manifest = make_tiny_corpus(tmp_path / "corpus", per_split=8)
     run_experiment(load_config(tiny_config(manifest, tmp_path)), tmp_path / "run")

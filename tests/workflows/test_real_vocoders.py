@@ -20,9 +20,8 @@ from cl_spoof.cli import app
 from cl_spoof.config import load_config, to_yaml, with_overrides
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
 from cl_spoof.workflows.yardstick import run_yardstick
-from tests.conftest import SHARED
+from tests.helpers.paths import ROOT, SHARED
 
-REPO = Path(__file__).resolve().parents[2]
 REAL = SHARED / "real_vocoders_tts" / "manifest.csv"
 runner = CliRunner()
 
@@ -51,17 +50,17 @@ def real_subset(tmp_path: Path) -> Path:
 
 
 def test_shipped_config_points_at_the_shared_set() -> None:
-    cfg = load_config(REPO / "configs" / "real_vocoders.yaml")
+    cfg = load_config(ROOT / "configs" / "real_vocoders.yaml")
     assert (cfg.data.sample_rate, cfg.data.level, cfg.metrics.matched_by) == (24_000, "rms",
                                                                               "folder")
     assert len(cfg.data.attacks) == 12 and cfg.model.preset == "small"
     if not REAL.is_file():
         pytest.skip(f"shared real set not found at {REAL}")
-    assert (REPO / cfg.data.source).resolve() == REAL.resolve()
+    assert (ROOT / cfg.data.source).resolve() == REAL.resolve()
 
 
 def test_real_config_end_to_end_on_a_tiny_subset(real_subset: Path, tmp_path: Path) -> None:
-    cfg = load_config(REPO / "configs" / "real_vocoders.yaml")
+    cfg = load_config(ROOT / "configs" / "real_vocoders.yaml")
     cfg = with_overrides(cfg, data={"source": str(real_subset),
                                     "attacks": ["is21-hifigan", "styletts2"]},
                          train={"epochs": 1, "first_epochs": 1, "batch_size": 4,

@@ -20,8 +20,9 @@ from cl_spoof.cli import app
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.workflows.run import run_experiment
-from tests.conftest import make_tiny_corpus
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.corpora import make_tiny_corpus
+from tests.helpers.paths import ROOT
 
 TOLERANCE = 1e-3  # EER points; rows of a resumed matrix are re-read from a 4-decimal CSV
 WEIGHT_TOLERANCE = 1e-5  # final weights of resumed vs uninterrupted runs (CPU, same threads)
@@ -79,7 +80,7 @@ def test_resume_after_sigkill_mid_experience(three_attacks: Path, tmp_path: Path
 
     cfg_path.write_text(to_yaml(cfg))
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "cl_spoof", "run", str(cfg_path), "--out",
                              str(out)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

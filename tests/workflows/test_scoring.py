@@ -25,7 +25,7 @@ from cl_spoof.workflows.score import (
     score_paths,
     write_score_file,
 )
-from tests.workflows.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 torch.set_num_threads(1)
 
