@@ -230,6 +230,28 @@ def test_architecture_doc_matches_the_tree() -> None:
         path = f"cl_spoof/{item}" if item.endswith(".py") else f"cl_spoof/{item}/"
         assert path.rstrip("/") in {n.rstrip("/") for n in named}, \
             f"docs/architecture.md does not mention {path}"
+    for entry in set(re.findall(r"tests/[\w/]+(?:\.py)?", doc)):
+        assert (ROOT / entry).exists(), f"docs/architecture.md names {entry}, which is gone"
+
+
+#: Test folders about the product as a whole rather than one part of ``cl_spoof/``.
+WHOLE_PRODUCT_TESTS = {"architecture", "guarantees", "benchmarks"}
+
+
+def test_tests_mirror_the_package() -> None:
+    """``tests/<part>/`` tests ``cl_spoof/<part>``; shared code is in ``tests/helpers/``
+    (fixtures in ``tests/conftest.py``), so no test module imports another."""
+    tests = ROOT / "tests"
+    parts = {p.stem for p in PACKAGE.iterdir() if not p.name.startswith(("_", "."))
+             and (p.is_dir() and (p / "__init__.py").exists() or p.suffix == ".py")}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders - parts - WHOLE_PRODUCT_TESTS == {"helpers"}, sorted(folders)
+    assert not list(tests.glob("test_*.py")), "a test module outside the package folders"
+    for folder in folders:
+        assert (tests / folder / "__init__.py").is_file(), f"tests/{folder} is no package"
+    for path in tests.rglob("test_*.py"):
+        imported = {m for m in _imports(path) if m == "tests" or m.startswith("tests.")}
+        assert all(m.startswith("tests.helpers") for m in imported), (path.name, imported)
 
 
 @pytest.mark.filterwarnings("ignore:No loggers specified")

@@ -90,7 +90,7 @@ def _numeric_keys(cls: type, prefix: str = "") -> list[tuple[str, Any]]:
         key = f"{prefix}{f.name}"
         args = typing.get_args(tp)
         if tp is StrategyConfig:
-            continue  # the strategy registry's, checked in tests/test_strategies.py
+            continue  # the strategy registry's, checked in tests/strategies/test_strategies.py
         if dataclasses.is_dataclass(tp):
             out += _numeric_keys(tp, f"{key}.")
         elif typing.get_origin(tp) is tuple and dataclasses.is_dataclass(args[0]):

@@ -117,7 +117,7 @@ def test_guarantee_no_write_outside_the_folder_the_user_named(
 
 def test_guarantee_a_damaged_cache_is_never_used(tmp_path: Path) -> None:
     """Random damage (bytes anywhere, truncation, growth) is always found and repaired.
-    Concurrency: tests/test_cache.py::test_two_processes_filling_an_empty_cache_..."""
+    Concurrency: tests/data/test_cache.py::test_two_processes_filling_an_empty_cache_..."""
     from cl_spoof.data.audio import read_audio
     from cl_spoof.data.cache import INT16_SCALE, WaveformCache
 

@@ -1,4 +1,4 @@
-"""Launched by tests/test_distributed.py (plain or under torchrun); not collected by pytest.
+"""Launched by tests/infra/test_distributed.py (plain or under torchrun); not collected by pytest.
 
 ``sharding OUT``: which dataset indices each rank draws in two epochs of two
 stages through Avalanche's training loader and :class:`DistributedPlugin`'s

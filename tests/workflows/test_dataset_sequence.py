@@ -1,7 +1,7 @@
 """Sequences of datasets (``data.sources``) and the official metrics, end to end.
 
 ``configs/dataset_sequence.yaml`` runs on tiny generated fixtures in each
-publisher's layout (tests/corpus_fixtures.py) with the tiny model, one epoch.
+publisher's layout (tests/helpers/corpora.py) with the tiny model, one epoch.
 """
 
 from __future__ import annotations
