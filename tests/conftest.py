@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic corpus, the shared ASVspoof sample, an isolated cache."""
+"""Shared fixtures: tiny synthetic corpora, the shared ASVspoof sample, an isolated cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.corpora import make_tiny_corpus
+from tests.helpers.corpora import make_asvspoof2019_la, make_tiny_corpus
 from tests.helpers.paths import LA_SAMPLE
 
 
@@ -30,3 +30,11 @@ def la_sample() -> Path:
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Manifest of a tiny synthetic 2-attack corpus (session-wide, read-only for tests)."""
     return make_tiny_corpus(tmp_path_factory.mktemp("tiny_corpus"))
+
+
+@pytest.fixture(scope="session")
+def asvspoof2019_la(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic ASVspoof 2019 LA root in the publisher's layout (session-wide, read-only):
+    per split 6 bona fide and 6 spoofs per attack, A01/A02 in train and dev, A07/A08 in eval,
+    3 speakers per split."""
+    return make_asvspoof2019_la(tmp_path_factory.mktemp("asvspoof2019_la"))

@@ -21,47 +21,56 @@ from cl_spoof.data import read_asvspoof2019_la
 from cl_spoof.errors import DataError
 from cl_spoof.training import class_weights
 
-A01_A06 = tuple(f"A0{i}" for i in range(1, 7))
-A07_A19 = tuple(f"A{i:02d}" for i in range(7, 20))
+# The attacks of the synthetic ASVspoof 2019 LA fixture (conftest ``asvspoof2019_la``): A01
+# and A02 in train and dev, A07 and A08 only in eval; 6 clips per split and class.
+TRAIN_ATTACKS = ("A01", "A02")
+EVAL_ONLY = ("A07", "A08")
+PER_SPLIT = 6
 
 
-def test_asvspoof_experiences_all_bonafide(la_sample: Path) -> None:
-    table = read_asvspoof2019_la(la_sample)
-    assert default_attacks(table, "train") == A01_A06
-    plans = plan_experiences(table, A01_A06)
+def test_asvspoof_experiences_all_bonafide(asvspoof2019_la: Path) -> None:
+    table = read_asvspoof2019_la(asvspoof2019_la)
+    assert default_attacks(table, "train") == TRAIN_ATTACKS
+    plans = plan_experiences(table, TRAIN_ATTACKS)
+    every_bonafide = set(table.query("split == 'train' and label == 'bonafide'").utt_id)
     for p in plans:
         train, test = table.iloc[p.train_rows], table.iloc[p.test_rows]
-        assert train.groupby("label").size().to_dict() == {"bonafide": 2580, "spoof": 3800}
+        assert train.groupby("label").size().to_dict() == {"bonafide": PER_SPLIT,
+                                                           "spoof": PER_SPLIT}
+        assert set(train.loc[train.label == "bonafide", "utt_id"]) == every_bonafide
         assert set(train.loc[train.label == "spoof", "attack"]) == {p.attack}
         assert set(train.split) == {"train"} and set(test.split) == {"dev"}
-        assert test.groupby("label").size().to_dict() == {"bonafide": 2548, "spoof": 3716}
+        assert test.groupby("label").size().to_dict() == {"bonafide": PER_SPLIT,
+                                                          "spoof": PER_SPLIT}
+        assert set(test.loc[test.label == "spoof", "attack"]) == {p.attack}
 
 
-def test_asvspoof_experiences_disjoint_bonafide(la_sample: Path) -> None:
-    table = read_asvspoof2019_la(la_sample)
-    plans = plan_experiences(table, A01_A06, bonafide_sharing="disjoint")
+def test_asvspoof_experiences_disjoint_bonafide(asvspoof2019_la: Path) -> None:
+    table = read_asvspoof2019_la(asvspoof2019_la)
+    plans = plan_experiences(table, TRAIN_ATTACKS, bonafide_sharing="disjoint")
     bona = [set(table.iloc[p.train_rows].query("label == 'bonafide'").utt_id) for p in plans]
-    assert sum(len(b) for b in bona) == 2580
-    assert all(len(b) == 430 for b in bona)
-    assert len(set().union(*bona)) == 2580  # pairwise disjoint
+    assert [len(b) for b in bona] == [PER_SPLIT // 2, PER_SPLIT // 2]
+    assert len(set().union(*bona)) == PER_SPLIT  # pairwise disjoint, every one used
 
 
-def test_a01_a19_preset_splits_eval_speaker_disjointly(la_sample: Path) -> None:
-    table = split_eval_only_attacks(read_asvspoof2019_la(la_sample), A07_A19, 0.5, seed=0)
-    plans = plan_experiences(table, A01_A06 + A07_A19)
-    assert [p.attack for p in plans] == list(A01_A06 + A07_A19)
-    ev_train = table.iloc[plans[6].train_rows]
-    ev_test = table.iloc[plans[6].test_rows]
+def test_eval_only_attacks_split_eval_speaker_disjointly(asvspoof2019_la: Path) -> None:
+    table = split_eval_only_attacks(read_asvspoof2019_la(asvspoof2019_la), EVAL_ONLY, 0.5,
+                                    seed=0)
+    plans = plan_experiences(table, TRAIN_ATTACKS + EVAL_ONLY)
+    assert [p.attack for p in plans] == list(TRAIN_ATTACKS + EVAL_ONLY)
+    ev_train = table.iloc[plans[2].train_rows]
+    ev_test = table.iloc[plans[2].test_rows]
     assert set(ev_train.loc[ev_train.label == "spoof", "attack"]) == {"A07"}
     spk_train = set(ev_train.loc[ev_train.utt_id.str.startswith("LA_E"), "speaker"])
     spk_test = set(ev_test.loc[ev_test.utt_id.str.startswith("LA_E"), "speaker"])
     assert spk_train and spk_test and not spk_train & spk_test
     n_a07 = (ev_train.attack == "A07").sum() + (ev_test.attack == "A07").sum()
-    assert n_a07 == 4914  # every A07 utterance lands in exactly one part
+    assert n_a07 == PER_SPLIT  # every A07 utterance lands in exactly one part
+    assert not (table.split == "eval").any()  # nothing else was in eval
 
 
-def test_plan_errors_name_the_problem(la_sample: Path) -> None:
-    table = read_asvspoof2019_la(la_sample)
+def test_plan_errors_name_the_problem(asvspoof2019_la: Path) -> None:
+    table = read_asvspoof2019_la(asvspoof2019_la)
     with pytest.raises(DataError, match="A42 not in the data"):
         plan_experiences(table, ("A01", "A42"))
     with pytest.raises(DataError, match="A07: no spoof utterances in the train split"):

@@ -498,8 +498,10 @@ def test_grouped_split_fractions_and_stability() -> None:
     assert grouped_split(groups, seed=2) != grouped_split(groups, seed=1)
 
 
-def test_registry_reads_the_shared_la_sample_like_the_2019_reader(la_sample: Path) -> None:
+def test_registry_reads_an_la_root_like_the_2019_reader(asvspoof2019_la: Path) -> None:
     from cl_spoof.data import read_asvspoof2019_la
 
-    assert detect_layout(la_sample) is asvspoof2019
-    pd.testing.assert_frame_equal(read_corpus(la_sample), read_asvspoof2019_la(la_sample))
+    assert detect_layout(asvspoof2019_la) is asvspoof2019
+    table = read_corpus(asvspoof2019_la)
+    assert len(table) == 54 and set(table.split) == {"train", "dev", "eval"}
+    pd.testing.assert_frame_equal(table, read_asvspoof2019_la(asvspoof2019_la))

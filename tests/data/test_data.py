@@ -20,6 +20,7 @@ from cl_spoof.data.checks import check_table
 from cl_spoof.data.manifest import manifest_for_folder
 from cl_spoof.data.table import COLUMNS
 from cl_spoof.errors import DataError
+from tests.helpers.corpora import make_asvspoof2019_la
 
 runner = CliRunner()
 
@@ -27,40 +28,72 @@ runner = CliRunner()
 # ------------------------------------------------------------------ ASVspoof reader
 
 
-def test_asvspoof_reader_counts(la_sample: Path) -> None:
-    df = read_asvspoof2019_la(la_sample)
+def test_asvspoof_reader_counts(asvspoof2019_la: Path) -> None:
+    df = read_asvspoof2019_la(asvspoof2019_la)  # 6 clips per split, class and attack
     assert list(df.columns) == list(COLUMNS)
+    assert df.groupby("split").size().to_dict() == {"train": 18, "dev": 18, "eval": 18}
+    train = df[df.split == "train"]
+    per_attack = train[train.label == "spoof"].groupby("attack").size()
+    assert per_attack.to_dict() == {"A01": 6, "A02": 6}
+    assert (train.label == "bonafide").sum() == 6
+    assert set(df.loc[df.label == "bonafide", "attack"]) == {"-"}
+    ev = df[(df.split == "eval") & (df.label == "spoof")].groupby("attack").size()
+    assert ev.to_dict() == {"A07": 6, "A08": 6}
+    assert df.groupby("split").speaker.nunique().to_dict() == {"train": 3, "dev": 3, "eval": 3}
+    assert df.utt_id.is_unique
+    assert all(Path(p).is_file() for p in df.path)
+
+
+def test_asvspoof_reader_counts_on_the_published_protocols(la_sample: Path) -> None:
+    """The published ASVspoof 2019 LA protocols (Wang et al., Computer Speech & Language
+    2020, arXiv:1911.01601) are read in full: every split, attack and utterance."""
+    df = read_asvspoof2019_la(la_sample)
     sizes = df.groupby("split").size()
     assert (sizes["train"], sizes["dev"], sizes["eval"]) == (25_380, 24_844, 71_237)
     train = df[df.split == "train"]
     per_attack = train[train.label == "spoof"].groupby("attack").size()
     assert per_attack.to_dict() == {f"A0{i}": 3_800 for i in range(1, 7)}
     assert (train.label == "bonafide").sum() == 2_580
-    assert set(train.loc[train.label == "bonafide", "attack"]) == {"-"}
     ev = df[(df.split == "eval") & (df.label == "spoof")].groupby("attack").size()
     assert ev.to_dict() == {f"A{i:02d}": 4_914 for i in range(7, 20)}
     assert df.utt_id.is_unique
 
 
-def test_asvspoof_allow_missing_keeps_present_files(la_sample: Path) -> None:
-    report = check_table(read_asvspoof2019_la(la_sample), allow_missing=True)
+@pytest.fixture
+def partial_download(tmp_path: Path) -> Path:
+    """An ASVspoof 2019 LA root whose protocols are complete but whose audio is not: of the
+    36 listed files only train bona fide and A01 (4 each), one dev A02 and one eval A08."""
+    root = make_asvspoof2019_la(tmp_path / "LA", per_split=4)
+    table = read_asvspoof2019_la(root)
+    keep = set(table.query("split == 'train' and attack in ['-', 'A01']").path)
+    keep |= {table.query("split == 'dev' and attack == 'A02'").path.iloc[0],
+             table.query("split == 'eval' and attack == 'A08'").path.iloc[0]}
+    for path in set(table.path) - keep:
+        Path(path).unlink()
+    return root
+
+
+def test_asvspoof_allow_missing_keeps_present_files(partial_download: Path) -> None:
+    report = check_table(read_asvspoof2019_la(partial_download), allow_missing=True)
     assert report.ok, report.problems[:3]
     t = report.table
-    assert len(t) == 202
-    assert report.dropped_missing == 121_461 - 202
+    assert len(t) == 10
+    assert report.dropped_missing == 26
+    assert all(Path(p).is_file() for p in t.path)
     counts = t.groupby(["split", "attack"]).size().to_dict()
-    assert counts == {("train", "-"): 100, ("train", "A01"): 100, ("dev", "A04"): 1,
-                      ("eval", "A09"): 1}
+    assert counts == {("train", "-"): 4, ("train", "A01"): 4, ("dev", "A02"): 1,
+                      ("eval", "A08"): 1}
+    assert not check_table(read_asvspoof2019_la(partial_download)).ok
 
 
-def test_data_check_cli_on_partial_download(la_sample: Path) -> None:
-    res = runner.invoke(app, ["data", "check", str(la_sample)])
+def test_data_check_cli_on_partial_download(partial_download: Path) -> None:
+    res = runner.invoke(app, ["data", "check", str(partial_download)])
     assert res.exit_code == 1
-    assert "listed but missing: 121259" in res.output
-    res = runner.invoke(app, ["data", "check", str(la_sample), "--allow-missing"])
+    assert "listed but missing: 26" in res.output
+    res = runner.invoke(app, ["data", "check", str(partial_download), "--allow-missing"])
     assert res.exit_code == 0, res.output
-    assert "100" in res.output and "A01" in res.output
-    assert "dropped 121259" in res.output
+    assert "10 utterances" in res.output and "dropped 26" in res.output
+    assert "A08" in res.output and "A07" not in res.output
 
 
 def test_malformed_protocol_line_names_file_and_line(tmp_path: Path) -> None:
