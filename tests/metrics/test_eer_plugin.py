@@ -111,7 +111,6 @@ def test_eer_matrix_on_tiny_avalanche_run() -> None:
     assert matrix.shape == (2, 2)
     assert list(matrix.index) == [0, 1]
     assert list(matrix.columns) == ["A01", "A02"]
-    assert ((matrix.to_numpy() >= 0) & (matrix.to_numpy() <= 100)).all()
     assert matrix.to_numpy().max() < 10.0, matrix  # separable toy problem
 
     # Emitted values follow Avalanche's naming and match the stored matrix.

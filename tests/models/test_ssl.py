@@ -151,4 +151,5 @@ def test_ssl_refuses_another_sample_rate(tmp_path: Path) -> None:
     """The encoders were trained on 16 kHz speech: data.sample_rate 24000 is a config error."""
     with pytest.raises(ConfigError, match=r"data\.sample_rate.*16000"):
         build_model("ssl", sample_rate=24_000, **tiny_ssl_overrides(tmp_path))
-    assert build_model("ssl", sample_rate=16_000, **tiny_ssl_overrides(tmp_path)) is not None
+    model = build_model("ssl", sample_rate=16_000, **tiny_ssl_overrides(tmp_path)).eval()
+    assert model(torch.randn(2, 4000)).shape == (2, 2)
