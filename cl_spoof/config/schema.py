@@ -16,9 +16,10 @@ from typing import Any
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import SAMPLE_RATE
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
-MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_NUM_SAMPLES = SAMPLE_RATE * 600  # 10 minutes per clip
 MAX_BATCH = 65_536
 MAX_WORKERS = 64
 MAX_THREADS = 1024
@@ -188,7 +189,7 @@ class DataConfig:
     calibration_split: str | None = None
     # Rate every file is decoded and resampled to (the cache key includes it); 24000
     # keeps the 8-12 kHz band where neural-vocoder artefacts live.
-    sample_rate: int = bounded(16_000, 8_000, MAX_RATE,
+    sample_rate: int = bounded(SAMPLE_RATE, 8_000, MAX_RATE,
                                say=f"must be between 8000 and {MAX_RATE} Hz")
     # Input level, set on each decoded utterance before cropping, in training and
     # evaluation alike: "rms" (to level_db, default -26 dBFS), "peak" (to level_db,

@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from cl_spoof.cli import app
 from cl_spoof.data import read_asvspoof2019_la, read_manifest, read_source
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio
+from cl_spoof.data.audio import fix_length, read_audio
 from cl_spoof.data.cache import WaveformCache
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.manifest import manifest_for_folder
 from cl_spoof.data.table import COLUMNS
 from cl_spoof.errors import DataError
+from cl_spoof.labels import SAMPLE_RATE
 from tests.helpers.corpora import make_asvspoof2019_la
 
 runner = CliRunner()
