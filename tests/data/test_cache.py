@@ -1,4 +1,4 @@
-"""The waveform cache under concurrency, damage and a full disk (issue 14, bugs 2-4)."""
+"""The waveform cache under concurrency, damage and a full disk."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ print(json.dumps({{"decoded": cache.decoded, "bad": bad, "problems": len(problem
 
 
 def test_two_processes_filling_an_empty_cache_both_get_the_right_audio(tmp_path: Path) -> None:
-    """Bug 2: the second process replaced the array the first one was filling."""
+    """Neither process replaces the array the other one is filling."""
     paths = _clips(tmp_path / "audio", n=30, seconds=1.0)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cache = tmp_path / "cache"
@@ -98,7 +98,7 @@ def test_two_processes_filling_an_empty_cache_both_get_the_right_audio(tmp_path:
 @pytest.mark.parametrize("damage", ["random bytes", "truncated", "zero bytes", "foreign file",
                                     "garbage description"])
 def test_a_damaged_cache_is_decoded_again_never_used(tmp_path: Path, damage: str) -> None:
-    """Bug 3: damaged content was used silently; a truncated or empty file failed every run."""
+    """Damaged content is never used silently; a truncated or empty file does not fail runs."""
     paths = _clips(tmp_path / "audio")
     root = tmp_path / "cache"
     WaveformCache(root, max_samples=MAX).load(paths)
@@ -141,7 +141,7 @@ def test_a_reader_keeps_its_audio_while_another_process_updates_the_entry(
 
 def test_a_full_disk_is_a_named_error_and_leaves_no_file(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bug 4: SIGBUS and a sparse file on a full disk."""
+    """A full disk gives a named error, neither SIGBUS nor a sparse file left behind."""
     import shutil
 
     paths = _clips(tmp_path / "audio")

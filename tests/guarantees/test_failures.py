@@ -1,4 +1,4 @@
-"""Issue 14's list, one regression test each: hostile names, forged score lines, resume
+"""Regression tests, one per failure once seen: hostile names, forged score lines, resume
 after an edited config, reserved names, relative paths, nonsensical settings, and every
 user-caused failure as one named line (exit 2) that leaves the run directory as it was."""
 
