@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cl_spoof.labels import JOINT
+from cl_spoof.labels import JOINT, PRETRAINED
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.definitions import METRICS, per_stage_metrics, run_keys
 from cl_spoof.reporting.runs import ReportError, RunRecord
@@ -58,13 +58,19 @@ class StrategyData:
     mean: np.ndarray  # stages x attacks
     std: np.ndarray  # stages x attacks; NaN for a single seed
     official: pd.DataFrame | None = None  # stage x official metrics, mean over seeds
+    stages: list[int] = field(default_factory=list)  # each row's stage number (0: pretrained)
     strategy: str = ""  # the continual-learning strategy of the runs
     runs: list[RunRecord] = field(default_factory=list)  # the runs, by seed
 
+    def __post_init__(self) -> None:
+        if not self.stages:  # trained stages only, numbered from 1
+            self.stages = list(range(1, len(self.learned) + 1))
+
     @property
     def joint(self) -> bool:
-        """A single joint-training stage that learned every attack."""
-        return self.learned == [JOINT]
+        """A single joint-training stage that learned every attack (after the starting
+        model's stage 0, if any)."""
+        return [a for a in self.learned if a != PRETRAINED] == [JOINT]
 
     @property
     def caption(self) -> str:
@@ -73,11 +79,18 @@ class StrategyData:
             return f"single run (seed {self.seeds[0]})"
         return f"mean of {len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
 
-    def learned_stage(self, attack: str) -> int | None:
-        """Stage at which ``attack`` was learned (0 for every attack of a joint run)."""
+    def learned_row(self, attack: str) -> int | None:
+        """The matrix row (position) of the stage that learned ``attack`` (the joint
+        stage's for every attack of a joint run)."""
         if self.joint:
-            return 0
+            return self.learned.index(JOINT)
         return self.learned.index(attack) if attack in self.learned else None
+
+    def learned_stage(self, attack: str) -> int | None:
+        """The number of the stage that learned ``attack`` (the joint stage's for every
+        attack of a joint run)."""
+        row = self.learned_row(attack)
+        return None if row is None else self.stages[row]
 
 
 def _slug(name: str) -> str:
@@ -86,7 +99,7 @@ def _slug(name: str) -> str:
 
 def stage_numbers(s: StrategyData) -> list[int]:
     """The number of each matrix row's stage, as the run's files number it."""
-    return list(range(len(s.learned)))
+    return list(s.stages)
 
 
 def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
@@ -101,7 +114,7 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         members = sorted(members, key=lambda r: r.seed)
         ref = members[0]
         for run in members[1:]:
-            if run.learned != ref.learned:
+            if run.learned != ref.learned or run.stages != ref.stages:
                 raise ReportError(f"{run.path}: learns attacks in the order "
                                   f"{', '.join(run.learned)}, unlike {ref.path} "
                                   f"({', '.join(ref.learned)}); seeds of one label must "
@@ -120,7 +133,8 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         out.append(StrategyData(name=name, slug=slug, seeds=[r.seed for r in members],
                                 paths=[r.path for r in members], attacks=attacks,
                                 learned=list(ref.learned), mean=mean, std=std,
-                                official=official_frame(members), strategy=ref.strategy,
+                                official=official_frame(members),
+                                stages=list(ref.stages), strategy=ref.strategy,
                                 runs=list(members)))
     return out
 
@@ -194,7 +208,7 @@ def matrix_table(s: StrategyData) -> pd.DataFrame:
     """``stage, trained_on, <attacks>``: the strategy's EER matrix (mean over seeds)."""
     df = pd.DataFrame(s.mean, columns=s.attacks)
     df.insert(0, "trained_on", s.learned)
-    df.insert(0, "stage", range(len(s.learned)))
+    df.insert(0, "stage", s.stages)
     return df
 
 
@@ -203,7 +217,7 @@ def forgetting_table(s: StrategyData) -> pd.DataFrame:
     rows = []
     for k, trained in enumerate(s.learned):
         for j, attack in enumerate(s.attacks):
-            rows.append({"stage": k, "trained_on": trained, "attack": attack,
+            rows.append({"stage": s.stages[k], "trained_on": trained, "attack": attack,
                          "learned_at_stage": s.learned_stage(attack),
                          "eer_mean": s.mean[k, j], "eer_std": s.std[k, j],
                          "seeds": len(s.seeds)})
@@ -266,32 +280,34 @@ def average_eer_table(strategies: Sequence[StrategyData]) -> pd.DataFrame:
 DET_STEP = 0.01
 
 
-def det_points(scores: pd.DataFrame) -> pd.DataFrame:
-    """DET curves of one stage's scores: every attack's spoofs against all bona fide, and
-    all spoofs pooled (``curve`` = the attack, or ``pooled``), swept over every threshold
-    as the organisers' EER is (:func:`cl_spoof.metrics.eer.compute_det_curve`). Columns
-    ``curve``, ``eer``, ``far``, ``frr`` (rates in %); points closer than
+def det_curve_points(name: str, bona: np.ndarray, spoof: np.ndarray) -> pd.DataFrame:
+    """One DET curve: bona fide against spoof scores (higher = more bona fide) swept over
+    every threshold as the organisers' EER is (:func:`cl_spoof.metrics.eer.compute_det_curve`).
+    Columns ``curve`` (``name``), ``eer``, ``far``, ``frr`` (rates in %); points closer than
     :data:`DET_STEP` normal deviates to the previous one are left out."""
     from scipy.stats import norm
 
     from cl_spoof.metrics.eer import compute_det_curve, compute_eer
 
+    frr, far, _ = compute_det_curve(bona, spoof)
+    grid = np.round(norm.ppf(np.clip(np.stack([far, frr]), 1e-6, 1 - 1e-6)) / DET_STEP)
+    keep = np.ones(len(far), dtype=bool)
+    keep[1:] = (grid[:, 1:] != grid[:, :-1]).any(axis=0)
+    keep[-1] = True
+    return pd.DataFrame({"curve": name, "eer": 100.0 * compute_eer(bona, spoof)[0],
+                         "far": 100.0 * far[keep], "frr": 100.0 * frr[keep]})
+
+
+def det_points(scores: pd.DataFrame) -> pd.DataFrame:
+    """DET curves of one stage's scores (:func:`det_curve_points`): every attack's spoofs
+    against all bona fide, and all spoofs pooled (``curve`` = the attack, or ``pooled``)."""
     key = scores["key"].astype(str)
     bona = scores.loc[key == "bonafide", "score"].to_numpy(dtype=float)
     spoof_rows = scores[key == "spoof"]
     curves = [(str(a), spoof_rows.loc[spoof_rows["attack"] == a, "score"])
               for a in pd.unique(spoof_rows["attack"]) if str(a) not in ("", "-", "nan")]
     curves.append(("pooled", spoof_rows["score"]))
-    frames = []
-    for name, spoof in curves:
-        if len(bona) == 0 or len(spoof) == 0:
-            continue
-        frr, far, _ = compute_det_curve(bona, spoof.to_numpy(dtype=float))
-        grid = np.round(norm.ppf(np.clip(np.stack([far, frr]), 1e-6, 1 - 1e-6)) / DET_STEP)
-        keep = np.ones(len(far), dtype=bool)
-        keep[1:] = (grid[:, 1:] != grid[:, :-1]).any(axis=0)
-        keep[-1] = True
-        frames.append(pd.DataFrame({"curve": name, "eer": 100.0 * compute_eer(bona, spoof)[0],
-                                    "far": 100.0 * far[keep], "frr": 100.0 * frr[keep]}))
+    frames = [det_curve_points(name, bona, spoof.to_numpy(dtype=float))
+              for name, spoof in curves if len(bona) and len(spoof)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["curve", "eer", "far", "frr"])

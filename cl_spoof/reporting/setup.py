@@ -19,7 +19,7 @@ from typing import Any
 
 from cl_spoof.config import config_from_dict, to_dict
 from cl_spoof.errors import ConfigError
-from cl_spoof.labels import JOINT
+from cl_spoof.labels import JOINT, PRETRAINED
 from cl_spoof.reporting.runs import ReportError, RunRecord
 
 #: Keys of ``data`` that may differ: where the decoded audio is cached, and whether
@@ -108,8 +108,10 @@ def _differences(a: dict[str, Any], b: dict[str, Any], place: bool) -> list[str]
 
 
 def _order(run: RunRecord) -> tuple[str, ...] | None:
-    """The attacks in the order the run learned them (None for joint training)."""
-    return None if list(run.learned) == [JOINT] else tuple(run.learned)
+    """What the run's stages learned, in order (its starting model's stage 0 included;
+    None for joint training)."""
+    trained = [a for a in run.learned if a != PRETRAINED]
+    return None if trained == [JOINT] else tuple(run.learned)
 
 
 def check_runs(runs: Sequence[RunRecord]) -> list[str]:
@@ -135,6 +137,12 @@ def check_runs(runs: Sequence[RunRecord]) -> list[str]:
                               "attack order, splits and model (report them separately)")
     ordered = [r for r in runs if _order(r) is not None]
     for run in ordered[1:]:
+        first_pre, run_pre = PRETRAINED in ordered[0].learned, PRETRAINED in run.learned
+        if first_pre != run_pre:
+            started = run if run_pre else ordered[0]
+            raise ReportError(f"{started.path}: starts from a pretrained model (stage 0), "
+                              f"unlike {(ordered[0] if run_pre else run).path}; a report "
+                              "compares runs that start alike (report them separately)")
         if run.learned != ordered[0].learned:
             raise ReportError(f"{run.path}: learns the attacks in the order "
                               f"{', '.join(run.learned)}, unlike {ordered[0].path} "
@@ -258,7 +266,11 @@ def setup_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
                  "not recorded by every run (runs of an older cl-spoof)"})
     orders = [o for o in map(_order, runs) if o is not None]
     order = orders[0] if orders else tuple(runs[0].attacks)
-    rows.append({"setting": "attack order", "value": " → ".join(order)})
+    rows.append({"setting": "attack order", "value": " → ".join(
+        a for a in order if a != PRETRAINED)})
+    if any(PRETRAINED in r.learned for r in runs):
+        rows.append({"setting": "starting model", "value": per_label(
+            lambda flat: text(flat.get("model.init")))})
     rows += [{"setting": what, "value": per_label(show)} for what, show in SHARED[1:]]
     rows.append({"setting": "seeds", "value": ", ".join(
         str(s) for s in sorted({r.seed for r in runs}))})

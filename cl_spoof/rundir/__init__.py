@@ -10,6 +10,7 @@ Avalanche.
 from cl_spoof.rundir.compare_dir import COMPARE_FILE, CompareDir, run_dir_name
 from cl_spoof.rundir.run_dir import (
     RUN_FILES,
+    STAGE_BASE,
     RunDir,
     RunDirError,
     RunProgress,
@@ -18,9 +19,10 @@ from cl_spoof.rundir.run_dir import (
     check_same_config,
     data_digest,
     default_run_label,
+    pretrained_columns,
     write_scores,
 )
 
-__all__ = ["COMPARE_FILE", "RUN_FILES", "CompareDir", "RunDir", "RunDirError", "RunProgress",
-           "RunRecord", "check_label", "check_same_config", "data_digest", "default_run_label",
-           "run_dir_name", "write_scores"]
+__all__ = ["COMPARE_FILE", "RUN_FILES", "STAGE_BASE", "CompareDir", "RunDir", "RunDirError",
+           "RunProgress", "RunRecord", "check_label", "check_same_config", "data_digest",
+           "default_run_label", "pretrained_columns", "run_dir_name", "write_scores"]

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, with_absolute_paths, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import all_or_nothing
@@ -37,6 +37,7 @@ from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from cl_spoof.workflows.trainer import preflight
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -64,7 +65,7 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     ``label`` is added to every run's label (``naive`` -> ``naive LABEL``) and kept in
     ``compare.json``, so a resumed comparison labels its runs alike.
     """
-    cfg = resolve(cfg)
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))  # as a run stores it
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
@@ -77,6 +78,8 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     if label:
         spec["label"] = label
     ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
+    for name in strategies:  # every strategy's model and settings, before the data is read
+        preflight(with_overrides(cfg, strategy={"name": name}))
     # A new compare directory is all or nothing until a run completes a stage.
     guard = all_or_nothing(out_dir, keep_if=CompareDir(out_dir).any_stage_completed) \
         if ctx.is_main and not resume else contextlib.nullcontext()
@@ -104,14 +107,18 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
                 run_cfg = resolve(with_overrides(cfg, strategy={"name": name}, seed=seed))
                 run_label = f"{default_run_label(run_cfg)} {tag}" if tag else None
                 todo.append((run_cfg, run.path, started, run_label))
+    total = len(strategies) * len(seeds)
+    done_before = total - len(todo)  # finished before a --resume
     if jobs > 1 and todo:
-        fan_out(todo, jobs, events)
+        fan_out(todo, jobs, events, done_before=done_before, total=total)
     else:
         for k, (run_cfg, run_dir, started, run_label) in enumerate(todo, start=1):
+            events.on_overall("runs", done_before + k - 1, total)
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
             run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx,
                            label=run_label)
+            events.on_overall("runs", done_before + k, total)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
@@ -180,7 +187,8 @@ def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | Non
 RunTodo = tuple[RunConfig, Path, bool, str | None]
 
 
-def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None) -> None:
+def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None,
+            done_before: int = 0, total: int | None = None) -> None:
     """Run independent runs ``(config, run_dir, resume, label)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
@@ -188,6 +196,8 @@ def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None)
     cores divided by ``jobs`` when that is 0) and, where there are GPUs, GPU
     ``slot % count``. A failed run does not stop the others; all failures are
     raised together at the end (``compare --resume`` then redoes only those).
+    ``events.on_overall`` counts the runs done out of ``total`` (``done_before`` of them
+    finished earlier).
     """
     events = events or RunEvents()
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
@@ -204,7 +214,8 @@ def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None)
                              initargs=(slots, threads)) as pool:
         futures = {pool.submit(_run_job, cfg, run_dir, resume, label): (cfg, run_dir)
                    for cfg, run_dir, resume, label in runs}
-        events.on_progress(f"runs ({jobs} at a time)", 0, len(runs))
+        total = total if total is not None else len(runs) + done_before
+        events.on_overall(f"runs ({jobs} at a time)", done_before, total)
         for done, future in enumerate(as_completed(futures), start=1):
             cfg, run_dir = futures[future]
             what = f"{cfg.strategy.name}, seed {cfg.seed}"
@@ -213,7 +224,7 @@ def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None)
             except Exception as exc:  # report every failed run, keep the others going
                 failures.append(f"{what} ({run_dir}): {type(exc).__name__}: {exc}")
                 events.on_stage(f"FAILED {what}: {exc}")
-            events.on_progress(f"runs ({jobs} at a time)", done, len(runs))
+            events.on_overall(f"runs ({jobs} at a time)", done_before + done, total)
     if failures:
         raise CLSpoofError(f"{len(failures)} of {len(runs)} run(s) failed; fix the cause and "
                            "complete them with `cl-spoof compare --resume`:\n  "
