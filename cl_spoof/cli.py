@@ -573,6 +573,32 @@ def print_run_summary(summary: Any) -> None:
         console.print(FORGETTING_NOTE, highlight=False, soft_wrap=True)
 
 
+#: ``--label`` of ``run`` and ``compare``.
+LabelOption = Annotated[str | None, typer.Option(
+    "--label", help="What reports call the run (default: the strategy and the hyper-parameters "
+                    "that differ from its defaults, e.g. 'dfwf (kd_weight=3)'); on compare, "
+                    "added to every run's label.")]
+
+
+def _check_label(label: str | None) -> str | None:
+    """``--label`` checked before any work (a label is one line of printable text)."""
+    from cl_spoof.rundir import check_label
+
+    return None if label is None else check_label(label)
+
+
+def _report_labels(items: list[str] | None) -> dict[Path, str]:
+    """``report --label PATH=TEXT`` (repeatable) as a mapping run or compare folder -> text."""
+    out: dict[Path, str] = {}
+    for item in items or []:
+        path, sep, text = item.partition("=")
+        if not sep or not path or not text:
+            raise CLSpoofError(f"--label {item!r}: expected PATH=LABEL (a run or compare "
+                               "directory given to the report, then its label)")
+        out[Path(path)] = text
+    return out
+
+
 @app.command("run")
 @user_errors
 def run_cmd(
@@ -588,6 +614,7 @@ def run_cmd(
     sets: SetOpt = None,
     data: DataOpt = None,
     allow_missing: AllowMissingOpt = False,
+    label: LabelOption = None,
 ) -> None:
     """Train experience by experience and report the EER of every attack after each stage.
 
@@ -596,11 +623,13 @@ def run_cmd(
     """
     config = _config_path(config, config_opt)
     overrides = _overrides(sets, data, allow_missing)
+    label = _check_label(label)
     if resume is not None:
-        if config is not None or strategy or out or seed is not None or overrides:
-            raise CLSpoofError("--resume takes the run directory's own config.yaml: "
-                               "give no CONFIG, --strategy, --out, --seed, --set or --data "
-                               "with it")
+        if config is not None or strategy or out or seed is not None or overrides \
+                or label is not None:
+            raise CLSpoofError("--resume takes the run directory's own config.yaml and label: "
+                               "give no CONFIG, --strategy, --out, --seed, --set, --data or "
+                               "--label with it")
         _check_resumable_run(resume)
 
     from cl_spoof.infra.context import RunContext
@@ -617,12 +646,12 @@ def run_cmd(
                                                   cfg.train.dist_timeout) as ctx:
             out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
             if not ctx.is_main:  # rank 0 writes and reports; the others only train
-                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
+                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx, label=label)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 summary = run_experiment(cfg, out_dir, events.as_run_events(),
-                                         resume=resume is not None, ctx=ctx)
+                                         resume=resume is not None, ctx=ctx, label=label)
     except KeyboardInterrupt:
         raise Interrupted(_run_hint(out_dir)) from None
     print_run_summary(summary)
@@ -692,6 +721,7 @@ def compare_cmd(
     sets: SetOpt = None,
     data: DataOpt = None,
     allow_missing: AllowMissingOpt = False,
+    label: LabelOption = None,
 ) -> None:
     """Every strategy on the same benchmark, same initial weights and data order per seed.
 
@@ -702,10 +732,11 @@ def compare_cmd(
 
     config = _config_path(config, config_opt)
     overrides = _overrides(sets, data, allow_missing)
+    label = _check_label(label)
     if resume is not None:
-        if config is not None or out is not None or overrides:
-            raise CLSpoofError("--resume takes the compare directory's own config: "
-                               "give no CONFIG, --out, --set or --data with it")
+        if config is not None or out is not None or overrides or label is not None:
+            raise CLSpoofError("--resume takes the compare directory's own config and label: "
+                               "give no CONFIG, --out, --set, --data or --label with it")
         _check_resumable_compare(resume)
 
     from cl_spoof.infra.context import RunContext
@@ -726,12 +757,12 @@ def compare_cmd(
             out_dir = ctx.broadcast_object(out_dir)
             if not ctx.is_main:
                 run_compare(cfg, names, seed_list, out_dir, resume=resume is not None,
-                            jobs=jobs, ctx=ctx)
+                            jobs=jobs, ctx=ctx, label=label)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 table = run_compare(cfg, names, seed_list, out_dir, events.as_run_events(),
-                                    resume=resume is not None, jobs=jobs, ctx=ctx)
+                                    resume=resume is not None, jobs=jobs, ctx=ctx, label=label)
                 if report:
                     from cl_spoof.reporting import build_report
 
@@ -813,13 +844,23 @@ def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
     out: Annotated[Path | None, typer.Option(
         help="Report folder (default: <first input>/report).")] = None,
+    labels: Annotated[list[str] | None, typer.Option(
+        "--label", metavar="PATH=LABEL",
+        help="Call the runs of input PATH so in this report (repeatable; the runs are not "
+             "changed): a run directory gets LABEL, the runs of a compare directory get "
+             "LABEL added to theirs.")] = None,
 ) -> None:
-    """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
+    """Setup, comparison table, average-EER and per-attack charts, forgetting curves, DET
+    curves, EER heatmaps: report.md and report.html (and the CSV behind every figure).
+
+    Runs must share their data, attack order, splits and model; runs of one label are
+    seeds of one setting (label runs apart with `run --label` or `--label PATH=LABEL`).
+    """
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
 
-    res = build_report(inputs, out or inputs[0] / "report")
-    console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
+    res = build_report(inputs, out or inputs[0] / "report", _report_labels(labels))
+    console.print(df_to_rich(comparison_display(res.summary), title="Runs"))
     _comparison_notes()
     for note in res.notes:
         _note(str(note))

@@ -10,16 +10,24 @@ Conventions (EER points; lower EER is better):
   **positive = forgot**; defined for attacks learned before the last stage;
 - ``bwt`` (backward transfer) = mean over those attacks of
   ``EER(learned stage) - EER(last stage)``: **negative = forgot** (the sign of
-  Lopez-Paz & Ranzato's accuracy BWT, where forgetting is negative too).
+  Lopez-Paz & Ranzato's accuracy BWT, where forgetting is negative too);
+- ``fwt`` (forward transfer, :func:`forward_transfer`) = mean over the attacks learned
+  after the first stage of ``reference - EER(the stage just before the one that learns
+  it)``, the reference being chance (50 %): **positive = the earlier stages already
+  detect the attack better than chance** (the sign of Lopez-Paz & Ranzato's FWT).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+#: EER (%) of a detector that knows nothing about an attack: the reference of
+#: :func:`forward_transfer` (the expected EER of a randomly initialised model).
+CHANCE_EER = 50.0
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -108,4 +116,36 @@ def average_forgetting(matrix: pd.DataFrame, learned: Sequence[str],
         if history.size == 0 or np.isnan(values[k, j]):
             continue
         terms.append(float(values[k, j]) - float(history.min()))
+    return float(np.mean(terms)) if terms else None
+
+
+def forward_transfer(matrix: pd.DataFrame, learned: Sequence[str],
+                     reference: float | Mapping[str, float] = CHANCE_EER) -> float | None:
+    """Forward transfer (EER points): how well the stages before an attack's own stage
+    already detect it.
+
+    GEM's definition (Lopez-Paz & Ranzato, "Gradient Episodic Memory for Continual
+    Learning", NeurIPS 2017: ``FWT = 1/(T-1) sum_{i=2..T} (R[i-1, i] - b_i)``, with
+    ``R[i-1, i]`` the accuracy on task i after learning task i-1 and ``b_i`` that of a
+    randomly initialised model) with EER for accuracy, the difference turned round so
+    that the sign stays GEM's: for each attack ``a`` learned at a stage ``k >= 1`` the
+    term is ``reference[a] - EER[k - 1, a]``; FWT is the mean of the terms that were
+    evaluated. **Positive = the detector already separated the attack better than the
+    reference before learning it.** The reference is chance (50 %) by default, the
+    expected EER of a randomly initialised detector; give the EERs of a measured
+    starting model (a mapping attack -> EER %) to measure transfer against it instead.
+    Returns ``None`` for a single or joint stage, or when nothing was evaluated.
+    """
+    attacks = list(matrix.columns)
+    values = matrix.to_numpy(dtype=np.float64)
+    terms: list[float] = []
+    for k in range(1, min(len(learned), values.shape[0])):
+        attack = learned[k]
+        if attack not in attacks:
+            continue
+        before = values[k - 1, attacks.index(attack)]
+        ref = reference.get(attack) if isinstance(reference, Mapping) else reference
+        if ref is None or np.isnan(before) or np.isnan(ref):
+            continue
+        terms.append(float(ref) - float(before))
     return float(np.mean(terms)) if terms else None

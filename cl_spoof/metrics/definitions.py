@@ -195,6 +195,12 @@ def _average_forgetting(matrix: pd.DataFrame, learned: list[str]) -> float | Non
     return average_forgetting(matrix, learned)
 
 
+def _forward_transfer(matrix: pd.DataFrame, learned: list[str]) -> float | None:
+    from cl_spoof.metrics.continual import forward_transfer
+
+    return forward_transfer(matrix, learned)
+
+
 # --------------------------------------------------------------------------- the registry
 
 
@@ -209,6 +215,10 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            kind="continual"),
     Metric("avg_forgetting", "avg forgetting (pts)", "avg forgetting {:.2f} pts", decimals=2,
            kind="continual", from_matrix=_average_forgetting, beside="bwt"),
+    # Forward transfer: 50 % (chance) minus each attack's EER just before its own stage,
+    # averaged; positive = learned earlier attacks already help (tables only).
+    Metric("fwt", "FWT (pts)", None, decimals=2, signed=True, lower_is_better=False,
+           kind="continual", from_matrix=_forward_transfer),
     Metric("pooled_eer", "pooled EER %", "pooled EER {:.2f} %", decimals=2,
            per_stage=_pooled_eer, shown="if_computed"),
     Metric("min_dcf", "minDCF", "minDCF {:.3f}", per_stage=_min_dcf, optional=True,

@@ -16,13 +16,16 @@ EER = 1.0, not 0.5.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import torch
 
 from cl_spoof.labels import BONAFIDE_TARGET, SPOOF_TARGET
+
+if TYPE_CHECKING:  # the EER and DET functions need no torch (reports draw DET curves)
+    import torch
 
 __all__ = [
     "compute_det_curve",

@@ -201,7 +201,7 @@ def comparison_figure(summary: pd.DataFrame) -> Figure:
     """Final average EER and BWT per strategy as bars, error bars = std over seeds."""
     fig = _figure(COMPARISON_SIZE_PX)
     ax_eer, ax_bwt = fig.subplots(1, 2)
-    names = list(summary.strategy)
+    names = list(summary.label if "label" in summary.columns else summary.strategy)
     x = np.arange(len(names))
     cmap = colormaps["tab10"]
     colors = [cmap(i % 10) for i in range(len(names))]
@@ -233,7 +233,7 @@ def comparison_figure(summary: pd.DataFrame) -> Figure:
                     hi + pad)
     seeds = sorted(set(summary.seeds))
     how = ("error bars: std over seeds" if max(seeds) > 1 else "single seed per strategy")
-    fig.suptitle(f"Strategy comparison ({how}; BWT n/a for joint training)", fontsize=11)
+    fig.suptitle(f"Run comparison ({how}; BWT n/a for joint training)", fontsize=11)
     return fig
 
 
@@ -241,3 +241,151 @@ def save_png(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
     fig.clear()
+
+
+# --------------------------------------------------------------------------- the field's plots
+
+AVERAGE_SIZE_PX = (1100, 440)
+DET_SIZE_PX = (640, 580)
+BARS_HEIGHT_PX = 460
+BARS_PX_PER_BAR = 16  # width of one bar of the per-attack chart
+BARS_GAP_PX = 28  # between two attacks' groups of bars
+BARS_PAD_PX = 160  # axis labels and legend around the bars
+MAX_BARS_W_PX = 2400
+#: Error rates (%) a DET plot is ticked at; its axes end at :data:`DET_NARROW_END` unless a
+#: curve needs more (a detector near chance), then at the last tick.
+DET_TICKS = (0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 95)
+DET_NARROW_END = 40
+POOLED = "pooled"
+
+
+def _label_colors(names: Sequence[str]) -> dict[str, Any]:
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def average_eer_figure(table: pd.DataFrame, strategies: Sequence[StrategyData]) -> Figure:
+    """Average EER after every stage, every label on one axis: over the attacks learned so
+    far (left) and over all attacks (right); bands ± std over seeds; joint training (one
+    stage) as a dashed level. ``table``: :func:`~.aggregate.average_eer_table`."""
+    fig = _figure(AVERAGE_SIZE_PX)
+    axes = fig.subplots(1, 2, sharey=True)
+    colors = _label_colors([s.name for s in strategies])
+    ordered = [s for s in strategies if not s.joint]
+    ticks = _stage_labels(ordered[0]) if ordered else ["joint"]
+    xlim = (-0.3, max(len(ticks) - 1, 0) + 0.3)
+    for ax, key, title in ((axes[0], "avg_eer_learned", "over the attacks learned so far"),
+                           (axes[1], "avg_eer_all", "over all attacks (learned or not)")):
+        for s in strategies:
+            rows = table[table.label == s.name]
+            mean = rows[f"{key}_mean"].to_numpy(dtype=float)
+            std = rows[f"{key}_std"].to_numpy(dtype=float)
+            color = colors[s.name]
+            if s.joint:
+                ax.hlines(mean[-1], *xlim, colors=[color], linestyles="--", linewidth=1.8,
+                          label=f"{s.name} (one joint stage)")
+                continue
+            x = np.arange(len(mean))
+            ax.plot(x, mean, color=color, marker="o", markersize=3.5, linewidth=2.0,
+                    label=s.name)
+            if np.isfinite(std).any():
+                ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15,
+                                linewidth=0)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(bottom=0)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=45 if len(ticks) > 6 else 0,
+                      ha="right" if len(ticks) > 6 else "center", fontsize=8)
+        ax.set_xlabel("stage: attack learned", fontsize=9)
+        ax.set_title(f"average EER {title}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(axis="y", labelleft=True)
+    axes[0].set_ylabel("average EER (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize=9, frameon=False,
+               ncols=_legend_grid(len(handles), AVERAGE_SIZE_PX[0])[1])
+    fig.suptitle("Average EER after each stage, every run on one axis (lower is better)",
+                 fontsize=12)
+    return fig
+
+
+def final_bars_size_px(n_attacks: int, n_labels: int) -> tuple[int, int]:
+    """Pixel size of ``final_eer_bars.png`` (a legend row below the bars per few labels)."""
+    width = min(max(BARS_PAD_PX + n_attacks * (n_labels * BARS_PX_PER_BAR + BARS_GAP_PX), 700),
+                MAX_BARS_W_PX)
+    return width, BARS_HEIGHT_PX + _legend_grid(n_labels, width)[0] * LEGEND_ROW_PX
+
+
+def final_bars_figure(final: pd.DataFrame) -> Figure:
+    """Final EER of every attack, one bar per label (error bars: std over seeds).
+    ``final``: :func:`~.aggregate.final_eer_table`."""
+    labels = list(dict.fromkeys(final.label))
+    attacks = list(dict.fromkeys(final.attack))
+    fig = _figure(final_bars_size_px(len(attacks), len(labels)))
+    ax = fig.subplots()
+    colors = _label_colors(labels)
+    width = 0.8 / max(len(labels), 1)
+    x = np.arange(len(attacks))
+    for i, label in enumerate(labels):
+        rows = final[final.label == label].set_index("attack").loc[attacks]
+        mean = rows["eer_mean"].to_numpy(dtype=float)
+        std = rows["eer_std"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + (i + 0.5) * width, np.nan_to_num(mean), width, color=colors[label],
+               edgecolor="black", linewidth=0.4, label=label,
+               yerr=np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None,
+               capsize=2, error_kw={"elinewidth": 0.8})
+    ax.axhline(EER_SCALE_MAX, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(x, attacks, rotation=45 if len(attacks) > 8 else 0,
+                  ha="right" if len(attacks) > 8 else "center", fontsize=9)
+    ax.set_ylabel("EER (%) after the last stage")
+    ax.set_xlabel("evaluated attack")
+    top = (final.eer_mean.fillna(0) + final.eer_std.fillna(0)).to_numpy(float)
+    ax.set_ylim(0, max(EER_SCALE_MAX + 5, float(np.max(top, initial=0.0)) * 1.08))
+    ax.grid(True, axis="y", alpha=0.3)
+    size = final_bars_size_px(len(attacks), len(labels))
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False,
+               ncols=_legend_grid(len(labels), size[0])[1])
+    seeds = "error bars: std over seeds" if (final.seeds > 1).any() else "single seed per run"
+    ax.set_title(f"Final EER per attack and run ({seeds}; dotted: chance, 50 %)", fontsize=11)
+    return fig
+
+
+def _deviate(rates: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Error rates (fractions) on the normal-deviate (probit) scale of DET plots."""
+    from scipy.stats import norm
+
+    return np.asarray(norm.ppf(np.clip(np.asarray(rates, dtype=float), 1e-6, 1 - 1e-6)))
+
+
+def det_figure(points: pd.DataFrame, title: str) -> Figure:
+    """DET curves (miss rate of bona fide against false alarms of spoofs, both on the
+    normal-deviate scale the field uses), one per ``curve`` of ``points`` (columns
+    ``curve``, ``eer``, ``far``, ``frr``; rates in %); the pooled curve drawn black."""
+    fig = _figure(DET_SIZE_PX)
+    ax = fig.subplots()
+    curves = list(dict.fromkeys(points.curve))
+    colors = _attack_colors([c for c in curves if c != POOLED])
+    worst = 0.0
+    for curve in curves:
+        rows = points[points.curve == curve]
+        far, frr = rows.far.to_numpy(float) / 100, rows.frr.to_numpy(float) / 100
+        eer = float(rows.eer.iloc[0])
+        worst = max(worst, eer)
+        pooled = curve == POOLED
+        ax.plot(_deviate(far), _deviate(frr), color="black" if pooled else colors[curve],
+                linewidth=2.4 if pooled else 1.3, zorder=3 if pooled else 2,
+                label=f"{curve} (EER {eer:.1f} %)")
+    end = DET_NARROW_END if worst < DET_NARROW_END * 0.75 else DET_TICKS[-1]
+    shown = [t for t in DET_TICKS if t <= end]
+    ticks = _deviate(np.asarray(shown) / 100)
+    ax.set_xticks(ticks, [f"{t:g}" for t in shown])
+    ax.set_yticks(ticks, [f"{t:g}" for t in shown])
+    ax.set_xlim(ticks[0], ticks[-1])
+    ax.set_ylim(ticks[0], ticks[-1])
+    ax.plot([ticks[0], ticks[-1]], [ticks[0], ticks[-1]], color="0.6", linewidth=0.8,
+            linestyle=":", zorder=1, label="EER line (miss = false alarm)")
+    ax.set_xlabel("false alarm rate (%): spoofs accepted as bona fide")
+    ax.set_ylabel("miss rate (%): bona fide rejected")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, color="0.88")
+    ax.legend(fontsize=7.5, loc="upper right", frameon=True)
+    return fig

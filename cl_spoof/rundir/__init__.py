@@ -15,11 +15,14 @@ from cl_spoof.rundir.run_dir import (
     RunDirError,
     RunProgress,
     RunRecord,
+    check_label,
     check_same_config,
+    data_digest,
+    default_run_label,
     pretrained_columns,
     write_scores,
 )
 
 __all__ = ["COMPARE_FILE", "RUN_FILES", "STAGE_BASE", "CompareDir", "RunDir", "RunDirError",
-           "RunProgress", "RunRecord", "check_same_config", "pretrained_columns", "run_dir_name",
-           "write_scores"]
+           "RunProgress", "RunRecord", "check_label", "check_same_config", "data_digest",
+           "default_run_label", "pretrained_columns", "run_dir_name", "write_scores"]

@@ -3,7 +3,10 @@
 - ``config.yaml``: the resolved config;
 - ``run.json``: status (``completed_stages``: how many trained stages completed;
   ``stage_0``: whether stage 0 is recorded; the finished flag; ``stage_base``: the
-  number of the first trained stage, 1) and the resolved config with its digest,
+  number of the first trained stage, 1), the run's label (what the reports call it:
+  ``--label``, or the strategy with its hyper-parameters that differ from the
+  defaults), a digest of its data (:func:`data_digest`), the versions of cl-spoof,
+  torch and Avalanche it was started with, and the resolved config with its digest,
   written when the run starts; ``--resume`` refuses a ``config.yaml`` that no longer
   says what the run was started with, and a run folder of an older cl-spoof that
   numbered its stages from 0;
@@ -38,10 +41,11 @@ place that turns a stage number into a file name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -126,6 +130,10 @@ class RunRecord:
     metrics: dict
     data_config: Any = None
     stages: tuple[int, ...] = ()  # the number of each row's stage (0: the starting model)
+    label: str = ""  # what reports call the run (run.json; the default label for older runs)
+    config: dict = field(default_factory=dict)  # config.yaml as stored
+    # run.json's record of how the run was made: data_digest, versions, config_digest
+    info: dict = field(default_factory=dict)
 
 
 def pretrained_columns(columns: Sequence[Any]) -> list[str]:
@@ -170,6 +178,56 @@ def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") ->
         write_asvspoof5_keys(path.with_suffix(".keys.tsv"), scores)
 
 
+#: The longest label a run may have (it heads table columns and legend entries).
+MAX_LABEL = 80
+
+
+def check_label(label: str, what: str = "--label") -> str:
+    """``label`` stripped, if it can name a run: 1 to :data:`MAX_LABEL` printable characters
+    on one line; :class:`RunDirError` naming ``what`` otherwise."""
+    text = label.strip()
+    if not text or len(text) > MAX_LABEL or not text.isprintable():
+        raise RunDirError(f"{what}: a label is 1 to {MAX_LABEL} printable characters on one "
+                          f"line, got {label!r}")
+    return text
+
+
+#: The columns of the utterance table a data digest covers (not the paths: the same
+#: corpus at another place on disk has the same digest).
+DIGEST_COLUMNS = ("utt_id", "label", "attack", "speaker", "split")
+
+
+def data_digest(table: pd.DataFrame) -> str:
+    """SHA-256 of a run's utterance table: its ids, labels, attacks, speakers and splits,
+    in utterance-id order. Equal digests: the same utterances, labelled and split alike."""
+    cols = [c for c in DIGEST_COLUMNS if c in table.columns]
+    rows = table[cols].astype(str).sort_values(cols[:1] or cols).to_csv(index=False)
+    return hashlib.sha256(rows.encode("utf-8")).hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    """The versions of cl-spoof, torch and Avalanche installed (read from the package
+    metadata: nothing is imported)."""
+    from importlib import metadata
+
+    out = {}
+    for name, dist in (("cl-spoof", "cl-spoof"), ("torch", "torch"),
+                       ("avalanche", "avalanche-lib")):
+        try:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def default_run_label(cfg: RunConfig) -> str:
+    """The label of a run given none: its strategy with the hyper-parameters that differ
+    from the strategy's defaults (``dfwf (kd_weight=3)``)."""
+    from cl_spoof.strategies.registry import default_label  # light: no torch, no Avalanche
+
+    return default_label(cfg.strategy.name, cfg.strategy.hyperparameters)
+
+
 def check_same_config(stored: Any, cfg: RunConfig, where: str) -> None:
     """Refuse ``cfg`` unless it equals the config ``stored`` (a :func:`to_dict` mapping)
     that ``where`` was written with, naming the keys that differ."""
@@ -203,12 +261,17 @@ class RunDir:
     """One run directory (see the module docstring): its paths, the questions asked
     about it, and every read and write of its files.
 
-    ``cfg`` is the config the run was started with; only writing needs it.
+    ``cfg`` is the config the run was started with; only writing needs it. ``label``
+    names a new run (default: :func:`default_run_label`); an existing run keeps the
+    label its ``run.json`` holds.
     """
 
-    def __init__(self, path: str | Path, cfg: RunConfig | None = None) -> None:
+    def __init__(self, path: str | Path, cfg: RunConfig | None = None,
+                 label: str | None = None) -> None:
         self.path = Path(path)
         self._cfg = cfg
+        self._label = None if label is None else check_label(label)
+        self._data_digest: str | None = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -530,15 +593,34 @@ class RunDir:
                            finished, seconds, progress.has_stage_0)
         return matrix, metrics
 
+    def record_data(self, table: pd.DataFrame) -> None:
+        """Remember the digest of the utterance table the run uses (:func:`data_digest`);
+        ``run.json`` holds it from the next write on."""
+        self._data_digest = data_digest(table)
+
+    def _stored_status(self) -> dict:
+        """``run.json`` as it is (empty when absent or unreadable), for what it keeps."""
+        try:
+            status = json.loads(self.status_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}
+        return status if isinstance(status, dict) else {}
+
     def _write_status(self, completed: int, total: int | None, finished: bool,
                       seconds: float, stage_0: bool = False) -> None:
-        """``run.json``: progress, and the config the run was started with (and its digest)."""
+        """``run.json``: progress, the run's label, data digest and software versions
+        (an existing run keeps its own), and the config the run was started with (and its
+        digest)."""
         stored = to_dict(self.cfg)
+        before = self._stored_status()
+        label = self._label or before.get("label") or default_run_label(self.cfg)
+        digest = self._data_digest or before.get("data_digest")
         status = {"stage_base": STAGE_BASE, "completed_stages": completed,
                   "total_stages": total, "stage_0": stage_0, "finished": finished,
                   "seconds": round(seconds, 2), "strategy": self.cfg.strategy.name,
-                  "seed": self.cfg.seed, "config_digest": config_digest(stored),
-                  "config": stored}
+                  "seed": self.cfg.seed, "label": label, "data_digest": digest,
+                  "versions": before.get("versions") or software_versions(),
+                  "config_digest": config_digest(stored), "config": stored}
         atomic_write_text(self.status_file, json.dumps(status, indent=2) + "\n")
 
     # ------------------------------------------------------------------ added attacks
@@ -637,7 +719,56 @@ class RunDir:
             raise RunDirError(f"{self.matrix_file}: non-integer stage numbers") from None
         if status.get("stage_base") != STAGE_BASE:  # an older cl-spoof counted from 0
             stages = [k + STAGE_BASE for k in stages]
+        label = status.get("label")
+        if not isinstance(label, str) or not label:  # a run of an older cl-spoof
+            label = _label_of(cfg)
+        info = {k: status.get(k) for k in ("data_digest", "versions", "config_digest")}
         return RunRecord(path=path, strategy=strategy, seed=seed, attacks=tuple(attacks),
                          learned=tuple(str(a) for a in matrix["trained_on"]), eer=eer,
                          metrics=_read_json_object(self.metrics_file),
-                         data_config=cfg.get("data"), stages=tuple(stages))
+                         data_config=cfg.get("data"), stages=tuple(stages), label=label,
+                         config=cfg, info=info)
+
+    def final_scores(self) -> pd.DataFrame | None:
+        """The test scores of the run's last stage (``utt_id``, ``attack``, ``key``,
+        ``score``; ``attack`` is empty for spoofs of an ASVspoof 5 score file, which does
+        not name them), or None when the score file is not there. The last row of
+        ``eer_matrix.csv`` numbers its stage as the score files do."""
+        import pandas as pd
+
+        from cl_spoof.metrics.score_files import (
+            read_asvspoof5_scores,
+            read_asvspoof2019_scores,
+        )
+
+        matrix = self.read_matrix()
+        if matrix.empty or "stage" not in matrix.columns:
+            return None
+        stage = int(matrix["stage"].iloc[-1])
+        try:
+            config = yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            config = {}
+        metrics_section = config.get("metrics") if isinstance(config, dict) else None
+        fmt = (metrics_section or {}).get("score_format", "asvspoof2019")
+        path = self.score_file(stage, fmt)
+        if not path.is_file():
+            return None
+        if fmt != "asvspoof5":
+            return read_asvspoof2019_scores(path)
+        keys = pd.read_csv(path.with_suffix(".keys.tsv"), sep="\t", dtype=str)
+        scores = read_asvspoof5_scores(path).merge(
+            keys.rename(columns={"filename": "utt_id", "cm-label": "key"}), on="utt_id")
+        scores["attack"] = ["-" if k == "bonafide" else "" for k in scores["key"]]
+        return scores[["utt_id", "attack", "key", "score"]]
+
+
+def _label_of(config: Any) -> str:
+    """The default label of a stored config (its strategy name when it does not validate)."""
+    strategy = config.get("strategy") if isinstance(config, dict) else None
+    if not isinstance(strategy, dict):
+        return "?"
+    name = str(strategy.get("name", "?"))
+    from cl_spoof.strategies.registry import default_label
+
+    return default_label(name, {k: v for k, v in strategy.items() if k != "name"})

@@ -140,7 +140,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
                    resume: bool = False, ctx: RunContext | None = None,
-                   only_stage_0: bool = False) -> RunSummary:
+                   only_stage_0: bool = False, label: str | None = None) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
 
     With ``model.init`` the run starts from that pretrained model: before any training
@@ -165,6 +165,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     arguments and its own context; training is data-parallel, only rank 0 writes
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
+
+    ``label`` is what reports call the run (default: the strategy with the
+    hyper-parameters that differ from its defaults); a resumed run keeps its own.
     """
     # A new run stores where its data is (absolute), wherever it is continued from; a
     # resumed run keeps its config as it was started.
@@ -180,7 +183,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     if cfg.model.init is not None and not resume:  # a file that does not fit: before the data
         load_initial_weights(build_detector(cfg.model, cfg.data.sample_rate), cfg.model.init,
                              cfg.model.preset)
-    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg), spec=get_spec(cfg.strategy.name),
+    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg, label), spec=get_spec(cfg.strategy.name),
                  events=events, ctx=ctx, data=data, extra_plugins=tuple(extra_plugins),
                  resume=resume, only_stage_0=only_stage_0)
     if ctx.is_main and not resume:
@@ -203,6 +206,8 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     check_score_ids(data)
+    if ctx.is_main:
+        run_dir.record_data(data.table)  # run.json: the digest of the utterances used
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans

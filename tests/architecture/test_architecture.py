@@ -235,7 +235,7 @@ def test_architecture_doc_matches_the_tree() -> None:
 
 
 #: Test folders about the product as a whole rather than one part of ``cl_spoof/``.
-WHOLE_PRODUCT_TESTS = {"architecture", "guarantees", "benchmarks"}
+WHOLE_PRODUCT_TESTS = {"architecture", "guarantees", "benchmarks", "docs"}
 
 
 def test_tests_mirror_the_package() -> None:

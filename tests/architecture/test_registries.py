@@ -242,3 +242,17 @@ def test_a_public_corpora_module_that_is_no_reader_is_refused(
     with pytest.raises(TypeError, match="toy_half lacks ORDER, detect, missing, read"):
         corpora.collect_readers()
     sys.modules.pop("cl_spoof.data.corpora.toy_half", None)
+
+
+def test_default_label_names_the_hyperparameters_changed_from_the_defaults() -> None:
+    from cl_spoof.strategies.registry import default_label, describe_hyperparameters
+
+    assert default_label("dfwf", {"kd_weight": 1.0, "kd_temperature": 2.0}) == "dfwf"
+    assert default_label("dfwf", {"kd_weight": 3.0}) == "dfwf (kd_weight=3)"
+    # a resolved config holds every strategy's keys: only the strategy's own count
+    assert default_label("naive", {"kd_weight": 3.0, "memory_size": 5}) == "naive"
+    assert default_label("dfwf+replay", {"memory_size": 500, "psa_layers": ("embedding",)}) \
+        == "dfwf+replay (memory_size=500)"
+    assert default_label("dfwf", {"psa_layers": ["embedding", "blocks.0"]}) \
+        == "dfwf (psa_layers=[embedding, blocks.0])"
+    assert describe_hyperparameters("replay", {}) == ["memory_size=200"]

@@ -36,7 +36,7 @@ def scores(bona: list[float], spoof: list[float]) -> pd.DataFrame:
 
 
 def test_registry_order_is_the_order_of_every_output() -> None:
-    assert run_keys() == ["final_avg_eer", "bwt", "max_forgetting", "avg_forgetting",
+    assert run_keys() == ["final_avg_eer", "bwt", "max_forgetting", "avg_forgetting", "fwt",
                           "final_pooled_eer", "final_min_dcf", "final_act_dcf", "final_cllr",
                           "final_min_tdcf"]
     # the comparison table shows average forgetting beside BWT
@@ -114,7 +114,7 @@ def test_a_new_metric_is_one_registry_entry(tiny_corpus: Path, tmp_path: Path,
     report = build_report([tmp_path / "run"], tmp_path / "report")
     assert report.summary["final_spoof_trials_mean"].tolist() == [test_spoofs]
     md = report.markdown.read_text()
-    comparison = md.split("## Strategy comparison")[1].split("\n\n")[1]
+    comparison = md.split("## Comparison")[1].split("\n\n")[1]
     header, _, row = comparison.splitlines()[:3]
     assert header.split(" | ")[-2] == "spoof trials" and row.split(" | ")[-2] == "20.0"
     per_stage = pd.read_csv(tmp_path / "report" / "official_naive.csv")
