@@ -376,9 +376,9 @@ def test_a_missing_stage_lists_the_stages_present(tmp_path: Path, command: str) 
 
 def test_score_of_a_run_directory_means_its_last_stage(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", finished=True, stages=2)
-    code, out = invoke("score", run, tmp_path)  # stage_1.pt is an empty file
+    code, out = invoke("score", run, tmp_path)  # stage_2.pt (the last) is an empty file
     assert code == 2
-    assert error_line(out).startswith(f"error: {run / 'checkpoints' / 'stage_1.pt'}: ")
+    assert error_line(out).startswith(f"error: {run / 'checkpoints' / 'stage_2.pt'}: ")
     assert "━" not in out and "scoring" not in out  # no bar before the first unit of work
 
 

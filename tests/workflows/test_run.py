@@ -48,7 +48,7 @@ def test_run_writes_complete_run_directory(tiny_corpus: Path, tmp_path: Path,
         assert key in ("bonafide", "spoof") and float(score) == float(score)
         eers = eers_from_scores(out / "scores" / f"stage_{k}.txt")  # the matrix is the EER
         for attack in ("T1", "T2"):  # of that stage's scores
-            assert matrix[attack].iloc[k] == pytest.approx(eers[attack], abs=1e-3)
+            assert matrix[attack].iloc[k - 1] == pytest.approx(eers[attack], abs=1e-3)
         ckpt = torch.load(out / "checkpoints" / f"stage_{k}.pt", weights_only=True)
         assert ckpt["stage"] == k and "model_state" in ckpt
     status = json.loads((out / "run.json").read_text())
