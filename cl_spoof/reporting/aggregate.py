@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cl_spoof.labels import JOINT
+from cl_spoof.metrics.continual import learned_at
 from cl_spoof.metrics.definitions import per_stage_metrics, run_keys
 from cl_spoof.reporting.runs import ReportError, RunRecord
 from cl_spoof.rundir import run_dir_name
@@ -55,6 +56,8 @@ class StrategyData:
     mean: np.ndarray  # stages x attacks
     std: np.ndarray  # stages x attacks; NaN for a single seed
     official: pd.DataFrame | None = None  # stage x official metrics, mean over seeds
+    # stage label -> the attacks it learned, when stages learn families of attacks
+    families: dict[str, tuple[str, ...]] | None = None
 
     @property
     def joint(self) -> bool:
@@ -69,7 +72,10 @@ class StrategyData:
         return f"mean of {len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
 
     def learned_stage(self, attack: str) -> int | None:
-        """Stage at which ``attack`` was learned (0 for every attack of a joint run)."""
+        """Stage at which ``attack`` was learned (0 for every attack of a joint run; its
+        family's stage when stages learn families)."""
+        if self.families:  # before joint: a joint stage may leave held-out attacks unlearned
+            return learned_at(self.attacks, self.learned, self.families).get(attack)
         if self.joint:
             return 0
         return self.learned.index(attack) if attack in self.learned else None
@@ -91,11 +97,11 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         members = sorted(members, key=lambda r: r.seed)
         ref = members[0]
         for run in members[1:]:
-            if run.learned != ref.learned:
+            if run.learned != ref.learned or run.families != ref.families:
                 raise ReportError(f"{run.path}: learns attacks in the order "
                                   f"{', '.join(run.learned)}, unlike {ref.path} "
                                   f"({', '.join(ref.learned)}); seeds of one strategy must "
-                                  "share the stage order to be averaged")
+                                  "share the stage order (and families) to be averaged")
         stack = np.stack([r.eer[:, [list(r.attacks).index(a) for a in attacks]]
                           for r in members])
         with warnings.catch_warnings():  # an all-NaN cell stays NaN ("n/a"), silently
@@ -110,7 +116,7 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         out.append(StrategyData(name=name, slug=slug, seeds=[r.seed for r in members],
                                 paths=[r.path for r in members], attacks=attacks,
                                 learned=list(ref.learned), mean=mean, std=std,
-                                official=official_frame(members)))
+                                official=official_frame(members), families=ref.families))
     return out
 
 

@@ -163,7 +163,8 @@ class Doc:
         "One EER matrix per strategy: a row per training stage (the EER of every attack "
         "after it), a column per evaluated attack, values in %. The colour scale is fixed "
         "to 0–50 % (50 % = chance level; higher values get the top colour) so matrices "
-        "compare at a glance; framed cells: the stage that learned the attack.")
+        "compare at a glance; framed cells: the stage that learned the attack (or its "
+        "family, when a stage learns a family of attacks).")
 
     def table_sources(self) -> dict[str, str]:
         out = {"forgetting_curves.png": ", ".join(f"forgetting_{s.slug}.csv"

@@ -28,7 +28,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -98,6 +98,8 @@ class RunRecord:
     eer: np.ndarray  # stages x attacks, EER %
     metrics: dict
     data_config: Any = None
+    # the attacks each stage label learns, when stages learn families of attacks
+    families: dict[str, tuple[str, ...]] | None = None
 
 
 def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") -> None:
@@ -377,8 +379,12 @@ class RunDir:
             raise RunDirError(f"{self.matrix_file}: unreadable "
                               f"({type(exc).__name__})") from None
 
-    def frames(self, progress: RunProgress, attacks: Sequence[str]) -> tuple[pd.DataFrame, dict]:
-        """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes)."""
+    def frames(self, progress: RunProgress, attacks: Sequence[str],
+               families: Mapping[str, Sequence[str]] | None = None
+               ) -> tuple[pd.DataFrame, dict]:
+        """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes);
+        ``families``: the attacks each stage label learns, when a stage learns several
+        (recorded in ``metrics.json``)."""
         import pandas as pd
 
         from cl_spoof.metrics.continual import summarize
@@ -388,10 +394,10 @@ class RunDir:
         official = list(progress.official)
         matrix = pd.DataFrame(list(progress.rows)).set_index("stage")
         matrix = matrix[["trained_on", *attacks]]
-        metrics = summarize(matrix[attacks], learned)
+        metrics = summarize(matrix[attacks], learned, families)
         for metric in continual_metrics():
             if metric.from_matrix is not None:
-                metrics[metric.key] = metric.from_matrix(matrix[attacks], learned)
+                metrics[metric.key] = metric.from_matrix(matrix[attacks], learned, families)
         if official:
             metrics["official"] = official
             for metric in per_stage_metrics():
@@ -409,9 +415,10 @@ class RunDir:
         save_checkpoint(self.checkpoint_path(stage), checkpoint)
 
     def write_stage(self, progress: RunProgress, attacks: Sequence[str], finished: bool,
-                    seconds: float) -> tuple[pd.DataFrame, dict]:
+                    seconds: float, families: Mapping[str, Sequence[str]] | None = None
+                    ) -> tuple[pd.DataFrame, dict]:
         """``eer_matrix.csv``, ``metrics.json`` and ``run.json`` after a stage."""
-        matrix, metrics = self.frames(progress, attacks)
+        matrix, metrics = self.frames(progress, attacks, families)
         with atomic_path(self.matrix_file) as tmp:
             matrix.to_csv(tmp, float_format="%.4f")
         atomic_write_text(self.metrics_file, json.dumps(metrics, indent=2) + "\n")
@@ -517,7 +524,15 @@ class RunDir:
         if isinstance(done, int) and done != len(matrix):
             raise RunDirError(f"{path}: run.json says {done} completed stages but "
                               f"eer_matrix.csv has {len(matrix)} rows")
+        metrics = _read_json_object(self.metrics_file)
+        families = metrics.get("families")
+        if families is not None and not (isinstance(families, dict) and all(
+                isinstance(m, list) and all(isinstance(a, str) for a in m)
+                for m in families.values())):
+            raise RunDirError(f"{self.metrics_file}: damaged (families must map each family "
+                              "to a list of attacks)")
         return RunRecord(path=path, strategy=strategy, seed=seed, attacks=tuple(attacks),
                          learned=tuple(str(a) for a in matrix["trained_on"]), eer=eer,
-                         metrics=_read_json_object(self.metrics_file),
-                         data_config=cfg.get("data"))
+                         metrics=metrics, data_config=cfg.get("data"),
+                         families=None if families is None else {
+                             str(f): tuple(m) for f, m in families.items()})

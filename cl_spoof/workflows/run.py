@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from cl_spoof.config import RunConfig, with_absolute_paths
 from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
+from cl_spoof.labels import JOINT
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
@@ -56,6 +57,7 @@ class StageRecord:
     result: StageResult
     official: dict[str, Any]  # the stage's official metrics
     last: bool  # the run's final stage: the run is finished once it is recorded
+    families: Mapping[str, Sequence[str]] | None = None  # stage label -> attacks it learns
 
 
 def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
@@ -67,12 +69,12 @@ def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
            **{a: record.result.eers.get(a, float("nan")) for a in record.attacks}}
     progress = progress.with_stage(row, {"trained_on": record.trained_on, **record.official})
     if not trainer.ctx.is_main:
-        matrix, metrics = run_dir.frames(progress, record.attacks)
+        matrix, metrics = run_dir.frames(progress, record.attacks, record.families)
         return progress, matrix, metrics
     run_dir.write_stage_outputs(record.stage, record.result.scores, trainer.checkpoint(
         record.stage, record.trained_on, record.attacks, record.result))
     matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
-                                          time.perf_counter() - t0)
+                                          time.perf_counter() - t0, record.families)
     return progress, matrix, metrics
 
 
@@ -88,6 +90,18 @@ def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | Non
             if exc.filename is None:
                 raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
             raise
+
+
+def _stage_families(data: BenchmarkData, joint: bool) -> dict[str, tuple[str, ...]] | None:
+    """The attacks each stage label learns, when stages learn families (for the matrix's
+    metrics): the data's families, or for joint training the learned families' attacks
+    when some columns are held out (None when joint learns every column)."""
+    if data.families is None:
+        return None
+    if not joint:
+        return data.families
+    learned = tuple(a for members in data.families.values() for a in members)
+    return None if len(learned) == len(data.plans) else {JOINT: learned}
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,9 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     check_score_ids(data)
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
-    train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
+    stages = data.training_plans  # one per attack, or per family (experience_by: family)
+    train_plans = [joint_plan(stages)] if job.spec.joint else stages
+    families = _stage_families(data, job.spec.joint)
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
 
@@ -185,7 +201,9 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
         for stage, exp in enumerate(bm.train_stream):
             if stage < completed:
                 continue
-            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
+            members = f" ({', '.join(families[exp.attack])})" if families else ""
+            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning "
+                            f"{exp.attack}{members}")
             trainer.train_stage(exp, stage, bm.train_stream)
             result = trainer.evaluate(bm.test_stream)
             calibration = (trainer.evaluate(bm.calibration_stream).scores
@@ -193,7 +211,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
             record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
                                  result=result, official=stage_metrics(result.scores, inputs,
                                                                        stage, calibration),
-                                 last=stage == len(train_plans) - 1)
+                                 last=stage == len(train_plans) - 1, families=families)
             progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next
