@@ -464,11 +464,11 @@ def data_check(
         report = check_table(table, allow_missing=allow_missing,
                              progress=bar.tracker("checking audio"), splits_read=splits)
     if data_cfg is not None and data_cfg.sources:  # one person on both sides of the split
-        from cl_spoof.benchmark.loading import tested_splits
+        from cl_spoof.benchmark.loading import scored_splits
         from cl_spoof.data.checks import cross_source_speakers
 
         report.problems += cross_source_speakers(report.table, data_cfg.train_split,
-                                                 tested_splits(data_cfg))
+                                                 scored_splits(data_cfg))
     console.print(df_to_rich(counts_table(report.table), title=f"{source}"))
     console.print(f"{len(report.table)} utterances")
     if allow_missing:
@@ -740,8 +740,9 @@ def yardstick_cmd(
     config: ConfigArg = None,
     yardsticks: Annotated[str, typer.Option(
         "--yardsticks", help="Comma-separated: lfcc (LFCC statistics), ltas (long-term "
-                             "average spectrum, 64-ms frames), ltas128 (128-ms frames); each "
-                             "+ logistic regression.")] = "lfcc,ltas",
+                             "average spectrum, 64-ms frames), ltas128 (128-ms frames), "
+                             "lfcc_bl and ltas_bl (lfcc and ltas of the clip band-limited to "
+                             "0-4 kHz); each + logistic regression.")] = "lfcc,ltas",
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: runs/yardstick-<time>); must not exist.")] = None,
     config_opt: ConfigOpt = None,

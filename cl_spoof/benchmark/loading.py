@@ -192,7 +192,7 @@ def load_benchmark_data(
         on_stage("preparing data source")
     table, source = read_run_table(cfg, progress)
     if on_stage is not None and len(cfg.sources) > 1:
-        shared = cross_source_speakers(table, cfg.train_split, tested_splits(cfg))
+        shared = cross_source_speakers(table, cfg.train_split, scored_splits(cfg))
         if shared:
             on_stage(f"warning: {len(shared)} speaker(s) in the train split of one source and "
                      f"the test split of another ({', '.join(p.where for p in shared[:5])}"
@@ -273,6 +273,6 @@ def _run_splits(cfg: DataConfig) -> list[str]:
         [cfg.calibration_split] if cfg.calibration_split else [])
 
 
-def tested_splits(cfg: DataConfig) -> tuple[str, ...]:
+def scored_splits(cfg: DataConfig) -> tuple[str, ...]:
     """The splits a run scores: its test split and its calibration split, if any."""
     return (cfg.test_split,) + ((cfg.calibration_split,) if cfg.calibration_split else ())

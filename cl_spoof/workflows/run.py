@@ -104,6 +104,13 @@ def _stage_families(data: BenchmarkData, joint: bool) -> dict[str, tuple[str, ..
     return None if len(learned) == len(data.plans) else {JOINT: learned}
 
 
+def _members_text(attacks: Sequence[str], shown: int = 6) -> str:
+    """`` (a, b, c)`` for a stage's progress line; a long family shortened with its count."""
+    if len(attacks) <= shown:
+        return f" ({', '.join(attacks)})"
+    return f" ({', '.join(attacks[:shown - 1])}, ... {len(attacks)} attacks)"
+
+
 @dataclass(frozen=True)
 class RunJob:
     """What :func:`run_experiment` was asked to do, on which process."""
@@ -201,7 +208,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
         for stage, exp in enumerate(bm.train_stream):
             if stage < completed:
                 continue
-            members = f" ({', '.join(families[exp.attack])})" if families else ""
+            members = _members_text(families[exp.attack]) if families else ""
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning "
                             f"{exp.attack}{members}")
             trainer.train_stage(exp, stage, bm.train_stream)
