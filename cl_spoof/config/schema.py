@@ -265,7 +265,8 @@ class DataConfig:
     families: dict[str, tuple[str, ...]] = documented(
         doc="with experience_by: family, the experiences in order (oldest first): family "
         "name -> fnmatch patterns of the attacks it learns, as the EER matrix names them "
-        "(with several sources prefixed: 'vocoders.is21-*'); attacks of no family are left out",
+        "(with several sources prefixed: 'vocoders_tts.is21-*'); attacks of no family are "
+        "left out",
         factory=dict)
     held_out_families: tuple[str, ...] = documented(
         (), "families of data.families never learned, only tested after every stage: unseen "

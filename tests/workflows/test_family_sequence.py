@@ -212,3 +212,17 @@ def test_data_check_names_a_speaker_on_both_sides_of_two_sources(
     result = runner.invoke(app, ["data", "check", str(fixed)])
     assert result.exit_code == 0, result.output
     assert "no problems found" in result.output
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_add_attack_refuses_a_family_run(manifests: dict[str, Path], tmp_path: Path) -> None:
+    from cl_spoof.errors import CLSpoofError
+    from cl_spoof.workflows.add_attack import add_attack
+    from cl_spoof.workflows.run import run_experiment
+
+    raw = family_config(manifests)
+    raw["data"].update(sources=[], source=str(manifests["one"]),
+                       families={"noisy": ["v1"], "clipped": ["v2"]})
+    run_experiment(config_from_dict(raw), tmp_path / "run")
+    with pytest.raises(CLSpoofError, match="learns families of attacks"):
+        add_attack(tmp_path / "run", "new", manifests["two"].parent / "audio")
