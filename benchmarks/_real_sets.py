@@ -38,7 +38,8 @@ import pandas as pd
 from benchmarks._common import REPO, RESULTS, machine
 from cl_spoof.config import RunConfig, to_dict, with_overrides
 from cl_spoof.metrics.continual import summarize
-from cl_spoof.rundir import CompareDir, RunDir
+from cl_spoof.labels import PRETRAINED_PREFIX
+from cl_spoof.rundir import STAGE_BASE, CompareDir, RunDir
 from cl_spoof.workflows.events import RunEvents
 
 #: The yardsticks every real-set study fits beside the detector: full band and 0-4 kHz.
@@ -313,7 +314,10 @@ def read_finished_run(path: Path, groups: Mapping[str, str], clip_bytes: int = 0
     if status is None or not status.get("finished"):
         return None
     matrix = run.read_matrix()
-    attacks = [str(c) for c in matrix.columns if c not in ("stage", "trained_on")]
+    if status.get("stage_base") == STAGE_BASE and (matrix["stage"] < STAGE_BASE).any():
+        matrix = matrix[matrix["stage"] >= STAGE_BASE].reset_index(drop=True)  # trained only
+    attacks = [str(c) for c in matrix.columns
+               if c not in ("stage", "trained_on") and not str(c).startswith(PRETRAINED_PREFIX)]
     learned = [str(v) for v in matrix["trained_on"]]
     metrics = json.loads(run.metrics_file.read_text())
     families = metrics.get("families")

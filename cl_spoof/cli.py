@@ -524,9 +524,10 @@ class CliEvents:
 
     def on_result(self, stage: int, attack: str, eers: dict[str, float]) -> None:
         shown = "  ".join(f"{a} {v:.1f}" for a, v in eers.items())
-        self.bar.console.print(f"  EER % after learning {escape(attack)}: {escape(shown)}",
+        what = "of the pretrained model" if stage == 0 else f"after learning {attack}"
+        self.bar.console.print(f"  EER % {escape(what)} (stage {stage}): {escape(shown)}",
                                highlight=False)
-        if self.undertrained is None:
+        if self.undertrained is None or stage == 0:
             return
         # joint learns them all; a family's attacks are not named here: no warning
         learned = [attack] if attack in eers else list(eers) if attack == JOINT else []
@@ -552,7 +553,7 @@ def _run_hint(out_dir: Path) -> str:
     from cl_spoof.rundir import RunDir
 
     run_dir = RunDir(out_dir)
-    done = run_dir.completed_stages()
+    done = run_dir.recorded_stages()
     if done:
         return (f"{done} completed stage(s) kept in {out_dir}; continue with "
                 f"`cl-spoof run --resume {out_dir}`")
@@ -645,6 +646,43 @@ def run_cmd(
 
 def _comparison_notes() -> None:
     console.print("EER in %; " + FORGETTING_NOTE + ".", highlight=False, soft_wrap=True)
+
+
+@app.command("init")
+@user_errors
+def init_cmd(
+    run_dir: Annotated[Path, typer.Argument(
+        help="The run directory to make (must not exist).")],
+    from_: Annotated[Path, typer.Option(
+        "--from", help="The pretrained model: an official AASIST/AASIST-L file, a cl-spoof "
+                       "checkpoint, or a state dict of the config's preset (model.init).")],
+    config: Annotated[Path | None, typer.Option(
+        help="YAML config whose data, model and training the run uses (default: the demo "
+             "config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE overriding the config (repeatable), e.g. "
+                      "model.preset=aasist_l.")] = None,
+) -> None:
+    """Start a run from a pretrained model: evaluate it (stage 0) on the config's test data.
+
+    The run holds stage 0 alone (scores, checkpoint, EER matrix); `cl-spoof add-attack`
+    then teaches it new attacks, stage 1, 2, ...
+    """
+    import json
+
+    from cl_spoof.workflows.run import run_experiment
+    from cl_spoof.workflows.setup import load_run_config
+
+    # --from is model.init (a JSON string is a YAML string, whatever the path holds)
+    cfg = load_run_config(config, [f"model.init={json.dumps(str(from_))}", *(set_ or [])])
+    try:
+        with progress_bar() as bar:
+            summary = run_experiment(cfg, run_dir, CliEvents(bar).as_run_events(),
+                                     only_stage_0=True)
+    except KeyboardInterrupt:
+        raise Interrupted(_run_hint(run_dir)) from None
+    print_run_summary(summary)
+    console.print(f"next: cl-spoof add-attack {run_dir} --name NAME --spoof FOLDER")
 
 
 @app.command("compare")
@@ -817,7 +855,8 @@ def _undertrained_of(run_dir: Path) -> float | None:
 @app.command("add-attack")
 @user_errors
 def add_attack_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run directory (or one of `cl-spoof init`: a pretrained model).")],
     name: Annotated[str, typer.Option(help="Name of the new attack (not yet in the run).")],
     spoof: Annotated[Path, typer.Option(help="Folder of the new attack's audio, or a manifest.")],
     bonafide: Annotated[Path | None, typer.Option(

@@ -22,6 +22,7 @@ from cl_spoof.benchmark.planning import (
     cap_sources,
     configured_attacks,
     family_candidates,
+    plan_evaluation_set,
     plan_experiences,
     plan_families,
     plan_sources,
@@ -34,8 +35,9 @@ from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table, cross_source_speakers
 from cl_spoof.data.corpora import prefix_utt_ids
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import make_table
 from cl_spoof.errors import CLSpoofError, DataError
+from cl_spoof.labels import NO_ATTACK
 
 
 @dataclass
@@ -239,6 +241,40 @@ def prepare_benchmark_data(
                                  cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
                                  cfg.max_test_per_attack, cfg.max_bonafide_test,
                                  cfg.calibration_split)
+    return _cache_plans(table, plans, cfg, source, on_stage, progress, stages, families)
+
+
+def load_evaluation_set(path: str | Path, cfg: DataConfig, seed: int = 0,
+                        on_stage: Callable[[str], None] | None = None,
+                        progress: Callable[[str, int, int], None] | None = None,
+                        key: str = "data.pretrained_eval") -> BenchmarkData:
+    """A labelled set that is only ever evaluated (``data.pretrained_eval``): a manifest
+    or a corpus root, every row whatever its split, one test experience per attack
+    (:func:`~cl_spoof.benchmark.planning.plan_evaluation_set`, capped by
+    ``max_test_per_attack`` / ``max_bonafide_test``), decoded like the run's own audio
+    (``cfg``: rate, cache). Errors are prefixed with ``key``."""
+    if on_stage is not None:
+        on_stage(f"preparing {key}")
+    source = Path(path).expanduser()
+    try:
+        table = read_source(source)
+        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+        report.raise_if_problems(source)
+        table = report.table.reset_index(drop=True)
+        plans = plan_evaluation_set(table, seed, cfg.max_test_per_attack,
+                                    cfg.max_bonafide_test)
+        return _cache_plans(table, plans, cfg, str(source), on_stage, progress)
+    except CLSpoofError as exc:
+        raise type(exc)(f"{key}: {exc}") from None
+
+
+def _cache_plans(table: pd.DataFrame, plans: list[ExperiencePlan], cfg: DataConfig,
+                 source: str, on_stage: Callable[[str], None] | None,
+                 progress: Callable[[str, int, int], None] | None,
+                 stages: list[ExperiencePlan] | None = None,
+                 families: dict[str, tuple[str, ...]] | None = None) -> BenchmarkData:
+    """The rows ``plans`` (and training ``stages``) use, renumbered, with their audio
+    decoded into the cache."""
     used = np.unique(np.concatenate([np.concatenate([p.train_rows, p.test_rows,
                                                      p.calibration_rows])
                                      for p in plans + (stages or [])]))

@@ -127,6 +127,31 @@ def resplit_by_speaker(table: pd.DataFrame, seed: int, test_fraction: float,
     return out
 
 
+def plan_evaluation_set(table: pd.DataFrame, seed: int = 0,
+                        max_per_attack: int | None = None,
+                        max_bonafide: int | None = None) -> list[ExperiencePlan]:
+    """Test experiences only, over every row of ``table`` whatever its split: one per
+    attack (sorted), its spoofs and all bona fide (capped, seeded, like test rows).
+    For a set that is only ever evaluated (``data.pretrained_eval``)."""
+    is_bona = (table["label"] == BONAFIDE).to_numpy()
+    attack = table["attack"].to_numpy()
+    attacks = sorted(set(attack[~is_bona]))
+    if not attacks or not is_bona.any():
+        raise DataError(f"needs bona fide and spoof utterances to measure an EER; it has "
+                        f"{int(is_bona.sum())} bona fide and {int((~is_bona).sum())} spoof")
+    for a in attacks:
+        try:
+            check_name(a, "attack name")
+        except BadNameError as exc:  # it becomes part of a column of eer_matrix.csv
+            raise DataError(f"{exc} (attack names become columns; rename the attack in the "
+                            "data)") from None
+    bona = _subsample(np.flatnonzero(is_bona), max_bonafide, _stable_rng(seed, "bona-test"))
+    empty = np.empty(0, dtype=np.int64)
+    return [ExperiencePlan(a, empty, np.concatenate([
+        _subsample(np.flatnonzero(~is_bona & (attack == a)), max_per_attack,
+                   _stable_rng(seed, "test", a)), bona])) for a in attacks]
+
+
 def default_attacks(table: pd.DataFrame, train_split: str) -> tuple[str, ...]:
     """Every spoof attack with training rows, sorted."""
     spoof = table[(table["label"] == SPOOF) & (table["split"] == train_split)]

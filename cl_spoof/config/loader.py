@@ -8,11 +8,12 @@ or override and the key. Configs are never mutated: :func:`with_overrides` build
 new one.
 
 One rule for paths: a relative path in a config file (``data.source``,
-``data.sources[].path``, ``data.cache_dir``, ``metrics.asv_scores``,
-``model.overrides.checkpoint``) is relative to the folder of that file, as a manifest's
-paths are relative to the manifest; one given in an override is relative to the
-working folder. Loading makes them absolute, so a run stores absolute paths. The
-configs shipped in ``cl_spoof/configs/`` load by name (``asvspoof2019_la``).
+``data.sources[].path``, ``data.cache_dir``, ``data.pretrained_eval``, ``model.init``,
+``metrics.asv_scores``, ``model.overrides.checkpoint``) is relative to the folder of
+that file, as a manifest's paths are relative to the manifest; one given in an
+override is relative to the working folder. Loading makes them absolute, so a run
+stores absolute paths. The configs shipped in ``cl_spoof/configs/`` load by name
+(``asvspoof2019_la``).
 """
 
 from __future__ import annotations
@@ -352,6 +353,7 @@ def did_you_mean_config(path: Path) -> str:
 
 #: Config keys that hold paths (``data.sources[].path`` is handled beside them).
 PATH_KEYS: tuple[tuple[str, str], ...] = (("data", "source"), ("data", "cache_dir"),
+                                          ("data", "pretrained_eval"), ("model", "init"),
                                           ("metrics", "asv_scores"))
 
 
@@ -366,7 +368,8 @@ def _absolute(value: Any, base: Path) -> Any:
 def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """A copy of the plain config ``data`` with every relative path made absolute against
     ``base``: ``data.source`` (unless ``demo``), ``data.cache_dir``,
-    ``data.sources[].path``, ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
+    ``data.sources[].path``, ``data.pretrained_eval``, ``model.init``,
+    ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
 
     The rule of every config file: a relative path is relative to the folder of the
     file that holds it (as a manifest's paths are relative to the manifest). A run

@@ -19,9 +19,10 @@ from typing import Any
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import SAMPLE_RATE
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
-MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_NUM_SAMPLES = SAMPLE_RATE * 600  # 10 minutes per clip
 MAX_BATCH = 65_536
 MAX_WORKERS = 64
 MAX_THREADS = 1024
@@ -279,7 +280,7 @@ class DataConfig:
     calibration_split: str | None = documented(
         None, "split scored after every stage to fit the score-to-LLR calibration of "
         "actDCF/Cllr (never trained on, never in the EER matrix); null: no calibration")
-    sample_rate: int = bounded(16_000, 8_000, MAX_RATE,
+    sample_rate: int = bounded(SAMPLE_RATE, 8_000, MAX_RATE,
                                say=f"must be between 8000 and {MAX_RATE} Hz",
                                doc="rate every file is decoded and resampled to (24000 keeps "
                                "the 8-12 kHz band where neural-vocoder artefacts live)")
@@ -289,6 +290,11 @@ class DataConfig:
                         "peak (to level_db, default 0 dBFS) or none (as decoded)")
     level_db: float | None = bounded(None, -100, 20, say="must be between -100 and 20 dBFS",
                                      doc="target of data.level in dBFS; null: its default")
+    pretrained_eval: str | None = documented(
+        None, "what the pretrained model of model.init was trained on: a manifest or corpus "
+        "root with labels (every row, whatever its split); after every stage, 0 included, "
+        "its EER per attack becomes a column pretrained:<attack> of the EER matrix (never "
+        "trained on): the forgetting of the pretraining. Needs model.init")
 
     def _check_families(self, prefix: str) -> None:
         """``families`` against ``experience_by`` and ``attacks``; plain family names."""
@@ -413,7 +419,8 @@ class SelfDistillationConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The detector: a preset name, optional field overrides, self-distillation."""
+    """The detector: a preset name, optional field overrides, self-distillation, and the
+    pretrained weights a run starts from."""
 
     preset: str = documented("small", "the detector: a model preset (tiny, small, base, "
                              "lfcc_lcnn, ...; an unknown name lists them)")
@@ -421,12 +428,20 @@ class ModelSpec:
                                            "(e.g. {gru_hidden: 64})", factory=dict)
     self_distillation: SelfDistillationConfig = documented(
         doc="self-distillation exits", factory=SelfDistillationConfig)
+    init: str | None = documented(
+        None, "a pretrained model to start from (stage 0 of the run, evaluated before "
+        "training): weights for this preset read with torch.load(weights_only=True) -- an "
+        "official AASIST / AASIST-L file, any cl-spoof checkpoint, or a plain state dict; "
+        "null: the preset's random initialisation")
 
     def check(self, prefix: str) -> None:
         """The input rate is the data's, not a model override."""
         if "sample_rate" in self.overrides:
             raise ConfigError(f"{prefix}overrides.sample_rate: the model's input rate is "
                               "data.sample_rate; set it there")
+        if self.init is not None and not self.init.strip():
+            raise ConfigError(f"{prefix}init: empty; give the path of a pretrained model's "
+                              "file, or leave the key out")
 
 
 _PROBABILITY = "must be a probability between 0 and 1"
@@ -633,7 +648,11 @@ class RunConfig:
                                         factory=MetricsConfig)
 
     def check(self, prefix: str) -> None:
-        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``."""
+        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``;
+        ``data.pretrained_eval`` against ``model.init``."""
+        if self.data.pretrained_eval is not None and self.model.init is None:
+            raise ConfigError("data.pretrained_eval names what the pretrained model of "
+                              "model.init was trained on; set model.init too")
         m, names = self.metrics, [s.name for s in self.data.sources]
         if m.tdcf_source is not None:
             if m.asv_scores is None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio, waveform_problem
+from cl_spoof.data.audio import fix_length, read_audio, waveform_problem
 from cl_spoof.data.checks import Problem
 from cl_spoof.errors import DataError, FileSystemError, os_error_message
 from cl_spoof.infra.files import (
@@ -45,6 +45,7 @@ from cl_spoof.infra.files import (
     reserve,
     user_cache_dir,
 )
+from cl_spoof.labels import SAMPLE_RATE
 
 CACHE_VERSION = 2
 INT16_SCALE = 32767.0

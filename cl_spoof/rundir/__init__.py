@@ -10,13 +10,16 @@ Avalanche.
 from cl_spoof.rundir.compare_dir import COMPARE_FILE, CompareDir, run_dir_name
 from cl_spoof.rundir.run_dir import (
     RUN_FILES,
+    STAGE_BASE,
     RunDir,
     RunDirError,
     RunProgress,
     RunRecord,
     check_same_config,
+    pretrained_columns,
     write_scores,
 )
 
-__all__ = ["COMPARE_FILE", "RUN_FILES", "CompareDir", "RunDir", "RunDirError", "RunProgress",
-           "RunRecord", "check_same_config", "run_dir_name", "write_scores"]
+__all__ = ["COMPARE_FILE", "RUN_FILES", "STAGE_BASE", "CompareDir", "RunDir", "RunDirError",
+           "RunProgress", "RunRecord", "check_same_config", "pretrained_columns", "run_dir_name",
+           "write_scores"]

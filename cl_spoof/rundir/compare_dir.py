@@ -100,7 +100,7 @@ class CompareDir:
 
     def any_stage_completed(self) -> bool:
         """Whether any run under the directory completed a stage (then it is kept)."""
-        return any(RunDir(run).completed_stages() for run in self.path.glob("*/seed*"))
+        return any(RunDir(run).recorded_stages() for run in self.path.glob("*/seed*"))
 
     def run_metrics(self, strategy: str, seed: int) -> dict:
         """``metrics.json`` of a finished run of the comparison."""

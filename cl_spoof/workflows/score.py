@@ -52,6 +52,7 @@ from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.checkpoints import CheckpointError
 from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.infra.formats import join_fields
+from cl_spoof.labels import PRETRAINED
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
 from cl_spoof.rundir import CompareDir, RunDir
@@ -190,7 +191,8 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
         origin = "EER threshold of the checkpoint"
         if ckpt.stage is not None:
             origin += f" (stage {ckpt.stage}"
-            origin += f", trained on {ckpt.trained_on}" if ckpt.trained_on else ""
+            origin += (", the pretrained starting model" if ckpt.trained_on == PRETRAINED
+                       else f", trained on {ckpt.trained_on}" if ckpt.trained_on else "")
             origin += f", pooled EER {ckpt.pooled_eer:.2f} %" if ckpt.pooled_eer is not None \
                 else ""
             origin += ")"

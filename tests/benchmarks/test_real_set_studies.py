@@ -50,8 +50,8 @@ def write_run(path: Path, strategy: str, seed: int, stages: list[tuple[str, dict
         for system, eer in matched.items():
             lines += [f"{_source(system)}/{system}-{i} {system} spoof {s}"
                       for i, s in enumerate(SPOOF[(_source(system), eer)])]
-        (path / "scores" / f"stage_{k}.txt").write_text("\n".join(lines) + "\n")
-        rows.append({"stage": k, "trained_on": trained_on,
+        (path / "scores" / f"stage_{k + 1}.txt").write_text("\n".join(lines) + "\n")
+        rows.append({"stage": k + 1, "trained_on": trained_on,  # trained stages: 1..N
                      **{s: POOLED[(_source(s), e)] for s, e in matched.items()}})
     header = ["stage", "trained_on", *SYSTEMS]
     (path / "eer_matrix.csv").write_text("\n".join(
@@ -63,7 +63,8 @@ def write_run(path: Path, strategy: str, seed: int, stages: list[tuple[str, dict
         metrics["families"] = families
     (path / "metrics.json").write_text(json.dumps(metrics))
     (path / "run.json").write_text(json.dumps({"completed_stages": len(stages),
-                                               "finished": True, "seconds": seconds}))
+                                               "finished": True, "seconds": seconds,
+                                               "stage_base": 1}))
 
 
 def write_groups(out: Path) -> None:

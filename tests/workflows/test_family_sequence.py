@@ -111,7 +111,7 @@ def test_a_family_sequence_keeps_a_column_per_system(manifests: dict[str, Path],
     assert set(metrics["forgetting"]) == {"one.v1", "two.t1", "one.v2"}
     assert summary.metrics["final_avg_eer"] == pytest.approx(expected["final_avg_eer"])
 
-    scores = (tmp_path / "run" / "scores" / "stage_2.txt").read_text().split("\n")
+    scores = (tmp_path / "run" / "scores" / "stage_3.txt").read_text().split("\n")
     utts = {line.split()[0] for line in scores if line}
     assert {u.split("/")[0] for u in utts} == {"one", "two"}  # both sources scored
 
@@ -120,7 +120,7 @@ def test_a_family_sequence_keeps_a_column_per_system(manifests: dict[str, Path],
     build_report([tmp_path / "run"], tmp_path / "report")  # framed cells: family stages
     table = pd.read_csv(tmp_path / "report" / "forgetting_naive.csv")
     learned_at = table.drop_duplicates("attack").set_index("attack")["learned_at_stage"]
-    assert learned_at.to_dict() == {"one.v1": 0, "two.t1": 0, "one.v2": 1, "two.t2": 2}
+    assert learned_at.to_dict() == {"one.v1": 1, "two.t1": 1, "one.v2": 2, "two.t2": 3}
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
