@@ -37,8 +37,8 @@ import pandas as pd
 
 from benchmarks._common import REPO, RESULTS, machine
 from cl_spoof.config import RunConfig, to_dict, with_overrides
-from cl_spoof.metrics.continual import summarize
 from cl_spoof.labels import PRETRAINED_PREFIX
+from cl_spoof.metrics.continual import summarize
 from cl_spoof.rundir import STAGE_BASE, CompareDir, RunDir
 from cl_spoof.workflows.events import RunEvents
 
