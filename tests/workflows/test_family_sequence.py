@@ -205,6 +205,12 @@ def test_data_check_names_a_speaker_on_both_sides_of_two_sources(
     named = [f"speaker s{i}" for i in range(8)]
     assert all(n in result.output for n in named), result.output
     assert "train in one" in result.output and "eval in two" in result.output
+    from cl_spoof.benchmark import load_benchmark_data
+
+    said: list[str] = []  # a run goes ahead, saying so
+    load_benchmark_data(config_from_dict(raw).data, on_stage=said.append)
+    assert any(m.startswith("warning: 8 speaker(s) in the train split of one source and the "
+                            "test split of another (speaker s0,") for m in said), said
 
     raw["data"]["resplit_by_speaker"] = {"seed": 3, "test_fraction": 0.4}
     fixed = tmp_path / "fixed.yaml"
