@@ -29,6 +29,7 @@ from typer.core import TyperGroup  # noqa: E402
 
 from cl_spoof import __version__  # noqa: E402
 from cl_spoof.errors import CLSpoofError, did_you_mean, os_error_message  # noqa: E402
+from cl_spoof.labels import JOINT  # noqa: E402
 from cl_spoof.strategies.registry import STRATEGIES  # noqa: E402
 
 if TYPE_CHECKING:
@@ -428,7 +429,8 @@ def data_check(
     source: Annotated[Path, typer.Argument(
         help="A corpus root (ASVspoof 2019 LA / 2021 LA / 2021 DF / 5, In-the-Wild, WaveFake, "
              "Fake-or-Real: layout detected), a CSV manifest, or a YAML config (checks its "
-             "data.source or every data.sources entry).")],
+             "data.source or every data.sources entry, and that no speaker is in the train "
+             "split of one source and the test split of another).")],
     layout: Annotated[str | None, typer.Option(
         help="Read SOURCE with this reader instead of detecting the layout.")] = None,
     allow_missing: Annotated[bool, typer.Option(
@@ -441,20 +443,32 @@ def data_check(
     from cl_spoof.data.table import counts_table
 
     splits = None
+    data_cfg = None
     if source.suffix.lower() in (".yaml", ".yml"):
-        from cl_spoof.benchmark.loading import read_sources_table, resolve_source, splits_read
+        from cl_spoof.benchmark.loading import (
+            apply_resplit,
+            read_sources_table,
+            resolve_source,
+            splits_read,
+        )
         from cl_spoof.workflows.setup import load_run_config
 
         data_cfg = load_run_config(source).data
         allow_missing = allow_missing or data_cfg.allow_missing
         splits = splits_read(data_cfg)
         table = (read_sources_table(data_cfg) if data_cfg.sources
-                 else read_source(resolve_source(data_cfg)))
+                 else apply_resplit(read_source(resolve_source(data_cfg)), data_cfg))
     else:
         table = read_source(source, layout=layout)
     with progress_bar() as bar:
         report = check_table(table, allow_missing=allow_missing,
                              progress=bar.tracker("checking audio"), splits_read=splits)
+    if data_cfg is not None and data_cfg.sources:  # one person on both sides of the split
+        from cl_spoof.benchmark.loading import scored_splits
+        from cl_spoof.data.checks import cross_source_speakers
+
+        report.problems += cross_source_speakers(report.table, data_cfg.train_split,
+                                                 scored_splits(data_cfg))
     console.print(df_to_rich(counts_table(report.table), title=f"{source}"))
     console.print(f"{len(report.table)} utterances")
     if allow_missing:
@@ -515,7 +529,8 @@ class CliEvents:
                                highlight=False)
         if self.undertrained is None or stage == 0:
             return
-        learned = list(eers) if attack not in eers else [attack]  # joint learns them all
+        # joint learns them all; a family's attacks are not named here: no warning
+        learned = [attack] if attack in eers else list(eers) if attack == JOINT else []
         for name in learned:
             value = eers.get(name, float("nan"))
             if value == value and value > self.undertrained:
@@ -794,8 +809,9 @@ def yardstick_cmd(
     config: ConfigArg = None,
     yardsticks: Annotated[str, typer.Option(
         "--yardsticks", help="Comma-separated: lfcc (LFCC statistics), ltas (long-term "
-                             "average spectrum, 64-ms frames), ltas128 (128-ms frames); each "
-                             "+ logistic regression.")] = "lfcc,ltas",
+                             "average spectrum, 64-ms frames), ltas128 (128-ms frames), "
+                             "lfcc_bl and ltas_bl (lfcc and ltas of the clip band-limited to "
+                             "0-4 kHz); each + logistic regression.")] = "lfcc,ltas",
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: runs/yardstick-<time>); must not exist.")] = None,
     config_opt: ConfigOpt = None,

@@ -67,6 +67,11 @@ def check_value(key: str, value: Any, tp: Any) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        if len(args) == 2 and args[1] is not Any:  # typed values (data.families)
+            for k in value:
+                if not isinstance(k, str):
+                    raise ConfigError(f"{key}: expected names as keys, got {k!r}")
+            return {k: check_value(f"{key}.{k}", v, args[1]) for k, v in value.items()}
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):

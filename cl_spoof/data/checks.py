@@ -7,7 +7,7 @@ functions and refuses to start on bad data: rows are never dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +110,38 @@ def metadata_problems(table: pd.DataFrame) -> list[Problem]:
     for utt, group in table.loc[dup.index].groupby("utt_id", sort=False):
         paths = ", ".join(group["path"].tolist()[:3])
         problems.append(Problem(str(utt), "duplicate utt_id", f"{len(group)} rows: {paths}"))
+    return problems
+
+
+SHARED_SPEAKER = "speaker in train of one source and test of another"
+
+
+def cross_source_speakers(table: pd.DataFrame, train_split: str,
+                          tested: Sequence[str]) -> list[Problem]:
+    """One problem per speaker with rows in ``train_split`` of one source and in a
+    ``tested`` split of another (column ``source``; a table without it has none).
+
+    The same person on both sides lets a detector learn the voice rather than the
+    attack. Speaker ids are compared as the table holds them (after each source's
+    ``speaker_map``); ``data.resplit_by_speaker`` draws a split without any.
+    """
+    if "source" not in table.columns or table["source"].nunique() < 2:
+        return []
+    speaker = table["speaker"].astype(str).str.strip()
+    named = (speaker != "").to_numpy()
+    learned = named & (table["split"] == train_split).to_numpy()
+    scored = named & table["split"].isin(list(tested)).to_numpy()
+    learned_in = table["source"][learned].groupby(speaker[learned]).agg(set)
+    tested_in = table["source"][scored].groupby(speaker[scored]).agg(set)
+    problems = []
+    for s, sources in tested_in.items():
+        train = learned_in.get(s, set())
+        if not any(a != b for a in train for b in sources):
+            continue
+        problems.append(Problem(
+            f"speaker {s}", SHARED_SPEAKER,
+            f"train in {', '.join(sorted(train))}; {'/'.join(tested)} in "
+            f"{', '.join(sorted(sources))}"))
     return problems
 
 

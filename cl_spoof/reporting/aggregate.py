@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cl_spoof.labels import JOINT, PRETRAINED
-from cl_spoof.metrics.continual import summarize
+from cl_spoof.metrics.continual import learned_at, summarize
 from cl_spoof.metrics.definitions import METRICS, per_stage_metrics, run_keys
 from cl_spoof.reporting.runs import ReportError, RunRecord
 from cl_spoof.rundir import run_dir_name
@@ -61,6 +61,8 @@ class StrategyData:
     stages: list[int] = field(default_factory=list)  # each row's stage number (0: pretrained)
     strategy: str = ""  # the continual-learning strategy of the runs
     runs: list[RunRecord] = field(default_factory=list)  # the runs, by seed
+    # stage label -> the attacks it learned, when stages learn families of attacks
+    families: dict[str, tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         if not self.stages:  # trained stages only, numbered from 1
@@ -81,7 +83,10 @@ class StrategyData:
 
     def learned_row(self, attack: str) -> int | None:
         """The matrix row (position) of the stage that learned ``attack`` (the joint
-        stage's for every attack of a joint run)."""
+        stage's for every attack of a joint run; its family's stage when stages learn
+        families)."""
+        if self.families:  # before joint: a joint stage may leave held-out attacks unlearned
+            return learned_at(self.attacks, self.learned, self.families).get(attack)
         if self.joint:
             return self.learned.index(JOINT)
         return self.learned.index(attack) if attack in self.learned else None
@@ -114,11 +119,12 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         members = sorted(members, key=lambda r: r.seed)
         ref = members[0]
         for run in members[1:]:
-            if run.learned != ref.learned or run.stages != ref.stages:
+            if run.learned != ref.learned or run.stages != ref.stages \
+                    or run.families != ref.families:
                 raise ReportError(f"{run.path}: learns attacks in the order "
                                   f"{', '.join(run.learned)}, unlike {ref.path} "
                                   f"({', '.join(ref.learned)}); seeds of one label must "
-                                  "share the stage order to be averaged")
+                                  "share the stage order (and families) to be averaged")
         stack = np.stack([r.eer[:, [list(r.attacks).index(a) for a in attacks]]
                           for r in members])
         with warnings.catch_warnings():  # an all-NaN cell stays NaN ("n/a"), silently
@@ -135,7 +141,7 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
                                 learned=list(ref.learned), mean=mean, std=std,
                                 official=official_frame(members),
                                 stages=list(ref.stages), strategy=ref.strategy,
-                                runs=list(members)))
+                                runs=list(members), families=ref.families))
     return out
 
 
@@ -190,7 +196,7 @@ def headline_metrics(run: RunRecord) -> dict[str, float]:
         matrix = pd.DataFrame(run.eer, columns=list(run.attacks))
         for metric in missing:
             assert metric.from_matrix is not None
-            values[metric.run_key] = metric.from_matrix(matrix, list(run.learned))
+            values[metric.run_key] = metric.from_matrix(matrix, list(run.learned), run.families)
     return {k: (np.nan if values.get(k) is None else float(values[k])) for k in run_keys()}
 
 

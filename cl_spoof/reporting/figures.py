@@ -176,21 +176,22 @@ def heatmap_figure(s: StrategyData) -> Figure:
             dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
             ax.text(j, k, f"{value:.1f}", ha="center", va="center", fontsize=9,
                     color="white" if dark else "black")
-    for k, attack in enumerate(s.learned):
-        cols = (range(n_attacks) if attack == JOINT else []) if s.joint else (
-            [s.attacks.index(attack)] if attack in s.attacks else [])
-        for j in cols:
-            ax.add_patch(Rectangle((j - 0.5, k - 0.5), 1, 1, fill=False, edgecolor="#1f3a93",
-                                   linewidth=2.2))
+    for j, attack in enumerate(s.attacks):  # framed: the stage that learned it
+        row = s.learned_row(attack)
+        if row is not None:
+            ax.add_patch(Rectangle((j - 0.5, row - 0.5), 1, 1, fill=False,
+                                   edgecolor="#1f3a93", linewidth=2.2))
     tilt = max(len(a) for a in s.attacks) * 7 > CELL_PX[0]  # label wider than its cell
     ax.set_xticks(range(n_attacks), s.attacks, fontsize=9, rotation=45 if tilt else 0,
                   ha="right" if tilt else "center")
-    ylabels = ["joint (all attacks)"] if s.learned == [JOINT] else _stage_labels(s)
+    ylabels = ([f"joint (all {'learned ' if s.families else ''}attacks)"]
+               if s.learned == [JOINT] else _stage_labels(s))
     ax.set_yticks(range(n_stages), ylabels, fontsize=9)
     ax.set_xlabel("evaluated attack")
-    ax.set_ylabel("after stage: attack learned")
-    ax.set_title(f"{s.name}: EER (%), {s.caption}\nframed: the stage that learned the attack",
-                 fontsize=10)
+    unit = "family" if s.families else "attack"
+    ax.set_ylabel(f"after stage: {unit} learned")
+    ax.set_title(f"{s.name}: EER (%), {s.caption}\nframed: the stage that learned the attack"
+                 + (" (its family)" if s.families else ""), fontsize=10)
     bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03, extend="max")
     bar.set_label("EER % (scale fixed 0–50)", fontsize=9)
     bar.ax.tick_params(labelsize=8)

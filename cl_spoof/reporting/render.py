@@ -197,7 +197,8 @@ class Doc:
         "One EER matrix per run: a row per training stage (the EER of every attack "
         "after it), a column per evaluated attack, values in %. The colour scale is fixed "
         "to 0–50 % (50 % = chance level; higher values get the top colour) so matrices "
-        "compare at a glance; framed cells: the stage that learned the attack. Trained "
+        "compare at a glance; framed cells: the stage that learned the attack (or its "
+        "family, when a stage learns a family of attacks). Trained "
         "stages are numbered from 1; stage 0, where present, is the pretrained starting "
         "model before any training, and columns pretrained:<attack> are the set it was "
         "trained on (data.pretrained_eval), never trained on again.")

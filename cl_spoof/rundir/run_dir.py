@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -134,6 +134,8 @@ class RunRecord:
     config: dict = field(default_factory=dict)  # config.yaml as stored
     # run.json's record of how the run was made: data_digest, versions, config_digest
     info: dict = field(default_factory=dict)
+    # the attacks each stage label learns, when stages learn families of attacks
+    families: dict[str, tuple[str, ...]] | None = None
 
 
 def pretrained_columns(columns: Sequence[Any]) -> list[str]:
@@ -533,7 +535,9 @@ class RunDir:
             raise RunDirError(f"{self.matrix_file}: unreadable "
                               f"({type(exc).__name__})") from None
 
-    def frames(self, progress: RunProgress, attacks: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+    def frames(self, progress: RunProgress, attacks: Sequence[str],
+               families: Mapping[str, Sequence[str]] | None = None
+               ) -> tuple[pd.DataFrame, dict]:
         """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes).
 
         The continual metrics summarise the trained stages (1..N), so a run from a
@@ -541,6 +545,8 @@ class RunDir:
         EER on every attack), and the ``pretrained:<attack>`` columns of
         ``data.pretrained_eval`` (after the attacks, never trained on) add
         ``pretrained_eval``. A run of stage 0 alone is summarised by that stage.
+        ``families``: the attacks each stage label learns, when a stage learns several
+        (recorded in ``metrics.json``).
         """
         import numpy as np
         import pandas as pd
@@ -555,10 +561,10 @@ class RunDir:
         trained = matrix[matrix.index >= STAGE_BASE]
         basis = trained if len(trained) else matrix
         learned = [str(a) for a in basis["trained_on"]]
-        metrics = summarize(basis[attacks], learned)
+        metrics = summarize(basis[attacks], learned, families)
         for metric in continual_metrics():
             if metric.from_matrix is not None:
-                metrics[metric.key] = metric.from_matrix(basis[attacks], learned)
+                metrics[metric.key] = metric.from_matrix(basis[attacks], learned, families)
         if progress.has_stage_0:
             zero = matrix.loc[0, attacks].to_numpy(dtype=np.float64)
             metrics["zero_shot"] = {"avg_eer": _mean_or_none(zero),
@@ -583,9 +589,10 @@ class RunDir:
         save_checkpoint(self.checkpoint_path(stage), checkpoint)
 
     def write_stage(self, progress: RunProgress, attacks: Sequence[str], finished: bool,
-                    seconds: float) -> tuple[pd.DataFrame, dict]:
+                    seconds: float, families: Mapping[str, Sequence[str]] | None = None
+                    ) -> tuple[pd.DataFrame, dict]:
         """``eer_matrix.csv``, ``metrics.json`` and ``run.json`` after a stage."""
-        matrix, metrics = self.frames(progress, attacks)
+        matrix, metrics = self.frames(progress, attacks, families)
         with atomic_path(self.matrix_file) as tmp:
             matrix.to_csv(tmp, float_format="%.4f")
         atomic_write_text(self.metrics_file, json.dumps(metrics, indent=2) + "\n")
@@ -723,11 +730,19 @@ class RunDir:
         if not isinstance(label, str) or not label:  # a run of an older cl-spoof
             label = _label_of(cfg)
         info = {k: status.get(k) for k in ("data_digest", "versions", "config_digest")}
+        metrics = _read_json_object(self.metrics_file)
+        families = metrics.get("families")
+        if families is not None and not (isinstance(families, dict) and all(
+                isinstance(m, list) and all(isinstance(a, str) for a in m)
+                for m in families.values())):
+            raise RunDirError(f"{self.metrics_file}: damaged (families must map each family "
+                              "to a list of attacks)")
         return RunRecord(path=path, strategy=strategy, seed=seed, attacks=tuple(attacks),
                          learned=tuple(str(a) for a in matrix["trained_on"]), eer=eer,
-                         metrics=_read_json_object(self.metrics_file),
-                         data_config=cfg.get("data"), stages=tuple(stages), label=label,
-                         config=cfg, info=info)
+                         metrics=metrics, data_config=cfg.get("data"), stages=tuple(stages),
+                         label=label, config=cfg, info=info,
+                         families=None if families is None else {
+                             str(f): tuple(m) for f, m in families.items()})
 
     def final_scores(self) -> pd.DataFrame | None:
         """The test scores of the run's last stage (``utt_id``, ``attack``, ``key``,

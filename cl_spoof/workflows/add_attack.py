@@ -231,6 +231,10 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
         raise CLSpoofError(f"{run_dir.path}: the run reads data.sources; add-attack adds an "
                            "attack to runs of one data.source only (add the new data as "
                            "another source and start a new run)")
+    if base_cfg.data.experience_by == "family":
+        raise CLSpoofError(f"{run_dir.path}: the run learns families of attacks "
+                           "(data.experience_by: family); add the new attack to a family of "
+                           "data.families and start a new run")
     matrix = run_dir.read_matrix()
     old_attacks = [c for c in matrix.columns if c not in ("stage", "trained_on")]
     if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from cl_spoof.config import RunConfig, with_absolute_paths
 from cl_spoof.errors import CLSpoofError, FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import Transaction, all_or_nothing
-from cl_spoof.labels import PRETRAINED, PRETRAINED_PREFIX
+from cl_spoof.labels import JOINT, PRETRAINED, PRETRAINED_PREFIX
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.models import build_detector
 from cl_spoof.models.pretrained import load_initial_weights
@@ -67,6 +67,7 @@ class StageRecord:
     last: bool  # the run's final stage: the run is finished once it is recorded
     # EER (%) per ``pretrained:<attack>`` column (data.pretrained_eval), after the attacks
     pretrained: dict[str, float] = field(default_factory=dict)
+    families: Mapping[str, Sequence[str]] | None = None  # stage label -> attacks it learns
 
 
 def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
@@ -79,12 +80,12 @@ def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
            **record.pretrained}
     progress = progress.with_stage(row, {"trained_on": record.trained_on, **record.official})
     if not trainer.ctx.is_main:
-        matrix, metrics = run_dir.frames(progress, record.attacks)
+        matrix, metrics = run_dir.frames(progress, record.attacks, record.families)
         return progress, matrix, metrics
     run_dir.write_stage_outputs(record.stage, record.result.scores, trainer.checkpoint(
         record.stage, record.trained_on, record.attacks, record.result))
     matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
-                                          time.perf_counter() - t0)
+                                          time.perf_counter() - t0, record.families)
     return progress, matrix, metrics
 
 
@@ -119,6 +120,25 @@ def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | Non
             if exc.filename is None:
                 raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
             raise
+
+
+def _stage_families(data: BenchmarkData, joint: bool) -> dict[str, tuple[str, ...]] | None:
+    """The attacks each stage label learns, when stages learn families (for the matrix's
+    metrics): the data's families, or for joint training the learned families' attacks
+    when some columns are held out (None when joint learns every column)."""
+    if data.families is None:
+        return None
+    if not joint:
+        return data.families
+    learned = tuple(a for members in data.families.values() for a in members)
+    return None if len(learned) == len(data.plans) else {JOINT: learned}
+
+
+def _members_text(attacks: Sequence[str], shown: int = 6) -> str:
+    """`` (a, b, c)`` for a stage's progress line; a long family shortened with its count."""
+    if len(attacks) <= shown:
+        return f" ({', '.join(attacks)})"
+    return f" ({', '.join(attacks[:shown - 1])}, ... {len(attacks)} attacks)"
 
 
 @dataclass(frozen=True)
@@ -210,7 +230,9 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
         run_dir.record_data(data.table)  # run.json: the digest of the utterances used
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
-    train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
+    stages = data.training_plans  # one per attack, or per family (experience_by: family)
+    train_plans = [joint_plan(stages)] if job.spec.joint else stages
+    families = _stage_families(data, job.spec.joint)
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
     pretrained_stream = load_pretrained_eval(cfg, ctx, events)
@@ -245,7 +267,8 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
                                  result=result, official=stage_metrics(result.scores, inputs,
                                                                        stage, calibration),
                                  last=is_last,
-                                 pretrained=pretrained_eers(trainer, pretrained_stream))
+                                 pretrained=pretrained_eers(trainer, pretrained_stream),
+                                 families=families)
             progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next
@@ -262,7 +285,8 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
                                     start=STAGE_BASE):
             if stage <= completed:
                 continue
-            events.on_stage(f"stage {stage}/{len(train_plans)}: learning {exp.attack}")
+            members = _members_text(families[exp.attack]) if families else ""
+            events.on_stage(f"stage {stage}/{len(train_plans)}: learning {exp.attack}{members}")
             trainer.train_stage(exp, stage, bm.train_stream)
             evaluate_and_record(stage, exp.attack, stage == len(train_plans))
             for key, messages in trainer.plugin_warnings().items():

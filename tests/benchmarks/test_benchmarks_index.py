@@ -30,7 +30,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 def _in_schema(dotted: str) -> bool:
     """Whether ``dotted`` names a config key (beyond a free mapping such as
     ``model.overrides``, whose keys the preset's config checks)."""
-    node: Any = config_from_dict({})  # every section at its defaults
+    from cl_spoof.workflows.setup import resolve
+
+    node: Any = resolve(config_from_dict({}))  # every section (and hyper-parameter) at its default
     for part in dotted.split("."):
         if isinstance(node, dict):
             return True
