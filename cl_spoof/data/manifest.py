@@ -4,12 +4,17 @@ A manifest is a CSV with the header ``path,label,attack,speaker,split``
 (``speaker`` may be empty). Relative paths are relative to the manifest's
 folder. ``utt_id`` is derived from the path (relative to the manifest folder,
 without extension) unless the manifest has its own ``utt_id`` column.
+
+Cells are read as written: ``NA``, ``None`` or ``null`` are names, not missing values;
+a file name that is not UTF-8 is written as its own bytes and read back as it was
+(:data:`~cl_spoof.infra.formats.FILE_NAME_ERRORS`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
 from cl_spoof.errors import DataError
 from cl_spoof.infra.files import atomic_write_text
-from cl_spoof.infra.formats import CSV_QUOTING
+from cl_spoof.infra.formats import CSV_QUOTING, FILE_NAME_ERRORS
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 
@@ -35,8 +40,28 @@ def _utt_id_for(path: Path, base: Path) -> str:
 
 
 def id_from_text(text: str) -> str:
-    """``text`` with every run of white space (line breaks included) replaced by ``_``."""
-    return re.sub(r"\s+", "_", text)
+    """``text`` with every run of white space (line breaks included) replaced by ``_``, and
+    each byte of a file name that is not UTF-8 as ``%XX`` (ids go into UTF-8 score files)."""
+    text = re.sub(r"\s+", "_", text)
+    return re.sub("[\udc80-\udcff]", lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text)
+
+
+def _manifest_path(raw: str, base: Path) -> Path:
+    """The file a manifest's ``path`` cell names: the cell as written when that file exists
+    (a name may begin or end with white space or ``~``), else without surrounding white
+    space and with ``~`` expanded (a hand-written manifest); relative to ``base``."""
+    text = raw.strip()
+    if text != raw or text.startswith("~"):
+        as_written = Path(raw) if os.path.isabs(raw) else base / raw
+        if os.path.lexists(as_written):
+            return as_written
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~name of no user
+            path = Path(text)
+    else:
+        path = Path(text)
+    return path if path.is_absolute() else base / path
 
 
 def read_manifest(manifest: str | Path) -> pd.DataFrame:
@@ -50,7 +75,8 @@ def read_manifest(manifest: str | Path) -> pd.DataFrame:
     if not manifest.is_file():
         raise DataError(f"{manifest}: manifest not found")
     try:
-        df = pd.read_csv(manifest, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(manifest, dtype=str, keep_default_na=False, skipinitialspace=True,
+                         encoding_errors=FILE_NAME_ERRORS)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{manifest}: not a readable CSV manifest ({exc})") from exc
     except pd.errors.EmptyDataError as exc:
@@ -66,12 +92,10 @@ def read_manifest(manifest: str | Path) -> pd.DataFrame:
     base = manifest.parent.resolve()
     rows = []
     for i, rec in enumerate(df.to_dict("records")):
-        raw = str(rec["path"]).strip()
-        if not raw:
+        raw = str(rec["path"])
+        if not raw.strip():
             raise DataError(f"{manifest}:{i + 2}: empty path")
-        p = Path(raw).expanduser()
-        if not p.is_absolute():
-            p = base / p
+        p = _manifest_path(raw, base)
         utt = str(rec.get("utt_id", "")).strip() or _utt_id_for(p, base)
         rows.append(
             {
@@ -134,9 +158,10 @@ def write_manifest_for_folder(
     folder: str | Path, out: str | Path, label: str, attack: str | None, split: str = "train",
     speaker: str = "",
 ) -> int:
-    """Write :func:`manifest_for_folder` to ``out`` atomically; returns the row count."""
+    """Write :func:`manifest_for_folder` to ``out`` atomically; returns the row count (a
+    file name may hold line breaks, so it is not the line count)."""
     out = Path(out)
     text = manifest_for_folder(folder, label, attack, split, speaker,
                                relative_to=out.parent if str(out.parent) else Path("."))
     atomic_write_text(out, text)
-    return text.count("\n") - 1
+    return len(list(csv.reader(io.StringIO(text)))) - 1
