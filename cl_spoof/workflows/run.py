@@ -153,7 +153,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
-    check_score_ids(data)
+    check_score_ids(data, cfg.metrics.score_format)
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
