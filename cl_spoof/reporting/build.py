@@ -27,6 +27,7 @@ documents: :mod:`cl_spoof.reporting.render`.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,17 +90,40 @@ def _notes(runs: Sequence[RunRecord], strategies: Sequence[StrategyData]) -> lis
     return notes
 
 
-def build_report(inputs: Sequence[Path], out_dir: Path) -> ReportResult:
+def build_report(inputs: Sequence[Path], out_dir: Path, replace: bool = True) -> ReportResult:
     """Read run/compare directories and write the report files to ``out_dir``.
 
     Raises :class:`ReportError` for an incomplete or unrecognised input, for inputs
-    that do not share one benchmark, and for an ``out_dir`` that could overwrite
-    an input or someone else's files; nothing is written then.
+    that do not share one benchmark, for an ``out_dir`` that could overwrite an input
+    or someone else's files, and for one holding an earlier report unless ``replace``;
+    nothing is written then. When writing fails (a full disk, Ctrl-C) a folder the
+    report created is removed again: no empty or half-written new folder is left.
     """
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
     runs = collect_runs(inputs)
-    check_out_dir(out_dir, inputs, runs)
+    check_out_dir(out_dir, inputs, runs, replace)
+    created = _first_missing(out_dir)
+    try:
+        return _write_report(inputs, out_dir, runs)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path (itself included) that does not exist yet."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _write_report(inputs: list[Path], out_dir: Path, runs: list[RunRecord]) -> ReportResult:
+    """:func:`build_report` once the inputs are read and ``out_dir`` checked."""
     strategies = group_strategies(runs)
     summary = summary_table(runs)
     previous = previous_manifest(out_dir) if out_dir.is_dir() else None
