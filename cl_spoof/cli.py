@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import functools  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -74,8 +74,9 @@ def user_errors(fn: F) -> F:
         except typer.Exit:
             raise
         except (Exception, KeyboardInterrupt) as exc:
-            unexpected = not isinstance(exc, CLSpoofError | OSError | MemoryError | Interrupted
-                                        | KeyboardInterrupt)
+            no_memory = isinstance(exc, MemoryError) or _failed_allocation(exc)
+            unexpected = not (no_memory or isinstance(exc, CLSpoofError | OSError | Interrupted
+                                                      | KeyboardInterrupt))
             if unexpected and _rank_prefix():
                 raise  # under torchrun: into its failure summary, with the traceback
             if DEBUG:
@@ -86,9 +87,10 @@ def user_errors(fn: F) -> F:
             elif isinstance(exc, OSError):
                 _error_line(os_error_message(exc))
                 code = 2
-            elif isinstance(exc, MemoryError):
+            elif no_memory:
                 _error_line("out of memory; lower train.batch_size, train.eval_batch_size, "
-                            "train.workers or data.num_samples")
+                            "train.workers, data.num_samples or the model's size "
+                            "(model.preset, model.overrides)")
                 code = 2
             elif isinstance(exc, Interrupted | KeyboardInterrupt):
                 hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
@@ -102,6 +104,16 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _failed_allocation(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch failing to allocate memory (a ``RuntimeError`` on the CPU,
+    ``torch.OutOfMemoryError`` on a GPU): the user's sizes are too large, not a bug."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
 
 
 def _rank_prefix() -> str:
@@ -165,14 +177,29 @@ def data_manifest(
     attack: Annotated[str | None, typer.Option(help="Attack name (required for spoof).")] = None,
     split: Annotated[str, typer.Option(help="'train', 'dev' or 'eval'.")] = "train",
     speaker: Annotated[str, typer.Option(help="Speaker id for every file (optional).")] = "",
-    out: Annotated[Path | None, typer.Option(help="Output CSV (default: stdout).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output CSV (default: stdout); an existing file only with --force, never one "
+             "of the audio files or a file of a run directory.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a manifest (path,label,attack,speaker,split) for every audio file under FOLDER."""
+    from cl_spoof.data.audio import list_audio_files
     from cl_spoof.data.manifest import manifest_for_folder, write_manifest_for_folder
+    from cl_spoof.infra.files import check_output_file
+    from cl_spoof.rundir import results_folder_of
 
     if out is None:
         typer.echo(manifest_for_folder(folder, label, attack, split, speaker), nl=False)
         return
+
+    def audio_files() -> Iterator[Path]:  # listed only when --out exists
+        yield folder
+        if folder.is_dir():
+            yield from list_audio_files(folder, include_unusable=True)
+
+    check_output_file(out, "the manifest", force=force, inputs=audio_files(),
+                      guard=results_folder_of)
     n = write_manifest_for_folder(folder, out, label, attack, split, speaker)
     err_console.print(f"wrote {n} rows to {out}")
 
@@ -436,13 +463,16 @@ def _compare_hint(out_dir: Path) -> str:
 def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
     out: Annotated[Path | None, typer.Option(
-        help="Report folder (default: <first input>/report).")] = None,
+        help="Report folder (default: <first input>/report, refreshed each time); one that "
+             "holds an earlier report only with --force.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the earlier report in an existing --out folder.")] = False,
 ) -> None:
     """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
 
-    res = build_report(inputs, out or inputs[0] / "report")
+    res = build_report(inputs, out or inputs[0] / "report", replace=force or out is None)
     console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
     for note in res.notes:
         console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
@@ -488,22 +518,29 @@ def score_cmd(
     paths: Annotated[list[Path], typer.Argument(
         help="Audio files, folders (searched recursively) and/or CSV manifests.")],
     out: Annotated[Path | None, typer.Option(
-        help="Write 'path score decision' lines here (default: print them).")] = None,
+        help="Write 'path score decision' lines here (default: print them); an existing "
+             "file only with --force, never an input or a file of a run directory.")] = None,
     threshold: Annotated[str, typer.Option(
         help="'eer' (the EER threshold stored in the checkpoint) or a number.")] = "eer",
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide."""
-    from cl_spoof.infra.files import check_output_file
     from cl_spoof.workflows.score import score_lines, score_paths, write_score_file
 
-    if out is not None:
-        check_output_file(out)  # before the work, not after it
     try:
         with progress_bar() as bar:
-            task = bar.add_task("scoring", total=None)
+            task: Any = None
+
+            def progress(done: int, total: int) -> None:
+                nonlocal task  # shown once the output is checked and the work starts
+                if task is None:
+                    task = bar.add_task("scoring", total=None)
+                bar.update(task, completed=done, total=total)
+
             result = score_paths(checkpoint, paths, threshold=threshold, device=device,
-                                 progress=lambda i, n: bar.update(task, completed=i, total=n))
+                                 progress=progress, out=out, force=force)
     except KeyboardInterrupt:
         raise Interrupted("no scores were written") from None
     for path, why in result.failed:
