@@ -11,3 +11,11 @@ NUM_CLASSES = 2
 
 #: ``trained_on`` of the single stage of joint training (every attack at once).
 JOINT = "joint"
+
+#: ``trained_on`` of stage 0: the starting model of a run from a pretrained model
+#: (``model.init``), evaluated before any training.
+PRETRAINED = "pretrained"
+
+#: Prefix of the EER-matrix columns of ``data.pretrained_eval`` (``pretrained:<attack>``):
+#: what the pretrained model was trained on, evaluated after every stage, never trained on.
+PRETRAINED_PREFIX = "pretrained:"

@@ -161,13 +161,13 @@ def test_cli_run_dfwf_with_every_backbone(tiny_corpus: Path, tmp_path: Path,
     assert res.exit_code == 0, res.output
     matrix = pd.read_csv(out / "eer_matrix.csv")
     assert len(matrix) == 2 and matrix[["T1", "T2"]].notna().all().all()
-    ckpt = torch.load(out / "checkpoints" / "stage_1.pt", weights_only=True)
+    ckpt = torch.load(out / "checkpoints" / "stage_2.pt", weights_only=True)
     assert "dfwf_teacher" in ckpt["strategy_state"]
     if preset == "ssl":  # the frozen encoder is the user's file: not copied into checkpoints
         assert not any(k.startswith("encoder.feature_extractor") for k in ckpt["model_state"])
         assert not any(k.startswith("encoder.feature_extractor")
                        for k in ckpt["strategy_state"]["dfwf_teacher"])
-    scored = runner.invoke(app, ["score", str(out / "checkpoints" / "stage_1.pt"),
+    scored = runner.invoke(app, ["score", str(out / "checkpoints" / "stage_2.pt"),
                                  str(tiny_corpus), "--out", str(tmp_path / "scores.txt")])
     assert scored.exit_code == 0, scored.output
     assert len((tmp_path / "scores.txt").read_text().splitlines()) >= 30
@@ -187,7 +187,7 @@ def test_field_baselines_with_other_backbones(tiny_corpus: Path, tmp_path: Path,
     res = runner.invoke(app, ["run", str(cfg), "--strategy", strategy, "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert pd.read_csv(out / "eer_matrix.csv")[["T1", "T2"]].notna().all().all()
-    state = torch.load(out / "checkpoints" / "stage_1.pt",
+    state = torch.load(out / "checkpoints" / "stage_2.pt",
                        weights_only=True)["strategy_state"][strategy]
     if strategy == "rego":
         names = set(state["planes"])

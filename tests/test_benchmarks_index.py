@@ -73,6 +73,7 @@ def test_the_index_is_not_empty_and_names_are_plain() -> None:
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_entry_builds_a_valid_config(name: str) -> None:
     from cl_spoof.models import PRESETS, build_detector
+    from cl_spoof.workflows.setup import resolve
 
     e = ENTRIES[name]
     base_path = ROOT / e.base
@@ -81,7 +82,7 @@ def test_entry_builds_a_valid_config(name: str) -> None:
     for dotted in e.set:
         assert _in_schema(dotted), f"{name}: {dotted} is not a config key"
     base = load_config(base_path)
-    cfg = with_overrides(base, **_sections(to_dict(base), e.set)) if e.set else base
+    cfg = resolve(with_overrides(base, **_sections(to_dict(base), e.set)) if e.set else base)
     for dotted, value in e.set.items():
         assert _at(to_dict(cfg), dotted) == value, f"{name}: {dotted} not set"
     assert to_dict(index.ablation_config(name)) == to_dict(cfg)  # what --ablation runs

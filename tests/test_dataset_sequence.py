@@ -76,7 +76,7 @@ def test_dataset_sequence_config_runs_end_to_end(corpora: dict[str, Path], tmp_p
     assert matrix["trained_on"].tolist() == SOURCES
     metrics = json.loads((run / "metrics.json").read_text())
     official = metrics["official"]
-    assert [o["stage"] for o in official] == list(range(5))
+    assert [o["stage"] for o in official] == list(range(1, 6))
     assert [o["trained_on"] for o in official] == SOURCES
     for o in official:
         for key in ("pooled_eer", "min_dcf", "act_dcf", "cllr", "min_tdcf"):
@@ -90,15 +90,15 @@ def test_dataset_sequence_config_runs_end_to_end(corpora: dict[str, Path], tmp_p
     assert metrics["avg_forgetting"] is not None and metrics["bwt"] is not None
 
     # ASVspoof 5 score files: header, one line per test utterance, ids prefixed by source
-    scores = pd.read_csv(run / "scores" / "stage_4.tsv", sep="\t")
+    scores = pd.read_csv(run / "scores" / "stage_5.tsv", sep="\t")
     assert list(scores.columns) == ["filename", "cm-score"]
-    keys = pd.read_csv(run / "scores" / "stage_4.keys.tsv", sep="\t")
+    keys = pd.read_csv(run / "scores" / "stage_5.keys.tsv", sep="\t")
     assert list(keys.columns) == ["filename", "cm-label"]
     assert keys["filename"].tolist() == scores["filename"].tolist()
     prefixes = scores["filename"].str.split("/").str[0]
     assert set(prefixes) == set(SOURCES)
     assert prefixes.value_counts().max() <= 9  # max_test per source
-    assert not (run / "scores" / "stage_4.txt").exists()
+    assert not (run / "scores" / "stage_5.txt").exists()
 
     # compare table and the report show the new metrics
     for col in ("avg_forgetting_mean", "final_pooled_eer_mean", "final_min_dcf_mean",
@@ -316,7 +316,7 @@ def test_sources_learned_attack_by_attack_with_calibration(tmp_path: Path,
     official = summary.metrics["official"]
     assert len(official) == 4 and all(o["act_dcf"] is not None for o in official)
     assert "min_tdcf" not in official[0]
-    lines = (tmp_path / "run" / "scores" / "stage_0.txt").read_text().splitlines()
+    lines = (tmp_path / "run" / "scores" / "stage_1.txt").read_text().splitlines()
     assert lines[0].split()[0].startswith(("one/", "two/"))
 
 

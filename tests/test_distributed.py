@@ -114,7 +114,7 @@ def test_torchrun_run_matches_single_process(corpus30: Path, tmp_path: Path) -> 
     assert res.stderr.count("EER % after learning T1") == 1, res.stderr[-3000:]
     assert "not compatible" not in res.stderr
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == \
-        ["stage_0.pt", "stage_1.pt"]
+        ["stage_1.pt", "stage_2.pt"]
 
     single = pd.read_csv(tmp_path / "single" / "eer_matrix.csv")
     ddp = pd.read_csv(run_dir / "eer_matrix.csv")
@@ -126,7 +126,7 @@ def test_torchrun_run_matches_single_process(corpus30: Path, tmp_path: Path) -> 
     # EER of those gathered scores (not of one rank's shard).
     table = pd.read_csv(corpus30)
     dev = table[table.split == "dev"]
-    scores = pd.read_csv(run_dir / "scores" / "stage_1.txt", sep=" ",
+    scores = pd.read_csv(run_dir / "scores" / "stage_2.txt", sep=" ",
                          names=["utt", "attack", "key", "score"])
     assert scores.utt.is_unique and len(scores) == len(dev)
     for attack in ("T1", "T2"):
@@ -177,8 +177,8 @@ def test_frozen_layers_train_data_parallel(tiny_corpus: Path, tmp_path: Path) ->
     _ok(res)
     for name in ("naive", "rawm"):
         ckpt = tmp_path / "cmp" / name / "seed0" / "checkpoints"
-        a = torch.load(ckpt / "stage_0.pt", weights_only=True)["model_state"]
-        b = torch.load(ckpt / "stage_1.pt", weights_only=True)["model_state"]
+        a = torch.load(ckpt / "stage_1.pt", weights_only=True)["model_state"]
+        b = torch.load(ckpt / "stage_2.pt", weights_only=True)["model_state"]
         assert all(torch.equal(v, b[k]) for k, v in a.items() if k.startswith("front"))
         assert not torch.equal(a["head.weight"], b["head.weight"])
 

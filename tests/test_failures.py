@@ -55,7 +55,7 @@ def _interrupted(run_dir: Path) -> Path:
     status = json.loads((run_dir / "run.json").read_text())
     status.update(completed_stages=1, finished=False, total_stages=None)
     (run_dir / "run.json").write_text(json.dumps(status))
-    (run_dir / "checkpoints" / "stage_1.pt").unlink()
+    (run_dir / "checkpoints" / "stage_2.pt").unlink()
     return run_dir
 
 
@@ -87,7 +87,7 @@ def test_bug1_add_attack_name_cannot_escape_the_run(run: Path, tmp_path: Path) -
 def test_bug5_file_names_cannot_forge_score_lines(run: Path, tmp_path: Path) -> None:
     folder = _audio_folder(tmp_path / "audio", names=[
         "x\nforged.wav 99.000000 bonafide\ny.wav", "plain.wav", "with space.wav"])
-    checkpoint = run / "checkpoints" / "stage_1.pt"
+    checkpoint = run / "checkpoints" / "stage_2.pt"
     res = runner.invoke(app, ["score", str(checkpoint), str(folder), "--threshold", "0"])
     assert res.exit_code == 0, res.output
     lines = [line for line in res.stdout.splitlines() if line and not line[0].isdigit()]
@@ -110,7 +110,7 @@ def test_bug5_utterance_ids_cannot_forge_run_score_lines(tmp_path: Path) -> None
                                                                  'x.wav"')
     manifest.write_text(text)
     run_experiment(load_config(tiny_config(manifest, tmp_path)), tmp_path / "run")
-    lines = (tmp_path / "run" / "scores" / "stage_0.txt").read_text().splitlines()
+    lines = (tmp_path / "run" / "scores" / "stage_1.txt").read_text().splitlines()
     assert all(len(line.split(" ")) == 4 for line in lines)
     # The id derived from the path has its white space as "_": one field, no forged line.
     assert "audio/dev/b_T1_spoof_99.0_x" in [line.split(" ")[0] for line in lines]
@@ -143,15 +143,16 @@ def test_bug6_resume_refuses_an_edited_config(run: Path) -> None:
 
 def test_bug6_resume_refuses_a_checkpoint_of_another_config(run: Path) -> None:
     _interrupted(run)
-    ckpt = torch.load(run / "checkpoints" / "stage_0.pt", weights_only=True)
+    ckpt = torch.load(run / "checkpoints" / "stage_1.pt", weights_only=True)
     ckpt["config"]["train"]["lr"] = 0.5
-    torch.save(ckpt, run / "checkpoints" / "stage_0.pt")
-    with pytest.raises(CLSpoofError, match=r"stage_0\.pt: the run was started with another "
+    torch.save(ckpt, run / "checkpoints" / "stage_1.pt")
+    with pytest.raises(CLSpoofError, match=r"stage_1\.pt: the run was started with another "
                                            r"config \(it differs in train\.lr\)"):
         run_experiment(load_config(run / "config.yaml"), run, resume=True)
 
 
-@pytest.mark.parametrize("name", ["trained_on", "stage", "joint", "-", ".hidden", "STAGE"])
+@pytest.mark.parametrize("name", ["trained_on", "stage", "joint", "pretrained", "-", ".hidden",
+                                  "STAGE"])
 def test_bug7_reserved_attack_names_are_refused(run: Path, tmp_path: Path, name: str) -> None:
     before = tree(run)
     with pytest.raises(CLSpoofError, match="reserved|not allowed"):
@@ -208,7 +209,7 @@ def test_a_full_disk_during_run_is_one_line_and_leaves_nothing(tiny_corpus: Path
     proc = _limited_run(cfg, tmp_path / "out", 12_000)
     assert proc.returncode == 2, proc.stderr[-3000:]
     line = one_line_error(proc.stderr)
-    assert "out/checkpoints/stage_0.pt" in line and "free space" in line
+    assert "out/checkpoints/stage_1.pt" in line and "free space" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -239,7 +240,7 @@ def test_a_read_only_output_folder_is_named_for_real(tiny_corpus: Path, tmp_path
 
 def test_score_out_is_checked_before_the_work_and_never_loses_scores(
         run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    checkpoint = run / "checkpoints" / "stage_1.pt"
+    checkpoint = run / "checkpoints" / "stage_2.pt"
     audio = _audio_folder(tmp_path / "audio", n=3)
     (tmp_path / "file").write_text("x")
     for out, words in [(tmp_path, "is a folder"), (tmp_path / "file" / "s.txt", "not a folder")]:
@@ -342,12 +343,12 @@ def test_damaged_run_directories_are_named_on_resume(run: Path, damage: str,
     elif damage == "no eer_matrix.csv":
         (run / "eer_matrix.csv").unlink()
     elif damage == "random checkpoint":
-        (run / "checkpoints" / "stage_0.pt").write_bytes(os.urandom(4096))
+        (run / "checkpoints" / "stage_1.pt").write_bytes(os.urandom(4096))
     elif damage == "NaN weights":
-        ckpt = torch.load(run / "checkpoints" / "stage_0.pt", weights_only=True)
+        ckpt = torch.load(run / "checkpoints" / "stage_1.pt", weights_only=True)
         first = next(iter(ckpt["model_state"]))
         ckpt["model_state"][first].fill_(float("nan"))
-        torch.save(ckpt, run / "checkpoints" / "stage_0.pt")
+        torch.save(ckpt, run / "checkpoints" / "stage_1.pt")
     else:
         target = run / "config.yaml"
     before = tree(run)
@@ -385,7 +386,7 @@ def test_add_attack_killed_half_way_is_put_back_by_the_next_command(run: Path,
     undo.rename(undo.with_name(".cl-spoof-undo-999999999"))
     (run / "half").write_text("half-written")  # cl-spoof replaces files, never edits them
     os.replace(run / "half", run / "eer_matrix.csv")
-    (run / "checkpoints" / "stage_2.pt").write_bytes(b"partial")
+    (run / "checkpoints" / "stage_3.pt").write_bytes(b"partial")
     with pytest.raises(CLSpoofError, match="reserved"):
         add_attack(run, "stage", tmp_path)  # refused: the name is checked first...
     add_attack(run, "NEW", _audio_folder(tmp_path / "new"), report=False)

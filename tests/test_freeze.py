@@ -30,7 +30,7 @@ def test_frozen_layers_stay_bit_identical_and_the_others_learn(strategy: str, ti
                                    "agem_sample_size": 4},
                          train={"trainable": list(TRAINABLE)})
     run_experiment(cfg, tmp_path / "run")
-    first, second = _state(tmp_path / "run", 0), _state(tmp_path / "run", 1)
+    first, second = _state(tmp_path / "run", 1), _state(tmp_path / "run", 2)
     learned = frozen = 0
     for name, value in first.items():
         if any(matches(name, p) for p in TRAINABLE):
@@ -42,11 +42,11 @@ def test_frozen_layers_stay_bit_identical_and_the_others_learn(strategy: str, ti
 
 
 def test_first_stage_trains_everything(tiny_corpus: Path, tmp_path: Path) -> None:
-    """Freezing starts with the second experience: stage 0 equals a run without it."""
+    """Freezing starts with the second experience: stage 1 equals a run without it."""
     base = load_config(tiny_config(tiny_corpus, tmp_path))
     run_experiment(base, tmp_path / "all")
     run_experiment(with_overrides(base, train={"trainable": ["head"]}), tmp_path / "frozen")
-    a, b = _state(tmp_path / "all", 0), _state(tmp_path / "frozen", 0)
+    a, b = _state(tmp_path / "all", 1), _state(tmp_path / "frozen", 1)
     for name, value in a.items():
         assert torch.equal(value, b[name]), name
 
@@ -56,7 +56,7 @@ def test_a_pattern_that_matches_nothing_names_the_key(tiny_corpus: Path, tmp_pat
                          train={"trainable": ["head", "fc9*"]})
     with pytest.raises(ConfigError, match=r"train\.trainable: pattern 'fc9\*' matches no layer"):
         run_experiment(cfg, tmp_path / "run")
-    assert not (tmp_path / "run" / "checkpoints" / "stage_0.pt").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "stage_1.pt").exists()
 
 
 def test_trainable_reads_a_list_or_a_comma_string() -> None:

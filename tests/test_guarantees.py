@@ -45,6 +45,7 @@ PIECES = ["..", "/", "\\", " ", "\t", "\n", "\r", "\r\n", "\x00", "\x1c", "\x85"
           "$HOME", "é", "名", "😀", ".", "-", "_", "+", "a", "Z", "7", "stage", "trained_on",
           "joint", "forged.wav 99.000000 bonafide", "   "]
 KNOWN_ATTACKS = ["../../../victim/manifest", "/etc/passwd", "trained_on", "stage", "joint",
+                 "pretrained",
                  "-", ".hidden", "..", ".", "a/b", "x\nforged.wav 99.000000 bonafide\ny.wav",
                  "A" * 65, "", " NEW", "NEW ", "STAGE", "Joint", "né", "a\\b", "con/../.."]
 
@@ -400,7 +401,7 @@ def test_guarantee_failures_are_named_and_leave_the_folder_as_it_was(
                  (["run", "--resume", str(garbage)], "run.json"),
                  (["run", "--seed", "9223372036854775808", str(tmp_path / "x.yaml")], "x.yaml"),
                  (["score", str(random_ckpt), str(new_attack)], "random.pt"),
-                 (["score", str(finished_run / "checkpoints" / "stage_1.pt"), str(new_attack),
+                 (["score", str(finished_run / "checkpoints" / "stage_2.pt"), str(new_attack),
                    "--out", str(tmp_path)], str(tmp_path)),
                  (["add-attack", str(garbage), "--name", "NEW", "--spoof", str(new_attack)],
                   "run.json")]
@@ -438,7 +439,7 @@ def test_guarantee_score_memory_does_not_grow_with_file_length(
         finished_run: Path, tmp_path: Path) -> None:
     """A 10-minute 48 kHz stereo file (constant value: a small FLAC) peaks no higher than
     a 1-second one, give or take 60 MiB (it used to take GBs)."""
-    checkpoint = finished_run / "checkpoints" / "stage_1.pt"
+    checkpoint = finished_run / "checkpoints" / "stage_2.pt"
     short, long = tmp_path / "short.flac", tmp_path / "long.flac"
     sf.write(short, np.full((48_000, 2), 0.1, dtype=np.float32), 48_000)
     with sf.SoundFile(long, "w", 48_000, 2, format="FLAC") as fh:

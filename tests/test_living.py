@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 from test_run import tiny_config
 from typer.testing import CliRunner
 
@@ -53,13 +54,19 @@ def test_add_attack_appends_a_stage(trained_run: Path, tmp_path: Path) -> None:
     matrix = pd.read_csv(trained_run / "eer_matrix.csv")
     assert list(matrix.columns) == ["stage", "trained_on", "T1", "T2", "NEW"]
     assert matrix.trained_on.tolist() == ["T1", "T2", "NEW"]
+    assert matrix.stage.tolist() == [1, 2, 3]
     assert matrix[["T1", "T2", "NEW"]].notna().all().all()  # old attacks re-evaluated
-    assert (trained_run / "checkpoints" / "stage_2.pt").is_file()
-    assert all((trained_run / "checkpoints" / f"stage_{k}.pt").is_file() for k in range(3))
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == [
+        "stage_1.pt", "stage_2.pt", "stage_3.pt"]
+    assert torch.load(trained_run / "checkpoints" / "stage_3.pt",
+                      weights_only=True)["stage"] == 3
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["learned"] == ["T1", "T2", "NEW"] and "NEW" in metrics["final_eer"]
     assert "NEW" in (trained_run / "report" / "report.html").read_text()
     assert json.loads((trained_run / "run.json").read_text())["completed_stages"] == 3
+    added_index = json.loads((trained_run / "added" / "added.json").read_text())
+    assert [a["stage"] for a in added_index["attacks"]] == [3]
+    assert "(stage 3)" in res.output
     added = pd.read_csv(trained_run / "added" / "NEW.csv")
     assert set(added.split) == {"train", "dev"} and len(added) == 12
 

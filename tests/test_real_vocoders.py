@@ -79,13 +79,13 @@ def test_real_config_end_to_end_on_a_tiny_subset(real_subset: Path, tmp_path: Pa
 
     # Scoring the checkpoint decodes at 24 kHz and sets the level as the run did: files
     # no longer than the 2-s input score exactly as in the run's own evaluation.
-    stage = read_asvspoof2019_scores(out / "scores" / "stage_1.txt")
+    stage = read_asvspoof2019_scores(out / "scores" / "stage_2.txt")
     table = pd.read_csv(real_subset)
     short = [p for p in table.loc[table["split"] == "eval", "path"]
              if sf.info(p).duration <= 2.0]
     assert short, "the subset should hold eval files of at most 2 s"
     scored = tmp_path / "scores.txt"
-    res = runner.invoke(app, ["score", str(out / "checkpoints" / "stage_1.pt"), *short,
+    res = runner.invoke(app, ["score", str(out / "checkpoints" / "stage_2.pt"), *short,
                               "--out", str(scored)])
     assert res.exit_code == 0, res.output
     got = {line.rsplit(maxsplit=2)[0]: float(line.rsplit(maxsplit=2)[1])

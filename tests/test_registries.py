@@ -207,7 +207,7 @@ def test_toy_family_trains_one_epoch_end_to_end(toy_family: str, tiny_corpus: Pa
         "strategy": {"name": "naive"}, "seed": 0})
     summary = run_experiment(cfg, tmp_path / "run")
     assert summary.matrix[["T1", "T2"]].notna().all().all()
-    assert (tmp_path / "run" / "checkpoints" / "stage_1.pt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "stage_2.pt").is_file()
 
 
 def test_readers_come_from_the_package_modules_in_listing_order() -> None:

@@ -97,12 +97,14 @@ def test_report_of_a_run(inputs: dict[str, Path], tmp_path: Path) -> None:
     got = pd.read_csv(out / "eer_matrix_naive.csv")
     assert list(got.columns) == list(src.columns)
     assert list(got.trained_on) == list(src.trained_on)
+    assert list(got.stage) == list(src.stage) == [1, 2]
     np.testing.assert_allclose(got[ATTACKS], src[ATTACKS], atol=1e-4)
     curve = pd.read_csv(out / "forgetting_naive.csv")
     assert len(curve) == 2 * len(ATTACKS)
     for row in curve.itertuples():
-        assert row.eer_mean == pytest.approx(src.loc[row.stage, row.attack], abs=1e-4)
-        assert row.learned_at_stage == ATTACKS.index(row.attack)  # T1 at stage 0, T2 at 1
+        assert row.eer_mean == pytest.approx(src.set_index("stage").loc[row.stage, row.attack],
+                                             abs=1e-4)
+        assert row.learned_at_stage == ATTACKS.index(row.attack) + 1  # T1 at stage 1, T2 at 2
         assert np.isnan(row.eer_std)  # a single seed has no std
 
     metrics = json.loads((inputs["run"] / "metrics.json").read_text())
@@ -272,10 +274,10 @@ def fake_run(path: Path, strategy: str, seed: int, eer: np.ndarray, attacks: lis
     df = pd.DataFrame(eer, columns=attacks)
     metrics = {**summarize(df, learned), "strategy": strategy, "seed": seed}
     df.insert(0, "trained_on", learned)
-    df.index.name = "stage"
+    df.index = pd.RangeIndex(1, len(df) + 1, name="stage")
     df.to_csv(path / "eer_matrix.csv", float_format="%.4f")
     (path / "metrics.json").write_text(json.dumps(metrics))
-    (path / "run.json").write_text(json.dumps({"finished": True,
+    (path / "run.json").write_text(json.dumps({"finished": True, "stage_base": 1,
                                                "completed_stages": len(learned)}))
     (path / "config.yaml").write_text(yaml.safe_dump(
         {"strategy": {"name": strategy}, "seed": seed, "data": {"source": source}}))
@@ -300,7 +302,7 @@ def test_many_attacks_mixed_seed_counts_and_benchmark_checks(tmp_path: Path) -> 
     text = check_html(res)
     assert "data settings" in text
     curve = pd.read_csv(res.tables["forgetting_joint.csv"])
-    assert set(curve.learned_at_stage) == {0} and set(curve.trained_on) == {"joint"}
+    assert set(curve.learned_at_stage) == {1} and set(curve.trained_on) == {"joint"}
 
     odd = fake_run(tmp_path / "odd", "ewc", 0, np.zeros((2, 2)), ["A01", "A09"], ["A01", "A09"])
     with pytest.raises(ReportError, match=r"attacks A01, A09 differ"):

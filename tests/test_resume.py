@@ -48,7 +48,7 @@ def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strate
     # The same directory as it was when stage 1 (of 3) had just completed.
     part = tmp_path / "part"
     shutil.copytree(tmp_path / "full", part)
-    for k in (1, 2):
+    for k in (2, 3):
         (part / "checkpoints" / f"stage_{k}.pt").unlink()
     status = json.loads((part / "run.json").read_text())
     status.update(completed_stages=1, finished=False, total_stages=None)
@@ -57,12 +57,12 @@ def test_resume_equals_uninterrupted(three_attacks: Path, tmp_path: Path, strate
     pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=TOLERANCE, rtol=0)
     # the official metrics of the stage done before the interruption are kept
     official = resumed.metrics["official"]
-    assert [o["stage"] for o in official] == [0, 1, 2]
+    assert [o["stage"] for o in official] == [1, 2, 3]
     for got, want in zip(official, full.metrics["official"], strict=True):
         assert got["pooled_eer"] == pytest.approx(want["pooled_eer"], abs=TOLERANCE)
     # EERs on tiny data move in coarse steps: compare the final weights too.
-    a = torch.load(part / "checkpoints" / "stage_2.pt", weights_only=True)["model_state"]
-    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_2.pt",
+    a = torch.load(part / "checkpoints" / "stage_3.pt", weights_only=True)["model_state"]
+    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_3.pt",
                    weights_only=True)["model_state"]
     for name, value in b.items():
         torch.testing.assert_close(a[name], value, atol=WEIGHT_TOLERANCE, rtol=0, msg=name)
@@ -109,7 +109,7 @@ def test_resume_after_sigkill_mid_experience(three_attacks: Path, tmp_path: Path
     pd.testing.assert_frame_equal(resumed, pd.read_csv(tmp_path / "full" / "eer_matrix.csv"),
                                   atol=TOLERANCE, rtol=0)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "stage_0.pt", "stage_1.pt", "stage_2.pt"]
+        "stage_1.pt", "stage_2.pt", "stage_3.pt"]
 
 
 def test_resume_refusals(tiny_corpus: Path, tmp_path: Path) -> None:
@@ -191,13 +191,13 @@ def test_resume_with_a_foreign_checkpoint_is_a_clear_error(tiny_corpus: Path,
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     status.update(completed_stages=1, finished=False)
     (tmp_path / "run" / "run.json").write_text(json.dumps(status))
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "stage_0.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "stage_1.pt", weights_only=True)
     from cl_spoof.models import build_model
 
     ckpt["model_state"] = build_model("small").state_dict()  # another preset's weights
-    torch.save(ckpt, tmp_path / "run" / "checkpoints" / "stage_0.pt")
-    with pytest.raises(CLSpoofError, match=r"stage_0\.pt: the model state does not fit"):
+    torch.save(ckpt, tmp_path / "run" / "checkpoints" / "stage_1.pt")
+    with pytest.raises(CLSpoofError, match=r"stage_1\.pt: the model state does not fit"):
         run_experiment(cfg, tmp_path / "run", resume=True)
-    (tmp_path / "run" / "checkpoints" / "stage_0.pt").write_bytes(b"truncated")
+    (tmp_path / "run" / "checkpoints" / "stage_1.pt").write_bytes(b"truncated")
     with pytest.raises(CLSpoofError, match="not a readable checkpoint"):
         run_experiment(cfg, tmp_path / "run", resume=True)

@@ -46,6 +46,7 @@ def test_run_writes_complete_run_directory(tiny_corpus: Path, tmp_path: Path,
     matrix = pd.read_csv(out / "eer_matrix.csv")
     assert list(matrix.columns) == ["stage", "trained_on", "T1", "T2"]
     assert len(matrix) == n_stages
+    assert matrix["stage"].tolist() == list(range(1, n_stages + 1))  # trained stages: 1..N
     assert matrix[["T1", "T2"]].notna().all().all()  # unseen attacks are filled too
     assert ((matrix[["T1", "T2"]] >= 0) & (matrix[["T1", "T2"]] <= 100)).all().all()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -55,7 +56,9 @@ def test_run_writes_complete_run_directory(tiny_corpus: Path, tmp_path: Path,
     assert (metrics["bwt"] is None) == (strategy == "joint")
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["strategy"]["name"] == strategy
-    for k in range(n_stages):
+    assert sorted(p.name for p in (out / "scores").iterdir()) == [
+        f"stage_{k}.txt" for k in range(1, n_stages + 1)]
+    for k in range(1, n_stages + 1):
         lines = (out / "scores" / f"stage_{k}.txt").read_text().splitlines()
         # 10 dev bona fide (once) + 10 dev spoofs per attack
         assert len(lines) == 30
@@ -63,7 +66,11 @@ def test_run_writes_complete_run_directory(tiny_corpus: Path, tmp_path: Path,
         assert key in ("bonafide", "spoof") and float(score) == float(score)
         ckpt = torch.load(out / "checkpoints" / f"stage_{k}.pt", weights_only=True)
         assert ckpt["stage"] == k and "model_state" in ckpt
-    assert json.loads((out / "run.json").read_text())["finished"] is True
+    status = json.loads((out / "run.json").read_text())
+    assert status["finished"] is True and status["stage_base"] == 1
+    assert status["completed_stages"] == status["total_stages"] == n_stages
+    assert status["stage_0"] is False
+    assert [o["stage"] for o in metrics["official"]] == list(range(1, n_stages + 1))
     assert (out / "logs" / "log.txt").stat().st_size > 0
     assert "EER (%) after each stage" in res.output
 
@@ -130,7 +137,7 @@ def test_speed_switches_run(tiny_corpus: Path, tmp_path: Path, train: dict) -> N
                          strategy={"name": "dfwf"})
     summary = run_experiment(cfg, tmp_path / "run")
     assert summary.matrix[["T1", "T2"]].notna().all().all()
-    state = torch.load(tmp_path / "run" / "checkpoints" / "stage_1.pt",
+    state = torch.load(tmp_path / "run" / "checkpoints" / "stage_2.pt",
                        weights_only=True)["model_state"]
     assert not any(k.startswith("_orig_mod") for k in state)  # plain keys, loadable anywhere
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cl_spoof.config import config_from_dict, load_config, to_dict, with_overrides
+from cl_spoof.config import config_from_dict, to_dict, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, read_checkpoint
 from cl_spoof.rundir import (
@@ -54,13 +54,14 @@ def _record(run_dir: RunDir, progress: RunProgress, stage: int, finished: bool
 def test_a_stage_written_is_read_back(cfg, tmp_path: Path) -> None:  # noqa: ANN001
     run_dir = RunDir(tmp_path / "run", cfg)
     assert run_dir.create() == RunProgress()
-    assert load_config(run_dir.config_file) == cfg
-    first = RunProgress().with_stage(_row(0, "A", 10.0, 40.0), {"trained_on": "A",
+    assert run_dir.read_config() == cfg  # stored paths read as written
+    first = RunProgress().with_stage(_row(1, "A", 10.0, 40.0), {"trained_on": "A",
                                                                 "pooled_eer": 20.0})
-    matrix, metrics = _record(run_dir, first, 0, finished=False)
+    matrix, metrics = _record(run_dir, first, 1, finished=False)
     status = run_dir.status()
     assert status is not None and status["completed_stages"] == 1
     assert status["finished"] is False and status["config"] == to_dict(cfg)
+    assert status["stage_base"] == 1 and status["stage_0"] is False
     assert metrics["strategy"] == "naive" and metrics["seed"] == 3
     assert metrics["final_pooled_eer"] == 20.0
 
@@ -68,18 +69,19 @@ def test_a_stage_written_is_read_back(cfg, tmp_path: Path) -> None:  # noqa: ANN
     assert reopened == first
     assert reopened.learned == ["A"] and reopened.completed == 1
     assert json.loads(run_dir.metrics_file.read_text()) == metrics
-    assert read_checkpoint(run_dir.checkpoint_path(0))["stage"] == 0
-    lines = run_dir.score_file(0, "asvspoof2019").read_text().splitlines()
-    assert lines[0].split() == ["u1", "-", "bonafide", "1.500000"]
+    assert read_checkpoint(run_dir.checkpoint_path(1))["stage"] == 1
+    lines = run_dir.score_file(1, "asvspoof2019").read_text().splitlines()
+    assert lines[0].split() == ["u1", "-", "bonafide", "2.500000"]
 
-    second = reopened.with_stage(_row(1, "B", 12.0, 8.0), {"trained_on": "B",
+    second = reopened.with_stage(_row(2, "B", 12.0, 8.0), {"trained_on": "B",
                                                            "pooled_eer": 9.0})
     assert first.completed == 1  # progress is never changed in place
-    matrix, metrics = _record(run_dir, second, 1, finished=True)
+    matrix, metrics = _record(run_dir, second, 2, finished=True)
+    assert list(matrix.index) == [1, 2]
     assert list(matrix.columns) == ["trained_on", *ATTACKS]
     record = run_dir.read_record()
     assert (record.strategy, record.seed, record.attacks) == ("naive", 3, ("A", "B"))
-    assert record.learned == ("A", "B")
+    assert record.learned == ("A", "B") and record.stages == (1, 2)
     np.testing.assert_allclose(record.eer, [[10.0, 40.0], [12.0, 8.0]])
     assert record.metrics == metrics and record.metrics["bwt"] == pytest.approx(-2.0)
     assert record.data_config["attacks"] == ATTACKS
@@ -98,14 +100,15 @@ def test_the_questions_commands_ask(cfg, tmp_path: Path) -> None:  # noqa: ANN00
     assert run_dir.read_config() == cfg
     assert run_dir.last_checkpoint() is None and run_dir.stages_present() == []
     progress = RunProgress()
-    for stage, attack in enumerate(ATTACKS):
+    for stage, attack in enumerate(ATTACKS, start=1):
         progress = progress.with_stage(_row(stage, attack, 1.0, 2.0), {"trained_on": attack})
-        _record(run_dir, progress, stage, finished=stage == 1)
+        _record(run_dir, progress, stage, finished=stage == 2)
     assert run_dir.finished() and run_dir.completed_stages() == 2
-    assert run_dir.last_checkpoint() == tmp_path / "run" / "checkpoints" / "stage_1.pt"
+    assert run_dir.last_stage() == 2
+    assert run_dir.last_checkpoint() == tmp_path / "run" / "checkpoints" / "stage_2.pt"
     assert run_dir.checkpoint_path(0) == tmp_path / "run" / "checkpoints" / "stage_0.pt"
-    assert run_dir.stages_present() == [0, 1]
-    assert run_dir.read_checkpoint(1)["stage"] == 1
+    assert run_dir.stages_present() == [1, 2]
+    assert run_dir.read_checkpoint(2)["stage"] == 2
     assert run_dir.score_file(2, "asvspoof5").name == "stage_2.tsv"
     assert run_dir.log_dir() == tmp_path / "run" / "logs"
     assert run_dir.log_dir(resumed_at=1).name == "resumed_at_stage_1"
@@ -168,7 +171,7 @@ def test_compare_directory(cfg, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(RunDirError, match="missing \\(the run did not finish\\)"):
         compare.run_metrics("naive", 1)
     run = RunDir(compare.run_dir("naive", 1).path, with_overrides(cfg, seed=1))
-    _record(run, RunProgress().with_stage(_row(0, "A", 5.0, math.nan), {}), 0, finished=False)
+    _record(run, RunProgress().with_stage(_row(1, "A", 5.0, math.nan), {}), 1, finished=False)
     assert compare.any_stage_completed()
     assert compare.run_metrics("naive", 1)["seed"] == 1
     table = pd.DataFrame({"strategy": ["naive"], "final_avg_eer": [1.0 / 3]})

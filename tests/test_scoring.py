@@ -49,7 +49,7 @@ def checkpoint(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     tmp = tmp_path_factory.mktemp("score_run")
     cfg = load_config(tiny_config(tiny_corpus, tmp, strategy={"name": "joint"}))
     run_experiment(cfg, tmp / "run")
-    path = tmp / "run" / "checkpoints" / "stage_0.pt"
+    path = tmp / "run" / "checkpoints" / "stage_1.pt"
     assert path.is_file()
     return path
 
@@ -194,7 +194,7 @@ def test_threshold_eer_and_float(checkpoint: Path, audio: dict[str, Path]) -> No
     eer = score_paths(checkpoint, inputs)
     ckpt = torch.load(checkpoint, weights_only=True)
     assert eer.threshold == pytest.approx(ckpt["eer_threshold"])
-    assert eer.threshold_source == "eer" and "stage 0" in eer.summary.threshold_origin
+    assert eer.threshold_source == "eer" and "stage 1" in eer.summary.threshold_origin
     scores = np.array([f.score for f in eer.files])
     mid = float(np.median(scores))
     user = score_paths(checkpoint, inputs, threshold=mid)

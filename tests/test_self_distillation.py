@@ -247,11 +247,11 @@ def test_composes_with_dfwf_and_replay(tiny_corpus: Path, tmp_path: Path) -> Non
     dfwf = next(p for p in keep.plugins if isinstance(p, DFWFPlugin))
     assert [h["extra_loss"] > 0 for h in sd.history] == [True, True]
     assert dfwf.history[1]["active"] and dfwf.history[1]["extra_loss"] > 0
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "stage_1.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "stage_2.pt", weights_only=True)
     assert any(k.startswith(EXITS + ".") for k in ckpt["model_state"])
     assert any(k.startswith(EXITS + ".") for k in ckpt["strategy_state"]["dfwf_teacher"])
     # Scoring loads the checkpoint without the exits: the deepest exit alone.
-    loaded = load_checkpoint(tmp_path / "run" / "checkpoints" / "stage_1.pt")
+    loaded = load_checkpoint(tmp_path / "run" / "checkpoints" / "stage_2.pt")
     assert exits_of(loaded.model) is None
     plain = build_model("tiny")
     plain.load_state_dict(strip_exits(ckpt["model_state"]))
@@ -271,7 +271,7 @@ def test_bad_segment_fails_before_training_in_the_cli(tiny_corpus: Path,
     text = " ".join(res.output.split())
     assert "model.self_distillation.segments" in text and "blocks.9" in text
     assert "learning" not in text and "Traceback" not in text
-    assert not (tmp_path / "r" / "checkpoints" / "stage_0.pt").exists()
+    assert not (tmp_path / "r" / "checkpoints" / "stage_1.pt").exists()
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -301,14 +301,14 @@ def test_resume_with_self_distillation_equals_uninterrupted(tiny_corpus: Path, t
     full = run_experiment(cfg, tmp_path / "full")
     part = tmp_path / "part"
     shutil.copytree(tmp_path / "full", part)
-    (part / "checkpoints" / "stage_1.pt").unlink()
+    (part / "checkpoints" / "stage_2.pt").unlink()
     status = json.loads((part / "run.json").read_text())
     status.update(completed_stages=1, finished=False, total_stages=None)
     (part / "run.json").write_text(json.dumps(status))
     resumed = run_experiment(cfg, part, resume=True)
     pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=1e-3, rtol=0)
-    a = torch.load(part / "checkpoints" / "stage_1.pt", weights_only=True)["model_state"]
-    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_1.pt",
+    a = torch.load(part / "checkpoints" / "stage_2.pt", weights_only=True)["model_state"]
+    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_2.pt",
                    weights_only=True)["model_state"]
     assert any(k.startswith(EXITS + ".") for k in b)
     for name, value in b.items():

@@ -183,21 +183,21 @@ def test_a_new_strategy_is_one_method_package(tiny_corpus: Path, tmp_path: Path,
     cfg = with_overrides(load_config(tiny_config(tiny_corpus, tmp_path)),
                          strategy={"name": "anchor", "anchor_weight": 3.0}, train={"epochs": 2})
     full = run_experiment(cfg, tmp_path / "full")
-    saved = torch.load(tmp_path / "full" / "checkpoints" / "stage_0.pt", weights_only=True)
+    saved = torch.load(tmp_path / "full" / "checkpoints" / "stage_1.pt", weights_only=True)
     assert set(saved["strategy_state"]) == {"anchor"}
-    # Resume after stage 0: the anchor comes back from the checkpoint, results match.
+    # Resume after stage 1: the anchor comes back from the checkpoint, results match.
     import shutil
 
     part = tmp_path / "part"
     shutil.copytree(tmp_path / "full", part)
-    (part / "checkpoints" / "stage_1.pt").unlink()
+    (part / "checkpoints" / "stage_2.pt").unlink()
     status = json.loads((part / "run.json").read_text())
     status.update(completed_stages=1, finished=False, total_stages=None)
     (part / "run.json").write_text(json.dumps(status))
     resumed = run_experiment(cfg, part, resume=True)
     pd.testing.assert_frame_equal(resumed.matrix, full.matrix, atol=1e-3, rtol=0)
-    a = torch.load(part / "checkpoints" / "stage_1.pt", weights_only=True)["model_state"]
-    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_1.pt",
+    a = torch.load(part / "checkpoints" / "stage_2.pt", weights_only=True)["model_state"]
+    b = torch.load(tmp_path / "full" / "checkpoints" / "stage_2.pt",
                    weights_only=True)["model_state"]
     for name, value in b.items():
         torch.testing.assert_close(a[name], value, atol=1e-5, rtol=0, msg=name)

@@ -20,6 +20,7 @@ from cl_spoof.benchmark.planning import (
     SourcePlanSpec,
     cap_sources,
     configured_attacks,
+    plan_evaluation_set,
     plan_experiences,
     plan_sources,
     split_eval_only_attacks,
@@ -30,7 +31,7 @@ from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.corpora import prefix_utt_ids
 from cl_spoof.data.table import NO_ATTACK, make_table
-from cl_spoof.errors import CLSpoofError
+from cl_spoof.errors import CLSpoofError, DataError
 
 
 @dataclass
@@ -105,17 +106,29 @@ def read_run_table(cfg: DataConfig,
     """
     if cfg.sources:
         table = read_sources_table(cfg)
-        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False,
+                             splits_read=splits_read(cfg))
         report.raise_if_problems("data.sources")
         return report.table, Path("data.sources")
     source = resolve_source(cfg, progress)
+    if cfg.source != "demo" and not source.exists():
+        raise DataError(f"data.source: {source}: no such file or folder; point it at your "
+                        "corpus root or manifest (--data PATH, or edit the config)")
     table = read_source(source)
     table = split_eval_only_attacks(table, cfg.eval_only_attacks, cfg.eval_only_test_fraction,
                                     seed=0, train_split=cfg.train_split,
                                     test_split=cfg.test_split)
-    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+    report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False,
+                         splits_read=splits_read(cfg))
     report.raise_if_problems(source)
     return report.table, source
+
+
+def splits_read(cfg: DataConfig) -> frozenset[str]:
+    """The splits of the table a run reads: train, test and calibration, and ``eval`` when
+    eval-only attacks are learned from it."""
+    return frozenset(s for s in (cfg.train_split, cfg.test_split, cfg.calibration_split,
+                                 "eval" if cfg.eval_only_attacks else None) if s is not None)
 
 
 def load_benchmark_data(
@@ -162,6 +175,37 @@ def prepare_benchmark_data(
                                  cfg.bonafide_sharing, seed, cfg.max_train_per_attack,
                                  cfg.max_test_per_attack, cfg.max_bonafide_test,
                                  cfg.calibration_split)
+    return _cache_plans(table, plans, cfg, source, on_stage, progress)
+
+
+def load_evaluation_set(path: str | Path, cfg: DataConfig, seed: int = 0,
+                        on_stage: Callable[[str], None] | None = None,
+                        progress: Callable[[str, int, int], None] | None = None,
+                        key: str = "data.pretrained_eval") -> BenchmarkData:
+    """A labelled set that is only ever evaluated (``data.pretrained_eval``): a manifest
+    or a corpus root, every row whatever its split, one test experience per attack
+    (:func:`~cl_spoof.benchmark.planning.plan_evaluation_set`, capped by
+    ``max_test_per_attack`` / ``max_bonafide_test``), decoded like the run's own audio
+    (``cfg``: rate, cache). Errors are prefixed with ``key``."""
+    if on_stage is not None:
+        on_stage(f"preparing {key}")
+    source = Path(path).expanduser()
+    try:
+        table = read_source(source)
+        report = check_table(table, allow_missing=cfg.allow_missing, check_audio=False)
+        report.raise_if_problems(source)
+        table = report.table.reset_index(drop=True)
+        plans = plan_evaluation_set(table, seed, cfg.max_test_per_attack,
+                                    cfg.max_bonafide_test)
+        return _cache_plans(table, plans, cfg, str(source), on_stage, progress)
+    except CLSpoofError as exc:
+        raise type(exc)(f"{key}: {exc}") from None
+
+
+def _cache_plans(table: pd.DataFrame, plans: list[ExperiencePlan], cfg: DataConfig,
+                 source: str, on_stage: Callable[[str], None] | None,
+                 progress: Callable[[str, int, int], None] | None) -> BenchmarkData:
+    """The rows ``plans`` use, renumbered, with their audio decoded into the cache."""
     used = np.unique(np.concatenate([np.concatenate([p.train_rows, p.test_rows,
                                                      p.calibration_rows]) for p in plans]))
     sub = table.iloc[used].reset_index(drop=True)

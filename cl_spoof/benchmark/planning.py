@@ -24,7 +24,7 @@ import pandas as pd
 
 from cl_spoof.config import DataConfig
 from cl_spoof.data.table import BONAFIDE, SPOOF
-from cl_spoof.errors import DataError
+from cl_spoof.errors import DataError, did_you_mean
 from cl_spoof.infra.names import BadNameError, check_name
 from cl_spoof.labels import JOINT
 
@@ -82,6 +82,31 @@ def split_eval_only_attacks(table: pd.DataFrame, attacks: Sequence[str], test_fr
     return out
 
 
+def plan_evaluation_set(table: pd.DataFrame, seed: int = 0,
+                        max_per_attack: int | None = None,
+                        max_bonafide: int | None = None) -> list[ExperiencePlan]:
+    """Test experiences only, over every row of ``table`` whatever its split: one per
+    attack (sorted), its spoofs and all bona fide (capped, seeded, like test rows).
+    For a set that is only ever evaluated (``data.pretrained_eval``)."""
+    is_bona = (table["label"] == BONAFIDE).to_numpy()
+    attack = table["attack"].to_numpy()
+    attacks = sorted(set(attack[~is_bona]))
+    if not attacks or not is_bona.any():
+        raise DataError(f"needs bona fide and spoof utterances to measure an EER; it has "
+                        f"{int(is_bona.sum())} bona fide and {int((~is_bona).sum())} spoof")
+    for a in attacks:
+        try:
+            check_name(a, "attack name")
+        except BadNameError as exc:  # it becomes part of a column of eer_matrix.csv
+            raise DataError(f"{exc} (attack names become columns; rename the attack in the "
+                            "data)") from None
+    bona = _subsample(np.flatnonzero(is_bona), max_bonafide, _stable_rng(seed, "bona-test"))
+    empty = np.empty(0, dtype=np.int64)
+    return [ExperiencePlan(a, empty, np.concatenate([
+        _subsample(np.flatnonzero(~is_bona & (attack == a)), max_per_attack,
+                   _stable_rng(seed, "test", a)), bona])) for a in attacks]
+
+
 def default_attacks(table: pd.DataFrame, train_split: str) -> tuple[str, ...]:
     """Every spoof attack with training rows, sorted."""
     spoof = table[(table["label"] == SPOOF) & (table["split"] == train_split)]
@@ -121,7 +146,8 @@ def plan_experiences(
     unknown = [a for a in attacks if a not in known]
     if unknown:
         raise DataError(f"attack(s) {', '.join(unknown)} not in the data "
-                        f"(it has: {', '.join(sorted(known)) or 'no spoof rows'})")
+                        f"(it has: {', '.join(sorted(known)) or 'no spoof rows'})"
+                        + did_you_mean(unknown[0], known))
     for split in (train_split, test_split):
         if not (table["split"] == split).any():
             raise DataError(f"split {split!r} is empty")

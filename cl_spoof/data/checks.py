@@ -35,17 +35,42 @@ class Problem:
         return f"{self.where}: {self.kind}" + (f" ({self.detail})" if self.detail else "")
 
 
+MISSING = "listed but missing"
+
+
 @dataclass
 class CheckReport:
-    """Outcome of a check: the (possibly restricted) table and its problems."""
+    """Outcome of a check: the (possibly restricted) table and its problems.
+
+    ``missing_by_split`` counts, per split, the listed files that are absent and the
+    rows; ``splits_read`` are the splits the caller reads (None: every split), whose
+    missing files alone are problems.
+    """
 
     table: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     dropped_missing: int = 0  # rows dropped by allow_missing (files absent)
+    missing_by_split: dict[str, tuple[int, int]] = field(default_factory=dict)
+    splits_read: frozenset[str] | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def missing_text(self, hint: bool = True) -> str | None:
+        """``missing files by split: train 0 of 120, eval 80 of 80 (not read)`` and (with
+        ``hint``) what to do, when files are missing (None otherwise)."""
+        if not any(n for n, _ in self.missing_by_split.values()):
+            return None
+        parts = []
+        for split, (n, total) in self.missing_by_split.items():
+            unread = self.splits_read is not None and split not in self.splits_read
+            parts.append(f"{split} {n:,} of {total:,}" + (" (not read)" if unread else ""))
+        read = ("" if self.splits_read is None else
+                f"; the config reads {', '.join(sorted(self.splits_read))}")
+        text = f"missing files by split: {', '.join(parts)}{read}"
+        return text + ("; a partial download? --allow-missing (data.allow_missing: true) "
+                       "uses the files present" if hint else "")
 
     def summary(self, source: str | Path) -> str:
         """Human-readable list of problems (capped at :data:`MAX_LISTED`)."""
@@ -55,6 +80,9 @@ class CheckReport:
             lines.append(f"  ... and {len(self.problems) - MAX_LISTED} more")
         kinds = pd.Series([p.kind for p in self.problems]).value_counts()
         lines.append("  by kind: " + ", ".join(f"{k}: {v}" for k, v in kinds.items()))
+        missing = self.missing_text()
+        if missing is not None and any(p.kind == MISSING for p in self.problems):
+            lines.append(f"  {missing}")
         return "\n".join(lines)
 
     def raise_if_problems(self, source: str | Path) -> None:
@@ -113,7 +141,7 @@ def _missing_problem(path: str) -> Problem:
     """A listed file that is not there: a dangling link says where it leads."""
     what = not_a_regular_file(path)
     detail = what if what is not None and what != "file not found" else ""
-    return Problem(path, "listed but missing", detail)
+    return Problem(path, MISSING, detail)
 
 
 def audio_problem(path: str | Path) -> str | None:
@@ -128,26 +156,42 @@ def audio_problem(path: str | Path) -> str | None:
     return waveform_problem(wave)
 
 
+def missing_by_split(table: pd.DataFrame, missing: pd.Series) -> dict[str, tuple[int, int]]:
+    """``split -> (files missing, rows)``, splits in table order."""
+    out: dict[str, tuple[int, int]] = {}
+    for split in pd.unique(table["split"]):
+        rows = (table["split"] == split).to_numpy()
+        out[str(split)] = (int(missing.to_numpy()[rows].sum()), int(rows.sum()))
+    return out
+
+
 def check_table(
     table: pd.DataFrame,
     allow_missing: bool = False,
     check_audio: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    splits_read: frozenset[str] | None = None,
 ) -> CheckReport:
     """Validate ``table``: metadata, missing files and (optionally) audio content.
 
     With ``allow_missing`` rows whose file is absent are dropped from the
     returned table and counted in ``dropped_missing`` instead of being problems
     (a partial download). Every other problem is reported, never dropped.
+    ``splits_read`` (None: all) are the splits the caller will read: an absent file
+    of another split is no problem (its row stays in the table, never opened), so a
+    train+dev copy serves a config that never reads eval.
     """
     problems = metadata_problems(table)
     missing = missing_mask(table)
+    by_split = missing_by_split(table, missing)
     dropped = 0
     if allow_missing:
         dropped = int(missing.sum())
         table = table.loc[~missing].reset_index(drop=True)
     else:
-        problems += [_missing_problem(p) for p in table.loc[missing, "path"]]
+        counted = missing if splits_read is None else (
+            missing & table["split"].isin(list(splits_read)))
+        problems += [_missing_problem(p) for p in table.loc[counted, "path"]]
         table_present = table.loc[~missing]
     present = table if allow_missing else table_present
     if check_audio:
@@ -159,4 +203,5 @@ def check_table(
             if progress is not None:
                 progress(i + 1, len(paths))
     return CheckReport(table=table.reset_index(drop=True), problems=problems,
-                       dropped_missing=dropped)
+                       dropped_missing=dropped, missing_by_split=by_split,
+                       splits_read=splits_read)

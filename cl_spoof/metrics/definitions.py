@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cl_spoof.config import RunConfig
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,8 +201,10 @@ def _average_forgetting(matrix: pd.DataFrame, learned: list[str]) -> float | Non
 METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("final_avg_eer", "final avg EER %", "final average EER {:.2f} %", decimals=2,
            kind="continual"),
-    Metric("bwt", "BWT (pts)", "BWT {:+.2f} pts (negative = forgot)", decimals=2,
-           signed=True, lower_is_better=False, kind="continual"),
+    # The console shows forgetting one way (larger = more forgetting): BWT, whose sign is
+    # the other way, is left to the tables, where its sign is explained.
+    Metric("bwt", "BWT (pts)", None, decimals=2, signed=True, lower_is_better=False,
+           kind="continual"),
     Metric("max_forgetting", "max forgetting (pts)", "max forgetting {:.2f} pts", decimals=2,
            kind="continual"),
     Metric("avg_forgetting", "avg forgetting (pts)", "avg forgetting {:.2f} pts", decimals=2,
@@ -267,7 +269,7 @@ def resolve_metrics(cfg: RunConfig) -> RunConfig:
     if unknown:
         raise ConfigError(f"metrics.official: unknown metric(s) {', '.join(unknown)} (known: "
                           f"{', '.join(known)}; pooled EER and average forgetting are always "
-                          "computed)")
+                          "computed)" + did_you_mean(unknown[0], known))
     for m in METRICS.values():
         if m.key not in cfg.metrics.official:
             continue

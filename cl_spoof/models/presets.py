@@ -42,7 +42,7 @@ from typing import Any
 from torch import nn
 
 from cl_spoof.config import ModelSpec
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, did_you_mean
 from cl_spoof.infra.files import format_size
 from cl_spoof.models.base import Detector, Preset, module_values, on_meta_device
 from cl_spoof.models.exits import attach_exits
@@ -113,7 +113,7 @@ def build_model(preset: str, sample_rate: int | None = None, **overrides: Any) -
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown model preset {preset!r} (model.preset); valid presets: "
-                          f"{', '.join(PRESETS)}")
+                          f"{', '.join(PRESETS)}" + did_you_mean(preset, PRESETS))
     spec = PRESETS[preset]
     config = spec.config
     names = {f.name for f in dataclasses.fields(config)}

@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cl_spoof.labels import JOINT
+from cl_spoof.labels import JOINT, PRETRAINED
 from cl_spoof.metrics.definitions import per_stage_metrics, run_keys
 from cl_spoof.reporting.runs import ReportError, RunRecord
 from cl_spoof.rundir import run_dir_name
@@ -55,11 +55,17 @@ class StrategyData:
     mean: np.ndarray  # stages x attacks
     std: np.ndarray  # stages x attacks; NaN for a single seed
     official: pd.DataFrame | None = None  # stage x official metrics, mean over seeds
+    stages: list[int] = field(default_factory=list)  # each row's stage number (0: pretrained)
+
+    def __post_init__(self) -> None:
+        if not self.stages:  # trained stages only, numbered from 1
+            self.stages = list(range(1, len(self.learned) + 1))
 
     @property
     def joint(self) -> bool:
-        """A single joint-training stage that learned every attack."""
-        return self.learned == [JOINT]
+        """A single joint-training stage that learned every attack (after the starting
+        model's stage 0, if any)."""
+        return [a for a in self.learned if a != PRETRAINED] == [JOINT]
 
     @property
     def caption(self) -> str:
@@ -68,11 +74,18 @@ class StrategyData:
             return f"single run (seed {self.seeds[0]})"
         return f"mean of {len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
 
-    def learned_stage(self, attack: str) -> int | None:
-        """Stage at which ``attack`` was learned (0 for every attack of a joint run)."""
+    def learned_row(self, attack: str) -> int | None:
+        """The matrix row (position) of the stage that learned ``attack`` (the joint
+        stage's for every attack of a joint run)."""
         if self.joint:
-            return 0
+            return self.learned.index(JOINT)
         return self.learned.index(attack) if attack in self.learned else None
+
+    def learned_stage(self, attack: str) -> int | None:
+        """The number of the stage that learned ``attack`` (the joint stage's for every
+        attack of a joint run)."""
+        row = self.learned_row(attack)
+        return None if row is None else self.stages[row]
 
 
 def _slug(name: str) -> str:
@@ -91,7 +104,7 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         members = sorted(members, key=lambda r: r.seed)
         ref = members[0]
         for run in members[1:]:
-            if run.learned != ref.learned:
+            if run.learned != ref.learned or run.stages != ref.stages:
                 raise ReportError(f"{run.path}: learns attacks in the order "
                                   f"{', '.join(run.learned)}, unlike {ref.path} "
                                   f"({', '.join(ref.learned)}); seeds of one strategy must "
@@ -110,7 +123,8 @@ def group_strategies(runs: Sequence[RunRecord]) -> list[StrategyData]:
         out.append(StrategyData(name=name, slug=slug, seeds=[r.seed for r in members],
                                 paths=[r.path for r in members], attacks=attacks,
                                 learned=list(ref.learned), mean=mean, std=std,
-                                official=official_frame(members)))
+                                official=official_frame(members),
+                                stages=list(ref.stages)))
     return out
 
 
@@ -152,7 +166,7 @@ def matrix_table(s: StrategyData) -> pd.DataFrame:
     """``stage, trained_on, <attacks>``: the strategy's EER matrix (mean over seeds)."""
     df = pd.DataFrame(s.mean, columns=s.attacks)
     df.insert(0, "trained_on", s.learned)
-    df.insert(0, "stage", range(len(s.learned)))
+    df.insert(0, "stage", s.stages)
     return df
 
 
@@ -161,7 +175,7 @@ def forgetting_table(s: StrategyData) -> pd.DataFrame:
     rows = []
     for k, trained in enumerate(s.learned):
         for j, attack in enumerate(s.attacks):
-            rows.append({"stage": k, "trained_on": trained, "attack": attack,
+            rows.append({"stage": s.stages[k], "trained_on": trained, "attack": attack,
                          "learned_at_stage": s.learned_stage(attack),
                          "eer_mean": s.mean[k, j], "eer_std": s.std[k, j],
                          "seeds": len(s.seeds)})

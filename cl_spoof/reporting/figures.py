@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from cl_spoof.infra.files import atomic_path
+from cl_spoof.labels import JOINT
 from cl_spoof.reporting.aggregate import StrategyData
 
 # Figure geometry: every size is in pixels; inches = px / DPI, so PNGs are exactly this big.
@@ -78,7 +79,8 @@ def _attack_colors(attacks: Sequence[str]) -> dict[str, Any]:
 
 
 def _stage_labels(s: StrategyData) -> list[str]:
-    return [f"{k + 1}: {a}" for k, a in enumerate(s.learned)]
+    """``<stage>: <attack learned>`` per matrix row (``0: pretrained``, the starting model)."""
+    return [f"{k}: {a}" for k, a in zip(s.stages, s.learned, strict=True)]
 
 
 def forgetting_figure(strategies: Sequence[StrategyData]) -> Figure:
@@ -101,19 +103,20 @@ def forgetting_figure(strategies: Sequence[StrategyData]) -> Figure:
         for j, a in enumerate(attacks):
             color, mean, std = colors[a], s.mean[:, j], s.std[:, j]
             if s.joint:  # one stage: its EER as a horizontal reference level
-                ax.hlines(mean[0], *xlim, colors=[color], linestyles="--", linewidth=1.8)
-                if math.isfinite(std[0]):
-                    ax.axhspan(mean[0] - std[0], mean[0] + std[0], color=color, alpha=0.10,
+                r = s.learned.index(JOINT)
+                ax.hlines(mean[r], *xlim, colors=[color], linestyles="--", linewidth=1.8)
+                if math.isfinite(std[r]):
+                    ax.axhspan(mean[r] - std[r], mean[r] + std[r], color=color, alpha=0.10,
                                linewidth=0)
                 continue
             x = np.arange(len(mean))
-            k = s.learned_stage(a)
+            k = s.learned_row(a)
             k = 0 if k is None else k
             if k > 0:  # before the attack was learned
                 ax.plot(x[: k + 1], mean[: k + 1], linestyle=":", color=color, linewidth=1.6)
             ax.plot(x[k:], mean[k:], linestyle="-", color=color, linewidth=2.0, marker="o",
                     markersize=3.5)
-            if s.learned_stage(a) is not None:
+            if s.learned_row(a) is not None:
                 ax.plot([k], [mean[k]], marker="*", markersize=13, color=color,
                         markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
                         zorder=5, clip_on=False)
@@ -174,15 +177,15 @@ def heatmap_figure(s: StrategyData) -> Figure:
             ax.text(j, k, f"{value:.1f}", ha="center", va="center", fontsize=9,
                     color="white" if dark else "black")
     for k, attack in enumerate(s.learned):
-        cols = range(n_attacks) if s.joint else ([s.attacks.index(attack)]
-                                                 if attack in s.attacks else [])
+        cols = (range(n_attacks) if attack == JOINT else []) if s.joint else (
+            [s.attacks.index(attack)] if attack in s.attacks else [])
         for j in cols:
             ax.add_patch(Rectangle((j - 0.5, k - 0.5), 1, 1, fill=False, edgecolor="#1f3a93",
                                    linewidth=2.2))
     tilt = max(len(a) for a in s.attacks) * 7 > CELL_PX[0]  # label wider than its cell
     ax.set_xticks(range(n_attacks), s.attacks, fontsize=9, rotation=45 if tilt else 0,
                   ha="right" if tilt else "center")
-    ylabels = ["joint (all attacks)"] if s.joint else _stage_labels(s)
+    ylabels = ["joint (all attacks)"] if s.learned == [JOINT] else _stage_labels(s)
     ax.set_yticks(range(n_stages), ylabels, fontsize=9)
     ax.set_xlabel("evaluated attack")
     ax.set_ylabel("after stage: attack learned")

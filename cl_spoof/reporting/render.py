@@ -163,7 +163,10 @@ class Doc:
         "One EER matrix per strategy: a row per training stage (the EER of every attack "
         "after it), a column per evaluated attack, values in %. The colour scale is fixed "
         "to 0–50 % (50 % = chance level; higher values get the top colour) so matrices "
-        "compare at a glance; framed cells: the stage that learned the attack.")
+        "compare at a glance; framed cells: the stage that learned the attack. Trained "
+        "stages are numbered from 1; stage 0, where present, is the pretrained starting "
+        "model before any training, and columns pretrained:<attack> are the set it was "
+        "trained on (data.pretrained_eval), never trained on again.")
 
     def table_sources(self) -> dict[str, str]:
         out = {"forgetting_curves.png": ", ".join(f"forgetting_{s.slug}.csv"

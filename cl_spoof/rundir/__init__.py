@@ -15,14 +15,17 @@ from cl_spoof.rundir.compare_dir import (
 )
 from cl_spoof.rundir.run_dir import (
     RUN_FILES,
+    STAGE_BASE,
     RunDir,
     RunDirError,
     RunProgress,
     RunRecord,
     check_same_config,
+    pretrained_columns,
     write_scores,
 )
 
-__all__ = ["COMPARE_FILE", "RUN_FILES", "CompareDir", "RunDir", "RunDirError", "RunProgress",
-           "RunRecord", "check_same_config", "results_folder_of", "run_dir_name",
+__all__ = ["COMPARE_FILE", "RUN_FILES", "STAGE_BASE", "CompareDir", "RunDir", "RunDirError",
+           "RunProgress", "RunRecord", "check_same_config", "pretrained_columns",
+           "results_folder_of", "run_dir_name",
            "write_scores"]

@@ -13,12 +13,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cl_spoof.config import RunConfig, load_config, to_yaml
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.rundir.run_dir import RunDir, RunDirError, _read_json_object
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COMPARE_FILE = "compare.json"
 
@@ -90,11 +92,16 @@ class CompareDir:
 
     def read_config(self) -> RunConfig:
         """The shared ``config.yaml``, validated."""
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
+
+    def present_runs(self) -> list[RunDir]:
+        """The run directories under the folder (``<strategy>/seed<k>/``), whatever their
+        state, in name order."""
+        return [RunDir(p) for p in sorted(self.path.glob("*/seed*")) if p.is_dir()]
 
     def any_stage_completed(self) -> bool:
         """Whether any run under the directory completed a stage (then it is kept)."""
-        return any(RunDir(run).completed_stages() for run in self.path.glob("*/seed*"))
+        return any(RunDir(run).recorded_stages() for run in self.path.glob("*/seed*"))
 
     def run_metrics(self, strategy: str, seed: int) -> dict:
         """``metrics.json`` of a finished run of the comparison."""

@@ -1,15 +1,26 @@
 """A run directory: its layout, and the only code that reads or writes its files.
 
 - ``config.yaml``: the resolved config;
-- ``run.json``: status (completed stages, finished flag) and the resolved config with
-  its digest, written when the run starts; ``--resume`` refuses a ``config.yaml`` that
-  no longer says what the run was started with;
-- ``eer_matrix.csv``: ``stage, trained_on`` then one column per attack (EER %);
+- ``run.json``: status (``completed_stages``: how many trained stages completed;
+  ``stage_0``: whether stage 0 is recorded; the finished flag; ``stage_base``: the
+  number of the first trained stage, 1) and the resolved config with its digest,
+  written when the run starts; ``--resume`` refuses a ``config.yaml`` that no longer
+  says what the run was started with, and a run folder of an older cl-spoof that
+  numbered its stages from 0;
+- ``eer_matrix.csv``: ``stage, trained_on`` then one column per attack (EER %), one
+  row per stage (stage 0: ``trained_on`` is ``pretrained``), then with
+  ``data.pretrained_eval`` one column ``pretrained:<attack>`` per attack of that set;
 - ``metrics.json``: :func:`cl_spoof.metrics.continual.summarize` of the matrix, the
   other continual metrics of the registry (:mod:`cl_spoof.metrics.definitions`: the
   average forgetting), and ``official``: one entry per stage with the stage metrics
   of its scores (:mod:`cl_spoof.metrics.official`), the last stage's also as
   ``final_<key>`` (``final_pooled_eer``, ``final_min_dcf``, ...);
+Stages are numbered alike in every file, column and message: the trained stages
+1..N, and stage 0 for the starting model of a run that starts from a pretrained one
+(``model.init``), evaluated before any training (a run without ``model.init`` has no
+stage 0). :meth:`RunDir.checkpoint_path` and :meth:`RunDir.score_file` are the only
+place that turns a stage number into a file name.
+
 - ``scores/stage_<k>.txt``: ASVspoof 2019-style score lines ``utt_id attack key score``
   (``metrics.score_format: asvspoof2019``, the default), or
   ``scores/stage_<k>.tsv`` in the ASVspoof 5 Track 1 submission format
@@ -18,7 +29,8 @@
 - ``checkpoints/stage_<k>.pt``: model, optimizer and strategy state, loadable with
   ``torch.load(..., weights_only=True)``;
 - ``logs/``: Avalanche's text log (``log.txt``) and CSV logs (a resumed run's in
-  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``);
+  ``logs/resumed_at_stage_<k>/``, an added attack's in ``logs/added_<NAME>/``), and
+  with ``train.loggers: [tensorboard]`` the TensorBoard log in ``tensorboard/`` there;
 - ``added/added.json`` and ``added/<NAME>.csv``: the attacks ``add-attack`` added
   (name, stage, strategy, inputs, skipped files) and their utterances;
 - ``report/``: the report ``add-attack`` refreshes.
@@ -27,13 +39,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from cl_spoof.config import (
@@ -46,16 +57,22 @@ from cl_spoof.config import (
     to_yaml,
 )
 from cl_spoof.errors import CLSpoofError, ConfigError
-from cl_spoof.infra.checkpoints import read_checkpoint, save_checkpoint
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import read_csv_exact, write_csv
 from cl_spoof.infra.names import check_name, inside
-from cl_spoof.metrics.continual import summarize
+from cl_spoof.labels import PRETRAINED_PREFIX
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
-from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
+if TYPE_CHECKING:  # numpy and pandas load when a table is read or written: a question
+    import numpy as np  # about a run (finished? which stages?) is answered without them
+    import pandas as pd
 
 #: The files of a finished run (what a report reads).
 RUN_FILES = ("config.yaml", "eer_matrix.csv", "metrics.json", "run.json")
+#: The number of a run's first trained stage (``run.json``'s ``stage_base``); stage 0 is
+#: the starting model of a run from a pretrained model. Run folders of older cl-spoof
+#: versions have no ``stage_base``: they numbered the trained stages from 0.
+STAGE_BASE = 1
 
 
 class RunDirError(CLSpoofError):
@@ -65,16 +82,26 @@ class RunDirError(CLSpoofError):
 @dataclass(frozen=True)
 class RunProgress:
     """What a run has recorded so far, carried from stage to stage: one EER-matrix row
-    per completed stage (``stage``, ``trained_on``, one EER per attack) and the official
-    metrics of each stage."""
+    per recorded stage (``stage``, ``trained_on``, one EER per attack; stage 0, the
+    starting model, first when there is one) and the official metrics of each stage."""
 
     rows: tuple[dict[str, Any], ...] = ()
     official: tuple[dict[str, Any], ...] = ()
 
     @property
     def completed(self) -> int:
-        """Stages recorded."""
-        return len(self.rows)
+        """Trained stages recorded (stage 0, the starting model, is not one)."""
+        return sum(1 for row in self.rows if int(row["stage"]) >= STAGE_BASE)
+
+    @property
+    def has_stage_0(self) -> bool:
+        """Whether stage 0 (the starting model, evaluated before training) is recorded."""
+        return any(int(row["stage"]) == 0 for row in self.rows)
+
+    @property
+    def last_stage(self) -> int | None:
+        """The number of the last recorded stage (None before any)."""
+        return int(self.rows[-1]["stage"]) if self.rows else None
 
     @property
     def learned(self) -> list[str]:
@@ -98,11 +125,42 @@ class RunRecord:
     eer: np.ndarray  # stages x attacks, EER %
     metrics: dict
     data_config: Any = None
+    stages: tuple[int, ...] = ()  # the number of each row's stage (0: the starting model)
+
+
+def pretrained_columns(columns: Sequence[Any]) -> list[str]:
+    """The ``pretrained:<attack>`` columns among ``columns`` (the EER on
+    ``data.pretrained_eval``), in their order."""
+    return [str(c) for c in columns if str(c).startswith(PRETRAINED_PREFIX)]
+
+
+def _number_or_none(value: Any) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    return None if np.isnan(values).all() else float(np.nanmean(values))
+
+
+def pretrained_summary(columns: pd.DataFrame) -> dict[str, Any]:
+    """``metrics.json``'s ``pretrained_eval``: the mean EER over the ``pretrained:<attack>``
+    columns after every stage, its last value and (with a stage 0) its change since
+    stage 0, the forgetting of the pretraining (positive = forgot)."""
+    means = [_mean_or_none(row) for row in columns.to_numpy(dtype=np.float64)]
+    stages = [int(k) for k in columns.index]
+    final = means[-1]
+    start = means[0] if stages[0] == 0 else None
+    return {"columns": list(columns.columns), "stages": stages, "avg_eer": means,
+            "final_avg_eer": final,
+            "forgetting": None if final is None or start is None else final - start}
 
 
 def write_scores(path: Path, scores: pd.DataFrame, fmt: str = "asvspoof2019") -> None:
     """A stage's score file (higher score = more bona fide) in format ``fmt``, written
     atomically; the ASVspoof 5 format also gets its key file (``<stem>.keys.tsv``)."""
+    from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
+
     write_score_file(path, scores, fmt)
     if fmt == "asvspoof5":
         write_asvspoof5_keys(path.with_suffix(".keys.tsv"), scores)
@@ -198,23 +256,31 @@ class RunDir:
         return self.path / "added" / "added.json"
 
     def score_file(self, stage: int, fmt: str) -> Path:
-        """``scores/stage_<k>.txt`` (ASVspoof 2019 format) or ``.tsv`` (ASVspoof 5)."""
+        """``scores/stage_<k>.txt`` (ASVspoof 2019 format) or ``.tsv`` (ASVspoof 5) of
+        stage ``k`` (1..N: trained stages; 0: the starting model)."""
         return self.path / "scores" / f"stage_{stage}.{'tsv' if fmt == 'asvspoof5' else 'txt'}"
 
     def checkpoint_path(self, stage: int) -> Path:
-        """``checkpoints/stage_<stage>.pt``."""
+        """``checkpoints/stage_<k>.pt`` of stage ``k`` (1..N: trained stages; 0: the
+        starting model)."""
         return self.path / "checkpoints" / f"stage_{stage}.pt"
 
     def read_checkpoint(self, stage: int) -> dict:
         """The checkpoint of stage ``stage``, read safely
         (:func:`~cl_spoof.infra.checkpoints.read_checkpoint`: errors name the file)."""
+        from cl_spoof.infra.checkpoints import read_checkpoint  # torch: only when needed
+
         return read_checkpoint(self.checkpoint_path(stage))
 
     def log_dir(self, resumed_at: int | None = None) -> Path:
-        """``logs/``, or ``logs/resumed_at_stage_<k>/`` for a run resumed after ``k``
-        stages (earlier logs are never overwritten)."""
+        """``logs/``, or ``logs/resumed_at_stage_<k>/`` for a run resumed after stage
+        ``k`` (earlier logs are never overwritten)."""
         return self.path / "logs" / (f"resumed_at_stage_{resumed_at}"
                                      if resumed_at is not None else "")
+
+    def tensorboard_dir(self, resumed_at: int | None = None) -> Path:
+        """``tensorboard/`` in :meth:`log_dir` (``train.loggers: [tensorboard]``)."""
+        return self.log_dir(resumed_at) / "tensorboard"
 
     def open_log(self, resumed_at: int | None = None) -> IO[str]:
         """``log.txt`` in :meth:`log_dir` (made if absent), open for writing; the caller
@@ -250,7 +316,7 @@ class RunDir:
     def read_config(self) -> RunConfig:
         """The run's ``config.yaml``, validated."""
         self.check_is_run()
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
 
     def status(self) -> dict | None:
         """``run.json`` (None when absent); a damaged one is a named error."""
@@ -278,13 +344,23 @@ class RunDir:
         return status is not None and bool(status.get("finished"))
 
     def completed_stages(self) -> int:
-        """Stages ``run.json`` says completed; 0 when it is absent or unreadable (for what
-        to say after an interruption, never for deciding what to train)."""
+        """Trained stages ``run.json`` says completed; 0 when it is absent or unreadable
+        (for what to say after an interruption, never for deciding what to train)."""
         try:
             done = json.loads(self.status_file.read_text())["completed_stages"]
         except (OSError, ValueError, KeyError, TypeError):
             return 0
         return done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else 0
+
+    def recorded_stages(self) -> int:
+        """Stages ``run.json`` says are recorded, stage 0 included; 0 when it is absent or
+        unreadable (for what to say after an interruption, never for deciding what to
+        train)."""
+        try:
+            stage_0 = json.loads(self.status_file.read_text()).get("stage_0") is True
+        except (OSError, ValueError, AttributeError):
+            stage_0 = False
+        return self.completed_stages() + (1 if stage_0 else 0)
 
     def stages_present(self) -> list[int]:
         """Stages whose checkpoint file is there, in order."""
@@ -295,12 +371,29 @@ class RunDir:
                 found.append(int(number))
         return sorted(found)
 
-    def last_checkpoint(self) -> Path | None:
-        """The checkpoint of the last stage ``run.json`` says completed (None before the
-        first); it may be missing on disk."""
+    def last_stage(self) -> int | None:
+        """The number of the last stage ``run.json`` says is recorded: the last trained
+        stage, else 0 when the starting model is, else None."""
         status = self.status()
-        done = status["completed_stages"] if status is not None else 0
-        return self.checkpoint_path(done - 1) if done else None
+        if status is None:
+            return None
+        done = status["completed_stages"]
+        return done if done else (0 if status.get("stage_0") is True else None)
+
+    def last_checkpoint(self) -> Path | None:
+        """The checkpoint of the last stage ``run.json`` says is recorded (None before
+        any); it may be missing on disk."""
+        last = self.last_stage()
+        return None if last is None else self.checkpoint_path(last)
+
+    def check_stage_numbering(self) -> None:
+        """Refuse a run folder written by a cl-spoof that numbered the trained stages from
+        0 (its ``run.json`` has no ``stage_base``): its files cannot be continued."""
+        status = self.status()
+        if status is not None and status.get("stage_base") != STAGE_BASE:
+            raise RunDirError(f"{self.path}: written by an older cl-spoof that numbered stages "
+                              "from 0; it cannot be continued (start a new run; its scores, "
+                              "checkpoints and report stay readable)")
 
     # ------------------------------------------------------------------ a new run
 
@@ -332,45 +425,51 @@ class RunDir:
         if not self.path.is_dir() or not config.is_file():
             raise RunDirError(f"{self.path}: not a run directory (no config.yaml)")
         status = self.status()
-        on_disk = load_config(config)
+        on_disk = load_config(config, relative_to_file=False)
         if status is not None and status.get("config") is not None:
             check_same_config(status["config"], on_disk, str(config))
             check_same_config(status["config"], self.cfg, str(self.status_file))
         elif config_differences(on_disk, self.cfg):  # a run.json of an older cl-spoof
             check_same_config(to_dict(on_disk), self.cfg, str(config))
-        if status is None or status["completed_stages"] == 0:
+        if status is not None:
+            self.check_stage_numbering()
+        recorded = 0 if status is None else \
+            status["completed_stages"] + (1 if status.get("stage_0") is True else 0)
+        if status is None or recorded == 0:
             return RunProgress()  # interrupted before the first stage ended
         if status["finished"]:
             raise RunDirError(f"{self.path}: the run already finished; nothing to resume")
+
         matrix_file = self.matrix_file
         try:
             matrix = read_matrix_csv(matrix_file)
         except FileNotFoundError:
             raise RunDirError(f"{matrix_file}: missing although run.json says "
-                              f"{status['completed_stages']} stage(s) completed") from None
+                              f"{recorded} stage(s) are recorded") from None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise RunDirError(f"{matrix_file}: unreadable ({type(exc).__name__})") from None
-        done = status["completed_stages"]
-        if list(matrix.columns[:2]) != ["stage", "trained_on"] or len(matrix) < done:
+        if list(matrix.columns[:2]) != ["stage", "trained_on"] or len(matrix) < recorded:
             raise RunDirError(f"{matrix_file}: damaged (expected columns stage, trained_on and "
-                              f"{done} row(s), as run.json says)")
-        rows = matrix.to_dict("records")[:done]
-        for k in range(len(rows)):
-            if not self.checkpoint_path(k).is_file():
-                raise RunDirError(f"{self.path}: checkpoints/stage_{k}.pt is missing")
+                              f"{recorded} row(s), as run.json says)")
+        rows = matrix.to_dict("records")[:recorded]
+        for row in rows:
+            if not self.checkpoint_path(int(row["stage"])).is_file():
+                path = self.checkpoint_path(int(row["stage"]))
+                raise RunDirError(f"{self.path}: {path.relative_to(self.path)} is missing")
         return RunProgress(rows=tuple(rows), official=tuple(self.read_official(len(rows))))
 
     # ------------------------------------------------------------------ stages
 
-    def read_official(self, completed: int) -> list[dict]:
-        """The official metrics of the first ``completed`` stages (from ``metrics.json``)."""
+    def read_official(self, recorded: int) -> list[dict]:
+        """The official metrics of the first ``recorded`` stages (from ``metrics.json``)."""
         path = self.metrics_file
-        if completed == 0 or not path.is_file():
+        if recorded == 0 or not path.is_file():
             return []
-        return list(json.loads(path.read_text()).get("official", []))[:completed]
+        return list(json.loads(path.read_text()).get("official", []))[:recorded]
 
     def read_matrix(self) -> pd.DataFrame:
         """``eer_matrix.csv`` as written (``stage``, ``trained_on``, one column per attack)."""
+
         try:
             return read_matrix_csv(self.matrix_file)
         except (OSError, ValueError) as exc:
@@ -378,16 +477,37 @@ class RunDir:
                               f"({type(exc).__name__})") from None
 
     def frames(self, progress: RunProgress, attacks: Sequence[str]) -> tuple[pd.DataFrame, dict]:
-        """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes)."""
+        """The EER matrix and metrics of ``progress`` (what :meth:`write_stage` writes).
+
+        The continual metrics summarise the trained stages (1..N), so a run from a
+        pretrained model compares with one from scratch; stage 0 adds ``zero_shot`` (its
+        EER on every attack), and the ``pretrained:<attack>`` columns of
+        ``data.pretrained_eval`` (after the attacks, never trained on) add
+        ``pretrained_eval``. A run of stage 0 alone is summarised by that stage.
+        """
+        import pandas as pd
+
+        from cl_spoof.metrics.continual import summarize
+
         attacks = list(attacks)
-        learned = progress.learned
         official = list(progress.official)
         matrix = pd.DataFrame(list(progress.rows)).set_index("stage")
-        matrix = matrix[["trained_on", *attacks]]
-        metrics = summarize(matrix[attacks], learned)
+        kept = pretrained_columns(matrix.columns)
+        matrix = matrix[["trained_on", *attacks, *kept]]
+        trained = matrix[matrix.index >= STAGE_BASE]
+        basis = trained if len(trained) else matrix
+        learned = [str(a) for a in basis["trained_on"]]
+        metrics = summarize(basis[attacks], learned)
         for metric in continual_metrics():
             if metric.from_matrix is not None:
-                metrics[metric.key] = metric.from_matrix(matrix[attacks], learned)
+                metrics[metric.key] = metric.from_matrix(basis[attacks], learned)
+        if progress.has_stage_0:
+            zero = matrix.loc[0, attacks].to_numpy(dtype=np.float64)
+            metrics["zero_shot"] = {"avg_eer": _mean_or_none(zero),
+                                    "eer": {a: _number_or_none(v)
+                                            for a, v in zip(attacks, zero, strict=True)}}
+        if kept:
+            metrics["pretrained_eval"] = pretrained_summary(matrix[kept])
         if official:
             metrics["official"] = official
             for metric in per_stage_metrics():
@@ -400,6 +520,8 @@ class RunDir:
         """The score file (:meth:`score_file`) and ``checkpoints/stage_<k>.pt`` of one stage."""
         fmt = self.cfg.metrics.score_format
         write_scores(self.score_file(stage, fmt), scores, fmt)
+        from cl_spoof.infra.checkpoints import save_checkpoint  # torch: only when needed
+
         save_checkpoint(self.checkpoint_path(stage), checkpoint)
 
     def write_stage(self, progress: RunProgress, attacks: Sequence[str], finished: bool,
@@ -410,14 +532,15 @@ class RunDir:
             matrix.to_csv(tmp, float_format="%.4f")
         atomic_write_text(self.metrics_file, json.dumps(metrics, indent=2) + "\n")
         self._write_status(progress.completed, progress.completed if finished else None,
-                           finished, seconds)
+                           finished, seconds, progress.has_stage_0)
         return matrix, metrics
 
     def _write_status(self, completed: int, total: int | None, finished: bool,
-                      seconds: float) -> None:
+                      seconds: float, stage_0: bool = False) -> None:
         """``run.json``: progress, and the config the run was started with (and its digest)."""
         stored = to_dict(self.cfg)
-        status = {"completed_stages": completed, "total_stages": total, "finished": finished,
+        status = {"stage_base": STAGE_BASE, "completed_stages": completed,
+                  "total_stages": total, "stage_0": stage_0, "finished": finished,
                   "seconds": round(seconds, 2), "strategy": self.cfg.strategy.name,
                   "seed": self.cfg.seed, "config_digest": config_digest(stored),
                   "config": stored}
@@ -441,6 +564,8 @@ class RunDir:
 
     def added_rows(self) -> pd.DataFrame | None:
         """Utterances of the attacks added so far (``added/<NAME>.csv``), or None."""
+        import pandas as pd
+
         names = self.added_entries()
         if not names:
             return None
@@ -471,6 +596,8 @@ class RunDir:
     def read_record(self) -> RunRecord:
         """The finished run as reports read it; :class:`RunDirError` names what is
         missing or wrong."""
+        import numpy as np
+
         path = self.path
         missing = [name for name in RUN_FILES if not (path / name).is_file()]
         if missing:
@@ -503,10 +630,18 @@ class RunDir:
         except ValueError:
             raise RunDirError(f"{self.matrix_file}: non-numeric EER values") from None
         done = status.get("completed_stages")
-        if isinstance(done, int) and done != len(matrix):
-            raise RunDirError(f"{path}: run.json says {done} completed stages but "
+        recorded = done + (1 if status.get("stage_0") is True else 0) \
+            if isinstance(done, int) else None
+        if recorded is not None and recorded != len(matrix):
+            raise RunDirError(f"{path}: run.json says {recorded} recorded stage(s) but "
                               f"eer_matrix.csv has {len(matrix)} rows")
+        try:
+            stages = [int(k) for k in matrix["stage"]]
+        except (TypeError, ValueError):
+            raise RunDirError(f"{self.matrix_file}: non-integer stage numbers") from None
+        if status.get("stage_base") != STAGE_BASE:  # an older cl-spoof counted from 0
+            stages = [k + STAGE_BASE for k in stages]
         return RunRecord(path=path, strategy=strategy, seed=seed, attacks=tuple(attacks),
                          learned=tuple(str(a) for a in matrix["trained_on"]), eer=eer,
                          metrics=_read_json_object(self.metrics_file),
-                         data_config=cfg.get("data"))
+                         data_config=cfg.get("data"), stages=tuple(stages))

@@ -21,7 +21,7 @@ import pkgutil
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, did_you_mean, suggestion
 from cl_spoof.strategies import methods
 from cl_spoof.strategies.spec import BuildArgs, HyperParameter, Rule, StrategySpec
 
@@ -60,7 +60,8 @@ STRATEGIES: dict[str, StrategySpec] = discover_specs()
 def check_strategy_name(name: str) -> str:
     """Return ``name`` if registered, else raise :class:`ConfigError` listing the names."""
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}"
+                          + did_you_mean(name, STRATEGIES))
     return name
 
 
@@ -118,8 +119,10 @@ def resolve_strategy(cfg: RunConfig) -> RunConfig:
     declared = hyperparameters()
     unknown = [k for k in s.hyperparameters if k not in declared]
     if unknown:
+        close = suggestion(unknown[0], declared)
         raise ConfigError(f"unknown config key 'strategy.{unknown[0]}' (valid keys here: "
-                          f"{', '.join(['name', *sorted(declared)])})")
+                          f"{', '.join(['name', *sorted(declared)])})"
+                          + (f"; did you mean 'strategy.{close}'?" if close else ""))
     values = {k: hp.default for k, hp in declared.items()}
     for key, value in s.hyperparameters.items():
         values[key] = check_value(f"strategy.{key}", value, declared[key].type)

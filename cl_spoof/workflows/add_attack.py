@@ -13,8 +13,10 @@ without retraining from scratch. :func:`add_attack` is five steps:
    already in the data under another role (a run's bona fide file given as new spoof,
    by any path to it) is refused;
 4. :func:`_compute` evaluates the earlier checkpoints on the new attack (so its column
-   is filled for old stages), restores the last checkpoint (model, optimizer,
-   strategy state), trains one more experience and evaluates every attack;
+   is filled for old stages, stage 0 included), restores the last checkpoint (model,
+   optimizer, strategy state; after stage 0 alone, the pretrained model as a run from
+   it starts), trains one more experience and evaluates every attack (and
+   ``data.pretrained_eval``);
 5. :func:`_commit` appends the stage to the EER matrix and metrics, writes its scores
    and checkpoint, records the new attack's utterances (absolute paths, so a later
    add-attack from any folder sees the same data) and refreshes the report, through
@@ -34,6 +36,7 @@ import io
 import os
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,7 @@ from avalanche.logging import TextLogger
 
 from cl_spoof.benchmark import configured_attacks, prepare_benchmark_data, read_run_table
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, override_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
@@ -56,12 +59,24 @@ from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
-from cl_spoof.rundir import RunDir, RunProgress, check_same_config
+from cl_spoof.rundir import (
+    STAGE_BASE,
+    CompareDir,
+    RunDir,
+    RunProgress,
+    check_same_config,
+    pretrained_columns,
+)
 from cl_spoof.strategies.registry import STRATEGIES, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
-from cl_spoof.workflows.run import StageRecord, record_stage
+from cl_spoof.workflows.run import (
+    StageRecord,
+    load_pretrained_eval,
+    pretrained_eers,
+    record_stage,
+)
 from cl_spoof.workflows.setup import resolve
-from cl_spoof.workflows.trainer import StageResult, Trainer
+from cl_spoof.workflows.trainer import StageResult, Trainer, preflight
 
 MIN_FILES = 6  # fewer new files than this cannot give a train and an eval part
 
@@ -128,8 +143,25 @@ class _Request:
 
     @property
     def old_attacks(self) -> list[str]:
-        """The attacks of the run's matrix."""
-        return [c for c in self.matrix.columns if c not in ("stage", "trained_on")]
+        """The attacks of the run's matrix (not its ``pretrained:<attack>`` columns)."""
+        kept = set(pretrained_columns(self.matrix.columns))
+        return [c for c in self.matrix.columns if c not in ("stage", "trained_on", *kept)]
+
+    @property
+    def stages(self) -> list[int]:
+        """The numbers of the run's recorded stages, in order (0 first, for a run from a
+        pretrained model)."""
+        return [int(k) for k in self.matrix["stage"]]
+
+    @property
+    def trained(self) -> int:
+        """How many trained stages the run has (stage 0 is not one)."""
+        return sum(1 for k in self.stages if k >= STAGE_BASE)
+
+    @property
+    def new_stage(self) -> int:
+        """The number of the stage that learns the new attack."""
+        return self.stages[-1] + 1
 
 
 @dataclass(frozen=True)
@@ -150,18 +182,46 @@ class _Computed:
     result: StageResult  # every attack after learning the new one
     earlier_eers: list[float]  # the new attack's EER under each earlier stage's checkpoint
     log: str  # the training log
+    pretrained: dict[str, float]  # EER per pretrained:<attack> column (data.pretrained_eval)
 
 
-def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _Request:
+#: What ``--set`` may change on add-attack: how the new stage trains, and where the run's
+#: own data now is. Model, data split and metrics stay the run's.
+OVERRIDABLE = ("train.", "strategy.", "seed", "data.source", "data.cache_dir",
+               "data.allow_missing")
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    """Refuse an override of a key add-attack cannot change (it continues the run)."""
+    for text in overrides:
+        key = text.partition("=")[0].strip()
+        if key == "strategy.name":
+            raise CLSpoofError(f"--set {text!r}: give the strategy with --strategy")
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in OVERRIDABLE):
+            raise CLSpoofError(f"--set {text!r}: add-attack continues the run's own model, data "
+                               "and metrics; it may change train.*, strategy hyper-parameters, "
+                               "seed, data.source (when the run's data moved), data.cache_dir "
+                               "and data.allow_missing")
+
+
+def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
+           overrides: Sequence[str] = ()) -> _Request:
     """Step 1: check the name, the run directory and the options; nothing is written
     (a run an earlier command left half-way is put back first)."""
     check_name(name)
+    _check_overrides(overrides)
+    compare = CompareDir(run_path)
+    if compare.is_compare():
+        runs = [str(r.path) for r in compare.present_runs()]
+        raise CLSpoofError(f"{run_path}: a compare folder, not a run; add the attack to one of "
+                           f"its runs: {', '.join(runs) or 'none has started'}")
     run_dir = RunDir(run_path)
     run_dir.check_is_run()
     recover(run_dir.path)  # an earlier command killed half-way: put the directory back first
     base_cfg = resolve(run_dir.read_config())
     run_dir = RunDir(run_dir.path, base_cfg)
     status = run_dir.status() or {}
+    run_dir.check_stage_numbering()
     if not status.get("finished"):
         raise CLSpoofError(f"{run_dir.path}: the run has not finished; resume it first "
                            f"(cl-spoof run --resume {run_dir.path})")
@@ -178,7 +238,8 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
     if name.lower() in {a.lower() for a in old_attacks}:  # one file per name on any disk
         raise CLSpoofError(f"attack name {name!r} is already in the run "
                            f"({', '.join(old_attacks)})")
-    cfg: RunConfig = resolve(with_overrides(base_cfg, strategy={"name": strategy}))
+    cfg: RunConfig = resolve(override_config(
+        with_overrides(base_cfg, strategy={"name": strategy}), overrides, "--set"))
     spec = get_spec(strategy)
     portable = [n for n, s in STRATEGIES.items() if not (s.needs_own_run or s.joint)]
     if spec.joint:
@@ -186,10 +247,12 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str) -> _R
                            f"use one of: {', '.join(portable)}")
     entries = run_dir.added_entries()
     last = entries[-1]["strategy"] if entries else base_cfg.strategy.name  # of the last stage
-    if spec.needs_own_run and last != strategy:
+    trained = any(int(k) >= STAGE_BASE for k in matrix["stage"])  # else: stage 0 alone
+    if spec.needs_own_run and last != strategy and trained:
         raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
                            f"memories); the run's last stage was trained with {last!r}: "
                            f"use one of: {', '.join(portable)}")
+    preflight(cfg)  # the strategy's settings and layers, before any audio is read
     return _Request(run_dir=run_dir, name=name, strategy=strategy, cfg=cfg, matrix=matrix,
                     entries=tuple(entries))
 
@@ -302,21 +365,23 @@ def _compute(request: _Request, bm: Any, attacks: list[str], events: RunEvents) 
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     ctx = RunContext.local(cfg.train.device)
-    completed = len(request.matrix)
     log_buffer = io.StringIO()  # written to logs/added_<NAME>/ only if everything succeeds
     trainer = Trainer.build(cfg, ctx, events, [TextLogger(log_buffer)])
-    events.on_stage(f"evaluating the {completed} earlier stage(s) on {name}")
+    events.on_stage(f"evaluating the {len(request.stages)} earlier stage(s) on {name}")
     new_test = [bm.test_stream[len(attacks) - 1]]
     earlier_eers = []
-    for k in range(completed):
+    for k in request.stages:
         trainer.load_model(run_dir.read_checkpoint(k), run_dir.checkpoint_path(k))
         earlier_eers.append(trainer.evaluate(new_test).eers[name])
-    trainer.restore(run_dir.read_checkpoint(completed - 1),
-                    run_dir.checkpoint_path(completed - 1), completed, bm.train_stream)
-    events.on_stage(f"stage {completed + 1}: learning {name} with {request.strategy}")
-    trainer.train_stage(bm.train_stream[len(attacks) - 1], completed, bm.train_stream)
-    return _Computed(trainer=trainer, result=trainer.evaluate(bm.test_stream),
-                     earlier_eers=earlier_eers, log=log_buffer.getvalue())
+    last = request.stages[-1]
+    trainer.restore(run_dir.read_checkpoint(last), run_dir.checkpoint_path(last),
+                    request.trained, bm.train_stream)
+    events.on_stage(f"stage {request.new_stage}: learning {name} with {request.strategy}")
+    trainer.train_stage(bm.train_stream[len(attacks) - 1], request.new_stage, bm.train_stream)
+    result = trainer.evaluate(bm.test_stream)
+    pretrained = pretrained_eers(trainer, load_pretrained_eval(cfg, ctx, events))
+    return _Computed(trainer=trainer, result=result, earlier_eers=earlier_eers,
+                     log=log_buffer.getvalue(), pretrained=pretrained)
 
 
 def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool,
@@ -324,20 +389,21 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
     """Step 5: write the new stage, its log, the new attack's utterances and the added
     list (and refresh the report), all or nothing; returns the new matrix and metrics."""
     run_dir, name = request.run_dir, request.name
-    completed = len(request.matrix)
+    recorded = len(request.matrix)
     rows = [{**row, name: eer} for row, eer in zip(request.matrix.to_dict("records"),
                                                     computed.earlier_eers, strict=True)]
-    entry = {"name": name, "stage": completed, "strategy": request.strategy, **new.sources,
-             "skipped_files": new.problems}
+    entry = {"name": name, "stage": request.new_stage, "strategy": request.strategy,
+             **new.sources, "skipped_files": new.problems}
     with all_or_nothing(run_dir.path):
         # Without the run's own data only the new attack is evaluated (old columns: NaN).
         # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
         progress = RunProgress(rows=tuple(rows),
-                               official=tuple(run_dir.read_official(completed)))
-        record = StageRecord(stage=completed, trained_on=name,
+                               official=tuple(run_dir.read_official(recorded)))
+        record = StageRecord(stage=request.new_stage, trained_on=name,
                              attacks=[*request.old_attacks, name], result=computed.result,
                              official=stage_metrics(computed.result.scores, OfficialInputs(),
-                                                    completed), last=True)
+                                                    request.new_stage), last=True,
+                             pretrained=computed.pretrained)
         _, matrix, metrics = record_stage(run_dir, computed.trainer, progress, record, t0)
         run_dir.write_added_log(name, computed.log)
         run_dir.write_added(name, pd.concat([new.spoof, new.bonafide], ignore_index=True),
@@ -351,19 +417,21 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
 def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
                eval_fraction: float = 0.3, strategy: str = "dfwf",
                events: RunEvents | None = None,
-               report: bool = True) -> tuple[RunSummary, list[str]]:
+               report: bool = True, overrides: Sequence[str] = ()
+               ) -> tuple[RunSummary, list[str]]:
     """Train one more experience on ``run_dir`` for attack ``name``; returns the summary
     and the problems of skipped input files. With ``report`` it also refreshes
-    ``run_dir/report/``. All or nothing: on any failure the run directory is left as
-    it was."""
+    ``run_dir/report/``. ``overrides`` (``train.epochs=2``, ...) change how the new
+    stage trains (:data:`OVERRIDABLE`). All or nothing: on any failure the run
+    directory is left as it was."""
     events = events or RunEvents()
     t0 = time.perf_counter()
-    request = _check(Path(run_dir), name, eval_fraction, strategy)
+    request = _check(Path(run_dir), name, eval_fraction, strategy, overrides)
     new = _collect_new_audio(request, spoof, bonafide, eval_fraction)
     bm, attacks = _assemble(request, new, bonafide is not None, events)
     computed = _compute(request, bm, attacks, events)
     matrix, metrics = _commit(request, new, computed, report, events, t0)
-    events.on_result(len(request.matrix), name, {a: matrix.iloc[-1][a] for a in matrix.columns
-                                       if a != "trained_on"})
+    events.on_result(request.new_stage, name, {a: matrix.iloc[-1][a] for a in matrix.columns
+                                               if a != "trained_on"})
     return RunSummary(out_dir=request.run_dir.path, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0), new.problems

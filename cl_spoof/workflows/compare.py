@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, with_absolute_paths, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.transaction import all_or_nothing
@@ -37,6 +37,7 @@ from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from cl_spoof.workflows.trainer import preflight
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -61,7 +62,7 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
     """
-    cfg = resolve(cfg)
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))  # as a run stores it
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
@@ -70,6 +71,8 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
                            "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
     ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
+    for name in strategies:  # every strategy's model and settings, before the data is read
+        preflight(with_overrides(cfg, strategy={"name": name}))
     # A new compare directory is all or nothing until a run completes a stage.
     guard = all_or_nothing(out_dir, keep_if=CompareDir(out_dir).any_stage_completed) \
         if ctx.is_main and not resume else contextlib.nullcontext()
@@ -95,13 +98,17 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
             else:
                 todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run.path,
                              started))
+    total = len(strategies) * len(seeds)
+    done_before = total - len(todo)  # finished before a --resume
     if jobs > 1 and todo:
-        fan_out(todo, jobs, events)
+        fan_out(todo, jobs, events, done_before=done_before, total=total)
     else:
         for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
+            events.on_overall("runs", done_before + k - 1, total)
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
             run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx)
+            events.on_overall("runs", done_before + k, total)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
@@ -157,7 +164,8 @@ def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | Non
 
 
 def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
-            events: RunEvents | None = None) -> None:
+            events: RunEvents | None = None, done_before: int = 0,
+            total: int | None = None) -> None:
     """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
@@ -165,6 +173,8 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
     cores divided by ``jobs`` when that is 0) and, where there are GPUs, GPU
     ``slot % count``. A failed run does not stop the others; all failures are
     raised together at the end (``compare --resume`` then redoes only those).
+    ``events.on_overall`` counts the runs done out of ``total`` (``done_before`` of them
+    finished earlier).
     """
     events = events or RunEvents()
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
@@ -181,7 +191,8 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
                              initargs=(slots, threads)) as pool:
         futures = {pool.submit(_run_job, cfg, run_dir, resume): (cfg, run_dir)
                    for cfg, run_dir, resume in runs}
-        events.on_progress(f"runs ({jobs} at a time)", 0, len(runs))
+        total = total if total is not None else len(runs) + done_before
+        events.on_overall(f"runs ({jobs} at a time)", done_before, total)
         for done, future in enumerate(as_completed(futures), start=1):
             cfg, run_dir = futures[future]
             what = f"{cfg.strategy.name}, seed {cfg.seed}"
@@ -190,7 +201,7 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
             except Exception as exc:  # report every failed run, keep the others going
                 failures.append(f"{what} ({run_dir}): {type(exc).__name__}: {exc}")
                 events.on_stage(f"FAILED {what}: {exc}")
-            events.on_progress(f"runs ({jobs} at a time)", done, len(runs))
+            events.on_overall(f"runs ({jobs} at a time)", done_before + done, total)
     if failures:
         raise CLSpoofError(f"{len(failures)} of {len(runs)} run(s) failed; fix the cause and "
                            "complete them with `cl-spoof compare --resume`:\n  "

@@ -54,19 +54,22 @@ from cl_spoof.data.cache import cache_samples
 from cl_spoof.data.inputs import collect_inputs
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.data.windows import FileWindows
-from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.checkpoints import CheckpointError
 from cl_spoof.infra.files import atomic_write_text, check_output_file
 from cl_spoof.infra.formats import join_fields
+from cl_spoof.labels import PRETRAINED
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
-from cl_spoof.rundir import results_folder_of
+from cl_spoof.rundir import CompareDir, RunDir, results_folder_of
 
 __all__ = [
+    "CheckpointRef",
     "FileScore",
-    "check_score_output",
     "ScoreResult",
     "ScoreSummary",
+    "check_score_output",
+    "resolve_checkpoint",
     "score_lines",
     "score_paths",
     "write_score_file",
@@ -129,6 +132,59 @@ def _window_scores(model: nn.Module, batch: np.ndarray, device: torch.device) ->
     return logits_to_scores(model(x)).double().cpu().numpy()
 
 
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint file and the run directory it belongs to (None when it is elsewhere)."""
+
+    path: Path
+    run: RunDir | None = None
+
+
+def _stages(run: RunDir) -> str:
+    present = run.stages_present()
+    return ", ".join(map(str, present)) if present else "none"
+
+
+def resolve_checkpoint(path: str | Path, stage: int | None = None) -> CheckpointRef:
+    """The checkpoint ``path`` means: a checkpoint file, or a run directory's last
+    completed stage (or its stage ``stage``).
+
+    A missing checkpoint of a run names the stages whose checkpoints are there; a
+    compare directory names its runs.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        compare = CompareDir(path)
+        if compare.is_compare():
+            runs = ", ".join(str(r.path) for r in compare.present_runs()) or "none yet"
+            raise CLSpoofError(f"{path}: a compare folder, not a run; give one of its runs: "
+                               f"{runs}")
+        run = RunDir(path)
+        if not run.is_run():
+            raise CheckpointError(f"{path}: a folder but not a run directory (no config.yaml);"
+                                  " give a run directory or a checkpoint file")
+        target = run.last_checkpoint() if stage is None else run.checkpoint_path(stage)
+        if target is None:
+            raise CheckpointError(f"{path}: no stage has completed yet, so there is no "
+                                  "checkpoint to use")
+        if not target.is_file():
+            raise CheckpointError(f"{target}: checkpoint not found; stages present in {path}: "
+                                  f"{_stages(run)}")
+        return CheckpointRef(target, run)
+    if stage is not None:
+        raise CLSpoofError(f"--stage picks a stage of a run directory; {path} is not one (give "
+                           "the run directory, or no --stage)")
+    run = RunDir(path.parent.parent)
+    own = run.is_run() and run.checkpoint_path(0).parent == path.parent
+    if not path.exists() and own:
+        raise CheckpointError(f"{path}: checkpoint not found; stages present in {run.path}: "
+                              f"{_stages(run)}")
+    return CheckpointRef(path, run if own else None)
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -142,7 +198,8 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
         origin = "EER threshold of the checkpoint"
         if ckpt.stage is not None:
             origin += f" (stage {ckpt.stage}"
-            origin += f", trained on {ckpt.trained_on}" if ckpt.trained_on else ""
+            origin += (", the pretrained starting model" if ckpt.trained_on == PRETRAINED
+                       else f", trained on {ckpt.trained_on}" if ckpt.trained_on else "")
             origin += f", pooled EER {ckpt.pooled_eer:.2f} %" if ckpt.pooled_eer is not None \
                 else ""
             origin += ")"

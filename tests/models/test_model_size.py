@@ -48,6 +48,9 @@ HUGE: list[tuple[str, dict[str, Any], str]] = [
     ("tiny_lfcc_lcnn", {"embedding_dim": 10**10}, "embedding_dim"),
     ("tiny_lfcc_lcnn", {"channels": [10**7, 8, 8, 4, 4]}, "channels"),
     ("tiny_lfcc_lcnn", {"n_fft": 10**11, "win_length": 320}, "n_fft"),
+    ("tiny_aasist", {"gat_dims": [10**6, 10**6]}, "gat_dims"),
+    ("tiny_aasist", {"channels": [4, 4, 8, 10**9]}, "channels"),
+    ("tiny_aasist", {"sinc_filters": 10**10}, "sinc_filters"),
     ("ssl", {"architecture": "custom_wav2vec2", "checkpoint": "/nonexistent.pt",
              "encoder_params": {**TINY_SSL, "encoder_embed_dim": 10**6,
                                 "encoder_ff_interm_features": 10**6}}, "encoder_params"),
@@ -88,6 +91,8 @@ SMALL: dict[str, dict[str, list[Any]]] = {
                          "dilations": [[1, 2, 4, 8], [1, 2]]},
     "tiny_lfcc_lcnn": {"n_lfcc": [8, 16], "n_filter": [16, 20], "embedding_dim": [4, 8],
                        "channels": [[4, 6, 8, 4, 4], [2, 4, 4, 2, 2]]},
+    "tiny_aasist": {"sinc_filters": [9, 12], "sinc_kernel": [16, 33],
+                    "channels": [[4, 4, 8, 8], [2, 4, 4, 6]], "gat_dims": [[8, 8], [6, 4]]},
 }
 
 
