@@ -140,6 +140,8 @@ def _number_or_none(value: Any) -> float | None:
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
+    import numpy as np
+
     return None if np.isnan(values).all() else float(np.nanmean(values))
 
 
@@ -147,6 +149,8 @@ def pretrained_summary(columns: pd.DataFrame) -> dict[str, Any]:
     """``metrics.json``'s ``pretrained_eval``: the mean EER over the ``pretrained:<attack>``
     columns after every stage, its last value and (with a stage 0) its change since
     stage 0, the forgetting of the pretraining (positive = forgot)."""
+    import numpy as np
+
     means = [_mean_or_none(row) for row in columns.to_numpy(dtype=np.float64)]
     stages = [int(k) for k in columns.index]
     final = means[-1]
@@ -485,6 +489,7 @@ class RunDir:
         ``data.pretrained_eval`` (after the attacks, never trained on) add
         ``pretrained_eval``. A run of stage 0 alone is summarised by that stage.
         """
+        import numpy as np
         import pandas as pd
 
         from cl_spoof.metrics.continual import summarize
