@@ -225,16 +225,18 @@ def progress_bar() -> ProgressDisplay:
 
 
 def df_to_rich(df: pd.DataFrame, title: str | None = None) -> Table:
-    """Render a DataFrame as a rich table (numbers right-aligned)."""
+    """Render a DataFrame as a rich table (numbers right-aligned; every cell, header and the
+    title as plain text: a name such as ``[bold]`` is shown, never taken for markup)."""
     import pandas as pd
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(title) if title is not None else None, show_lines=False)
     for col in df.columns:
         numeric = pd.api.types.is_numeric_dtype(df[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        table.add_column(Text(str(col)), justify="right" if numeric else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[Text(_fmt(v)) for v in row])
     return table
 
 
@@ -481,7 +483,7 @@ def data_check(
         console.print(f"dropped {report.dropped_missing} listed row(s) whose file is missing"
                       " (--allow-missing)")
     if not report.ok:
-        err_console.print(report.summary(source), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(source)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     missing = report.missing_text(hint=False)
     if missing is not None and not allow_missing:  # only of splits the config never reads
@@ -1021,6 +1023,13 @@ def evaluate_cmd(
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CLSpoofError(f"{out}: exists and is not an empty folder; choose another --out "
                            "(nothing was overwritten)")
+    if out is not None:
+        from cl_spoof.rundir import results_folder_of
+
+        inside = results_folder_of(out)
+        if inside is not None:
+            raise CLSpoofError(f"{out}: {inside}; cl-spoof never writes there: choose a "
+                               "folder outside it (nothing was written)")
     try:
         with progress_bar() as bar:
             events = CliEvents(bar)
@@ -1072,7 +1081,7 @@ def data_demo(
     report = check_table(read_asvspoof2019_la(root))
     console.print(df_to_rich(counts_table(report.table), title=f"demo corpus — {root}"))
     if not report.ok:
-        err_console.print(report.summary(root), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(root)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     console.print(f"{len(report.table)} utterances, no problems found")
 

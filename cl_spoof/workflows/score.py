@@ -28,8 +28,8 @@ training cache does. Files that cannot be decoded are reported in
 folder with an audio name that are not audio files (a FIFO, a device, a folder, a
 dangling link: each said what it is, never opened).
 
-The file the scores go to (``cl-spoof score --out``) is checked before anything is
-loaded (:func:`check_score_output`): an existing file is replaced only when forced, and
+The file the scores go to (``cl-spoof score --out``) is checked before any file is
+scored (:func:`check_score_output`): an existing file is replaced only when forced, and
 never the checkpoint, an input or a file inside a run directory.
 
 Memory does not grow with a file's length: files are decoded and resampled block by
@@ -241,15 +241,13 @@ def score_paths(
     and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
     or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
     ``(files done, files total)``. ``out`` (with ``force``) is the file the caller will
-    write the scores to: checked before anything is loaded (:func:`check_score_output`),
-    not written. Raises :class:`CLSpoofError` for a refused ``out``, a bad checkpoint,
-    bad settings, no audio input, or when no file at all could be scored.
+    write the scores to: checked once the inputs are listed, before any file is scored
+    (:func:`check_score_output`), not written. Raises :class:`CLSpoofError` for a bad
+    checkpoint, bad settings, no audio input, a refused ``out``, or when no file at all
+    could be scored.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
-    paths = collect_inputs(inputs)
-    if out is not None:
-        check_score_output(out, checkpoint, inputs, paths, force)
     ckpt = load_checkpoint(checkpoint, device)
     value, source, origin = _resolve_threshold(threshold, ckpt)
     win = ckpt.num_samples if window is None else window
@@ -261,6 +259,9 @@ def score_paths(
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= win:
         raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
                           f"got {hop!r}")
+    paths = collect_inputs(inputs)
+    if out is not None:
+        check_score_output(out, checkpoint, inputs, paths, force)
     total = len(paths)
 
     sums = np.zeros(total, dtype=np.float64)

@@ -292,3 +292,18 @@ def test_manifest_counts_rows_not_lines(tmp_path: Path) -> None:
                               str(out)])
     assert res.exit_code == 0, res.output
     assert "wrote 9 rows" in res.output
+
+
+def test_data_check_shows_names_that_look_like_console_markup(tmp_path: Path) -> None:
+    """Problems are printed as text: a path or attack holding ``[/]`` or ``[bold]`` is
+    shown as itself, never taken for console markup (nor a crash)."""
+    for i in range(2):
+        sf.write(tmp_path / f"s{i}.wav", _noise(SR, i), SR)
+    pd.DataFrame({"path": ["s0.wav", "s1.wav", "gone [/] x.wav", "[bold]gone.wav"],
+                  "label": "spoof", "attack": ["[red]A", "[red]A", "B", "B"], "speaker": "",
+                  "split": ["train", "dev", "train", "dev"]}).to_csv(tmp_path / "m.csv",
+                                                                     index=False)
+    res = runner.invoke(app, ["data", "check", str(tmp_path / "m.csv")], env={"COLUMNS": "300"})
+    assert res.exit_code == 1, res.output
+    for shown in ("gone [/] x.wav", "[bold]gone.wav", "[red]A: bad attack name"):
+        assert shown in res.output, res.output

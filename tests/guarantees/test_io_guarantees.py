@@ -29,7 +29,7 @@ from pandas._libs.parsers import STR_NA_VALUES
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
-from cl_spoof.config import config_from_dict
+from cl_spoof.config import config_from_dict, load_config
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.manifest import read_manifest, write_manifest_for_folder
 from cl_spoof.data.table import make_table
@@ -44,7 +44,8 @@ from cl_spoof.infra.formats import (
 )
 from cl_spoof.infra.names import check_name
 from cl_spoof.metrics.score_files import read_asvspoof5_scores, read_asvspoof2019_scores
-from cl_spoof.rundir import RunDir, RunProgress, write_scores
+from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, write_scores
+from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
 
 runner = CliRunner()
@@ -134,13 +135,29 @@ def _fake_run(path: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def trained_run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-stage tiny run: a real checkpoint to score with."""
+    tmp = tmp_path_factory.mktemp("io_guarantees_run")
+    cfg = {"data": {"source": str(tiny_corpus), "num_samples": 4000, "test_split": "dev"},
+           "model": {"preset": "tiny"}, "strategy": {"name": "joint"},
+           "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16, "threads": 1}}
+    (tmp / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CL_SPOOF_CACHE_DIR", str(tmp / "cache"))
+        run_experiment(load_config(tmp / "cfg.yaml"), tmp / "run")
+    return tmp / "run"
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Path]:
+def world(tmp_path: Path, trained_run: Path) -> dict[str, Path]:
     """A run, a compare directory, audio, a manifest, and links into all of them."""
     import soundfile as sf
 
     root = tmp_path / "world"
-    run = _fake_run(root / "run")
+    run = root / "run"
+    shutil.copytree(trained_run, run)
+    ckpt = sorted(run.glob("checkpoints/stage_*.pt"))[-1]
     cmp = root / "cmp"
     _fake_run(cmp / "naive" / "seed0")
     (cmp / "compare.json").write_text(json.dumps({"strategies": ["naive"], "seeds": [0]}))
@@ -151,12 +168,12 @@ def world(tmp_path: Path) -> dict[str, Path]:
         sf.write(audio / f"c{i}.wav", np.zeros(1600, dtype=np.float32) + 0.01 * i, 16000)
     manifest = root / "list.csv"
     manifest.write_text(f"path,label,attack,speaker,split\n{audio / 'c0.wav'},spoof,X,,eval\n")
-    (root / "ckpt_link.pt").symlink_to(run / "checkpoints" / "stage_1.pt")
+    (root / "ckpt_link.pt").symlink_to(ckpt)
     (root / "run_link").symlink_to(run)
     os.link(audio / "c1.wav", root / "hard.wav")
     (root / "unrelated.txt").write_text("precious")
     return {"root": root, "run": run, "cmp": cmp, "audio": audio, "manifest": manifest,
-            "ckpt": run / "checkpoints" / "stage_1.pt"}
+            "ckpt": ckpt}
 
 
 def _never_files(w: dict[str, Path]) -> list[Path]:
@@ -218,6 +235,19 @@ def test_guarantee_report_folders_never_clobber(world: dict[str, Path]) -> None:
     assert tree(root) == before
 
 
+def test_guarantee_evaluate_folders_never_land_in_a_run(world: dict[str, Path]) -> None:
+    """``evaluate --out`` (a new folder) is never inside a run or compare directory."""
+    w, root = world, world["root"]
+    before = tree(root)
+    for out in (w["run"] / "ev", w["run"] / "scores" / "ev", root / "run_link" / "ev",
+                w["cmp"] / "ev", w["cmp"] / "naive" / "seed0" / "ev"):
+        res = runner.invoke(app, ["evaluate", str(w["ckpt"]), str(w["manifest"]), "--out",
+                                  str(out)])
+        assert res.exit_code == 2, (out, res.output)
+        assert "directory" in one_line_error(res.output)
+    assert tree(root) == before
+
+
 # ------------------------------------------------------------------ names round-trip
 
 
@@ -235,13 +265,13 @@ def test_guarantee_attack_names_round_trip_through_a_run_directory(tmp_path: Pat
         run = RunDir(tmp_path / f"run{i}", cfg)
         run.create()
         eer = np.round(rng.uniform(0, 50, (len(attacks), len(attacks))), 4)
-        rows = tuple({"stage": k, "trained_on": a, **dict(zip(attacks, eer[k], strict=True))}
-                     for k, a in enumerate(attacks))
+        rows = tuple({"stage": STAGE_BASE + k, "trained_on": a,
+                      **dict(zip(attacks, eer[k], strict=True))} for k, a in enumerate(attacks))
         half = max(1, len(attacks) // 2)
         run.write_stage(RunProgress(rows=rows[:half], official=({},) * half), attacks,
                         finished=False, seconds=1.0)
         for k in range(half):
-            run.checkpoint_path(k).write_bytes(b"x")
+            run.checkpoint_path(STAGE_BASE + k).write_bytes(b"x")
         resumed = RunDir(run.path, resolve(RunDir(run.path).read_config())).open_existing()
         assert resumed.learned == attacks[:half], attacks
         for got, want in zip(resumed.rows, rows, strict=False):
@@ -395,8 +425,8 @@ def test_copying_a_run_keeps_its_names(tmp_path: Path) -> None:
                                     "model": {"preset": "tiny"}}))
     run = RunDir(tmp_path / "a", cfg)
     run.create()
-    rows = ({"stage": 0, "trained_on": "NA", "NA": 1.0, "null": 2.0},
-            {"stage": 1, "trained_on": "null", "NA": 3.0, "null": 4.0})
+    rows = ({"stage": STAGE_BASE, "trained_on": "NA", "NA": 1.0, "null": 2.0},
+            {"stage": STAGE_BASE + 1, "trained_on": "null", "NA": 3.0, "null": 4.0})
     run.write_stage(RunProgress(rows=rows, official=({}, {})), ["NA", "null"], True, 1.0)
     shutil.copytree(run.path, tmp_path / "b")
     record = RunDir(tmp_path / "b").read_record()
