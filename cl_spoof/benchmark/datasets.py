@@ -26,11 +26,11 @@ from torch.utils.data import Dataset
 
 from cl_spoof.benchmark.planning import ExperiencePlan
 from cl_spoof.config import AugmentConfig, RunConfig
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, set_level
+from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.augment import augment
 from cl_spoof.data.cache import CachedWaveforms
 from cl_spoof.data.table import BONAFIDE
-from cl_spoof.labels import BONAFIDE_TARGET, SPOOF_TARGET
+from cl_spoof.labels import BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
 
 
 @dataclass(frozen=True)

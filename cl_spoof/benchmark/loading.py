@@ -30,8 +30,9 @@ from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.corpora import prefix_utt_ids
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import make_table
 from cl_spoof.errors import CLSpoofError, DataError
+from cl_spoof.labels import NO_ATTACK
 
 
 @dataclass

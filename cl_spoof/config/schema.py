@@ -18,9 +18,10 @@ from typing import Any
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import SAMPLE_RATE
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
-MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_NUM_SAMPLES = SAMPLE_RATE * 600  # 10 minutes per clip
 MAX_BATCH = 65_536
 MAX_WORKERS = 64
 MAX_THREADS = 1024
@@ -228,7 +229,7 @@ class DataConfig:
     calibration_split: str | None = documented(
         None, "split scored after every stage to fit the score-to-LLR calibration of "
         "actDCF/Cllr (never trained on, never in the EER matrix); null: no calibration")
-    sample_rate: int = bounded(16_000, 8_000, MAX_RATE,
+    sample_rate: int = bounded(SAMPLE_RATE, 8_000, MAX_RATE,
                                say=f"must be between 8000 and {MAX_RATE} Hz",
                                doc="rate every file is decoded and resampled to (24000 keeps "
                                "the 8-12 kHz band where neural-vocoder artefacts live)")

@@ -21,8 +21,8 @@ import torchaudio.functional as AF
 
 from cl_spoof.errors import DataError
 from cl_spoof.infra.files import not_a_regular_file
+from cl_spoof.labels import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 DEFAULT_NUM_SAMPLES = 64_600  # 4 s at 16 kHz, as in ASVspoof baselines
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf"))

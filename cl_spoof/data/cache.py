@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio, waveform_problem
+from cl_spoof.data.audio import fix_length, read_audio, waveform_problem
 from cl_spoof.data.checks import Problem
 from cl_spoof.errors import DataError, FileSystemError, os_error_message
 from cl_spoof.infra.files import (
@@ -56,6 +56,7 @@ from cl_spoof.infra.files import (
     reserve,
     user_cache_dir,
 )
+from cl_spoof.labels import SAMPLE_RATE
 
 CACHE_VERSION = 3
 INT16_SCALE = 32767.0

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from cl_spoof.data.audio import read_audio, waveform_problem
-from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS
+from cl_spoof.data.table import BONAFIDE, LABELS, SPLITS
 from cl_spoof.errors import DataError
 from cl_spoof.infra.files import not_a_regular_file
 from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import NO_ATTACK
 
 MAX_LISTED = 50  # problems shown in an error message before "... and N more"
 

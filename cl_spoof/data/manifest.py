@@ -31,10 +31,11 @@ import pandas as pd
 
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.corpora._common import check_fractions, grouped_split
-from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
+from cl_spoof.data.table import BONAFIDE, LABELS, SPLITS, make_table
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.infra.formats import CSV_QUOTING, FILE_NAME_ERRORS
+from cl_spoof.labels import NO_ATTACK
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, level_gain, stream_audio
+from cl_spoof.data.audio import fix_length, level_gain, stream_audio
 from cl_spoof.errors import DataError
+from cl_spoof.labels import SAMPLE_RATE
 
 __all__ = ["WINDOW_CHUNK", "FileWindows", "window_starts"]
 

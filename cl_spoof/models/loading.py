@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from cl_spoof.config import DataConfig, config_from_dict
-from cl_spoof.data.audio import SAMPLE_RATE
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.checkpoints import CheckpointError, load_model_state, read_checkpoint
 from cl_spoof.infra.runtime import resolve_device
+from cl_spoof.labels import SAMPLE_RATE
 from cl_spoof.models.base import Detector
 from cl_spoof.models.exits import strip_exits
 from cl_spoof.models.presets import build_model

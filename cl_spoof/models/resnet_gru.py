@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import ConfigError
-from cl_spoof.labels import NUM_CLASSES
+from cl_spoof.labels import NUM_CLASSES, SAMPLE_RATE
 from cl_spoof.models.base import MAX_LAYERS, Detector, Preset
 from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
 
@@ -96,7 +96,7 @@ class ResNetGRUConfig:
     spec_scale: str = "bins"
     sinc_learnable: bool = False
     stats_dim: int = 0
-    sample_rate: int = 16_000
+    sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
         """Normalise list fields to tuples and validate every size."""

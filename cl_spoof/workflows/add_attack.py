@@ -52,11 +52,12 @@ from cl_spoof.config import RunConfig, override_config, with_overrides
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.checks import audio_problem
 from cl_spoof.data.manifest import id_from_text, read_manifest
-from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF, make_table
+from cl_spoof.data.table import BONAFIDE, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.names import check_name
 from cl_spoof.infra.transaction import all_or_nothing, recover
+from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
 from cl_spoof.rundir import (

@@ -14,8 +14,9 @@ import numpy as np
 
 from cl_spoof.benchmark import BenchmarkData
 from cl_spoof.config import RunConfig
-from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF
+from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import DataError
+from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.dcf import (
     asv_operating_point,
     check_asv_partition,

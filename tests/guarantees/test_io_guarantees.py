@@ -11,7 +11,6 @@ generated cases (seeded, so a failure reproduces):
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -47,6 +46,8 @@ from cl_spoof.metrics.score_files import read_asvspoof5_scores, read_asvspoof201
 from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, write_scores
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from tests.helpers.checks import one_line_error, tree_with_links
+from tests.helpers.runs import finished_run
 
 runner = CliRunner()
 
@@ -85,54 +86,12 @@ def _accepts(name: str) -> bool:
 LEGAL = [n for n in dict.fromkeys(NA_STRINGS + TYPED + generated(200, 2, SAFE)) if _accepts(n)]
 
 
-def tree(folder: Path) -> dict[str, str]:
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        if p.is_symlink():
-            out[rel] = f"-> {os.readlink(p)}"
-        elif p.is_dir():
-            out[rel] = "dir"
-        else:
-            out[rel] = hashlib.sha1(p.read_bytes()).hexdigest()
-    return out
-
-
-def one_line_error(output: str) -> str:
-    assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, output
-    return lines[0]
-
-
 def test_the_generated_names_cover_what_they_should() -> None:
     assert {"NA", "None", "null", "NULL", "nan", "NaN", "1e5", "007"} <= set(LEGAL)
     assert len(LEGAL) > 80 and len(HOSTILE) > 300
 
 
 # ------------------------------------------------------------------ outputs never clobber
-
-
-def _fake_run(path: Path, seed: int = 0) -> Path:
-    """A finished two-attack run directory (files a report reads, a checkpoint, scores)."""
-    attacks = ["A01", "A02"]
-    (path / "checkpoints").mkdir(parents=True)
-    (path / "scores").mkdir()
-    eer = np.random.default_rng(seed).uniform(0, 50, (2, 2))
-    df = pd.DataFrame(eer, columns=attacks)
-    df.insert(0, "trained_on", attacks)
-    df.index.name = "stage"
-    df.to_csv(path / "eer_matrix.csv", float_format="%.4f")
-    from cl_spoof.metrics.continual import summarize
-
-    metrics = {**summarize(df[attacks], attacks), "strategy": "naive", "seed": seed}
-    (path / "metrics.json").write_text(json.dumps(metrics))
-    (path / "run.json").write_text(json.dumps({"finished": True, "completed_stages": 2}))
-    (path / "config.yaml").write_text(yaml.safe_dump(
-        {"strategy": {"name": "naive"}, "seed": seed, "data": {"source": "corpus.csv"}}))
-    (path / "checkpoints" / "stage_1.pt").write_bytes(b"checkpoint")
-    (path / "scores" / "stage_1.txt").write_text("u A01 spoof 0.5\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +118,7 @@ def world(tmp_path: Path, trained_run: Path) -> dict[str, Path]:
     shutil.copytree(trained_run, run)
     ckpt = sorted(run.glob("checkpoints/stage_*.pt"))[-1]
     cmp = root / "cmp"
-    _fake_run(cmp / "naive" / "seed0")
+    finished_run(cmp / "naive" / "seed0")
     (cmp / "compare.json").write_text(json.dumps({"strategies": ["naive"], "seeds": [0]}))
     (cmp / "config.yaml").write_text("seed: 0\n")
     audio = root / "audio"
@@ -197,7 +156,7 @@ def test_guarantee_outputs_never_clobber(world: dict[str, Path]) -> None:
     }
     inputs = {"score": [w["ckpt"], *sorted(w["audio"].iterdir()), w["manifest"]],
               "manifest": sorted(w["audio"].iterdir())}
-    before = tree(root)
+    before = tree_with_links(root)
     refused = 0
     for name, command in commands.items():
         for out in _never_files(w) + inputs[name]:
@@ -209,7 +168,7 @@ def test_guarantee_outputs_never_clobber(world: dict[str, Path]) -> None:
                 refused += 1
         res = runner.invoke(app, command(root / "unrelated.txt"))
         assert res.exit_code == 2 and "--force" in one_line_error(res.output)
-        assert tree(root) == before, name
+        assert tree_with_links(root) == before, name
     assert refused > 100
     # Forced onto an unrelated file: replaced (manifest; score is covered in its own tests).
     res = runner.invoke(app, commands["manifest"](root / "unrelated.txt", "--force"))
@@ -219,33 +178,33 @@ def test_guarantee_outputs_never_clobber(world: dict[str, Path]) -> None:
 
 def test_guarantee_report_folders_never_clobber(world: dict[str, Path]) -> None:
     w, root = world, world["root"]
-    other = _fake_run(root / "other", seed=1)
+    other = finished_run(root / "other", seed=1)
     (root / "mine").mkdir()
     (root / "mine" / "notes.txt").write_text("precious")
     never = [w["run"], w["run"] / "checkpoints", w["run"] / "scores", w["run"] / "logs",
              root / "run_link", root / "run_link" / "x", w["cmp"], w["cmp"] / "naive",
              w["cmp"] / "naive" / "seed0" / "report", other, other / "report",
              other / "x" / "y", root / "mine", w["audio"]]
-    before = tree(root)
+    before = tree_with_links(root)
     for out in never:
         for force in ((), ("--force",)):
             res = runner.invoke(app, ["report", str(w["run"]), "--out", str(out), *force])
             assert res.exit_code == 2, (out, force, res.output)
             one_line_error(res.output)
-    assert tree(root) == before
+    assert tree_with_links(root) == before
 
 
 def test_guarantee_evaluate_folders_never_land_in_a_run(world: dict[str, Path]) -> None:
     """``evaluate --out`` (a new folder) is never inside a run or compare directory."""
     w, root = world, world["root"]
-    before = tree(root)
+    before = tree_with_links(root)
     for out in (w["run"] / "ev", w["run"] / "scores" / "ev", root / "run_link" / "ev",
                 w["cmp"] / "ev", w["cmp"] / "naive" / "seed0" / "ev"):
         res = runner.invoke(app, ["evaluate", str(w["ckpt"]), str(w["manifest"]), "--out",
                                   str(out)])
         assert res.exit_code == 2, (out, res.output)
         assert "directory" in one_line_error(res.output)
-    assert tree(root) == before
+    assert tree_with_links(root) == before
 
 
 # ------------------------------------------------------------------ names round-trip

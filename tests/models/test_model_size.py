@@ -17,17 +17,9 @@ from cl_spoof.cli import app
 from cl_spoof.errors import ConfigError
 from cl_spoof.models.base import module_values
 from cl_spoof.models.presets import PRESETS, build_model, count_values
+from tests.helpers.encoders import TINY_PARAMS
 
 runner = CliRunner()
-
-#: A tiny wav2vec 2.0's sizes (``model.overrides.encoder_params`` of ``custom_wav2vec2``).
-TINY_SSL: dict[str, Any] = dict(
-    extractor_mode="group_norm", extractor_conv_layer_config=[[8, 10, 5], [8, 3, 2], [8, 2, 2]],
-    extractor_conv_bias=False, encoder_embed_dim=16, encoder_projection_dropout=0.0,
-    encoder_pos_conv_kernel=8, encoder_pos_conv_groups=2, encoder_num_layers=4,
-    encoder_num_heads=2, encoder_attention_dropout=0.0, encoder_ff_interm_features=32,
-    encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=False,
-    encoder_layer_drop=0.0, aux_num_out=None)
 
 #: One override per family (and per kind of size) that would need far more memory than
 #: any machine has.
@@ -52,10 +44,10 @@ HUGE: list[tuple[str, dict[str, Any], str]] = [
     ("tiny_aasist", {"channels": [4, 4, 8, 10**9]}, "channels"),
     ("tiny_aasist", {"sinc_filters": 10**10}, "sinc_filters"),
     ("ssl", {"architecture": "custom_wav2vec2", "checkpoint": "/nonexistent.pt",
-             "encoder_params": {**TINY_SSL, "encoder_embed_dim": 10**6,
+             "encoder_params": {**TINY_PARAMS, "encoder_embed_dim": 10**6,
                                 "encoder_ff_interm_features": 10**6}}, "encoder_params"),
     ("ssl", {"architecture": "custom_wav2vec2", "checkpoint": "/nonexistent.pt",
-             "encoder_params": {**TINY_SSL, "encoder_num_layers": 10**8}}, "encoder_params"),
+             "encoder_params": {**TINY_PARAMS, "encoder_num_layers": 10**8}}, "encoder_params"),
 ]
 
 

@@ -5,50 +5,22 @@ leaves no folder behind."""
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import os
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-import yaml
 from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.metrics.continual import summarize
 from cl_spoof.reporting import build_report
+from tests.helpers.checks import tree
+from tests.helpers.runs import finished_run
 
 runner = CliRunner()
-ATTACKS = ["A01", "A02"]
-
-
-def fake_run(path: Path, strategy: str = "naive", seed: int = 0,
-             attacks: list[str] = ATTACKS) -> Path:
-    """A finished run directory as the runner writes it, without models."""
-    path.mkdir(parents=True)
-    eer = np.random.default_rng(seed).uniform(0, 50, (len(attacks), len(attacks)))
-    df = pd.DataFrame(eer, columns=attacks)
-    metrics = {**summarize(df, attacks), "strategy": strategy, "seed": seed}
-    df.insert(0, "trained_on", attacks)
-    df.index.name = "stage"
-    df.to_csv(path / "eer_matrix.csv", float_format="%.4f")
-    (path / "metrics.json").write_text(json.dumps(metrics))
-    (path / "run.json").write_text(json.dumps({"finished": True,
-                                               "completed_stages": len(attacks)}))
-    (path / "config.yaml").write_text(yaml.safe_dump(
-        {"strategy": {"name": strategy}, "seed": seed, "data": {"source": "corpus.csv"}}))
-    return path
-
-
-def tree(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): "dir" if p.is_dir() else
-            hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))}
 
 
 class _Text(HTMLParser):
@@ -78,7 +50,7 @@ HOSTILE_DIRS = ["<img src=x onerror=alert(1)>", "<script>alert(1)<\\script>", "a
 
 @pytest.mark.parametrize("name", HOSTILE_DIRS)
 def test_a_run_path_is_text_in_report_md(tmp_path: Path, name: str) -> None:
-    run = fake_run(tmp_path / name)
+    run = finished_run(tmp_path / name)
     res = build_report([run], tmp_path / "out")
     assert res.markdown is not None
     shown = rendered(res.markdown.read_text(encoding="utf-8"))
@@ -91,7 +63,7 @@ def test_a_run_path_is_text_in_report_md(tmp_path: Path, name: str) -> None:
 
 
 def test_report_out_that_exists_needs_force(tmp_path: Path) -> None:
-    run = fake_run(tmp_path / "run")
+    run = finished_run(tmp_path / "run")
     out = tmp_path / "out"
     assert runner.invoke(app, ["report", str(run), "--out", str(out)]).exit_code == 0
     first = tree(out)
@@ -113,7 +85,7 @@ def test_report_out_that_exists_needs_force(tmp_path: Path) -> None:
 
 def test_report_out_inside_a_run_that_is_no_input_is_refused_even_forced(tmp_path: Path
                                                                          ) -> None:
-    run, other = fake_run(tmp_path / "run"), fake_run(tmp_path / "other", seed=1)
+    run, other = finished_run(tmp_path / "run"), finished_run(tmp_path / "other", seed=1)
     assert runner.invoke(app, ["report", str(other)]).exit_code == 0  # other/report
     before = tree(other)
     for out in (other / "report", other / "plots", other / "report" / "sub"):
@@ -133,7 +105,7 @@ def test_a_report_that_fails_to_write_leaves_no_new_folder(tmp_path: Path, fail_
     import cl_spoof.reporting.figures as figures_module
     import cl_spoof.reporting.output as output_module
 
-    run = fake_run(tmp_path / "run")
+    run = finished_run(tmp_path / "run")
     real = files_module.atomic_path
     calls = {"n": 0}
 

@@ -4,7 +4,6 @@ another spelling of its path) would be evaluated as both bona fide and spoof."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -13,31 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
 from cl_spoof.config import load_config
 from cl_spoof.workflows.run import run_experiment
+from tests.helpers.checks import tree
+from tests.helpers.configs import tiny_config
 
 runner = CliRunner()
 
 
-def write_tiny_config(manifest: Path, folder: Path) -> Path:
-    """A one-epoch tiny-model config for ``manifest``."""
-    cfg = {"data": {"source": str(manifest), "num_samples": 4000, "test_split": "dev"},
-           "model": {"preset": "tiny"},
-           "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16, "lr": 0.003,
-                     "threads": 1},
-           "seed": 0}
-    path = folder / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
-def tree(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): "dir" if p.is_dir() else
-            hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +32,7 @@ def finished(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     tmp = tmp_path_factory.mktemp("add_identity")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CL_SPOOF_CACHE_DIR", str(tmp / "cache"))
-        run_experiment(load_config(write_tiny_config(tiny_corpus, tmp)), tmp / "run")
+        run_experiment(load_config(tiny_config(tiny_corpus, tmp)), tmp / "run")
     return tmp / "run"
 
 

@@ -24,17 +24,12 @@ from cl_spoof.models import PRESETS, build_detector, build_model
 from cl_spoof.strategies.registry import STRATEGIES
 from cl_spoof.workflows.add_attack import add_attack
 from cl_spoof.workflows.run import run_experiment
-
-try:  # the tests' package layout
-    from tests.workflows.test_run import tiny_config
-
-    from tests.conftest import make_tiny_corpus
-except ImportError:  # one flat folder
-    from conftest import make_tiny_corpus  # type: ignore[no-redef]
-    from test_run import tiny_config  # type: ignore[no-redef]
+from tests.helpers.configs import tiny_config
+from tests.helpers.corpora import make_tiny_corpus
+from tests.helpers.paths import ROOT
 
 runner = CliRunner()
-SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "aasist"
+SHARED_MODELS = ROOT.parent / "shared" / "models" / "aasist"
 FEW = {"memory_size": 8, "gem_patterns_per_exp": 4, "agem_patterns_per_exp": 4,
        "agem_sample_size": 4}
 
@@ -297,7 +292,7 @@ def test_the_official_aasist_l_file_loads_into_its_preset() -> None:
     model = build_model("aasist_l")
     assert load_initial_weights(model, SHARED_MODELS / "AASIST-L.pth", "aasist_l") == \
         "a state dict"
-    official = torch.load(SHARED_MODELS / "AASIST-L.pth", weights_only=True)
+    official = torch.load(SHARED_MODELS / "AASIST-L.pth", map_location="cpu", weights_only=True)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in official.items())
 
 
@@ -310,7 +305,7 @@ def test_a_data_parallel_run_starts_from_the_pretrained_model(
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     cfg = tiny_config(tiny_corpus, tmp_path, model={"preset": "tiny", "init": str(pretrained)},
                       strategy={"name": "dfwf"})
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}

@@ -6,7 +6,6 @@ not UTF-8 is scored and written back byte for byte."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import warnings
@@ -15,54 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 from typer.testing import CliRunner
 
 from cl_spoof.cli import app
 from cl_spoof.config import load_config
 from cl_spoof.infra.formats import split_fields
 from cl_spoof.workflows.run import run_experiment
+from tests.helpers.checks import one_line_error, tree_with_links
+from tests.helpers.configs import tiny_config
 
 runner = CliRunner()
 SR = 16_000
 
 
-def write_tiny_config(manifest: Path, folder: Path, **sections: dict) -> Path:
-    """A one-epoch tiny-model config for ``manifest`` (a few seconds of training)."""
-    cfg: dict = {"data": {"source": str(manifest), "num_samples": 4000, "test_split": "dev"},
-                 "model": {"preset": "tiny"},
-                 "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 16, "lr": 0.003,
-                           "threads": 1},
-                 "seed": 0}
-    for key, value in sections.items():
-        cfg.setdefault(key, {}).update(value)
-    path = folder / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
-def tree(folder: Path) -> dict[str, str]:
-    """Every entry under ``folder`` with a digest of its content (links as their target)."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        if p.is_symlink():
-            out[rel] = f"-> {os.readlink(p)}"
-        elif p.is_dir():
-            out[rel] = "dir"
-        elif p.is_file():
-            out[rel] = hashlib.sha1(p.read_bytes()).hexdigest()
-        else:
-            out[rel] = "special"
-    return out
 
 
-def one_line_error(output: str) -> str:
-    """The single ``error:`` line of a failed command (and no traceback)."""
-    assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, output
-    return lines[0]
 
 
 def noise(n: int, seed: int = 0) -> np.ndarray:
@@ -75,7 +43,7 @@ def run(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("score_io_run")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CL_SPOOF_CACHE_DIR", str(tmp / "cache"))
-        cfg = load_config(write_tiny_config(tiny_corpus, tmp, strategy={"name": "joint"}))
+        cfg = load_config(tiny_config(tiny_corpus, tmp, strategy={"name": "joint"}))
         run_experiment(cfg, tmp / "run")
     return tmp / "run"
 
@@ -92,7 +60,7 @@ def work(run: Path, tmp_path: Path) -> dict[str, Path]:
     manifest = tmp_path / "list.csv"
     manifest.write_text("path,label,attack,speaker,split\n"
                         f"{audio / 'clip_0.wav'},bonafide,-,,eval\n")
-    return {"run": copy, "ckpt": copy / "checkpoints" / "stage_0.pt", "audio": audio,
+    return {"run": copy, "ckpt": sorted(copy.glob("checkpoints/stage_*.pt"))[-1], "audio": audio,
             "manifest": manifest, "root": tmp_path}
 
 
@@ -104,7 +72,7 @@ def test_score_out_never_overwrites_an_input_or_a_run_file(work: dict[str, Path]
     never = [ckpt, root / "to_ckpt.pt", audio / "clip_1.wav", root / "hard.wav",
              work["manifest"], run / "eer_matrix.csv", run / "run.json",
              run / "scores" / "new.txt", run / "notes.txt"]
-    before = tree(root)
+    before = tree_with_links(root)
     for out in never:
         for force in ([], ["--force"]):
             res = runner.invoke(app, ["score", str(ckpt), *inputs, "--out", str(out), *force])
@@ -112,7 +80,7 @@ def test_score_out_never_overwrites_an_input_or_a_run_file(work: dict[str, Path]
             line = one_line_error(res.output)
             assert "input of this command" in line or "run directory" in line, line
             assert "scoring" not in res.output  # refused before any work
-            assert tree(root) == before, out
+            assert tree_with_links(root) == before, out
 
 
 def test_score_out_replaces_an_existing_file_only_with_force(work: dict[str, Path]) -> None:
