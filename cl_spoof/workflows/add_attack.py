@@ -86,11 +86,13 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
              eval_fraction: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
     """Rows for the audio under ``path`` (folder or manifest), split train/eval.
 
-    Unreadable files are skipped and returned as problem lines. Paths are absolute.
+    Unreadable files, and entries of a folder with an audio name that are no audio file
+    (a FIFO, a device, a folder, a dangling link: said, never opened), are skipped and
+    returned as problem lines. Paths are absolute.
     """
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        files = [str(p) for p in list_audio_files(path)]
+        files = [str(p) for p in list_audio_files(path, include_unusable=True)]
         speakers = [""] * len(files)
     elif path.is_file():
         m = read_manifest(path)

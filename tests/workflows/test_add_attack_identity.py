@@ -93,3 +93,21 @@ def test_the_same_file_as_new_spoof_and_new_bonafide_is_refused(finished: Path,
     assert res.exit_code == 2, res.output
     (line,) = [x for x in res.output.splitlines() if x.startswith("error:")]
     assert "clip_0.wav" in line and "bona fide" in line, line
+
+
+def test_odd_entries_of_the_new_audio_are_named_among_the_skipped(tmp_path: Path) -> None:
+    """A FIFO, a device, a folder or a dangling link under an audio name in --spoof is
+    skipped and said what it is (never opened), like an unreadable file."""
+    from cl_spoof.workflows.add_attack import _collect
+
+    spoof = _new_spoof(tmp_path / "new")
+    os.mkfifo(spoof / "fifo.wav")
+    (spoof / "zero.wav").symlink_to("/dev/zero")
+    (spoof / "dir.wav").mkdir()
+    (spoof / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    rows, problems = _collect(spoof, "spoof", "NEW", ("train", "dev"), 0.3, 0)
+    assert len(rows) == 8
+    said = {Path(line.split(": ")[0]).name: line for line in problems}
+    for name, words in [("fifo.wav", "named pipe"), ("zero.wav", "device"),
+                        ("dir.wav", "folder"), ("gone.wav", "symbolic link")]:
+        assert words in said[name], problems
