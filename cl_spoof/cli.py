@@ -96,8 +96,9 @@ def user_errors(fn: F) -> F:
         except typer.Exit:
             raise
         except (Exception, KeyboardInterrupt) as exc:
-            unexpected = not isinstance(exc, CLSpoofError | OSError | MemoryError | Interrupted
-                                        | KeyboardInterrupt)
+            no_memory = isinstance(exc, MemoryError) or _failed_allocation(exc)
+            unexpected = not (no_memory or isinstance(exc, CLSpoofError | OSError | Interrupted
+                                                      | KeyboardInterrupt))
             if unexpected and _rank_prefix():
                 raise  # under torchrun: into its failure summary, with the traceback
             if DEBUG:
@@ -108,9 +109,10 @@ def user_errors(fn: F) -> F:
             elif isinstance(exc, OSError):
                 _error_line(os_error_message(exc))
                 code = 2
-            elif isinstance(exc, MemoryError):
+            elif no_memory:
                 _error_line("out of memory; lower train.batch_size, train.eval_batch_size, "
-                            "train.workers or data.num_samples")
+                            "train.workers, data.num_samples or the model's size "
+                            "(model.preset, model.overrides)")
                 code = 2
             elif isinstance(exc, Interrupted | KeyboardInterrupt):
                 hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
@@ -124,6 +126,16 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _failed_allocation(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch failing to allocate memory (a ``RuntimeError`` on the CPU,
+    ``torch.OutOfMemoryError`` on a GPU): the user's sizes are too large, not a bug."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
 
 
 def _rank_prefix() -> str:
@@ -214,16 +226,18 @@ def progress_bar() -> ProgressDisplay:
 
 
 def df_to_rich(df: pd.DataFrame, title: str | None = None) -> Table:
-    """Render a DataFrame as a rich table (numbers right-aligned)."""
+    """Render a DataFrame as a rich table (numbers right-aligned; every cell, header and the
+    title as plain text: a name such as ``[bold]`` is shown, never taken for markup)."""
     import pandas as pd
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(title) if title is not None else None, show_lines=False)
     for col in df.columns:
         numeric = pd.api.types.is_numeric_dtype(df[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        table.add_column(Text(str(col)), justify="right" if numeric else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[Text(_fmt(v)) for v in row])
     return table
 
 
@@ -392,10 +406,14 @@ def data_manifest(
                                "regular expression searched in its path below FOLDER (its "
                                "first group, else the match; e.g. '^(\\d+)-' for "
                                "LibriSpeech names).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output CSV (default: stdout).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output CSV (default: stdout); an existing file only with --force or --append, "
+             "never one of the audio files or a file of a run directory.")] = None,
     append: Annotated[bool, typer.Option(
         "--append", help="Add the rows to the existing --out manifest (a file it lists "
                          "already is refused).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a manifest (path,label,attack,speaker,split) for every audio file under FOLDERS.
 
@@ -408,6 +426,8 @@ def data_manifest(
         parse_fractions,
         write_manifest,
     )
+    from cl_spoof.infra.files import check_output_file
+    from cl_spoof.rundir import results_folder_of
 
     if append and out is None:
         raise CLSpoofError("--append adds to the manifest named by --out; give --out")
@@ -416,6 +436,8 @@ def data_manifest(
     if out is None:
         typer.echo(manifest_text(rows), nl=False)
         return
+    check_output_file(out, "the manifest", force=force or append,
+                      inputs=[*folders, *rows["path"]], guard=results_folder_of)
     n = write_manifest(rows, out, append=append)
     counts = rows["split"].value_counts()
     shown = ", ".join(f"{s} {counts[s]}" for s in ("train", "dev", "eval") if s in counts)
@@ -475,7 +497,7 @@ def data_check(
         console.print(f"dropped {report.dropped_missing} listed row(s) whose file is missing"
                       " (--allow-missing)")
     if not report.ok:
-        err_console.print(report.summary(source), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(source)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     missing = report.missing_text(hint=False)
     if missing is not None and not allow_missing:  # only of splits the config never reads
@@ -859,12 +881,15 @@ def _compare_hint(out_dir: Path) -> str:
 def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
     out: Annotated[Path | None, typer.Option(
-        help="Report folder (default: <first input>/report).")] = None,
+        help="Report folder (default: <first input>/report, refreshed each time); one that "
+             "holds an earlier report only with --force.")] = None,
     labels: Annotated[list[str] | None, typer.Option(
         "--label", metavar="PATH=LABEL",
         help="Call the runs of input PATH so in this report (repeatable; the runs are not "
              "changed): a run directory gets LABEL, the runs of a compare directory get "
              "LABEL added to theirs.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the earlier report in an existing --out folder.")] = False,
 ) -> None:
     """Setup, comparison table, average-EER and per-attack charts, forgetting curves, DET
     curves, EER heatmaps: report.md and report.html (and the CSV behind every figure).
@@ -875,7 +900,8 @@ def report_cmd(
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
 
-    res = build_report(inputs, out or inputs[0] / "report", _report_labels(labels))
+    res = build_report(inputs, out or inputs[0] / "report", _report_labels(labels),
+                       replace=force or out is None)
     console.print(df_to_rich(comparison_display(res.summary), title="Runs"))
     _comparison_notes()
     for note in res.notes:
@@ -954,17 +980,19 @@ def score_cmd(
     paths: Annotated[list[Path], typer.Argument(
         help="Audio files, folders (searched recursively) and/or CSV manifests.")],
     out: Annotated[Path | None, typer.Option(
-        help="Write 'path score decision' lines here (default: print them).")] = None,
+        help="Write 'path score decision' lines here (default: print them); an existing "
+             "file only with --force, never an input or a file of a run directory.")] = None,
     threshold: Annotated[str, typer.Option(
         help="'eer' (the EER threshold stored in the checkpoint) or a number.")] = "eer",
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
     stage: StageOpt = None,
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide.
 
     For EER, minDCF and t-DCF on a labelled set use `cl-spoof evaluate`.
     """
-    from cl_spoof.infra.files import check_output_file
     from cl_spoof.workflows.score import (
         resolve_checkpoint,
         score_lines,
@@ -973,12 +1001,10 @@ def score_cmd(
     )
 
     ref = resolve_checkpoint(checkpoint, stage)
-    if out is not None:
-        check_output_file(out)  # before the work, not after it
     try:
-        with progress_bar() as bar:
+        with progress_bar() as bar:  # --out is checked before any work (score_paths)
             result = score_paths(ref.path, paths, threshold=threshold, device=device,
-                                 progress=bar.tracker("scoring"))
+                                 progress=bar.tracker("scoring"), out=out, force=force)
     except KeyboardInterrupt:
         raise Interrupted("no scores were written") from None
     for path, why in result.failed:
@@ -1055,6 +1081,13 @@ def evaluate_cmd(
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CLSpoofError(f"{out}: exists and is not an empty folder; choose another --out "
                            "(nothing was overwritten)")
+    if out is not None:
+        from cl_spoof.rundir import results_folder_of
+
+        inside = results_folder_of(out)
+        if inside is not None:
+            raise CLSpoofError(f"{out}: {inside}; cl-spoof never writes there: choose a "
+                               "folder outside it (nothing was written)")
     try:
         with progress_bar() as bar:
             events = CliEvents(bar)
@@ -1106,7 +1139,7 @@ def data_demo(
     report = check_table(read_asvspoof2019_la(root))
     console.print(df_to_rich(counts_table(report.table), title=f"demo corpus — {root}"))
     if not report.ok:
-        err_console.print(report.summary(root), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(root)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     console.print(f"{len(report.table)} utterances, no problems found")
 

@@ -474,9 +474,17 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper quoting what :class:`_Loader` reads as a number: a string such
+    as ``1e5`` (a legal attack name) would otherwise come back as a float."""
+
+
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
 def to_yaml(cfg: RunConfig) -> str:
     """The config as YAML text (round-trips through :func:`config_from_dict`)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False)
 
 
 def with_overrides(cfg: RunConfig, **sections: Any) -> RunConfig:

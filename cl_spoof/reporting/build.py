@@ -37,6 +37,7 @@ documents: :mod:`cl_spoof.reporting.render`.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ from cl_spoof.reporting.figures import (
 )
 from cl_spoof.reporting.output import check_out_dir, previous_manifest, write_manifest
 from cl_spoof.reporting.render import Doc, render_html, render_markdown
-from cl_spoof.reporting.runs import collect_runs, final_scores
+from cl_spoof.reporting.runs import RunRecord, collect_runs, final_scores
 from cl_spoof.reporting.setup import check_runs, runs_rows, setup_rows
 
 
@@ -124,22 +125,48 @@ def _det_tables(strategies: Sequence[StrategyData]
 
 
 def build_report(inputs: Sequence[Path], out_dir: Path,
-                 labels: Mapping[Path, str] | None = None) -> ReportResult:
+                 labels: Mapping[Path, str] | None = None,
+                 replace: bool = True) -> ReportResult:
     """Read run/compare directories and write the report files to ``out_dir``.
 
     ``labels`` relabels runs for this report only (the inputs are never changed): by
     run directory, a new label; by compare directory, text added to each run's label.
     Raises :class:`ReportError` for an incomplete or unrecognised input, for inputs
     that do not share one benchmark (data, attack order, splits, model: the message
-    names the keys that differ), for two runs of one label and seed, and for an
-    ``out_dir`` that could overwrite an input or someone else's files; nothing is
-    written then. Runs trained for different numbers of epochs are reported with a note.
+    names the keys that differ), for two runs of one label and seed, for an ``out_dir``
+    that could overwrite an input or someone else's files, and for one holding an
+    earlier report unless ``replace``; nothing is written then. Runs trained for
+    different numbers of epochs are reported with a note. When writing fails (a full
+    disk, Ctrl-C) a folder the report created is removed again: no empty or
+    half-written new folder is left.
     """
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
     runs = collect_runs(inputs, labels)
     check_notes = check_runs(runs)
-    check_out_dir(out_dir, inputs, runs)
+    check_out_dir(out_dir, inputs, runs, replace)
+    created = _first_missing(out_dir)
+    try:
+        return _write_report(inputs, out_dir, runs, check_notes)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path (itself included) that does not exist yet."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _write_report(inputs: list[Path], out_dir: Path, runs: list[RunRecord],
+                  check_notes: list[str]) -> ReportResult:
+    """:func:`build_report` once the inputs are read and ``out_dir`` checked."""
     strategies = group_strategies(runs)
     dets, det_seeds, without_scores = _det_tables(strategies)
     summary = summary_table(runs)

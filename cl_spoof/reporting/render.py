@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_spoof.infra.formats import markdown_cell
+from cl_spoof.infra.formats import display_text, markdown_cell
 from cl_spoof.metrics.definitions import METRICS, table_metrics
 from cl_spoof.reporting.aggregate import StrategyData
 from cl_spoof.reporting.setup import DIGEST_CHARS
@@ -130,7 +130,7 @@ def _html_table(df: pd.DataFrame) -> str:
 
     def cell(tag: str, value: object, text: bool) -> str:
         attr = ' class="text"' if text else ""
-        return f"<{tag}{attr}>{html.escape(str(value))}</{tag}>"
+        return f"<{tag}{attr}>{html.escape(display_text(value))}</{tag}>"
 
     head = "".join(cell("th", c, t) for c, t in zip(df.columns, text_cols, strict=True))
     body = "".join("<tr>" + "".join(cell("td", v, t) for v, t in zip(row, text_cols, strict=True))
@@ -256,7 +256,8 @@ def _official_md(doc: Doc) -> list[str]:
         return []
     out = ["## Official metrics per stage", OFFICIAL_INTRO]
     for s in with_official:
-        out += [f"**{s.name}** (`official_{s.slug}.csv`)", to_markdown(official_display(s))]
+        out += [f"**{markdown_cell(s.name)}** (`official_{s.slug}.csv`)",
+                to_markdown(official_display(s))]
     return out
 
 
@@ -266,7 +267,8 @@ def _official_html(doc: Doc) -> list[str]:
         return []
     out = [f"<h2>Official metrics per stage</h2><p>{html.escape(OFFICIAL_INTRO)}</p>"]
     for s in with_official:
-        out.append(f"<p><b>{html.escape(s.name)}</b> (<code>official_{html.escape(s.slug)}"
+        out.append(f"<p><b>{html.escape(display_text(s.name))}</b> (<code>official_"
+                   f"{html.escape(display_text(s.slug))}"
                    f".csv</code>)</p>" + _html_table(official_display(s)))
     return out
 
@@ -284,7 +286,7 @@ def render_markdown(doc: Doc) -> str:
 
     dets = _present(doc, ["det_pooled.png", *(f"det_{s.slug}.png" for s in doc.strategies)])
     blocks = ["# cl-spoof report: forgetting curves", SIGNS,
-              *[f"> **Note:** {n}" for n in doc.notes],
+              *[f"> **Note:** {markdown_cell(n)}" for n in doc.notes],
               "## Setup", doc.setup_intro, to_markdown(doc.setup),
               to_markdown(doc.runs_display()),
               "## Comparison", to_markdown(comparison_display(doc.summary)),
@@ -312,7 +314,7 @@ def render_html(doc: Doc) -> str:
                 f"{html.escape(cap[name])} Data: <code>{html.escape(src[name])}</code>."
                 "</figcaption></figure>")
 
-    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in doc.notes)
+    notes = "".join(f'<p class="note">{html.escape(display_text(n))}</p>' for n in doc.notes)
     files = "".join(f"<li><code>{html.escape(n)}</code></li>"
                     for n in sorted({*doc.tables, *doc.figures}))
     heatmaps = "".join(fig(f"heatmap_{s.slug}.png") for s in doc.strategies)

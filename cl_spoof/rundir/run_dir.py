@@ -62,7 +62,7 @@ from cl_spoof.config import (
 )
 from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.files import atomic_path, atomic_write_text
-from cl_spoof.infra.formats import write_csv
+from cl_spoof.infra.formats import read_csv_exact, write_csv
 from cl_spoof.infra.names import check_name, inside
 from cl_spoof.labels import PRETRAINED_PREFIX
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
@@ -248,6 +248,13 @@ def check_same_config(stored: Any, cfg: RunConfig, where: str) -> None:
                            "config.yaml back, or start a new run with the new config")
 
 
+def read_matrix_csv(path: Path) -> pd.DataFrame:
+    """``eer_matrix.csv`` as written: ``trained_on`` and the attack columns' names exactly
+    as the names they hold (an attack may be called ``NA``, ``None`` or ``null``), the
+    EERs as numbers (an empty cell: not evaluated)."""
+    return read_csv_exact(path, text_columns=["trained_on"])
+
+
 def _read_json_object(path: Path) -> dict:
     """A JSON object file; :class:`RunDirError` when unreadable or not an object."""
     try:
@@ -356,6 +363,11 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether this is a run directory (it has its ``config.yaml``)."""
         return self.config_file.is_file()
+
+    def has_own_files(self) -> bool:
+        """Whether the folder holds the two files every run writes first (``config.yaml``
+        and ``run.json``): it is a run directory, finished or not."""
+        return self.config_file.is_file() and self.status_file.is_file()
 
     def has_run_files(self) -> bool:
         """Whether any file of a run (:data:`RUN_FILES`) is there."""
@@ -496,11 +508,10 @@ class RunDir:
             return RunProgress()  # interrupted before the first stage ended
         if status["finished"]:
             raise RunDirError(f"{self.path}: the run already finished; nothing to resume")
-        import pandas as pd
 
         matrix_file = self.matrix_file
         try:
-            matrix = pd.read_csv(matrix_file)
+            matrix = read_matrix_csv(matrix_file)
         except FileNotFoundError:
             raise RunDirError(f"{matrix_file}: missing although run.json says "
                               f"{recorded} stage(s) are recorded") from None
@@ -527,10 +538,9 @@ class RunDir:
 
     def read_matrix(self) -> pd.DataFrame:
         """``eer_matrix.csv`` as written (``stage``, ``trained_on``, one column per attack)."""
-        import pandas as pd
 
         try:
-            return pd.read_csv(self.matrix_file)
+            return read_matrix_csv(self.matrix_file)
         except (OSError, ValueError) as exc:
             raise RunDirError(f"{self.matrix_file}: unreadable "
                               f"({type(exc).__name__})") from None
@@ -657,7 +667,7 @@ class RunDir:
         for n in names:
             path = inside(self.path, "added", f"{n['name']}.csv")
             try:
-                frames.append(pd.read_csv(path, dtype=str, keep_default_na=False))
+                frames.append(read_csv_exact(path))
             except (OSError, ValueError) as exc:
                 raise RunDirError(f"{path}: unreadable ({type(exc).__name__}); the attacks "
                                   "added earlier cannot be re-evaluated") from None
@@ -681,7 +691,6 @@ class RunDir:
         """The finished run as reports read it; :class:`RunDirError` names what is
         missing or wrong."""
         import numpy as np
-        import pandas as pd
 
         path = self.path
         missing = [name for name in RUN_FILES if not (path / name).is_file()]
@@ -701,7 +710,7 @@ class RunDir:
         if not isinstance(strategy, str) or not isinstance(seed, int):
             raise RunDirError(f"{self.config_file}: missing strategy.name or seed")
         try:
-            matrix = pd.read_csv(self.matrix_file)
+            matrix = read_matrix_csv(self.matrix_file)
         except (OSError, ValueError) as exc:
             raise RunDirError(f"{self.matrix_file}: unreadable ({exc})") from None
         cols = list(matrix.columns)

@@ -9,7 +9,9 @@ without retraining from scratch. :func:`add_attack` is five steps:
 2. :func:`_collect_new_audio` splits the new audio into train/eval (speaker-disjoint
    where speakers are known);
 3. :func:`_assemble` builds the table and its benchmark: bona fide from ``bonafide``
-   or, without it, from the run's own data, plus the attacks added earlier;
+   or, without it, from the run's own data, plus the attacks added earlier; new audio
+   already in the data under another role (a run's bona fide file given as new spoof,
+   by any path to it) is refused;
 4. :func:`_compute` evaluates the earlier checkpoints on the new attack (so its column
    is filled for old stages, stage 0 included), restores the last checkpoint (model,
    optimizer, strategy state; after stage 0 alone, the pretrained model as a run from
@@ -31,6 +33,7 @@ It trains through the same :class:`~cl_spoof.workflows.trainer.Trainer` as
 from __future__ import annotations
 
 import io
+import os
 import time
 import zlib
 from collections.abc import Sequence
@@ -83,11 +86,13 @@ def _collect(path: Path, label: str, name: str, split_names: tuple[str, str],
              eval_fraction: float, seed: int) -> tuple[pd.DataFrame, list[str]]:
     """Rows for the audio under ``path`` (folder or manifest), split train/eval.
 
-    Unreadable files are skipped and returned as problem lines. Paths are absolute.
+    Unreadable files, and entries of a folder with an audio name that are no audio file
+    (a FIFO, a device, a folder, a dangling link: said, never opened), are skipped and
+    returned as problem lines. Paths are absolute.
     """
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        files = [str(p) for p in list_audio_files(path)]
+        files = [str(p) for p in list_audio_files(path, include_unusable=True)]
         speakers = [""] * len(files)
     elif path.is_file():
         m = read_manifest(path)
@@ -291,9 +296,11 @@ def _assemble(request: _Request, new: _NewAudio, bonafide_given: bool,
                 f"the run's own data is not available ({exc}); give bona fide audio with "
                 "--bonafide PATH (a folder or manifest) to add an attack without it") from None
         table, source, have_run_data = make_table([]), Path(cfg.data.source), False
+    earlier = request.run_dir.added_rows()
+    _refuse_audio_in_two_roles(pd.concat([table, *([earlier] if earlier is not None else [])],
+                                         ignore_index=True), new)
     if bonafide_given and have_run_data:  # the new bona fide replaces the run's own here
         table = table[table["label"] != BONAFIDE]
-    earlier = request.run_dir.added_rows()
     parts = [table] + ([earlier] if earlier is not None else []) + [new.spoof, new.bonafide]
     full = make_table(pd.concat(parts, ignore_index=True))
     if have_run_data:
@@ -306,6 +313,56 @@ def _assemble(request: _Request, new: _NewAudio, bonafide_given: bool,
                                   events.on_stage, events.on_progress)
     return build_benchmark(data.table, data.waveforms, data.plans,
                            ClipSpec.from_config(cfg)), attacks
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file ``path`` leads to (symbolic links followed)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _role(label: str, attack: str) -> str:
+    return "bona fide" if label == BONAFIDE else f"spoof of attack {attack}"
+
+
+def _refuse_audio_in_two_roles(known: pd.DataFrame, new: _NewAudio) -> None:
+    """Refuse new audio already in the data under another role, whatever path leads to it
+    (a symbolic link, a hard link, another spelling): a new spoof file that is one of the
+    run's files (its bona fide above all: it would be evaluated as both), a new bona fide
+    file that is one of the run's spoof files, or one file given as both new spoof and new
+    bona fide."""
+    owners: dict[tuple[int, int], tuple[str, str]] = {}
+    for path, label, attack in zip(known["path"], known["label"], known["attack"], strict=True):
+        ident = _file_identity(path)
+        if ident is not None:
+            owners.setdefault(ident, (path, _role(label, attack)))
+    new_bona: dict[tuple[int, int], str] = {}
+    for path in new.bonafide["path"]:
+        ident = _file_identity(path)
+        if ident is None:
+            continue
+        held = owners.get(ident)
+        if held is not None and held[1] != "bona fide":
+            raise DataError(f"{path}: new bona fide audio that is the run's {held[0]} "
+                            f"({held[1]}); one file cannot be both bona fide and spoof: "
+                            "remove it from --bonafide")
+        new_bona.setdefault(ident, path)
+    for path in new.spoof["path"]:
+        ident = _file_identity(path)
+        if ident is None:
+            continue
+        if ident in owners:
+            other, role = owners[ident]
+            raise DataError(f"{path}: new spoof audio that is already in the run's data as "
+                            f"{other} ({role}); one file cannot be both bona fide and spoof "
+                            "or two attacks: remove it from --spoof")
+        if ident in new_bona:
+            raise DataError(f"{path}: given both as new spoof audio and as new bona fide "
+                            f"audio ({new_bona[ident]}); one file cannot be both bona fide and "
+                            "spoof: remove it from one of --spoof and --bonafide")
 
 
 def _compute(request: _Request, bm: Any, attacks: list[str], events: RunEvents) -> _Computed:

@@ -225,7 +225,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
-    check_score_ids(data)
+    check_score_ids(data, cfg.metrics.score_format)
     if ctx.is_main:
         run_dir.record_data(data.table)  # run.json: the digest of the utterances used
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training

@@ -149,7 +149,8 @@ def test_a_full_disk_is_a_named_error_and_leaves_no_file(tmp_path: Path,
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda p: real(p)._replace(free=1000))
-    with pytest.raises(FileSystemError, match=r"waveform cache .* needs .* MiB but only"):
+    with pytest.raises(FileSystemError,
+                       match=r"waveform cache .* needs [0-9.,]+ KiB but only 1,000 bytes are free"):
         WaveformCache(root, max_samples=MAX).load(paths)
     assert not list(root.glob("*.npy*")) and not list(root.glob(".*tmp"))
     monkeypatch.setattr(shutil, "disk_usage", real)

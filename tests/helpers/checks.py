@@ -1,5 +1,5 @@
-"""Checks shared by tests: a folder's content, a command's one error line, the EERs of a
-score file."""
+"""Checks shared by tests: a folder's content (links included), a command's one error line,
+the EERs of a score file."""
 
 from __future__ import annotations
 
@@ -15,6 +15,23 @@ def tree(folder: Path) -> dict[str, str]:
     for p in sorted(folder.rglob("*")):
         rel = str(p.relative_to(folder))
         out[rel] = "dir" if p.is_dir() else hashlib.sha1(p.read_bytes()).hexdigest()
+    return out
+
+
+def tree_with_links(folder: Path) -> dict[str, str]:
+    """:func:`tree`, with each symbolic link as its target (never followed: it may lead to a
+    FIFO or a device) and each FIFO, device or socket as ``special``."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[rel] = f"-> {p.readlink()}"
+        elif p.is_dir():
+            out[rel] = "dir"
+        elif p.is_file():
+            out[rel] = hashlib.sha1(p.read_bytes()).hexdigest()
+        else:
+            out[rel] = "special"
     return out
 
 
