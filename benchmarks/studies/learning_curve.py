@@ -63,7 +63,7 @@ def _suffix(subset_seed: int) -> str:
 
 
 def markdown(points: list[dict]) -> str:
-    """The README table: mean / pooled EER per fraction, detector and yardsticks."""
+    """The results table: mean / pooled EER per fraction, detector and yardsticks."""
     names = list(points[0]["result"]["yardsticks"])
     lines = ["| training speakers | training files (spoof / bona fide) | spoofs per attack "
              "(fewest–most) | detector, joint: mean of the attacks | pooled | "

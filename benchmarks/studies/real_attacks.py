@@ -1,4 +1,4 @@
-"""The README's "On real attacks" tables, in one command.
+"""The "Real attacks" results tables (docs/results/real-attacks.md), in one command.
 
 On the real neural-vocoder / zero-shot TTS set (``configs/real_vocoders.yaml``; its
 ``data.source`` points at ``../shared/data/real_vocoders_tts``, development data that
@@ -112,7 +112,7 @@ def _matched(run_dir: Path, groups: dict[str, str]) -> float | None:
 
 def benchmark(cfg: RunConfig, strategies: list[str], seeds: list[int], out: Path,
               train: bool = True) -> dict:
-    """Yardsticks + runs on ``cfg``; every number the README tables need.
+    """Yardsticks + runs on ``cfg``; every number those tables need.
 
     ``train=False`` only collects the runs already finished (the seeds of each
     strategy that have one; strategies without any are left out)."""
@@ -187,7 +187,7 @@ def _a01_manifest(out: Path) -> Path:
 
 
 def markdown(result: dict) -> str:
-    """The README tables of one :func:`benchmark` result."""
+    """The tables of one :func:`benchmark` result."""
     attacks, names = result["attacks"], result["strategies"]
     ys = result["yardsticks"]
     head = "| | " + " | ".join(attacks) + " | mean | pooled | matched |\n"

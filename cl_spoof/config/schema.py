@@ -393,7 +393,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class SelfDistillationConfig:
     """Self-distillation (``model.self_distillation``): the deepest exit teaches exits
-    added after the shallow segments; added to any strategy's loss (README, "Detectors").
+    added after the shallow segments; added to any strategy's loss (docs/guide/detectors.md, "Self-distillation").
 
     Loss added: ``hard_weight * sum_i CE(z_i, y) + soft_weight * sum_i T^2 KL(p_deep/T ||
     p_i/T) + feature_weight * sum_i mean((f_i - f_deep)^2)`` over the shallow exits i.

@@ -117,7 +117,7 @@ def griffin_lim_copy(wave: np.ndarray, rng: np.random.Generator, *, n_fft: int =
 
     Fewer ``n_iter`` leave more phase incoherence (stronger artefacts). The
     defaults of all families were tuned on the demo benchmark until the small
-    detector learned every family under joint training (README, "The demo corpus").
+    detector learned every family under joint training (docs/guide/data.md, "The demo corpus").
     """
     x = _as_tensor(wave)
     mag = _stft(x, n_fft, hop).abs()

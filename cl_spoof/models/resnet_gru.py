@@ -214,7 +214,7 @@ CONFIGS: dict[str, ResNetGRUConfig] = {
         gru_hidden=16,
         gru_layers=1,
     ),
-    # The measured recipe on real vocoder / TTS attacks (README, "On real attacks"):
+    # The measured recipe on real vocoder / TTS attacks (docs/results/real-attacks.md):
     # every bin of a 64-ms log power spectrum every 16 ms (513 channels at 16 kHz, 769
     # at 24 kHz), blocks pooling (1, 1, 2), mean-pooled GRU; 61 frames for 2 s.
     # (Before: a learnable conv front end with stride 16, pools (4, 4, 3), last frame.)

@@ -9,7 +9,7 @@ The encoder is built with torchaudio's model builders (``torchaudio.models.wav2v
 ``hubert_*``, ``wavlm_*``, or ``wav2vec2_model`` / ``wavlm_model`` with explicit sizes for
 ``architecture: custom_wav2vec2`` / ``custom_wavlm``). Its weights come **only** from the
 local file named by ``model.overrides.checkpoint`` (a state dict of torchaudio's
-``Wav2Vec2Model``; README, "SSL front end", says how to make one); nothing is ever
+``Wav2Vec2Model``; the user guide, docs/guide/detectors.md, says how to make one); nothing is ever
 downloaded. A missing file, or one that does not fit the architecture, is a
 :class:`~cl_spoof.errors.ConfigError` naming the key.
 
@@ -117,7 +117,7 @@ class SSLConfig:
 #: The configs of the SSL presets (see :data:`PRESETS` below).
 CONFIGS: dict[str, SSLConfig] = {"ssl": SSLConfig()}
 
-_FILE_HELP = ("cl-spoof never downloads weights; README, 'SSL front end', says how to save "
+_FILE_HELP = ("cl-spoof never downloads weights; docs/guide/detectors.md says how to save "
               "an encoder to a local file")
 
 

@@ -156,10 +156,10 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "results" / "real-attacks" / "index.html").is_file()
 
 
-def test_readme_draft_is_a_short_manual_with_generated_tables() -> None:
+def test_readme_is_a_short_manual_with_generated_tables() -> None:
     from cl_spoof.strategies.registry import markdown_table
 
-    draft = DOCS / "README_draft.md"
+    draft = ROOT / "README.md"
     text = draft.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 300
     for heading in ("## Install", "## Quick start", "## Recipes", "## The CLI at a glance",
@@ -194,7 +194,7 @@ def test_every_documented_command_parses_against_the_cli() -> None:
     from cl_spoof.cli import app
 
     root = typer.main.get_command(app)
-    pages = [DOCS / "README_draft.md", DOCS / "getting-started.md", *DOCS.glob("guide/*.md")]
+    pages = [ROOT / "README.md", DOCS / "getting-started.md", *DOCS.glob("guide/*.md")]
     checked = 0
     for page in pages:
         for line in _fenced_commands(page.read_text(encoding="utf-8")):

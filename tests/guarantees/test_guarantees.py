@@ -1,4 +1,4 @@
-"""What cl-spoof guarantees (README, "What cl-spoof guarantees"), tested as properties.
+"""What cl-spoof guarantees (docs/guide/guarantees.md), tested as properties.
 
 One test per guarantee, each over many generated cases (seeded, so a failure
 reproduces). Together they run in under a minute on 2 CPU cores.

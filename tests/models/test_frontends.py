@@ -98,7 +98,7 @@ def test_sample_rate_is_data_not_an_override() -> None:
 
 
 def test_demo_config_keeps_the_tuned_demo_model() -> None:
-    """configs/demo.yaml spells out the model its README tables were measured with: the
+    """configs/demo.yaml spells out the model its results tables were measured with: the
     learnable strided conv, hop 8, pools (4, 4, 3), mean-pooled GRU (47,026 parameters,
     the parameter names of earlier checkpoints)."""
     cfg = load_config(None)
