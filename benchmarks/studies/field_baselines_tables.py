@@ -1,4 +1,5 @@
-"""The field-baseline tables (benchmarks/findings.md) from finished runs (mean ± population std over seeds).
+"""The field-baseline tables (benchmarks/findings.md) from finished runs (mean ± population
+std over seeds).
 
 Each ROOT holds ``<name>/seed<k>/`` run directories (what ``cl-spoof compare --out
 ROOT`` writes, or ``cl-spoof run --out ROOT/<name>/seed<k>``). For every name:

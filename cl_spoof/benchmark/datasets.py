@@ -42,12 +42,16 @@ class ClipSpec:
     level: str = "none"
     level_db: float | None = None
     augment: AugmentConfig | None = None
+    #: Training crops start at one of this many evenly spaced offsets; 0: at any offset.
+    crop_offsets: int = 0
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> ClipSpec:
-        """The inputs of a run: its length, rate, level handling and augmentation."""
-        d = cfg.data
-        return cls(d.num_samples, d.sample_rate, d.level, d.level_db, cfg.train.augment)
+        """The inputs of a run: its length, rate, level handling and augmentation, and
+        with ``train.feature_cache`` the grid of training crops."""
+        d, t = cfg.data, cfg.train
+        return cls(d.num_samples, d.sample_rate, d.level, d.level_db, t.augment,
+                   t.feature_cache_crops if t.feature_cache else 0)
 
 
 class ClipDataset(Dataset):
@@ -85,19 +89,35 @@ class RandomCrop(FixedCrop):
     One generator per clip, seeded from the torch RNG (seeded per stage and per
     DataLoader worker), draws the crop and the augmentation: a run is reproducible
     for its seed, and a clip's augmentation does not depend on the rest of its batch.
+    ``offsets`` > 0 draws the offset from that many evenly spaced ones (the first at
+    the clip's start, the last at its end), so the same crops come back epoch after
+    epoch (``train.feature_cache``).
     """
 
     def __init__(self, num_samples: int, augment: AugmentConfig | None = None,
-                 sample_rate: int = SAMPLE_RATE) -> None:
+                 sample_rate: int = SAMPLE_RATE, offsets: int = 0) -> None:
         super().__init__(num_samples)
-        self.augment, self.sample_rate = augment, sample_rate
+        self.augment, self.sample_rate, self.offsets = augment, sample_rate, offsets
 
     def __call__(self, wave: np.ndarray) -> torch.Tensor:
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-        clip = fix_length(wave, self.num_samples, rng)
+        if self.offsets:
+            clip = grid_crop(wave, self.num_samples, self.offsets, rng)
+        else:
+            clip = fix_length(wave, self.num_samples, rng)
         if self.augment is not None:
             clip = augment(clip, self.sample_rate, self.augment, rng)
         return torch.from_numpy(clip)
+
+
+def grid_crop(wave: np.ndarray, num_samples: int, offsets: int, rng: np.random.Generator
+              ) -> np.ndarray:
+    """``num_samples`` samples of ``wave`` starting at one of ``offsets`` evenly spaced
+    offsets (drawn with ``rng``); a short clip is repeated as :func:`fix_length` does."""
+    wave = fix_length(wave, max(num_samples, wave.shape[-1]))  # repeated when short
+    starts = np.linspace(0, wave.shape[-1] - num_samples, offsets).round().astype(np.int64)
+    start = int(starts[rng.integers(offsets)])
+    return np.ascontiguousarray(wave[start:start + num_samples], dtype=np.float32)
 
 
 def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarray,
@@ -112,7 +132,8 @@ def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarr
         targets=targets,
         task_labels=0,
         transform_groups={"train": (RandomCrop(spec.num_samples, spec.augment,
-                                               spec.sample_rate), None),
+                                               spec.sample_rate, spec.crop_offsets),
+                                    None),
                           "eval": (FixedCrop(spec.num_samples), None)},
         initial_transform_group="train" if train else "eval",
     )

@@ -393,7 +393,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class SelfDistillationConfig:
     """Self-distillation (``model.self_distillation``): the deepest exit teaches exits
-    added after the shallow segments; added to any strategy's loss (docs/guide/detectors.md, "Self-distillation").
+    added after the shallow segments; added to any strategy's loss
+    (docs/guide/detectors.md, "Self-distillation").
 
     Loss added: ``hard_weight * sum_i CE(z_i, y) + soft_weight * sum_i T^2 KL(p_deep/T ||
     p_i/T) + feature_weight * sum_i mean((f_i - f_deep)^2)`` over the shallow exits i.
@@ -560,6 +561,20 @@ class TrainConfig:
         "after the first experience (the rest is frozen); empty: everything learns")
     augment: AugmentConfig | None = documented(doc="waveform augmentation of training clips; "
                                                "null: none", factory=AugmentConfig)
+    feature_cache: bool = documented(
+        False, "compute the features of the model's frozen prefix (AASIST's sinc front end and "
+        "encoder, the ssl encoder, the ResNet-GRU front end and blocks) once per clip and "
+        "reuse them while it stays frozen (in memory, per run): later epochs and stages run "
+        "only the layers that learn. Needs the whole prefix frozen (train.trainable naming "
+        "only later layers; ssl: trainable_layers 0) and train.augment: null; training crops "
+        "then start at one of train.feature_cache_crops offsets per clip")
+    feature_cache_crops: int = bounded(1, 1, 64, doc="with train.feature_cache: training "
+                                       "crops start at one of this many evenly spaced "
+                                       "offsets in each clip (1: at its start; every new "
+                                       "offset is one more prefix pass per clip)")
+    feature_cache_mb: int = bounded(4096, 1, 1_048_576, doc="with train.feature_cache: most "
+                                    "memory (MiB) the cached features take; clips beyond it "
+                                    "run the whole network")
     lr_schedule: str = choice("cosine", LR_SCHEDULES,
                               doc="learning rate within each experience, per optimiser step: "
                               "constant; cosine (linear warm-up from lr/10 over "
@@ -576,6 +591,15 @@ class TrainConfig:
                               "doc": "extra training loggers besides logs/log.txt and the CSV "
                               "logs: tensorboard (writes logs/tensorboard/; needs pip install "
                               "'cl-spoof[tensorboard]')"})
+
+    def check(self, prefix: str) -> None:
+        """``feature_cache`` against ``augment``: augmented clips are never the same twice."""
+        a = self.augment
+        if self.feature_cache and a is not None and (
+                (a.rawboost and a.p_rawboost > 0) or a.p_codec > 0 or a.p_gain > 0):
+            raise ConfigError(f"{prefix}feature_cache: {prefix}augment changes every "
+                              "training clip, so no cached feature could be reused; set "
+                              f"{prefix}augment: null (or turn the cache off)")
 
 
 @dataclass(frozen=True)

@@ -456,6 +456,20 @@ class AASIST(Detector):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform ``(B, L)`` or ``(B, 1, L)`` -> logits ``(B, 2)``."""
+        return self.forward_suffix(self.run_prefix(x))
+
+    def prefix_modules(self) -> tuple[str, ...]:
+        """The sinc front end and the residual encoder (none with ``freq_mask``, which
+        masks random filters in every training forward)."""
+        return () if self.config.freq_mask else ("sinc", "first_bn", "encoder")
+
+    def no_prefix_reason(self) -> str:
+        """Why there is no prefix (``freq_mask``)."""
+        return ("model.overrides.freq_mask > 0 masks random sinc filters in every training "
+                "forward, so the encoder's output is never the same twice; set it to 0")
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform -> ``|encoder output|`` ``(B, C, F, T')``."""
         if x.dim() == 2:
             x = x.unsqueeze(1)
         if x.dim() != 3 or x.shape[1] != 1:
@@ -465,7 +479,10 @@ class AASIST(Detector):
             raise ValueError(f"input of {x.shape[-1]} samples is too short for this model; "
                              f"it needs at least {self.min_length()}")
         bands = F.max_pool2d(self.sinc(x).abs().unsqueeze(1), (_POOL, _POOL))  # (B,1,F,T)
-        e = self.encoder(self.act(self.first_bn(bands))).abs()  # (B, C, F, T')
+        return self.encoder(self.act(self.first_bn(bands))).abs()  # (B, C, F, T')
+
+    def forward_suffix(self, e: torch.Tensor) -> torch.Tensor:
+        """``|encoder output|`` -> graphs, readout, logits ``(B, 2)``."""
         spectral = e.amax(dim=3).transpose(1, 2) + self.pos_S  # (B, F, C)
         temporal = e.amax(dim=2).transpose(1, 2)  # (B, T', C)
         spectral = self.pool_S(self.GAT_layer_S(spectral))

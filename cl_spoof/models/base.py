@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,12 +44,58 @@ class Detector(nn.Module):
         """Shortest input (samples) the model accepts."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------- the frozen prefix
+
+    def prefix_modules(self) -> tuple[str, ...]:
+        """Submodule names of the network's prefix: the part from the waveform to the
+        features :meth:`forward_prefix` returns, which ``train.feature_cache`` may compute
+        once per clip when it is frozen. Empty (the default): the detector declares none,
+        or none in this configuration (:meth:`no_prefix_reason` says why)."""
+        return ()
+
+    def no_prefix_reason(self) -> str:
+        """Why :meth:`prefix_modules` is empty (completes "train.feature_cache: ...")."""
+        return f"{type(self).__name__} declares no prefix whose features could be cached"
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform ``(B, L)`` -> the prefix's features ``(B, ...)``: one row per clip,
+        each depending on its own clip only. ``forward(x)`` is exactly
+        ``forward_suffix(forward_prefix(x))``."""
+        raise NotImplementedError
+
+    def forward_suffix(self, h: torch.Tensor) -> torch.Tensor:
+        """The prefix's features ``(B, ...)`` -> logits ``(B, 2)``."""
+        raise NotImplementedError
+
+    def run_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_prefix`, or the features a feature cache holds for ``x`` while
+        one serves this model (:func:`serve_prefix`). ``forward`` calls this."""
+        lookup = _PREFIX_LOOKUPS.get(self)
+        return self.forward_prefix(x) if lookup is None else lookup(self, x)
+
     def compile_frontend(self, backend: str = "inductor") -> None:
         """``torch.compile`` the expensive front of the network in place (``train.compile``).
 
         The default refuses: a detector opts in by overriding this.
         """
         raise ConfigError(f"train.compile: {type(self).__name__} does not support compiling")
+
+
+#: The feature lookup serving each model's prefix (:func:`serve_prefix`). Kept outside
+#: the model, so a deep copy of it (a teacher, a previous model) runs its whole network.
+_PREFIX_LOOKUPS: weakref.WeakKeyDictionary[Detector, Callable[[Detector, torch.Tensor],
+                                                             torch.Tensor]] = \
+    weakref.WeakKeyDictionary()
+
+
+def serve_prefix(model: Detector,
+                 lookup: Callable[[Detector, torch.Tensor], torch.Tensor] | None) -> None:
+    """Make ``lookup(model, x)`` give ``model``'s prefix features in its forward (None:
+    compute them again)."""
+    if lookup is None:
+        _PREFIX_LOOKUPS.pop(model, None)
+    else:
+        _PREFIX_LOOKUPS[model] = lookup
 
 
 #: Layers, blocks or stages a family config may ask for: more is no detector, and

@@ -378,13 +378,40 @@ class ResNetGRU(Detector):
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """Utterance embedding before the ``embedding`` identity hook point."""
+        if self.stats is None:
+            return self._embed_blocks(self.run_prefix(x))
         front = self._front(x)
-        out, _ = self.gru(self.pre_gru(self.blocks(front)).transpose(1, 2))
+        return self._embed_blocks(self.blocks(front), front)
+
+    def _embed_blocks(self, h: torch.Tensor, front: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+        """The residual blocks' output (and with ``stats_dim`` the front end's) ->
+        the utterance embedding before the hook point."""
+        out, _ = self.gru(self.pre_gru(h).transpose(1, 2))
         pooled = out[:, -1] if self.config.pooling == "last" else out.mean(dim=1)
         if self.stats is not None:
+            assert front is not None
             std, mean = torch.std_mean(front, dim=-1)
             pooled = torch.cat([pooled, self.stats(torch.cat([mean, std], dim=1))], dim=1)
         return self.fc(pooled)
+
+    def prefix_modules(self) -> tuple[str, ...]:
+        """The front end and the residual blocks (none with ``stats_dim``, whose
+        statistics path reads the front end's output too)."""
+        return () if self.stats is not None else ("front", "blocks")
+
+    def no_prefix_reason(self) -> str:
+        """Why there is no prefix (``stats_dim``)."""
+        return ("model.overrides.stats_dim > 0: the statistics path reads the front end's output "
+                "besides the blocks', so the blocks' output alone cannot stand for it")
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform -> the residual blocks' output ``(B, C, T)``."""
+        return self.blocks(self._front(x))
+
+    def forward_suffix(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual blocks' output -> logits ``(B, 2)`` (without ``stats_dim``)."""
+        return self.head(self.embedding(self._embed_blocks(h)))
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits, embedding)`` from a single pass."""

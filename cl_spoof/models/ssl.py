@@ -238,6 +238,14 @@ class SSLDetector(Detector):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Waveform ``(B, L)`` or ``(B, 1, L)`` -> logits ``(B, 2)``."""
+        return self.forward_suffix(self.run_prefix(x))
+
+    def prefix_modules(self) -> tuple[str, ...]:
+        """The encoder (wholly frozen only with ``trainable_layers: 0``)."""
+        return ("encoder",)
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform -> the used transformer layers' outputs ``(B, layers, T, D)``."""
         if x.dim() == 3 and x.shape[1] == 1:
             x = x.squeeze(1)
         if x.dim() != 2:
@@ -249,8 +257,15 @@ class SSLDetector(Detector):
         if self.normalize:
             x = F.layer_norm(x, x.shape[-1:])
         layers, _ = self.encoder.extract_features(x, num_layers=self.num_layers)
+        return torch.stack(layers, dim=1)
+
+    def forward_suffix(self, h: torch.Tensor) -> torch.Tensor:
+        """Layer outputs ``(B, layers, T, D)`` -> weighted sum, head, logits ``(B, 2)``."""
         weights = torch.softmax(self.layer_weights, dim=0)
-        mixed = torch.stack(layers, dim=0).mul(weights[:, None, None, None]).sum(dim=0)
+        # (layers, B, T, D) laid out in memory as a stack over the layers: the sum runs
+        # over the same layout whether the features were just computed or cached.
+        stacked = h.transpose(0, 1).contiguous()
+        mixed = stacked.mul(weights[:, None, None, None]).sum(dim=0)
         frames = self.frame_proj(mixed)  # (B, T, head_dim)
         pooled = torch.cat([frames.mean(dim=1), frames.std(dim=1, unbiased=False)], dim=1)
         return self.head(self.embedding(self.fc(pooled)))

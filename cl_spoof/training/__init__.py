@@ -4,6 +4,8 @@ Avalanche plugins the :class:`~cl_spoof.workflows.trainer.Trainer` adds from the
 ``train`` section of the config; each works in any Avalanche script:
 
 - :mod:`~cl_spoof.training.freeze`: ``FreezePlugin`` (``train.trainable``);
+- :mod:`~cl_spoof.training.feature_cache`: ``FeatureCachePlugin``, the frozen prefix's
+  features computed once per clip (``train.feature_cache``);
 - :mod:`~cl_spoof.training.loss`: ``ClassWeightedLoss`` and ``class_weights``
   (``train.class_weighted_loss``);
 - :mod:`~cl_spoof.training.autocast`: ``Autocast`` (``train.amp``);
@@ -11,9 +13,10 @@ Avalanche plugins the :class:`~cl_spoof.workflows.trainer.Trainer` adds from the
 """
 
 from cl_spoof.training.autocast import Autocast
+from cl_spoof.training.feature_cache import FeatureCachePlugin
 from cl_spoof.training.freeze import FreezePlugin
 from cl_spoof.training.loss import ClassWeightedLoss, class_weights
 from cl_spoof.training.schedule import LRSchedule, lr_factor
 
-__all__ = ["Autocast", "ClassWeightedLoss", "FreezePlugin", "LRSchedule", "class_weights",
-           "lr_factor"]
+__all__ = ["Autocast", "ClassWeightedLoss", "FeatureCachePlugin", "FreezePlugin", "LRSchedule",
+           "class_weights", "lr_factor"]

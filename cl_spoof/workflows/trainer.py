@@ -38,7 +38,13 @@ from cl_spoof.rundir import STAGE_BASE
 from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillationPlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state, start_from_model
-from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
+from cl_spoof.training import (
+    Autocast,
+    ClassWeightedLoss,
+    FeatureCachePlugin,
+    FreezePlugin,
+    LRSchedule,
+)
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.loggers import check_loggers
 from cl_spoof.workflows.setup import resolve
@@ -181,8 +187,12 @@ class Trainer:
                                   pretrained=cfg.model.init is not None)
             freeze.check(model)  # a pattern that matches nothing fails before training
             plugins.append(freeze)
-        plugins += [*ctx.training_plugins(cfg.seed), ProgressPlugin(events or RunEvents()),
-                    *extra_plugins]
+        plugins += ctx.training_plugins(cfg.seed)
+        if cfg.train.feature_cache:
+            cache = FeatureCachePlugin(cfg.train.trainable, cfg.train.feature_cache_mb)
+            cache.check(model)  # no prefix, or one that would learn: fails before training
+            plugins.append(cache)
+        plugins += [ProgressPlugin(events or RunEvents()), *extra_plugins]
         if cfg.train.amp == "bf16":
             plugins.append(Autocast(ctx.device))
         if cfg.train.class_weighted_loss:
