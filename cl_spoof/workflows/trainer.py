@@ -36,7 +36,7 @@ from cl_spoof.models import build_detector
 from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillationPlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state
-from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
+from cl_spoof.training import AugmentPlugin, Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.loggers import check_loggers
 from cl_spoof.workflows.setup import resolve
@@ -178,8 +178,11 @@ class Trainer:
             freeze = FreezePlugin(cfg.train.trainable, key="train.trainable")
             freeze.check(model)  # a pattern that matches nothing fails before training
             plugins.append(freeze)
-        plugins += [*ctx.training_plugins(cfg.seed), ProgressPlugin(events or RunEvents()),
-                    *extra_plugins]
+        plugins += ctx.training_plugins(cfg.seed)
+        if cfg.train.augment is not None:  # before any plugin that reads the batch
+            plugins.append(AugmentPlugin(cfg.train.augment, cfg.data.sample_rate,
+                                         seed=ctx.rank_seed(cfg.seed)))
+        plugins += [ProgressPlugin(events or RunEvents()), *extra_plugins]
         if cfg.train.amp == "bf16":
             plugins.append(Autocast(ctx.device))
         if cfg.train.class_weighted_loss:
