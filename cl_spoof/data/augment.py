@@ -161,16 +161,15 @@ def lnl(x: Tensor, fs: int, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
     gains = low + (high - low) * torch.rand((b, nf), generator=g, device=x.device)
     nfft = _nfft(n, cfg)
     response = _fine(notch_responses(fs, cfg, gains, g), nfft)  # (b, nf, bins)
-    # One power at a time, filtered and summed in the frequency domain (real views:
-    # the responses are real), so no (b, nf, bins) spectrum is ever held.
+    # One power at a time, filtered and summed in the frequency domain, so no
+    # (b, nf, bins) spectrum is ever held.
     total = power = None
     for j in range(nf):
         power = x if power is None else power * x
-        spec = torch.view_as_real(torch.fft.rfft(power, nfft))
-        gain = response[:, j, :, None]
-        total = spec * gain if total is None else total.addcmul_(spec, gain)
+        spec = torch.fft.rfft(power, nfft).mul_(response[:, j])
+        total = spec if total is None else total.add_(spec)
     assert total is not None
-    y = torch.fft.irfft(torch.view_as_complex(total), nfft)[:, :n]
+    y = torch.fft.irfft(total, nfft)[:, :n]
     return _peak_normalised(y - y.mean(dim=1, keepdim=True))
 
 
