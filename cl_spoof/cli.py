@@ -29,6 +29,7 @@ from typer.core import TyperGroup  # noqa: E402
 
 from cl_spoof import __version__  # noqa: E402
 from cl_spoof.errors import CLSpoofError, did_you_mean, os_error_message  # noqa: E402
+from cl_spoof.labels import JOINT  # noqa: E402
 from cl_spoof.strategies.registry import STRATEGIES  # noqa: E402
 
 if TYPE_CHECKING:
@@ -95,8 +96,9 @@ def user_errors(fn: F) -> F:
         except typer.Exit:
             raise
         except (Exception, KeyboardInterrupt) as exc:
-            unexpected = not isinstance(exc, CLSpoofError | OSError | MemoryError | Interrupted
-                                        | KeyboardInterrupt)
+            no_memory = isinstance(exc, MemoryError) or _failed_allocation(exc)
+            unexpected = not (no_memory or isinstance(exc, CLSpoofError | OSError | Interrupted
+                                                      | KeyboardInterrupt))
             if unexpected and _rank_prefix():
                 raise  # under torchrun: into its failure summary, with the traceback
             if DEBUG:
@@ -107,9 +109,10 @@ def user_errors(fn: F) -> F:
             elif isinstance(exc, OSError):
                 _error_line(os_error_message(exc))
                 code = 2
-            elif isinstance(exc, MemoryError):
+            elif no_memory:
                 _error_line("out of memory; lower train.batch_size, train.eval_batch_size, "
-                            "train.workers or data.num_samples")
+                            "train.workers, data.num_samples or the model's size "
+                            "(model.preset, model.overrides)")
                 code = 2
             elif isinstance(exc, Interrupted | KeyboardInterrupt):
                 hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
@@ -123,6 +126,16 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _failed_allocation(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch failing to allocate memory (a ``RuntimeError`` on the CPU,
+    ``torch.OutOfMemoryError`` on a GPU): the user's sizes are too large, not a bug."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
 
 
 def _rank_prefix() -> str:
@@ -213,16 +226,18 @@ def progress_bar() -> ProgressDisplay:
 
 
 def df_to_rich(df: pd.DataFrame, title: str | None = None) -> Table:
-    """Render a DataFrame as a rich table (numbers right-aligned)."""
+    """Render a DataFrame as a rich table (numbers right-aligned; every cell, header and the
+    title as plain text: a name such as ``[bold]`` is shown, never taken for markup)."""
     import pandas as pd
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(title) if title is not None else None, show_lines=False)
     for col in df.columns:
         numeric = pd.api.types.is_numeric_dtype(df[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        table.add_column(Text(str(col)), justify="right" if numeric else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[Text(_fmt(v)) for v in row])
     return table
 
 
@@ -391,10 +406,14 @@ def data_manifest(
                                "regular expression searched in its path below FOLDER (its "
                                "first group, else the match; e.g. '^(\\d+)-' for "
                                "LibriSpeech names).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output CSV (default: stdout).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output CSV (default: stdout); an existing file only with --force or --append, "
+             "never one of the audio files or a file of a run directory.")] = None,
     append: Annotated[bool, typer.Option(
         "--append", help="Add the rows to the existing --out manifest (a file it lists "
                          "already is refused).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a manifest (path,label,attack,speaker,split) for every audio file under FOLDERS.
 
@@ -407,6 +426,8 @@ def data_manifest(
         parse_fractions,
         write_manifest,
     )
+    from cl_spoof.infra.files import check_output_file
+    from cl_spoof.rundir import results_folder_of
 
     if append and out is None:
         raise CLSpoofError("--append adds to the manifest named by --out; give --out")
@@ -415,6 +436,8 @@ def data_manifest(
     if out is None:
         typer.echo(manifest_text(rows), nl=False)
         return
+    check_output_file(out, "the manifest", force=force or append,
+                      inputs=[*folders, *rows["path"]], guard=results_folder_of)
     n = write_manifest(rows, out, append=append)
     counts = rows["split"].value_counts()
     shown = ", ".join(f"{s} {counts[s]}" for s in ("train", "dev", "eval") if s in counts)
@@ -428,7 +451,8 @@ def data_check(
     source: Annotated[Path, typer.Argument(
         help="A corpus root (ASVspoof 2019 LA / 2021 LA / 2021 DF / 5, In-the-Wild, WaveFake, "
              "Fake-or-Real: layout detected), a CSV manifest, or a YAML config (checks its "
-             "data.source or every data.sources entry).")],
+             "data.source or every data.sources entry, and that no speaker is in the train "
+             "split of one source and the test split of another).")],
     layout: Annotated[str | None, typer.Option(
         help="Read SOURCE with this reader instead of detecting the layout.")] = None,
     allow_missing: Annotated[bool, typer.Option(
@@ -441,27 +465,39 @@ def data_check(
     from cl_spoof.data.table import counts_table
 
     splits = None
+    data_cfg = None
     if source.suffix.lower() in (".yaml", ".yml"):
-        from cl_spoof.benchmark.loading import read_sources_table, resolve_source, splits_read
+        from cl_spoof.benchmark.loading import (
+            apply_resplit,
+            read_sources_table,
+            resolve_source,
+            splits_read,
+        )
         from cl_spoof.workflows.setup import load_run_config
 
         data_cfg = load_run_config(source).data
         allow_missing = allow_missing or data_cfg.allow_missing
         splits = splits_read(data_cfg)
         table = (read_sources_table(data_cfg) if data_cfg.sources
-                 else read_source(resolve_source(data_cfg)))
+                 else apply_resplit(read_source(resolve_source(data_cfg)), data_cfg))
     else:
         table = read_source(source, layout=layout)
     with progress_bar() as bar:
         report = check_table(table, allow_missing=allow_missing,
                              progress=bar.tracker("checking audio"), splits_read=splits)
+    if data_cfg is not None and data_cfg.sources:  # one person on both sides of the split
+        from cl_spoof.benchmark.loading import scored_splits
+        from cl_spoof.data.checks import cross_source_speakers
+
+        report.problems += cross_source_speakers(report.table, data_cfg.train_split,
+                                                 scored_splits(data_cfg))
     console.print(df_to_rich(counts_table(report.table), title=f"{source}"))
     console.print(f"{len(report.table)} utterances")
     if allow_missing:
         console.print(f"dropped {report.dropped_missing} listed row(s) whose file is missing"
                       " (--allow-missing)")
     if not report.ok:
-        err_console.print(report.summary(source), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(source)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     missing = report.missing_text(hint=False)
     if missing is not None and not allow_missing:  # only of splits the config never reads
@@ -510,11 +546,13 @@ class CliEvents:
 
     def on_result(self, stage: int, attack: str, eers: dict[str, float]) -> None:
         shown = "  ".join(f"{a} {v:.1f}" for a, v in eers.items())
-        self.bar.console.print(f"  EER % after learning {escape(attack)}: {escape(shown)}",
+        what = "of the pretrained model" if stage == 0 else f"after learning {attack}"
+        self.bar.console.print(f"  EER % {escape(what)} (stage {stage}): {escape(shown)}",
                                highlight=False)
-        if self.undertrained is None:
+        if self.undertrained is None or stage == 0:
             return
-        learned = list(eers) if attack not in eers else [attack]  # joint learns them all
+        # joint learns them all; a family's attacks are not named here: no warning
+        learned = [attack] if attack in eers else list(eers) if attack == JOINT else []
         for name in learned:
             value = eers.get(name, float("nan"))
             if value == value and value > self.undertrained:
@@ -537,7 +575,7 @@ def _run_hint(out_dir: Path) -> str:
     from cl_spoof.rundir import RunDir
 
     run_dir = RunDir(out_dir)
-    done = run_dir.completed_stages()
+    done = run_dir.recorded_stages()
     if done:
         return (f"{done} completed stage(s) kept in {out_dir}; continue with "
                 f"`cl-spoof run --resume {out_dir}`")
@@ -572,6 +610,32 @@ def print_run_summary(summary: Any) -> None:
         console.print(FORGETTING_NOTE, highlight=False, soft_wrap=True)
 
 
+#: ``--label`` of ``run`` and ``compare``.
+LabelOption = Annotated[str | None, typer.Option(
+    "--label", help="What reports call the run (default: the strategy and the hyper-parameters "
+                    "that differ from its defaults, e.g. 'dfwf (kd_weight=3)'); on compare, "
+                    "added to every run's label.")]
+
+
+def _check_label(label: str | None) -> str | None:
+    """``--label`` checked before any work (a label is one line of printable text)."""
+    from cl_spoof.rundir import check_label
+
+    return None if label is None else check_label(label)
+
+
+def _report_labels(items: list[str] | None) -> dict[Path, str]:
+    """``report --label PATH=TEXT`` (repeatable) as a mapping run or compare folder -> text."""
+    out: dict[Path, str] = {}
+    for item in items or []:
+        path, sep, text = item.partition("=")
+        if not sep or not path or not text:
+            raise CLSpoofError(f"--label {item!r}: expected PATH=LABEL (a run or compare "
+                               "directory given to the report, then its label)")
+        out[Path(path)] = text
+    return out
+
+
 @app.command("run")
 @user_errors
 def run_cmd(
@@ -587,6 +651,7 @@ def run_cmd(
     sets: SetOpt = None,
     data: DataOpt = None,
     allow_missing: AllowMissingOpt = False,
+    label: LabelOption = None,
 ) -> None:
     """Train experience by experience and report the EER of every attack after each stage.
 
@@ -595,11 +660,13 @@ def run_cmd(
     """
     config = _config_path(config, config_opt)
     overrides = _overrides(sets, data, allow_missing)
+    label = _check_label(label)
     if resume is not None:
-        if config is not None or strategy or out or seed is not None or overrides:
-            raise CLSpoofError("--resume takes the run directory's own config.yaml: "
-                               "give no CONFIG, --strategy, --out, --seed, --set or --data "
-                               "with it")
+        if config is not None or strategy or out or seed is not None or overrides \
+                or label is not None:
+            raise CLSpoofError("--resume takes the run directory's own config.yaml and label: "
+                               "give no CONFIG, --strategy, --out, --seed, --set, --data or "
+                               "--label with it")
         _check_resumable_run(resume)
 
     from cl_spoof.infra.context import RunContext
@@ -616,12 +683,12 @@ def run_cmd(
                                                   cfg.train.dist_timeout) as ctx:
             out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
             if not ctx.is_main:  # rank 0 writes and reports; the others only train
-                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
+                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx, label=label)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 summary = run_experiment(cfg, out_dir, events.as_run_events(),
-                                         resume=resume is not None, ctx=ctx)
+                                         resume=resume is not None, ctx=ctx, label=label)
     except KeyboardInterrupt:
         raise Interrupted(_run_hint(out_dir)) from None
     print_run_summary(summary)
@@ -630,6 +697,43 @@ def run_cmd(
 
 def _comparison_notes() -> None:
     console.print("EER in %; " + FORGETTING_NOTE + ".", highlight=False, soft_wrap=True)
+
+
+@app.command("init")
+@user_errors
+def init_cmd(
+    run_dir: Annotated[Path, typer.Argument(
+        help="The run directory to make (must not exist).")],
+    from_: Annotated[Path, typer.Option(
+        "--from", help="The pretrained model: an official AASIST/AASIST-L file, a cl-spoof "
+                       "checkpoint, or a state dict of the config's preset (model.init).")],
+    config: Annotated[Path | None, typer.Option(
+        help="YAML config whose data, model and training the run uses (default: the demo "
+             "config).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE overriding the config (repeatable), e.g. "
+                      "model.preset=aasist_l.")] = None,
+) -> None:
+    """Start a run from a pretrained model: evaluate it (stage 0) on the config's test data.
+
+    The run holds stage 0 alone (scores, checkpoint, EER matrix); `cl-spoof add-attack`
+    then teaches it new attacks, stage 1, 2, ...
+    """
+    import json
+
+    from cl_spoof.workflows.run import run_experiment
+    from cl_spoof.workflows.setup import load_run_config
+
+    # --from is model.init (a JSON string is a YAML string, whatever the path holds)
+    cfg = load_run_config(config, [f"model.init={json.dumps(str(from_))}", *(set_ or [])])
+    try:
+        with progress_bar() as bar:
+            summary = run_experiment(cfg, run_dir, CliEvents(bar).as_run_events(),
+                                     only_stage_0=True)
+    except KeyboardInterrupt:
+        raise Interrupted(_run_hint(run_dir)) from None
+    print_run_summary(summary)
+    console.print(f"next: cl-spoof add-attack {run_dir} --name NAME --spoof FOLDER")
 
 
 @app.command("compare")
@@ -654,6 +758,7 @@ def compare_cmd(
     sets: SetOpt = None,
     data: DataOpt = None,
     allow_missing: AllowMissingOpt = False,
+    label: LabelOption = None,
 ) -> None:
     """Every strategy on the same benchmark, same initial weights and data order per seed.
 
@@ -664,10 +769,11 @@ def compare_cmd(
 
     config = _config_path(config, config_opt)
     overrides = _overrides(sets, data, allow_missing)
+    label = _check_label(label)
     if resume is not None:
-        if config is not None or out is not None or overrides:
-            raise CLSpoofError("--resume takes the compare directory's own config: "
-                               "give no CONFIG, --out, --set or --data with it")
+        if config is not None or out is not None or overrides or label is not None:
+            raise CLSpoofError("--resume takes the compare directory's own config and label: "
+                               "give no CONFIG, --out, --set, --data or --label with it")
         _check_resumable_compare(resume)
 
     from cl_spoof.infra.context import RunContext
@@ -688,12 +794,12 @@ def compare_cmd(
             out_dir = ctx.broadcast_object(out_dir)
             if not ctx.is_main:
                 run_compare(cfg, names, seed_list, out_dir, resume=resume is not None,
-                            jobs=jobs, ctx=ctx)
+                            jobs=jobs, ctx=ctx, label=label)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 table = run_compare(cfg, names, seed_list, out_dir, events.as_run_events(),
-                                    resume=resume is not None, jobs=jobs, ctx=ctx)
+                                    resume=resume is not None, jobs=jobs, ctx=ctx, label=label)
                 if report:
                     from cl_spoof.reporting import build_report
 
@@ -725,8 +831,9 @@ def yardstick_cmd(
     config: ConfigArg = None,
     yardsticks: Annotated[str, typer.Option(
         "--yardsticks", help="Comma-separated: lfcc (LFCC statistics), ltas (long-term "
-                             "average spectrum, 64-ms frames), ltas128 (128-ms frames); each "
-                             "+ logistic regression.")] = "lfcc,ltas",
+                             "average spectrum, 64-ms frames), ltas128 (128-ms frames), "
+                             "lfcc_bl and ltas_bl (lfcc and ltas of the clip band-limited to "
+                             "0-4 kHz); each + logistic regression.")] = "lfcc,ltas",
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: runs/yardstick-<time>); must not exist.")] = None,
     config_opt: ConfigOpt = None,
@@ -774,14 +881,28 @@ def _compare_hint(out_dir: Path) -> str:
 def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
     out: Annotated[Path | None, typer.Option(
-        help="Report folder (default: <first input>/report).")] = None,
+        help="Report folder (default: <first input>/report, refreshed each time); one that "
+             "holds an earlier report only with --force.")] = None,
+    labels: Annotated[list[str] | None, typer.Option(
+        "--label", metavar="PATH=LABEL",
+        help="Call the runs of input PATH so in this report (repeatable; the runs are not "
+             "changed): a run directory gets LABEL, the runs of a compare directory get "
+             "LABEL added to theirs.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the earlier report in an existing --out folder.")] = False,
 ) -> None:
-    """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
+    """Setup, comparison table, average-EER and per-attack charts, forgetting curves, DET
+    curves, EER heatmaps: report.md and report.html (and the CSV behind every figure).
+
+    Runs must share their data, attack order, splits and model; runs of one label are
+    seeds of one setting (label runs apart with `run --label` or `--label PATH=LABEL`).
+    """
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
 
-    res = build_report(inputs, out or inputs[0] / "report")
-    console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
+    res = build_report(inputs, out or inputs[0] / "report", _report_labels(labels),
+                       replace=force or out is None)
+    console.print(df_to_rich(comparison_display(res.summary), title="Runs"))
     _comparison_notes()
     for note in res.notes:
         _note(str(note))
@@ -801,7 +922,8 @@ def _undertrained_of(run_dir: Path) -> float | None:
 @app.command("add-attack")
 @user_errors
 def add_attack_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    run_dir: Annotated[Path, typer.Argument(
+        help="A finished run directory (or one of `cl-spoof init`: a pretrained model).")],
     name: Annotated[str, typer.Option(help="Name of the new attack (not yet in the run).")],
     spoof: Annotated[Path, typer.Option(help="Folder of the new attack's audio, or a manifest.")],
     bonafide: Annotated[Path | None, typer.Option(
@@ -858,17 +980,19 @@ def score_cmd(
     paths: Annotated[list[Path], typer.Argument(
         help="Audio files, folders (searched recursively) and/or CSV manifests.")],
     out: Annotated[Path | None, typer.Option(
-        help="Write 'path score decision' lines here (default: print them).")] = None,
+        help="Write 'path score decision' lines here (default: print them); an existing "
+             "file only with --force, never an input or a file of a run directory.")] = None,
     threshold: Annotated[str, typer.Option(
         help="'eer' (the EER threshold stored in the checkpoint) or a number.")] = "eer",
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
     stage: StageOpt = None,
 ) -> None:
     """Score audio (any format/sample rate; long files over sliding windows). Higher = bona fide.
 
     For EER, minDCF and t-DCF on a labelled set use `cl-spoof evaluate`.
     """
-    from cl_spoof.infra.files import check_output_file
     from cl_spoof.workflows.score import (
         resolve_checkpoint,
         score_lines,
@@ -877,12 +1001,10 @@ def score_cmd(
     )
 
     ref = resolve_checkpoint(checkpoint, stage)
-    if out is not None:
-        check_output_file(out)  # before the work, not after it
     try:
-        with progress_bar() as bar:
+        with progress_bar() as bar:  # --out is checked before any work (score_paths)
             result = score_paths(ref.path, paths, threshold=threshold, device=device,
-                                 progress=bar.tracker("scoring"))
+                                 progress=bar.tracker("scoring"), out=out, force=force)
     except KeyboardInterrupt:
         raise Interrupted("no scores were written") from None
     for path, why in result.failed:
@@ -959,6 +1081,13 @@ def evaluate_cmd(
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CLSpoofError(f"{out}: exists and is not an empty folder; choose another --out "
                            "(nothing was overwritten)")
+    if out is not None:
+        from cl_spoof.rundir import results_folder_of
+
+        inside = results_folder_of(out)
+        if inside is not None:
+            raise CLSpoofError(f"{out}: {inside}; cl-spoof never writes there: choose a "
+                               "folder outside it (nothing was written)")
     try:
         with progress_bar() as bar:
             events = CliEvents(bar)
@@ -1010,7 +1139,7 @@ def data_demo(
     report = check_table(read_asvspoof2019_la(root))
     console.print(df_to_rich(counts_table(report.table), title=f"demo corpus — {root}"))
     if not report.ok:
-        err_console.print(report.summary(root), highlight=False, soft_wrap=True)
+        err_console.print(escape(report.summary(root)), highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     console.print(f"{len(report.table)} utterances, no problems found")
 

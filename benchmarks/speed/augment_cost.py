@@ -13,8 +13,8 @@ on/off ratio of every round is kept to show the spread.
 Also measured each round: LnL and ISD alone, and the FFTs LnL cannot do without (one
 forward FFT per non-linear term and one inverse per clip, at the padded length): the
 floor of this augmentation on this device. With ``--reference`` the per-clip
-NumPy/SciPy implementation the tests compare against (``tests/data/
-per_clip_reference.py``) runs too, as the loading path used to run it. Clips are
+NumPy/SciPy implementation the tests compare against (``tests/helpers/
+per_clip_augment.py``) runs too, as the loading path used to run it. Clips are
 synthetic (cost does not depend on content). Usage::
 
     python -m benchmarks.speed.augment_cost [--rounds 8] [--steps 3] [--reference]
@@ -43,11 +43,11 @@ from cl_spoof.models import build_detector, count_parameters  # noqa: E402
 from cl_spoof.training import batch_generator  # noqa: E402
 
 CONFIG = REPO / "cl_spoof" / "configs" / "real_vocoders.yaml"
-REFERENCE = REPO / "tests" / "data" / "per_clip_reference.py"
+REFERENCE = REPO / "tests" / "helpers" / "per_clip_augment.py"
 
 
 def _reference() -> Any:
-    spec = importlib.util.spec_from_file_location("per_clip_reference", REFERENCE)
+    spec = importlib.util.spec_from_file_location("per_clip_augment", REFERENCE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

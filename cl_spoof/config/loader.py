@@ -8,11 +8,12 @@ or override and the key. Configs are never mutated: :func:`with_overrides` build
 new one.
 
 One rule for paths: a relative path in a config file (``data.source``,
-``data.sources[].path``, ``data.cache_dir``, ``metrics.asv_scores``,
-``model.overrides.checkpoint``) is relative to the folder of that file, as a manifest's
-paths are relative to the manifest; one given in an override is relative to the
-working folder. Loading makes them absolute, so a run stores absolute paths. The
-configs shipped in ``cl_spoof/configs/`` load by name (``asvspoof2019_la``).
+``data.sources[].path``, ``data.cache_dir``, ``data.pretrained_eval``, ``model.init``,
+``metrics.asv_scores``, ``model.overrides.checkpoint``) is relative to the folder of
+that file, as a manifest's paths are relative to the manifest; one given in an
+override is relative to the working folder. Loading makes them absolute, so a run
+stores absolute paths. The configs shipped in ``cl_spoof/configs/`` load by name
+(``asvspoof2019_la``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def check_value(key: str, value: Any, tp: Any) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        if len(args) == 2 and args[1] is not Any:  # typed values (data.families)
+            for k in value:
+                if not isinstance(k, str):
+                    raise ConfigError(f"{key}: expected names as keys, got {k!r}")
+            return {k: check_value(f"{key}.{k}", v, args[1]) for k, v in value.items()}
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
@@ -347,6 +353,7 @@ def did_you_mean_config(path: Path) -> str:
 
 #: Config keys that hold paths (``data.sources[].path`` is handled beside them).
 PATH_KEYS: tuple[tuple[str, str], ...] = (("data", "source"), ("data", "cache_dir"),
+                                          ("data", "pretrained_eval"), ("model", "init"),
                                           ("metrics", "asv_scores"))
 
 
@@ -361,7 +368,8 @@ def _absolute(value: Any, base: Path) -> Any:
 def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """A copy of the plain config ``data`` with every relative path made absolute against
     ``base``: ``data.source`` (unless ``demo``), ``data.cache_dir``,
-    ``data.sources[].path``, ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
+    ``data.sources[].path``, ``data.pretrained_eval``, ``model.init``,
+    ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
 
     The rule of every config file: a relative path is relative to the folder of the
     file that holds it (as a manifest's paths are relative to the manifest). A run
@@ -466,9 +474,17 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper quoting what :class:`_Loader` reads as a number: a string such
+    as ``1e5`` (a legal attack name) would otherwise come back as a float."""
+
+
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
 def to_yaml(cfg: RunConfig) -> str:
     """The config as YAML text (round-trips through :func:`config_from_dict`)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False)
 
 
 def with_overrides(cfg: RunConfig, **sections: Any) -> RunConfig:

@@ -13,14 +13,16 @@ sections are checked further by their registries (``resolve``).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import SAMPLE_RATE
 
 MAX_SEED = 2**32 - 1  # numpy's seed range; stage seeds (seed * 1000 + stage) stay in torch's
-MAX_NUM_SAMPLES = 16_000 * 600  # 10 minutes per clip
+MAX_NUM_SAMPLES = SAMPLE_RATE * 600  # 10 minutes per clip
 MAX_BATCH = 65_536
 MAX_WORKERS = 64
 MAX_THREADS = 1024
@@ -39,6 +41,8 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential")
 LEVEL_MODES: tuple[str, ...] = ("none", "rms", "peak")
 #: Score-file formats of ``metrics.score_format``.
 SCORE_FORMATS: tuple[str, ...] = ("asvspoof2019", "asvspoof5")
+#: What one experience is (``data.experience_by``).
+EXPERIENCE_UNITS: tuple[str, ...] = ("attack", "source", "family")
 #: Extra training loggers of ``train.loggers``.
 TRAIN_LOGGERS: tuple[str, ...] = ("tensorboard",)
 
@@ -177,6 +181,38 @@ class SourceConfig:
                                    "and a spoof utterance)",
                                    doc="cap on its test (and calibration) utterances; null: "
                                    "no cap")
+    speaker_map: dict[str, str] = documented(
+        doc="its speaker ids as the identities shared by every source: regular expression -> "
+        "replacement (Python re.sub; the first pattern that matches an id applies, ids no "
+        "pattern matches stay as they are), e.g. {'^libritts_': ''} makes 'libritts_1089' "
+        "the speaker '1089' of another source", factory=dict)
+
+    def check(self, prefix: str) -> None:
+        """Every pattern of ``speaker_map`` compiles."""
+        for pattern in self.speaker_map:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{prefix}speaker_map: {pattern!r} is not a regular "
+                                  f"expression ({exc})") from None
+
+
+@dataclass(frozen=True)
+class ResplitConfig:
+    """A speaker-disjoint split drawn anew over every source (``data.resplit_by_speaker``).
+
+    The rule: each speaker identity (after the sources' ``speaker_map``) goes to the
+    test split when ``u < test_fraction``, where ``u`` in [0, 1) is the first 64 bits of
+    SHA-256 of ``"<seed>:<speaker>"``; every row of the train and test splits goes
+    where its speaker goes. A speaker's side depends only on the seed and its id, so
+    adding a source or an utterance never moves another speaker.
+    """
+
+    seed: int = bounded(0, 0, MAX_SEED, say=f"must be between 0 and {MAX_SEED}",
+                        doc="seed of the hash that places each speaker")
+    test_fraction: float = bounded(0.33, 0, 1, above=True, below=True,
+                                   say="must be between 0 and 1 (both excluded)",
+                                   doc="expected share of the speakers in the test split")
 
 
 _CAP = "must be at least 1 (or left out for no cap)"
@@ -222,13 +258,29 @@ class DataConfig:
                                             doc="cap on bona fide test clips")
     sources: tuple[SourceConfig, ...] = documented(
         (), "several named sources (corpora, manifests) instead of data.source")
-    experience_by: str = choice("attack", ("attack", "source"),
+    experience_by: str = choice("attack", EXPERIENCE_UNITS,
                                 doc="\"attack\": one experience per attack (of every "
-                                "source); \"source\": one per source")
+                                "source); \"source\": one per source; \"family\": one per "
+                                "family of data.families, every attack still its own column "
+                                "of the EER matrix")
+    families: dict[str, tuple[str, ...]] = documented(
+        doc="with experience_by: family, the experiences in order (oldest first): family "
+        "name -> fnmatch patterns of the attacks it learns, as the EER matrix names them "
+        "(with several sources prefixed: 'vocoders_tts.is21-*'); attacks of no family are "
+        "left out",
+        factory=dict)
+    held_out_families: tuple[str, ...] = documented(
+        (), "families of data.families never learned, only tested after every stage: unseen "
+        "systems (leave-one-family-out)")
+    resplit_by_speaker: ResplitConfig | None = documented(
+        None, "{seed, test_fraction}: ignore the sources' own train/test splits and draw one "
+        "speaker-disjoint split over all of them (speaker ids after each source's "
+        "speaker_map; a stable hash of the seed and the id places each speaker); null: keep "
+        "the sources' splits")
     calibration_split: str | None = documented(
         None, "split scored after every stage to fit the score-to-LLR calibration of "
         "actDCF/Cllr (never trained on, never in the EER matrix); null: no calibration")
-    sample_rate: int = bounded(16_000, 8_000, MAX_RATE,
+    sample_rate: int = bounded(SAMPLE_RATE, 8_000, MAX_RATE,
                                say=f"must be between 8000 and {MAX_RATE} Hz",
                                doc="rate every file is decoded and resampled to (24000 keeps "
                                "the 8-12 kHz band where neural-vocoder artefacts live)")
@@ -238,9 +290,46 @@ class DataConfig:
                         "peak (to level_db, default 0 dBFS) or none (as decoded)")
     level_db: float | None = bounded(None, -100, 20, say="must be between -100 and 20 dBFS",
                                      doc="target of data.level in dBFS; null: its default")
+    pretrained_eval: str | None = documented(
+        None, "what the pretrained model of model.init was trained on: a manifest or corpus "
+        "root with labels (every row, whatever its split); after every stage, 0 included, "
+        "its EER per attack becomes a column pretrained:<attack> of the EER matrix (never "
+        "trained on): the forgetting of the pretraining. Needs model.init")
+
+    def _check_families(self, prefix: str) -> None:
+        """``families`` against ``experience_by`` and ``attacks``; plain family names."""
+        if self.experience_by != "family":
+            for key, value in (("families", self.families),
+                               ("held_out_families", self.held_out_families)):
+                if value:
+                    raise ConfigError(f"{prefix}{key} is read with {prefix}experience_by: "
+                                      f"family (it is {self.experience_by!r})")
+            return
+        if not self.families:
+            raise ConfigError(f"{prefix}experience_by: family needs {prefix}families (family "
+                              "name -> attack patterns, oldest family first)")
+        if self.attacks:
+            raise ConfigError(f"{prefix}attacks: with experience_by: family the experiences are "
+                              f"the {prefix}families in their order; leave {prefix}attacks empty")
+        for name, patterns in self.families.items():
+            try:
+                check_name(name, f"{prefix}families: family name")
+            except BadNameError as exc:
+                raise ConfigError(str(exc)) from None
+            if not patterns or not all(isinstance(p, str) and p.strip() for p in patterns):
+                raise ConfigError(f"{prefix}families.{name}: list the attacks of the family "
+                                  f"(names or fnmatch patterns), got {list(patterns)}")
+        unknown = [f for f in self.held_out_families if f not in self.families]
+        if unknown:
+            raise ConfigError(f"{prefix}held_out_families: {', '.join(unknown)} is not a family "
+                              f"of {prefix}families ({', '.join(self.families)})")
+        if set(self.families) <= set(self.held_out_families):
+            raise ConfigError(f"{prefix}held_out_families holds every family; at least one must "
+                              "be learned")
 
     def check(self, prefix: str) -> None:
-        """Attack names, distinct split roles, and ``sources`` against the other keys."""
+        """Attack names, distinct split roles, families, the speaker resplit, and
+        ``sources`` against the other keys."""
         for key, names in (("attacks", self.attacks), ("eval_only_attacks",
                                                        self.eval_only_attacks)):
             for name in names:
@@ -254,6 +343,14 @@ class DataConfig:
             raise ConfigError(f"{prefix}train_split, {prefix}test_split and "
                               f"{prefix}calibration_split must be different splits, got "
                               f"{', '.join(roles)}")
+        self._check_families(prefix)
+        if self.resplit_by_speaker is not None:
+            if self.eval_only_attacks:
+                raise ConfigError(f"{prefix}resplit_by_speaker draws train and test splits of "
+                                  f"its own; leave {prefix}eval_only_attacks empty")
+            if self.calibration_split is not None:
+                raise ConfigError(f"{prefix}resplit_by_speaker draws a train and a test split "
+                                  f"only; set {prefix}calibration_split: null")
         if not self.sources:
             if self.experience_by == "source":
                 raise ConfigError(f"{prefix}experience_by: source needs {prefix}sources (a list "
@@ -322,7 +419,8 @@ class SelfDistillationConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The detector: a preset name, optional field overrides, self-distillation."""
+    """The detector: a preset name, optional field overrides, self-distillation, and the
+    pretrained weights a run starts from."""
 
     preset: str = documented("small", "the detector: a model preset (tiny, small, base, "
                              "lfcc_lcnn, ...; an unknown name lists them)")
@@ -330,12 +428,20 @@ class ModelSpec:
                                            "(e.g. {gru_hidden: 64})", factory=dict)
     self_distillation: SelfDistillationConfig = documented(
         doc="self-distillation exits", factory=SelfDistillationConfig)
+    init: str | None = documented(
+        None, "a pretrained model to start from (stage 0 of the run, evaluated before "
+        "training): weights for this preset read with torch.load(weights_only=True) -- an "
+        "official AASIST / AASIST-L file, any cl-spoof checkpoint, or a plain state dict; "
+        "null: the preset's random initialisation")
 
     def check(self, prefix: str) -> None:
         """The input rate is the data's, not a model override."""
         if "sample_rate" in self.overrides:
             raise ConfigError(f"{prefix}overrides.sample_rate: the model's input rate is "
                               "data.sample_rate; set it there")
+        if self.init is not None and not self.init.strip():
+            raise ConfigError(f"{prefix}init: empty; give the path of a pretrained model's "
+                              "file, or leave the key out")
 
 
 _PROBABILITY = "must be a probability between 0 and 1"
@@ -542,7 +648,11 @@ class RunConfig:
                                         factory=MetricsConfig)
 
     def check(self, prefix: str) -> None:
-        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``."""
+        """``metrics.tdcf_source`` against ``metrics.asv_scores`` and ``data.sources``;
+        ``data.pretrained_eval`` against ``model.init``."""
+        if self.data.pretrained_eval is not None and self.model.init is None:
+            raise ConfigError("data.pretrained_eval names what the pretrained model of "
+                              "model.init was trained on; set model.init too")
         m, names = self.metrics, [s.name for s in self.data.sources]
         if m.tdcf_source is not None:
             if m.asv_scores is None:

@@ -7,15 +7,19 @@ functions and refuses to start on bad data: rows are never dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from cl_spoof.data.audio import read_audio, waveform_problem
-from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS
+from cl_spoof.data.table import BONAFIDE, LABELS, SPLITS
 from cl_spoof.errors import DataError
+from cl_spoof.infra.files import not_a_regular_file
+from cl_spoof.infra.names import BadNameError, check_name
+from cl_spoof.labels import NO_ATTACK
 
 MAX_LISTED = 50  # problems shown in an error message before "... and N more"
 
@@ -105,6 +109,7 @@ def metadata_problems(table: pd.DataFrame) -> list[Problem]:
                                     f"{', '.join(SPLITS)}"))
         if not row.utt_id:
             problems.append(Problem(where, "empty utt_id"))
+    problems += attack_name_problems(table)
     dup = table["utt_id"][table["utt_id"].duplicated(keep=False)]
     for utt, group in table.loc[dup.index].groupby("utt_id", sort=False):
         paths = ", ".join(group["path"].tolist()[:3])
@@ -112,9 +117,64 @@ def metadata_problems(table: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+SHARED_SPEAKER = "speaker in train of one source and test of another"
+
+
+def cross_source_speakers(table: pd.DataFrame, train_split: str,
+                          tested: Sequence[str]) -> list[Problem]:
+    """One problem per speaker with rows in ``train_split`` of one source and in a
+    ``tested`` split of another (column ``source``; a table without it has none).
+
+    The same person on both sides lets a detector learn the voice rather than the
+    attack. Speaker ids are compared as the table holds them (after each source's
+    ``speaker_map``); ``data.resplit_by_speaker`` draws a split without any.
+    """
+    if "source" not in table.columns or table["source"].nunique() < 2:
+        return []
+    speaker = table["speaker"].astype(str).str.strip()
+    named = (speaker != "").to_numpy()
+    learned = named & (table["split"] == train_split).to_numpy()
+    scored = named & table["split"].isin(list(tested)).to_numpy()
+    learned_in = table["source"][learned].groupby(speaker[learned]).agg(set)
+    tested_in = table["source"][scored].groupby(speaker[scored]).agg(set)
+    problems = []
+    for s, sources in tested_in.items():
+        train = learned_in.get(s, set())
+        if not any(a != b for a in train for b in sources):
+            continue
+        problems.append(Problem(
+            f"speaker {s}", SHARED_SPEAKER,
+            f"train in {', '.join(sorted(train))}; {'/'.join(tested)} in "
+            f"{', '.join(sorted(sources))}"))
+    return problems
+
+
+def attack_name_problems(table: pd.DataFrame) -> list[Problem]:
+    """One problem per attack name of the spoof rows that ``run`` would refuse
+    (:func:`~cl_spoof.infra.names.check_name`: attack names become columns and file names),
+    with its row count."""
+    spoof = table.loc[(table["label"] != BONAFIDE) & ~table["attack"].isin(["", NO_ATTACK]),
+                      "attack"]
+    problems = []
+    for name, count in spoof.value_counts(sort=False).items():
+        try:
+            check_name(name)
+        except BadNameError as exc:
+            problems.append(Problem(str(name), "bad attack name", f"{count} row(s): {exc}"))
+    return problems
+
+
 def missing_mask(table: pd.DataFrame) -> pd.Series:
-    """Boolean mask of rows whose audio file does not exist."""
-    return ~table["path"].map(lambda p: Path(p).is_file())
+    """Boolean mask of rows whose audio file does not exist (a dangling link included; a
+    folder, FIFO or device under the name exists, and is named by :func:`audio_problem`)."""
+    return ~table["path"].map(os.path.exists)
+
+
+def _missing_problem(path: str) -> Problem:
+    """A listed file that is not there: a dangling link says where it leads."""
+    what = not_a_regular_file(path)
+    detail = what if what is not None and what != "file not found" else ""
+    return Problem(path, MISSING, detail)
 
 
 def audio_problem(path: str | Path) -> str | None:
@@ -164,7 +224,7 @@ def check_table(
     else:
         counted = missing if splits_read is None else (
             missing & table["split"].isin(list(splits_read)))
-        problems += [Problem(p, MISSING) for p in table.loc[counted, "path"]]
+        problems += [_missing_problem(p) for p in table.loc[counted, "path"]]
         table_present = table.loc[~missing]
     present = table if allow_missing else table_present
     if check_audio:

@@ -12,12 +12,17 @@ searched in the file's path below its folder (its first group, else the match); 
 split is fixed or drawn with a seed, by speaker (every speaker's files in one split)
 or by file, in the given fractions. :func:`write_manifest` writes the rows, or adds
 them to an existing manifest (refusing a path listed twice).
+
+Cells are read as written: ``NA``, ``None`` or ``null`` are names, not missing values;
+a file name that is not UTF-8 is written as its own bytes and read back as it was
+(:data:`~cl_spoof.infra.formats.FILE_NAME_ERRORS`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,10 +31,11 @@ import pandas as pd
 
 from cl_spoof.data.audio import list_audio_files
 from cl_spoof.data.corpora._common import check_fractions, grouped_split
-from cl_spoof.data.table import BONAFIDE, LABELS, NO_ATTACK, SPLITS, make_table
+from cl_spoof.data.table import BONAFIDE, LABELS, SPLITS, make_table
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.infra.files import atomic_write_text
-from cl_spoof.infra.formats import CSV_QUOTING
+from cl_spoof.infra.formats import CSV_QUOTING, FILE_NAME_ERRORS
+from cl_spoof.labels import NO_ATTACK
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("path", "label", "attack", "speaker", "split")
 
@@ -45,8 +51,28 @@ def _utt_id_for(path: Path, base: Path) -> str:
 
 
 def id_from_text(text: str) -> str:
-    """``text`` with every run of white space (line breaks included) replaced by ``_``."""
-    return re.sub(r"\s+", "_", text)
+    """``text`` with every run of white space (line breaks included) replaced by ``_``, and
+    each byte of a file name that is not UTF-8 as ``%XX`` (ids go into UTF-8 score files)."""
+    text = re.sub(r"\s+", "_", text)
+    return re.sub("[\udc80-\udcff]", lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text)
+
+
+def _manifest_path(raw: str, base: Path) -> Path:
+    """The file a manifest's ``path`` cell names: the cell as written when that file exists
+    (a name may begin or end with white space or ``~``), else without surrounding white
+    space and with ``~`` expanded (a hand-written manifest); relative to ``base``."""
+    text = raw.strip()
+    if text != raw or text.startswith("~"):
+        as_written = Path(raw) if os.path.isabs(raw) else base / raw
+        if os.path.lexists(as_written):
+            return as_written
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~name of no user
+            path = Path(text)
+    else:
+        path = Path(text)
+    return path if path.is_absolute() else base / path
 
 
 def read_manifest(manifest: str | Path) -> pd.DataFrame:
@@ -60,7 +86,8 @@ def read_manifest(manifest: str | Path) -> pd.DataFrame:
     if not manifest.is_file():
         raise DataError(f"{manifest}: manifest not found")
     try:
-        df = pd.read_csv(manifest, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(manifest, dtype=str, keep_default_na=False, skipinitialspace=True,
+                         encoding_errors=FILE_NAME_ERRORS)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{manifest}: not a readable CSV manifest ({exc})") from exc
     except pd.errors.EmptyDataError as exc:
@@ -76,12 +103,10 @@ def read_manifest(manifest: str | Path) -> pd.DataFrame:
     base = manifest.parent.resolve()
     rows = []
     for i, rec in enumerate(df.to_dict("records")):
-        raw = str(rec["path"]).strip()
-        if not raw:
+        raw = str(rec["path"])
+        if not raw.strip():
             raise DataError(f"{manifest}:{i + 2}: empty path")
-        p = Path(raw).expanduser()
-        if not p.is_absolute():
-            p = base / p
+        p = _manifest_path(raw, base)
         utt = str(rec.get("utt_id", "")).strip() or _utt_id_for(p, base)
         rows.append(
             {
@@ -144,12 +169,13 @@ def write_manifest_for_folder(
     folder: str | Path, out: str | Path, label: str, attack: str | None, split: str = "train",
     speaker: str = "",
 ) -> int:
-    """Write :func:`manifest_for_folder` to ``out`` atomically; returns the row count."""
+    """Write :func:`manifest_for_folder` to ``out`` atomically; returns the row count (a
+    file name may hold line breaks, so it is not the line count)."""
     out = Path(out)
     text = manifest_for_folder(folder, label, attack, split, speaker,
                                relative_to=out.parent if str(out.parent) else Path("."))
     atomic_write_text(out, text)
-    return text.count("\n") - 1
+    return len(list(csv.reader(io.StringIO(text)))) - 1
 
 
 #: Ways :func:`manifest_rows` draws splits.
@@ -290,7 +316,7 @@ def write_manifest(rows: pd.DataFrame, out: str | Path, append: bool = False) ->
     base = (out.parent if str(out.parent) else Path(".")).resolve()
     if append and out.exists():
         old = read_manifest(out)  # checks the header; paths absolute
-        with open(out, encoding="utf-8", newline="") as fh:
+        with open(out, encoding="utf-8", errors=FILE_NAME_ERRORS, newline="") as fh:
             header = [c.strip() for c in next(csv.reader(fh), [])]
         if header != list(MANIFEST_COLUMNS):
             raise DataError(f"{out}: its header is {','.join(header)}; --append adds rows to a "
@@ -301,7 +327,7 @@ def write_manifest(rows: pd.DataFrame, out: str | Path, append: bool = False) ->
             raise DataError(f"{out}: already lists {again[0]}"
                             + (f" and {len(again) - 1} more of the new files" if len(again) > 1
                                else "") + "; nothing was written")
-        text = out.read_text(encoding="utf-8")
+        text = out.read_text(encoding="utf-8", errors=FILE_NAME_ERRORS)
         if text and not text.endswith("\n"):
             text += "\n"
         atomic_write_text(out, text + _csv_text(_shown_paths(rows, base), header=False))

@@ -20,7 +20,7 @@ This module imports no numerical library until a metric is computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -104,9 +104,11 @@ class Metric:
     # stage: the value of one stage (None where its trials are missing); always computed
     # unless ``optional``, then when metrics.official names it or its needs are given.
     per_stage: Callable[[StageScores], float | None] | None = None
-    # continual: the value from the EER matrix and the learned attacks, when it is not
-    # one of cl_spoof.metrics.continual.summarize's own keys.
-    from_matrix: Callable[[pd.DataFrame, list[str]], float | None] | None = None
+    # continual: the value from the EER matrix, the stage labels and the families (label
+    # -> the attacks a stage learns; None: one attack per stage), when it is not one of
+    # cl_spoof.metrics.continual.summarize's own keys.
+    from_matrix: Callable[[pd.DataFrame, list[str], Mapping[str, Sequence[str]] | None],
+                          float | None] | None = None
     needs: tuple[Need, ...] = ()
     optional: bool = False  # may be named in metrics.official
     # In the comparison table: "always", or "if_computed" (when some run has a value).
@@ -189,10 +191,18 @@ def _min_tdcf(s: StageScores) -> float | None:
     return min_tdcf_legacy(bona, spoof, s.inputs.asv)[0] if len(bona) and len(spoof) else None
 
 
-def _average_forgetting(matrix: pd.DataFrame, learned: list[str]) -> float | None:
+def _average_forgetting(matrix: pd.DataFrame, learned: list[str],
+                        families: Mapping[str, Sequence[str]] | None) -> float | None:
     from cl_spoof.metrics.continual import average_forgetting
 
-    return average_forgetting(matrix, learned)
+    return average_forgetting(matrix, learned, families=families)
+
+
+def _forward_transfer(matrix: pd.DataFrame, learned: list[str],
+                      families: Mapping[str, Sequence[str]] | None = None) -> float | None:
+    from cl_spoof.metrics.continual import forward_transfer
+
+    return forward_transfer(matrix, learned, families=families)
 
 
 # --------------------------------------------------------------------------- the registry
@@ -209,6 +219,10 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
            kind="continual"),
     Metric("avg_forgetting", "avg forgetting (pts)", "avg forgetting {:.2f} pts", decimals=2,
            kind="continual", from_matrix=_average_forgetting, beside="bwt"),
+    # Forward transfer: 50 % (chance) minus each attack's EER just before its own stage,
+    # averaged; positive = learned earlier attacks already help (tables only).
+    Metric("fwt", "FWT (pts)", None, decimals=2, signed=True, lower_is_better=False,
+           kind="continual", from_matrix=_forward_transfer),
     Metric("pooled_eer", "pooled EER %", "pooled EER {:.2f} %", decimals=2,
            per_stage=_pooled_eer, shown="if_computed"),
     Metric("min_dcf", "minDCF", "minDCF {:.3f}", per_stage=_min_dcf, optional=True,

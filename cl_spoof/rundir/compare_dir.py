@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,7 +101,7 @@ class CompareDir:
 
     def any_stage_completed(self) -> bool:
         """Whether any run under the directory completed a stage (then it is kept)."""
-        return any(RunDir(run).completed_stages() for run in self.path.glob("*/seed*"))
+        return any(RunDir(run).recorded_stages() for run in self.path.glob("*/seed*"))
 
     def run_metrics(self, strategy: str, seed: int) -> dict:
         """``metrics.json`` of a finished run of the comparison."""
@@ -134,3 +135,17 @@ class CompareDir:
                     raise RunDirError(f"{self.path}: compare directory lacks the run of {name}, "
                                       f"seed {seed} ({run.path} is missing)")
                 yield run
+
+
+def results_folder_of(path: str | Path) -> str | None:
+    """Where ``path`` would be written, when that is inside a run directory (its
+    ``config.yaml`` and ``run.json``) or a compare directory (its ``compare.json``): e.g.
+    ``inside the run directory runs/x``; None elsewhere. Symbolic links are followed,
+    so a link cannot lead a write into one."""
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):
+        if RunDir(folder).has_own_files():
+            return f"inside the run directory {folder}"
+        if CompareDir(folder).is_compare():
+            return f"inside the compare directory {folder}"
+    return None

@@ -32,7 +32,7 @@ from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.metrics.definitions import run_keys
 from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
-from cl_spoof.rundir import CompareDir, RunDir
+from cl_spoof.rundir import CompareDir, RunDir, default_run_label
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
@@ -53,7 +53,8 @@ def parse_strategies(text: str) -> list[str]:
 
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
                 events: RunEvents | None = None, resume: bool = False,
-                jobs: int = 1, ctx: RunContext | None = None) -> pd.DataFrame:
+                jobs: int = 1, ctx: RunContext | None = None,
+                label: str | None = None) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
@@ -61,6 +62,8 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     that many runs at once in separate processes (:func:`fan_out`). Under
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
+    ``label`` is added to every run's label (``naive`` -> ``naive LABEL``) and kept in
+    ``compare.json``, so a resumed comparison labels its runs alike.
     """
     cfg = resolve(cfg if resume else with_absolute_paths(cfg))  # as a run stores it
     ctx = ctx or RunContext.local(cfg.train.device)
@@ -69,7 +72,11 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     if jobs > 1 and ctx.distributed:
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
-    spec = {"strategies": list(strategies), "seeds": list(seeds)}
+    if resume and label is None:
+        label = ctx.on_main(lambda: _saved_label(CompareDir(out_dir)))
+    spec: dict[str, Any] = {"strategies": list(strategies), "seeds": list(seeds)}
+    if label:
+        spec["label"] = label
     ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
     for name in strategies:  # every strategy's model and settings, before the data is read
         preflight(with_overrides(cfg, strategy={"name": name}))
@@ -88,7 +95,8 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
     compare = CompareDir(out_dir)
     if not resume:
         ctx.on_main(lambda: compare.create(cfg, spec))
-    todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
+    todo: list[RunTodo] = []
+    tag = spec.get("label")
     for seed in seeds:
         for name in strategies:
             run = compare.run_dir(name, seed)
@@ -96,18 +104,20 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
             if finished:
                 events.on_stage(f"{name}, seed {seed}: already finished")
             else:
-                todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run.path,
-                             started))
+                run_cfg = resolve(with_overrides(cfg, strategy={"name": name}, seed=seed))
+                run_label = f"{default_run_label(run_cfg)} {tag}" if tag else None
+                todo.append((run_cfg, run.path, started, run_label))
     total = len(strategies) * len(seeds)
     done_before = total - len(todo)  # finished before a --resume
     if jobs > 1 and todo:
         fan_out(todo, jobs, events, done_before=done_before, total=total)
     else:
-        for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
+        for k, (run_cfg, run_dir, started, run_label) in enumerate(todo, start=1):
             events.on_overall("runs", done_before + k - 1, total)
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
-            run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx)
+            run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx,
+                           label=run_label)
             events.on_overall("runs", done_before + k, total)
 
     def table_of_runs() -> pd.DataFrame:
@@ -116,6 +126,16 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
         return table
 
     return ctx.on_main(table_of_runs)
+
+
+def _saved_label(compare: CompareDir) -> str | None:
+    """The label ``compare.json`` keeps (None when absent or unreadable: the check that
+    follows names the problem)."""
+    try:
+        label = compare.read_spec().get("label")
+    except CLSpoofError:
+        return None
+    return label if isinstance(label, str) else None
 
 
 def _check_dir(spec: dict, compare: CompareDir, resume: bool) -> None:
@@ -149,8 +169,8 @@ def _init_job(slots: Any, threads: int) -> None:
         torch.cuda.set_device(slot % torch.cuda.device_count())
 
 
-def _run_job(cfg: RunConfig, run_dir: Path, resume: bool) -> float:
-    return run_experiment(cfg, run_dir, resume=resume).seconds
+def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, label: str | None = None) -> float:
+    return run_experiment(cfg, run_dir, resume=resume, label=label).seconds
 
 
 def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
@@ -163,10 +183,13 @@ def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | Non
     return None
 
 
-def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
-            events: RunEvents | None = None, done_before: int = 0,
-            total: int | None = None) -> None:
-    """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
+#: One run of a comparison still to do: (config, run directory, resume, label or None).
+RunTodo = tuple[RunConfig, Path, bool, str | None]
+
+
+def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None,
+            done_before: int = 0, total: int | None = None) -> None:
+    """Run independent runs ``(config, run_dir, resume, label)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
     built) waveform cache, uses its own threads (``train.threads``, or the CPU
@@ -183,14 +206,14 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
         slots.put(slot)
     cores = os.cpu_count() or 1
     threads = max(1, cores // jobs)
-    warning = oversubscription([cfg.train.threads for cfg, _, _ in runs], jobs, cores)
+    warning = oversubscription([run[0].train.threads for run in runs], jobs, cores)
     if warning:
         events.on_stage(warning)
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:
-        futures = {pool.submit(_run_job, cfg, run_dir, resume): (cfg, run_dir)
-                   for cfg, run_dir, resume in runs}
+        futures = {pool.submit(_run_job, cfg, run_dir, resume, label): (cfg, run_dir)
+                   for cfg, run_dir, resume, label in runs}
         total = total if total is not None else len(runs) + done_before
         events.on_overall(f"runs ({jobs} at a time)", done_before, total)
         for done, future in enumerate(as_completed(futures), start=1):
@@ -217,13 +240,14 @@ def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
 
 def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[int]
                     ) -> pd.DataFrame:
-    """One row per finished run: strategy, seed and its headline metrics."""
+    """One row per finished run: label, strategy, seed and its headline metrics."""
     compare = CompareDir(out_dir)
     rows = []
     for name in strategies:
         for seed in seeds:
             m = compare.run_metrics(name, seed)
-            rows.append({"strategy": name, "seed": seed,
+            status = compare.run_dir(name, seed).status() or {}
+            rows.append({"label": status.get("label") or name, "strategy": name, "seed": seed,
                          **{k: (np.nan if m.get(k) is None else m[k]) for k in run_keys()}})
     return pd.DataFrame(rows)
 

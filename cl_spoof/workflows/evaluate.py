@@ -41,9 +41,10 @@ from cl_spoof.data import read_source
 from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.cache import WaveformCache, cache_samples
 from cl_spoof.data.checks import CheckReport, check_table
-from cl_spoof.data.table import BONAFIDE, NO_ATTACK
+from cl_spoof.data.table import BONAFIDE
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.files import atomic_dir, atomic_write_text
+from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.calibration import LogisticCalibration, cllr
 from cl_spoof.metrics.dcf import act_dcf, min_dcf, min_tdcf_2019
 from cl_spoof.metrics.eer import compute_eer, logits_to_scores

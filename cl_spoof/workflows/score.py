@@ -24,7 +24,13 @@ Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
 Windows of many files are batched together. Waveforms are clipped to [-1, 1] as the
 training cache does. Files that cannot be decoded are reported in
-:attr:`ScoreResult.failed` while the others are still scored.
+:attr:`ScoreResult.failed` while the others are still scored; so are the entries of a
+folder with an audio name that are not audio files (a FIFO, a device, a folder, a
+dangling link: each said what it is, never opened).
+
+The file the scores go to (``cl-spoof score --out``) is checked before any file is
+scored (:func:`check_score_output`): an existing file is replaced only when forced, and
+never the checkpoint, an input or a file inside a run directory.
 
 Memory does not grow with a file's length: files are decoded and resampled block by
 block and their windows scored as they come (:class:`cl_spoof.data.windows.FileWindows`).
@@ -50,17 +56,19 @@ from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.data.windows import FileWindows
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.checkpoints import CheckpointError
-from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.files import atomic_write_text, check_output_file
 from cl_spoof.infra.formats import join_fields
+from cl_spoof.labels import PRETRAINED
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
-from cl_spoof.rundir import CompareDir, RunDir
+from cl_spoof.rundir import CompareDir, RunDir, results_folder_of
 
 __all__ = [
     "CheckpointRef",
     "FileScore",
     "ScoreResult",
     "ScoreSummary",
+    "check_score_output",
     "resolve_checkpoint",
     "score_lines",
     "score_paths",
@@ -190,7 +198,8 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
         origin = "EER threshold of the checkpoint"
         if ckpt.stage is not None:
             origin += f" (stage {ckpt.stage}"
-            origin += f", trained on {ckpt.trained_on}" if ckpt.trained_on else ""
+            origin += (", the pretrained starting model" if ckpt.trained_on == PRETRAINED
+                       else f", trained on {ckpt.trained_on}" if ckpt.trained_on else "")
             origin += f", pooled EER {ckpt.pooled_eer:.2f} %" if ckpt.pooled_eer is not None \
                 else ""
             origin += ")"
@@ -204,6 +213,16 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
     return value, "user", "given by the user"
 
 
+def check_score_output(out: Path, checkpoint: Path, inputs: Sequence[Path],
+                       files: Sequence[Path], force: bool = False) -> None:
+    """Refuse, before any work, an ``out`` file that must not be written: one that exists
+    (unless ``force``), and never — not even forced — the checkpoint, an input (a file or
+    manifest given, or an audio file found), by any of its names, or a file inside a run
+    or compare directory (:func:`~cl_spoof.infra.files.check_output_file`)."""
+    check_output_file(out, force=force, inputs=[checkpoint, *inputs, *files],
+                      guard=results_folder_of)
+
+
 def score_paths(
     checkpoint: Path,
     inputs: Sequence[Path],
@@ -213,14 +232,19 @@ def score_paths(
     batch_size: int = 32,
     device: str = "cpu",
     progress: Progress | None = None,
+    out: Path | None = None,
+    force: bool = False,
 ) -> ScoreResult:
     """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
 
     ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
     and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
     or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
-    ``(files done, files total)``. Raises :class:`CLSpoofError` for a bad checkpoint,
-    bad settings, no audio input, or when no file at all could be scored.
+    ``(files done, files total)``. ``out`` (with ``force``) is the file the caller will
+    write the scores to: checked once the inputs are listed, before any file is scored
+    (:func:`check_score_output`), not written. Raises :class:`CLSpoofError` for a bad
+    checkpoint, bad settings, no audio input, a refused ``out``, or when no file at all
+    could be scored.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
@@ -236,6 +260,8 @@ def score_paths(
         raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
                           f"got {hop!r}")
     paths = collect_inputs(inputs)
+    if out is not None:
+        check_score_output(out, checkpoint, inputs, paths, force)
     total = len(paths)
 
     sums = np.zeros(total, dtype=np.float64)
@@ -267,6 +293,8 @@ def score_paths(
             np.add.at(counts, owner, 1)
             n_pending -= take
 
+    if progress is not None:
+        progress(0, total)
     with torch.inference_mode():
         for i, path in enumerate(paths):
             windows = FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,

@@ -63,8 +63,9 @@ def fake_run(path: Path, finished: bool, stages: int = 2) -> Path:
     (path / "run.json").write_text(json.dumps({
         "completed_stages": stages, "total_stages": stages if finished else None,
         "finished": finished, "seconds": 1.0, "strategy": "naive", "seed": 0,
+        "stage_base": 1, "stage_0": False,
         "config_digest": config_digest(stored), "config": stored}))
-    for k in range(stages):
+    for k in range(1, stages + 1):
         (path / "checkpoints" / f"stage_{k}.pt").write_bytes(b"")
     return path
 
@@ -366,18 +367,18 @@ def test_a_missing_stage_lists_the_stages_present(tmp_path: Path, command: str) 
     code, out = invoke(command, run, tmp_path, "--stage", "5")
     assert code == 2
     assert error_line(out) == (f"error: {run / 'checkpoints' / 'stage_5.pt'}: checkpoint not "
-                               f"found; stages present in {run}: 0, 1")
+                               f"found; stages present in {run}: 1, 2")
     code, out = invoke(command, run / "checkpoints" / "stage_7.pt", tmp_path)
     assert code == 2
     assert error_line(out) == (f"error: {run / 'checkpoints' / 'stage_7.pt'}: checkpoint not "
-                               f"found; stages present in {run}: 0, 1")
+                               f"found; stages present in {run}: 1, 2")
 
 
 def test_score_of_a_run_directory_means_its_last_stage(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", finished=True, stages=2)
-    code, out = invoke("score", run, tmp_path)  # stage_1.pt is an empty file
+    code, out = invoke("score", run, tmp_path)  # stage_2.pt (the last) is an empty file
     assert code == 2
-    assert error_line(out).startswith(f"error: {run / 'checkpoints' / 'stage_1.pt'}: ")
+    assert error_line(out).startswith(f"error: {run / 'checkpoints' / 'stage_2.pt'}: ")
     assert "━" not in out and "scoring" not in out  # no bar before the first unit of work
 
 

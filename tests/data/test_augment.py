@@ -2,7 +2,7 @@
 handling.
 
 The batched torch implementation is checked against a per-clip NumPy/SciPy reference
-(``per_clip_reference.py``) in distribution: for each generator, summary statistics
+(``tests/helpers/per_clip_augment.py``) in distribution: for each generator, summary statistics
 of what it does over a few hundred draws (filter responses, output levels, impulse
 densities, SNRs, bandwidths, gains) must not differ by a two-sample Kolmogorov-Smirnov
 test (or a chi-square test for the discrete codec rates) at ``ALPHA``. Every draw is
@@ -13,9 +13,7 @@ parameter, so they can fail.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,12 +25,7 @@ from cl_spoof.config import AugmentConfig
 from cl_spoof.data import augment as aug
 from cl_spoof.data.audio import set_level
 from cl_spoof.data.cache import CachedWaveforms
-
-_spec = importlib.util.spec_from_file_location(
-    "per_clip_reference", Path(__file__).with_name("per_clip_reference.py"))
-assert _spec is not None and _spec.loader is not None
-ref = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ref)
+from tests.helpers import per_clip_augment as ref
 
 FS = 16_000
 DRAWS = 300  # per side of each comparison

@@ -124,7 +124,7 @@ def _tiny(manifest: Path, augment: dict | None) -> dict:
 
 def _files(run: Path) -> dict[str, bytes]:
     return {name: (run / name).read_bytes()
-            for name in ("eer_matrix.csv", "scores/stage_0.txt", "scores/stage_1.txt")}
+            for name in ("eer_matrix.csv", "scores/stage_1.txt", "scores/stage_2.txt")}
 
 
 def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one(tiny_corpus: Path,
@@ -135,10 +135,10 @@ def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one(tiny_corpus: Pat
     cfg = config_from_dict(_tiny(tiny_corpus, {"rawboost": 4, "p_codec": 0.5, "p_gain": 0.5}))
     full = tmp_path / "full"
     run_experiment(cfg, full)
-    part = tmp_path / "part"  # the run directory as it was when stage 0 (of 2) completed
+    part = tmp_path / "part"  # the run directory as it was when stage 1 (of 2) completed
     shutil.copytree(full, part)
-    (part / "checkpoints" / "stage_1.pt").unlink()
-    (part / "scores" / "stage_1.txt").unlink()
+    (part / "checkpoints" / "stage_2.pt").unlink()
+    (part / "scores" / "stage_2.txt").unlink()
     status = json.loads((part / "run.json").read_text())
     status.update(completed_stages=1, finished=False, total_stages=None)
     (part / "run.json").write_text(json.dumps(status))
@@ -146,4 +146,4 @@ def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one(tiny_corpus: Pat
     assert _files(part) == _files(full)
     plain = config_from_dict(_tiny(tiny_corpus, None))
     run_experiment(plain, tmp_path / "plain")
-    assert _files(tmp_path / "plain")["scores/stage_0.txt"] != _files(full)["scores/stage_0.txt"]
+    assert _files(tmp_path / "plain")["scores/stage_1.txt"] != _files(full)["scores/stage_1.txt"]
