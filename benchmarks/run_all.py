@@ -2,9 +2,12 @@
 
 Usage: ``python -m benchmarks.run_all [--list]`` from the repository root (or ``make
 bench``); results in benchmarks/results/. Each module runs with its default options,
-``cache_throughput`` a second time at ASVspoof's 4-s input (``--num-samples 64600``).
-Takes about an hour on 2 CPU cores (30 minutes of it for the torchrun and ``compare
---jobs`` runs); run it on an otherwise idle machine, the numbers depend on load.
+``cache_throughput`` a second time at ASVspoof's 4-s input (``--num-samples 64600``), ``gpu``
+with one preset and setting where there is no GPU (``bash benchmarks/speed/gpu_run.sh``
+is its command for a GPU machine). Takes about an hour and a half on 2 CPU cores (30
+minutes of it for the torchrun and ``compare --jobs`` runs, 20 for ``make_demo_time``'s
+fresh clone, install and demo); run it on an otherwise idle machine, the numbers depend
+on load.
 The accuracy studies of benchmarks/studies/ are not run: they take hours, need the
 shared development set or finished runs, and are listed with their commands in
 benchmarks/index.yaml.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +28,9 @@ SPEED = REPO / "benchmarks" / "speed"
 RUNS: dict[str, list[list[str]]] = {
     "cache_throughput": [[], ["--num-samples", "64600"]],
 }
+if shutil.which("nvidia-smi") is None:  # the GPU benchmark at a size a CPU finishes
+    RUNS["gpu"] = [["--presets", "small", "--batches", "32", "--clips", "160", "--workers", "0",
+                    "--amp", "off", "--compile", "off"]]
 
 
 def commands() -> list[list[str]]:

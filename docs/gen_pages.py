@@ -104,12 +104,14 @@ EXTRA_ROWS = {"real_attacks.json": {"freeze": "freeze"}}
 
 #: Speed results: module of benchmarks/speed/ and the options the file was made with.
 SPEED = {
+    "augment_cost": ("augment_cost", "--rounds 10 --steps 3 --reference"),
     "cache_throughput_32000": ("cache_throughput", ""),
     "cache_throughput_64600": ("cache_throughput", "--num-samples 64600"),
     "demo_run_time_naive": ("demo_run_time", ""),
     "dfwf_overhead": ("dfwf_overhead", ""),
     "distributed_scaling": ("distributed_scaling", ""),
     "field_baselines_overhead": ("field_baselines_overhead", ""),
+    "make_demo_time": ("make_demo_time", "--workdir /tmp/fresh --phases PHASE,..."),
     "model_throughput": ("model_throughput", "--threads 1"),
     "recipe_cost": ("recipe_cost", "--rounds 15 --steps 5"),
 }
@@ -617,6 +619,9 @@ def performance_page(results: dict[str, dict[str, Any]]) -> str:
                 table(["detector and recipe", "parameters", "augmentation on", "off",
                        "clips/s (on / off)", "× the demo's model (on / off)",
                        "input path's share of a step (on)"], rows)]
+    out += augment_cost_section(results.get("augment_cost.json"))
+    out += gpu_section(results)
+    out += make_demo_section(results.get("make_demo_time.json"))
     ds = results.get("distributed_scaling.json")
     if ds:
         rows = [[r["seed"], f"{r['single_s']:.0f}", f"{r['ddp_s']:.0f}",
@@ -637,6 +642,90 @@ def performance_page(results: dict[str, dict[str, Any]]) -> str:
                       [[f"{c['runs']} short runs", f"{c['jobs_1_s']:.0f}",
                         f"{c['jobs_2_s']:.0f}"]])]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+AUGMENT_VARIANTS = {"off": "augmentation off",
+                    "on": "on the training device, whole batches (torch)",
+                    "per_clip": "per clip in NumPy/SciPy (as the DataLoader used to)"}
+
+
+def augment_cost_section(ac: dict[str, Any] | None) -> list[str]:
+    """Augmentation's share of a real-recipe training step, on/off as ratios."""
+    if not ac:
+        return []
+    rows = [[AUGMENT_VARIANTS.get(name, name), f"{v['clips_per_s']:.1f}",
+             f"{1000 * v['augment_s']:.0f}", f"{1000 * v['train_step_s']:.0f}",
+             f"{100 * v['augment_share']:.0f} %"] for name, v in ac["variants"].items()]
+    rounds, t = ac["on_over_off_per_round"], ac["targets"]
+    parts = ac["parts_share_of_step"]
+    return ["## Augmentation's cost in a training step", "",
+            f"The real-data recipe (`{Path(ac['config']).stem}`: {ac['preset']} preset, "
+            f"{ac['sample_rate'] // 1000} kHz, {ac['num_samples'] / ac['sample_rate']:g}-s "
+            f"clips, RawBoost {ac['rawboost']}) at batch {ac['batch']}: input path, "
+            "augmentation and training step of each variant, the variants taking turns over "
+            f"{ac['rounds']} rounds of {ac['steps']} batches; medians.", "",
+            data_line(SYNTHETIC + "."), "", machine(ac), "",
+            command_line(speed_command("augment_cost")), "",
+            table(["augmentation", "clips/s", "augmentation (ms / batch)",
+                   "training step (ms / batch)", "augmentation's share of a step"], rows),
+            table(["measure", "measured", "target"],
+                  [["clips/s with augmentation on / off",
+                    f"{ac['on_over_off_clips_per_s']:.2f} (rounds {min(rounds):.2f}–"
+                    f"{max(rounds):.2f})", f"≥ {t['on_over_off_at_least']:.2f}"],
+                   ["augmentation's share of a step", f"{100 * ac['augment_share_of_step']:.0f} %",
+                    f"≤ {100 * t['augment_share_of_step_at_most']:.0f} %"],
+                   ["of which LnL (convolutive noise)", f"{100 * parts['lnl']:.0f} %", ""],
+                   ["the FFTs LnL cannot do without", f"{100 * parts['lnl_fft_floor']:.0f} %", ""],
+                   ["of which ISD (impulsive noise)", f"{100 * parts['isd']:.0f} %", ""]])]
+
+
+def gpu_section(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The GPU benchmark's results, or that none was measured on a GPU."""
+    measured = {k: r for k, r in results.items()
+                if k.startswith("gpu_") and r.get("machine", {}).get("cuda")}
+    if measured:
+        return []  # a results table is added with the first GPU measurement
+    return ["## On a GPU", "",
+            "Not measured: no GPU has been available, so no GPU number is reported. "
+            "`python -m benchmarks.speed.gpu` measures every preset as a run trains it "
+            "(training clips/s and inference real-time factor at batch 32 and 128, fp32 and "
+            "bf16 autocast, `torch.compile` off and on, the projected time of one ASVspoof "
+            "2019 LA train epoch, the GPU memory peak, where the time goes); "
+            "`bash benchmarks/speed/gpu_run.sh` is the same as one prepared command for a GPU "
+            "machine. On a CPU it runs at toy sizes only (the test suite runs it so).", ""]
+
+
+def make_demo_section(md: dict[str, Any] | None) -> list[str]:
+    """``make demo`` on a fresh clone, phase by phase."""
+    if not md:
+        return []
+    phases = md["phases"]
+    def load(value: float | None) -> str:
+        return "?" if value is None else f"{value:.1f}"
+
+    rows = [[name, f"{p['wall_s']:.0f}", "" if p.get("cpu_s") is None else f"{p['cpu_s']:.0f}",
+             f"{load(p.get('load_before'))} → {load(p.get('load_after'))}", _date(p),
+             p.get("note", "")] for name, p in phases.items()]
+    wall = sum(p["wall_s"] for p in phases.values())
+    cpu = sum(p["cpu_s"] for p in phases.values() if p.get("cpu_s") is not None)
+    rows.append(["**sum of the phases measured**", f"**{wall:.0f}**", f"**{cpu:.0f}**", "", "",
+                 "CPU: of the phases that have it"])
+    missing = [p for p in ("venv", "install", "corpus", "naive", "dfwf", "joint", "report")
+               if p not in phases]
+    note = (f" Not measured: {', '.join(missing)}." if missing else "")
+    return ["## `make demo` on a fresh clone", "",
+            "A fresh clone, phase by phase, each phase a separate command on a shared machine "
+            "(its load said per phase): the virtual environment, the install of "
+            "`.[test]` from an empty pip cache, the demo corpus from an empty cache, one "
+            "`cl-spoof run` of each strategy `cl-spoof demo` compares and the report. Wall "
+            "time depends on the load; CPU time (user + system of the phase's processes) "
+            "far less; a phase without CPU time was timed by the shell (wall only). The target "
+            f"is 15 minutes (900 s) wall.{note}", "",
+            data_line(DEMO + "."), "",
+            machines(list(phases.values())), "",
+            command_line(speed_command("make_demo_time")), "",
+            table(["phase", "wall (s)", "CPU (s)", "load (1 min) before → after", "measured",
+                   "note"], rows)]
 
 
 def projection_page(results: dict[str, dict[str, Any]]) -> str:

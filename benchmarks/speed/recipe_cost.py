@@ -2,14 +2,15 @@
 and off, in one process.
 
 Every variant runs the whole training input path of a run (``ClipDataset`` with level
-handling, the training transform: random crop and ``train.augment``) and a training
-step (forward, class-weighted cross-entropy, backward, Adam) on batches of 32 clips;
-the variants take turns, round after round, so a load change on a shared machine
-hits them alike, and the median step counts. Reported per variant: seconds of
-compute per second of training audio, with augmentation on and off, clips/s, the
-share of the input path (augmentation) in the step, the inference real-time factor,
-and the ratio to ``before`` (the ``small`` preset before its log-spectrum front end:
-learnable conv, stride 16, 16 kHz) and to ``demo`` (the demo config's ``small``: conv hop 8). Clips
+handling, the training transform: random crop; then ``train.augment`` on the batch, as
+``AugmentPlugin`` does on the training device) and a training step (forward,
+class-weighted cross-entropy, backward, Adam) on batches of 32 clips; the variants take
+turns, round after round, so a load change on a shared machine hits them alike, and the
+median step counts. Reported per variant: seconds of compute per second of training
+audio, with augmentation on and off, clips/s, the share of the input path (with
+augmentation) in the step, the inference real-time factor, and the ratio to ``before``
+(the ``small`` preset before its log-spectrum front end: learnable conv, stride 16,
+16 kHz) and to ``demo`` (the demo config's ``small``: conv hop 8). Clips
 are synthetic (cost does not depend on content). Usage::
 
     python -m benchmarks.speed.recipe_cost [--rounds 5] [--steps 3] [--threads 1]
@@ -30,8 +31,10 @@ import torch  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark.datasets import ClipDataset, RandomCrop  # noqa: E402
 from cl_spoof.config import AugmentConfig  # noqa: E402
+from cl_spoof.data.augment import augment_batch  # noqa: E402
 from cl_spoof.data.cache import CachedWaveforms  # noqa: E402
 from cl_spoof.models import build_model, count_parameters  # noqa: E402
+from cl_spoof.training import batch_generator  # noqa: E402
 
 BATCH = 32
 BEFORE = {"frontend": "conv", "block_pools": (4, 4, 3), "pooling": "last"}  # small, before
@@ -65,14 +68,20 @@ class Variant:
         self.dataset = ClipDataset(view, np.arange(64), [i % 2 for i in range(64)], level)
         self.loss = torch.nn.CrossEntropyLoss(weight=torch.tensor([0.6, 3.0]))
         self.x_eval = torch.randn(BATCH, self.n) * 0.05
+        self.crop = RandomCrop(self.n)
+        self.iteration = 0
 
     def step(self, augment: bool) -> tuple[float, float]:
-        """Seconds of (input path, training step) for one batch."""
-        crop = RandomCrop(self.n, self.augment if augment else None, self.sample_rate)
+        """Seconds of (input path with augmentation, training step) for one batch."""
         t0 = time.perf_counter()
         items = [self.dataset[i] for i in range(BATCH)]
-        x = torch.stack([crop(w) for w, _ in items])
+        x = torch.stack([self.crop(w) for w, _ in items])
         y = torch.tensor([t for _, t in items])
+        if augment and self.augment is not None:
+            self.iteration += 1
+            with torch.no_grad():
+                x = augment_batch(x, self.sample_rate, self.augment,
+                                  batch_generator(0, 0, 0, self.iteration))
         t1 = time.perf_counter()
         self.model.train()
         self.opt.zero_grad(set_to_none=True)

@@ -4,9 +4,10 @@ Every experience carries ``attack`` (its attack id), ``utt_ids`` and ``rows``
 (table row indices), in dataset order. Items are ``(x, y, t)`` with
 ``y = 1`` for bona fide (logit index 1) and task label ``t = 0`` (one task:
 domain-incremental), which is what LwF/EWC/GEM need. Every utterance gets its level
-set (``data.level``); training items are then cut at a random offset and augmented
-(``train.augment``), evaluation items cut from the start (Avalanche transform
-groups, so DataLoader workers run the augmentation).
+set (``data.level``); training items are then cut at a random offset, evaluation
+items from the start (Avalanche transform groups). Training batches are augmented
+(``train.augment``) on the training device, whole, by
+:class:`~cl_spoof.training.augment.AugmentPlugin`, not here.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from avalanche.benchmarks.utils.classification_dataset import (
 from torch.utils.data import Dataset
 
 from cl_spoof.benchmark.planning import ExperiencePlan
-from cl_spoof.config import AugmentConfig, RunConfig
+from cl_spoof.config import RunConfig
 from cl_spoof.data.audio import fix_length, set_level
-from cl_spoof.data.augment import augment
 from cl_spoof.data.cache import CachedWaveforms
 from cl_spoof.data.table import BONAFIDE
 from cl_spoof.labels import BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
@@ -35,22 +35,21 @@ from cl_spoof.labels import BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """How a cached utterance becomes a model input (``data.*`` and ``train.augment``)."""
+    """How a cached utterance becomes a model input (``data.*``)."""
 
     num_samples: int
     sample_rate: int = SAMPLE_RATE
     level: str = "none"
     level_db: float | None = None
-    augment: AugmentConfig | None = None
     #: Training crops start at one of this many evenly spaced offsets; 0: at any offset.
     crop_offsets: int = 0
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> ClipSpec:
-        """The inputs of a run: its length, rate, level handling and augmentation, and
-        with ``train.feature_cache`` the grid of training crops."""
+        """The inputs of a run: its length, rate and level handling, and with
+        ``train.feature_cache`` the grid of training crops."""
         d, t = cfg.data, cfg.train
-        return cls(d.num_samples, d.sample_rate, d.level, d.level_db, t.augment,
+        return cls(d.num_samples, d.sample_rate, d.level, d.level_db,
                    t.feature_cache_crops if t.feature_cache else 0)
 
 
@@ -84,30 +83,24 @@ class FixedCrop:
 
 
 class RandomCrop(FixedCrop):
-    """Train transform: fixed length at a random offset, then ``augment`` when given.
+    """Train transform: fixed length at a random offset.
 
     One generator per clip, seeded from the torch RNG (seeded per stage and per
-    DataLoader worker), draws the crop and the augmentation: a run is reproducible
-    for its seed, and a clip's augmentation does not depend on the rest of its batch.
+    DataLoader worker), draws the offset: a run is reproducible for its seed.
     ``offsets`` > 0 draws the offset from that many evenly spaced ones (the first at
     the clip's start, the last at its end), so the same crops come back epoch after
     epoch (``train.feature_cache``).
     """
 
-    def __init__(self, num_samples: int, augment: AugmentConfig | None = None,
-                 sample_rate: int = SAMPLE_RATE, offsets: int = 0) -> None:
+    def __init__(self, num_samples: int, offsets: int = 0) -> None:
         super().__init__(num_samples)
-        self.augment, self.sample_rate, self.offsets = augment, sample_rate, offsets
+        self.offsets = offsets
 
     def __call__(self, wave: np.ndarray) -> torch.Tensor:
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
         if self.offsets:
-            clip = grid_crop(wave, self.num_samples, self.offsets, rng)
-        else:
-            clip = fix_length(wave, self.num_samples, rng)
-        if self.augment is not None:
-            clip = augment(clip, self.sample_rate, self.augment, rng)
-        return torch.from_numpy(clip)
+            return torch.from_numpy(grid_crop(wave, self.num_samples, self.offsets, rng))
+        return torch.from_numpy(fix_length(wave, self.num_samples, rng))
 
 
 def grid_crop(wave: np.ndarray, num_samples: int, offsets: int, rng: np.random.Generator
@@ -131,9 +124,7 @@ def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarr
         ClipDataset(waveforms, rows, targets, spec.level, spec.level_db),
         targets=targets,
         task_labels=0,
-        transform_groups={"train": (RandomCrop(spec.num_samples, spec.augment,
-                                               spec.sample_rate, spec.crop_offsets),
-                                    None),
+        transform_groups={"train": (RandomCrop(spec.num_samples, spec.crop_offsets), None),
                           "eval": (FixedCrop(spec.num_samples), None)},
         initial_transform_group="train" if train else "eval",
     )
@@ -165,7 +156,7 @@ def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,
     """The Avalanche benchmark: one train and one test experience per plan.
 
     ``clip`` says how an utterance becomes an input (:meth:`ClipSpec.from_config`; a
-    plain number of samples: no level handling, no augmentation).
+    plain number of samples: no level handling).
     ``train_plans`` replaces the train stream (e.g. ``[joint_plan(plans)]`` for
     joint training) while the test stream stays one experience per attack.
     When the plans have calibration rows, a ``calibration_stream`` (one

@@ -39,6 +39,7 @@ from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillatio
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
 from cl_spoof.strategies.state import export_state, restore_state, start_from_model
 from cl_spoof.training import (
+    AugmentPlugin,
     Autocast,
     ClassWeightedLoss,
     FeatureCachePlugin,
@@ -188,7 +189,10 @@ class Trainer:
             freeze.check(model)  # a pattern that matches nothing fails before training
             plugins.append(freeze)
         plugins += ctx.training_plugins(cfg.seed)
-        if cfg.train.feature_cache:
+        if cfg.train.augment is not None:  # before any plugin that reads the batch
+            plugins.append(AugmentPlugin(cfg.train.augment, cfg.data.sample_rate,
+                                         seed=ctx.rank_seed(cfg.seed)))
+        if cfg.train.feature_cache:  # never with augmentation (a config error)
             cache = FeatureCachePlugin(cfg.train.trainable, cfg.train.feature_cache_mb)
             cache.check(model)  # no prefix, or one that would learn: fails before training
             plugins.append(cache)
