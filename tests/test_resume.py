@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from cl_spoof.cli import app
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError
+from cl_spoof.infra.checkpoints import save_checkpoint
 from cl_spoof.workflows.run import run_experiment
 
 TOLERANCE = 1e-3  # EER points; rows of a resumed matrix are re-read from a 4-decimal CSV
@@ -195,7 +196,7 @@ def test_resume_with_a_foreign_checkpoint_is_a_clear_error(tiny_corpus: Path,
     from cl_spoof.models import build_model
 
     ckpt["model_state"] = build_model("small").state_dict()  # another preset's weights
-    torch.save(ckpt, tmp_path / "run" / "checkpoints" / "stage_0.pt")
+    save_checkpoint(tmp_path / "run" / "checkpoints" / "stage_0.pt", ckpt)
     with pytest.raises(CLSpoofError, match=r"stage_0\.pt: the model state does not fit"):
         run_experiment(cfg, tmp_path / "run", resume=True)
     (tmp_path / "run" / "checkpoints" / "stage_0.pt").write_bytes(b"truncated")
