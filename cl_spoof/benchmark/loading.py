@@ -8,8 +8,10 @@ listing every problem with its file. Only the rows a plan uses are decoded.
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table
 from cl_spoof.data.corpora import prefix_utt_ids
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import NO_ATTACK, data_record, make_table
 from cl_spoof.errors import CLSpoofError
 
 
@@ -41,6 +43,24 @@ class BenchmarkData:
     waveforms: CachedWaveforms
     plans: list[ExperiencePlan]
     source: str
+    _record: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+    def record(self) -> dict:
+        """What a run is started on (:func:`~cl_spoof.data.table.data_record`): every row
+        of the table, and as each file's identity its size and the CRC-32 of the samples
+        the run decoded from it (what training reads, whatever the file's time stamps).
+        Computed once."""
+        if self._record is None:
+            identities = []
+            for i, path in enumerate(self.table["path"]):
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    size = -1
+                row = np.ascontiguousarray(self.waveforms.data[i, : self.waveforms.lengths[i]])
+                identities.append(f"{size}:{zlib.crc32(row.data):08x}")
+            self._record = data_record(self.table, identities)
+        return self._record
 
 
 def resolve_source(cfg: DataConfig,
