@@ -50,11 +50,17 @@ DEBUG = False  # --debug: show the traceback of an error
 
 
 class Interrupted(Exception):
-    """Ctrl-C, with what the user can do next (raised by commands, shown by :func:`user_errors`)."""
+    """Ctrl-C or SIGTERM, with what the user can do next (raised by commands, shown by
+    :func:`user_errors`); ``cause``: the interrupt (its signal sets the exit status)."""
 
-    def __init__(self, hint: str) -> None:
+    def __init__(self, hint: str, cause: BaseException | None = None) -> None:
         super().__init__(hint)
         self.hint = hint
+        self.cause = cause
+
+
+WAIT_HELP = ("When another command is changing the same folder, wait for it to finish "
+             "instead of stopping at once.")
 
 
 def _error_line(text: str) -> None:
@@ -64,8 +70,9 @@ def _error_line(text: str) -> None:
 
 def user_errors(fn: F) -> F:
     """Errors as one line, no traceback (``--debug`` shows it): :class:`CLSpoofError` and OS
-    errors (full disk, permissions) exit 2, Ctrl-C 130 with how to continue, anything else
-    (a bug) 1 (under torchrun a bug is raised, so torchrun reports it with its traceback)."""
+    errors (full disk, permissions) exit 2, Ctrl-C 130 and SIGTERM 143 with how to
+    continue, anything else (a bug) 1 (under torchrun a bug is raised, so torchrun reports
+    it with its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,10 +98,13 @@ def user_errors(fn: F) -> F:
                             "train.workers or data.num_samples")
                 code = 2
             elif isinstance(exc, Interrupted | KeyboardInterrupt):
+                from cl_spoof.infra.signals import stop_code
+
                 hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
-                err_console.print(f"{_rank_prefix()}[bold yellow]interrupted:[/] "
+                code = stop_code(exc.cause if isinstance(exc, Interrupted) else exc)
+                how = " (SIGTERM)" if code == 143 else ""
+                err_console.print(f"{_rank_prefix()}[bold yellow]interrupted{how}:[/] "
                                   f"{escape(hint)}", highlight=False, soft_wrap=True)
-                code = 130
             else:
                 _error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with "
                             "`cl-spoof --debug ...` for the traceback, and please report it)")
@@ -296,6 +306,7 @@ def run_cmd(
     seed: Annotated[int | None, typer.Option(help="Seed, overriding the config.")] = None,
     resume: Annotated[Path | None, typer.Option(
         help="Continue an interrupted run directory after its last completed stage.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
 ) -> None:
     """Train experience by experience and report the EER of every attack after each stage.
 
@@ -318,13 +329,13 @@ def run_cmd(
         with RunContext.join(cfg.train.device, cfg.train.dist_timeout) as ctx:
             out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
             if not ctx.is_main:  # rank 0 writes and reports; the others only train
-                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx)
+                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx, wait=wait)
                 return
             with progress_bar() as bar:
                 summary = run_experiment(cfg, out_dir, CliEvents(bar).as_run_events(),
-                                         resume=resume is not None, ctx=ctx)
-    except KeyboardInterrupt:
-        raise Interrupted(_run_hint(out_dir)) from None
+                                         resume=resume is not None, ctx=ctx, wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_run_hint(out_dir), exc) from None
     print_run_summary(summary)
 
 
@@ -344,6 +355,7 @@ def compare_cmd(
     jobs: Annotated[int, typer.Option(
         min=1, help="Runs at once, each in its own process (and GPU, round robin, if any); "
                     "torch threads per run: train.threads, or the cores divided by JOBS.")] = 1,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
 ) -> None:
     """Every strategy on the same benchmark, same initial weights and data order per seed.
 
@@ -372,14 +384,14 @@ def compare_cmd(
             out_dir = ctx.broadcast_object(out_dir)
             if not ctx.is_main:
                 run_compare(cfg, names, seed_list, out_dir, resume=resume is not None,
-                            jobs=jobs, ctx=ctx)
+                            jobs=jobs, ctx=ctx, wait=wait)
                 return
             with progress_bar() as bar:
                 table = run_compare(cfg, names, seed_list, out_dir,
                                     CliEvents(bar).as_run_events(), resume=resume is not None,
-                                    jobs=jobs, ctx=ctx)
-    except KeyboardInterrupt:
-        raise Interrupted(_compare_hint(out_dir)) from None
+                                    jobs=jobs, ctx=ctx, wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_compare_hint(out_dir), exc) from None
     console.print(df_to_rich(comparison_display(table),
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
@@ -414,9 +426,9 @@ def yardstick_cmd(
         with progress_bar() as bar:
             events = CliEvents(bar)
             result = run_yardstick(cfg, names, out_dir, events.on_stage, events.on_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         raise Interrupted(f"nothing was written to {out_dir}; run the same command again "
-                          "(the yardsticks take seconds to minutes)") from None
+                          "(the yardsticks take seconds to minutes)", exc) from None
     console.print(df_to_rich(result.table(), title=f"EER (%) of the yardsticks — {out_dir}"))
     console.print(f"data: {result.data}; {result.seconds:.0f} s")
 
@@ -437,12 +449,13 @@ def report_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Run and/or compare directories.")],
     out: Annotated[Path | None, typer.Option(
         help="Report folder (default: <first input>/report).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
 ) -> None:
     """Forgetting curves, EER heatmaps, a strategy chart, report.md and report.html."""
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
 
-    res = build_report(inputs, out or inputs[0] / "report")
+    res = build_report(inputs, out or inputs[0] / "report", wait=wait)
     console.print(df_to_rich(comparison_display(res.summary), title="Strategies"))
     for note in res.notes:
         console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
@@ -463,6 +476,7 @@ def add_attack_cmd(
         help="How to learn it: dfwf (no old data needed), lwf, naive, or the run's own "
              "strategy (e.g. ewc on EWC runs).")
     ] = "dfwf",
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
 ) -> None:
     """Teach a trained detector a new attack; re-evaluate every earlier attack."""
     from cl_spoof.rundir import RunDir
@@ -471,9 +485,10 @@ def add_attack_cmd(
     try:
         with progress_bar() as bar:
             summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction,
-                                           strategy, CliEvents(bar).as_run_events())
-    except KeyboardInterrupt:
-        raise Interrupted(f"{run_dir} is unchanged") from None
+                                           strategy, CliEvents(bar).as_run_events(),
+                                           wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"{run_dir} is unchanged", exc) from None
     for line in problems:
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
@@ -504,8 +519,8 @@ def score_cmd(
             task = bar.add_task("scoring", total=None)
             result = score_paths(checkpoint, paths, threshold=threshold, device=device,
                                  progress=lambda i, n: bar.update(task, completed=i, total=n))
-    except KeyboardInterrupt:
-        raise Interrupted("no scores were written") from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted("no scores were written", exc) from None
     for path, why in result.failed:
         err_console.print(f"[yellow]skipped[/] {escape(f'{path}: {why}')}", highlight=False,
                           soft_wrap=True)
@@ -579,8 +594,8 @@ def demo_cmd(
                                 events.as_run_events())
             events.on_stage("writing the report")
             res = build_report([out_dir / "compare"], out_dir / "report")
-    except KeyboardInterrupt:
-        raise Interrupted(_compare_hint(out_dir / "compare")) from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_compare_hint(out_dir / "compare"), exc) from None
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     console.print("EER in %; BWT < 0 and forgetting > 0 mean the detector forgot.")
     console.print(f"report: [bold]{escape(str(res.html))}[/]")
@@ -604,6 +619,9 @@ def _hide_deprecation_warnings() -> None:
 
 def main() -> None:
     """Console-script entry point (``python -m cl_spoof`` too)."""
+    from cl_spoof.infra.signals import install_stop_handlers
+
+    install_stop_handlers()  # SIGTERM stops as Ctrl-C does; a second signal cannot cut it
     _hide_deprecation_warnings()
     if _rank_prefix():
         # Under torchrun: a rank's uncaught error goes into torchrun's failure summary.

@@ -20,14 +20,18 @@ writes to ``out_dir`` (rules: :mod:`cl_spoof.reporting.output`):
   data URIs, inline CSS, nothing fetched; opens offline);
 - ``report.json``: which files the report wrote (lets a later report replace it).
 
-Every file is written atomically. Figures: :mod:`cl_spoof.reporting.figures`;
+Every file is written atomically. A report written into a run or compare directory
+(its ``report/``) changes that directory, so it owns it while it works (refused while
+another command owns it, or waiting with ``wait``); the runs are read as committed.
+Figures: :mod:`cl_spoof.reporting.figures`;
 documents: :mod:`cl_spoof.reporting.render`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +58,7 @@ from cl_spoof.reporting.figures import (
 from cl_spoof.reporting.output import check_out_dir, previous_manifest, write_manifest
 from cl_spoof.reporting.render import Doc, render_html, render_markdown
 from cl_spoof.reporting.runs import RunRecord, collect_runs
+from cl_spoof.rundir import CompareDir, RunDir
 
 
 @dataclass
@@ -89,15 +94,37 @@ def _notes(runs: Sequence[RunRecord], strategies: Sequence[StrategyData]) -> lis
     return notes
 
 
-def build_report(inputs: Sequence[Path], out_dir: Path) -> ReportResult:
+@contextlib.contextmanager
+def _owning_output(inputs: Sequence[Path], out_dir: Path, wait: bool) -> Iterator[None]:
+    """Own every input run or compare directory ``out_dir`` lies in (its ``report/``)."""
+    out = out_dir.resolve()
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys(p.resolve() for p in inputs):
+            if folder != out and folder not in out.parents:
+                continue
+            if RunDir(folder).is_run():
+                stack.enter_context(RunDir(folder).owning("report", wait))
+            elif CompareDir(folder).is_compare():
+                stack.enter_context(CompareDir(folder).owning("report", wait))
+        yield
+
+
+def build_report(inputs: Sequence[Path], out_dir: Path, wait: bool = False) -> ReportResult:
     """Read run/compare directories and write the report files to ``out_dir``.
 
     Raises :class:`ReportError` for an incomplete or unrecognised input, for inputs
     that do not share one benchmark, and for an ``out_dir`` that could overwrite
-    an input or someone else's files; nothing is written then.
+    an input or someone else's files; nothing is written then. Writing into an input's
+    ``report/`` owns that input meanwhile (refused while another command owns it, or,
+    with ``wait``, waiting for it).
     """
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
+    with _owning_output(inputs, out_dir, wait):
+        return _build_report(inputs, out_dir)
+
+
+def _build_report(inputs: list[Path], out_dir: Path) -> ReportResult:
     runs = collect_runs(inputs)
     check_out_dir(out_dir, inputs, runs)
     strategies = group_strategies(runs)

@@ -28,7 +28,6 @@ from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.config import RunConfig, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.metrics.definitions import run_keys
 from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
@@ -52,7 +51,8 @@ def parse_strategies(text: str) -> list[str]:
 
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
                 events: RunEvents | None = None, resume: bool = False,
-                jobs: int = 1, ctx: RunContext | None = None) -> pd.DataFrame:
+                jobs: int = 1, ctx: RunContext | None = None,
+                wait: bool = False) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
@@ -60,6 +60,8 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     that many runs at once in separate processes (:func:`fan_out`). Under
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
+    The compare directory and each of its runs have one owner at a time: while another
+    command owns one the call is refused, or, with ``wait``, waits for it.
     """
     cfg = resolve(cfg)
     ctx = ctx or RunContext.local(cfg.train.device)
@@ -69,17 +71,25 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
     spec = {"strategies": list(strategies), "seeds": list(seeds)}
-    ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
-    # A new compare directory is all or nothing until a run completes a stage.
-    guard = all_or_nothing(out_dir, keep_if=CompareDir(out_dir).any_stage_completed) \
-        if ctx.is_main and not resume else contextlib.nullcontext()
-    with guard:
-        return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec)
+    compare = CompareDir(out_dir)
+    if not resume:
+        ctx.on_main(compare.check_new)
+    with contextlib.ExitStack() as stack:
+        def own() -> None:  # rank 0; every rank learns of a refusal
+            # A new compare directory is all or nothing until a run completes a stage.
+            stack.enter_context(compare.owning("compare --resume", wait) if resume else
+                                compare.change("compare", wait,
+                                               keep_if=compare.any_stage_completed))
+            _check_dir(spec, compare, resume)
+
+        ctx.on_main(own)
+        return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec,
+                            wait)
 
 
 def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
                  out_dir: Path, events: RunEvents, resume: bool, jobs: int, ctx: RunContext,
-                 spec: dict) -> pd.DataFrame:
+                 spec: dict, wait: bool) -> pd.DataFrame:
     data = ctx.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     compare = CompareDir(out_dir)
@@ -96,12 +106,13 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
                 todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run.path,
                              started))
     if jobs > 1 and todo:
-        fan_out(todo, jobs, events)
+        fan_out(todo, jobs, events, wait)
     else:
         for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
-            run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx)
+            run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx,
+                           wait=wait)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
@@ -142,8 +153,8 @@ def _init_job(slots: Any, threads: int) -> None:
         torch.cuda.set_device(slot % torch.cuda.device_count())
 
 
-def _run_job(cfg: RunConfig, run_dir: Path, resume: bool) -> float:
-    return run_experiment(cfg, run_dir, resume=resume).seconds
+def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, wait: bool) -> float:
+    return run_experiment(cfg, run_dir, resume=resume, wait=wait).seconds
 
 
 def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
@@ -157,7 +168,7 @@ def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | Non
 
 
 def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
-            events: RunEvents | None = None) -> None:
+            events: RunEvents | None = None, wait: bool = False) -> None:
     """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
@@ -179,7 +190,7 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:
-        futures = {pool.submit(_run_job, cfg, run_dir, resume): (cfg, run_dir)
+        futures = {pool.submit(_run_job, cfg, run_dir, resume, wait): (cfg, run_dir)
                    for cfg, run_dir, resume in runs}
         events.on_progress(f"runs ({jobs} at a time)", 0, len(runs))
         for done, future in enumerate(as_completed(futures), start=1):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +30,8 @@ from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.config import RunConfig
 from cl_spoof.errors import FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.transaction import Transaction, all_or_nothing
+from cl_spoof.infra.testhook import pause_point
+from cl_spoof.infra.transaction import Transaction
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.rundir import RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
@@ -69,21 +70,33 @@ def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
     if not trainer.ctx.is_main:
         matrix, metrics = run_dir.frames(progress, record.attacks)
         return progress, matrix, metrics
-    run_dir.write_stage_outputs(record.stage, record.result.scores, trainer.checkpoint(
-        record.stage, record.trained_on, record.attacks, record.result))
-    matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
-                                          time.perf_counter() - t0)
+    checkpoint = trainer.checkpoint(record.stage, record.trained_on, record.attacks,
+                                    record.result)
+    with run_dir.writing():  # readers see the stage once run.json records it, not before
+        run_dir.write_stage_outputs(record.stage, record.result.scores, checkpoint)
+        matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
+                                              time.perf_counter() - t0)
     return progress, matrix, metrics
 
 
 @contextlib.contextmanager
-def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | None]:
-    """Rank 0: all-or-nothing over ``out_dir`` until a stage completes (then kept, for
-    ``--resume``). An OS error without a file name (a log write) names the run directory."""
-    tx_context = all_or_nothing(out_dir) if ctx.is_main else contextlib.nullcontext()
-    with tx_context as tx:
+def _run_directory(run_dir: RunDir, ctx: RunContext, resume: bool, wait: bool
+                   ) -> Iterator[Transaction | None]:
+    """Rank 0: owns the run directory (refused, or waiting with ``wait``, while another
+    command owns it; every rank learns of a refusal) and changes it all or nothing until a
+    stage completes (then kept, for ``--resume``). An OS error without a file name (a log
+    write) names the run directory."""
+    out_dir = run_dir.path
+    with contextlib.ExitStack() as stack:
+        owned: list[Transaction] = []
+
+        def own() -> None:
+            owned.append(stack.enter_context(run_dir.change(
+                "run --resume" if resume else "run", wait)))
+
+        ctx.on_main(own)
         try:
-            yield tx
+            yield owned[0] if owned else None
         except OSError as exc:
             if exc.filename is None:
                 raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
@@ -107,7 +120,8 @@ class RunJob:
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
-                   resume: bool = False, ctx: RunContext | None = None) -> RunSummary:
+                   resume: bool = False, ctx: RunContext | None = None,
+                   wait: bool = False) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
 
     ``data`` reuses already loaded benchmark data (compare loads it once);
@@ -119,7 +133,10 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
 
     All or nothing until a stage completes: a run that fails (or is interrupted)
     before completing a stage leaves ``out_dir`` as it was before the call (removed
-    when the call created it). Completed stages are kept for ``--resume``.
+    when the call created it). Completed stages are kept for ``--resume``. The run
+    directory has one owner: while another command owns it the call is refused, or,
+    with ``wait``, waits for it. ``run.json`` records what data the run starts on; a
+    resume on other data is refused.
 
     ``ctx`` says which process this is (default: one local process on
     ``train.device``). Under torchrun every process calls this with the same
@@ -139,20 +156,23 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                  resume=resume)
     if ctx.is_main and not resume:
         job.run_dir.check_new()  # before the transaction: never touch someone else's folder
-    with _run_directory(out_dir, ctx) as tx:
+    with _run_directory(job.run_dir, ctx, resume, wait) as tx:
         return _run(job, tx, t0)
 
 
 def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     """Open (or create) the run directory, train every remaining stage, record each."""
     cfg, run_dir, events, ctx = job.cfg, job.run_dir, job.events, job.ctx
-    progress: RunProgress = ctx.on_main(run_dir.open_existing if job.resume else run_dir.create)
+    progress: RunProgress = ctx.on_main(_open_existing(run_dir) if job.resume else run_dir.create)
     completed = progress.completed
 
     data = job.data
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
+    record = data.record
+    ctx.on_main(lambda: run_dir.check_data(record()) if job.resume
+                else run_dir.record_data(record()))
     check_score_ids(data)
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
@@ -183,15 +203,18 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
             if stage < completed:
                 continue
             events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
+            pause_point("run:stage")
             trainer.train_stage(exp, stage, bm.train_stream)
             result = trainer.evaluate(bm.test_stream)
             calibration = (trainer.evaluate(bm.calibration_stream).scores
                            if cfg.data.calibration_split is not None else None)
-            record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
-                                 result=result, official=stage_metrics(result.scores, inputs,
-                                                                       stage, calibration),
-                                 last=stage == len(train_plans) - 1)
-            progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
+            stage_record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
+                                       result=result,
+                                       official=stage_metrics(result.scores, inputs, stage,
+                                                              calibration),
+                                       last=stage == len(train_plans) - 1)
+            progress, matrix, metrics = record_stage(run_dir, trainer, progress, stage_record,
+                                                     t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next
             events.on_result(stage, exp.attack, {a: progress.rows[-1][a] for a in attacks})
@@ -210,3 +233,14 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
                     raise
     return RunSummary(out_dir=run_dir.path, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
+
+
+def _open_existing(run_dir: RunDir) -> Callable[[], RunProgress]:
+    """Rank 0 resuming: the stages the run completed, once its folders are known to be
+    writable (before any data is read or trained on)."""
+    def open_existing() -> RunProgress:
+        progress = run_dir.open_existing()
+        run_dir.check_writable()
+        return progress
+
+    return open_existing

@@ -3,7 +3,10 @@
 A checkpoint is loaded with ``torch.load(..., weights_only=True)`` (no code from the
 file is ever executed) and its model is rebuilt from the checkpoint's own config, so
 a checkpoint scores exactly as it was evaluated during its run
-(:func:`cl_spoof.models.loading.load_checkpoint`).
+(:func:`cl_spoof.models.loading.load_checkpoint`). A run's own
+``checkpoints/stage_<k>.pt`` is read as the run committed it
+(:meth:`~cl_spoof.rundir.RunDir.reading`): a stage ``run.json`` does not record is
+refused, and one a stopped command left half-added is rolled back first.
 
 Inputs (:func:`cl_spoof.data.inputs.collect_inputs`) may be audio files, folders (every
 audio file under them, recursive, sorted) and CSV manifests (their ``path`` column),
@@ -54,6 +57,7 @@ from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.infra.formats import join_fields
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
+from cl_spoof.rundir import RunDir
 
 __all__ = [
     "FileScore",
@@ -148,6 +152,17 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
     return value, "user", "given by the user"
 
 
+def _load_committed(checkpoint: Path, device: str) -> LoadedCheckpoint:
+    """The checkpoint, or, for a run's ``checkpoints/stage_<k>.pt``, the committed one:
+    a stage a stopped command left half-added is never scored (it is rolled back)."""
+    found = RunDir.of_checkpoint(checkpoint)
+    if found is None:
+        return load_checkpoint(checkpoint, device)
+    run, stage = found
+    with run.reading("score"):
+        return load_checkpoint(run.committed_checkpoint(stage), device)
+
+
 def score_paths(
     checkpoint: Path,
     inputs: Sequence[Path],
@@ -168,7 +183,7 @@ def score_paths(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
-    ckpt = load_checkpoint(checkpoint, device)
+    ckpt = _load_committed(checkpoint, device)
     value, source, origin = _resolve_threshold(threshold, ckpt)
     win = ckpt.num_samples if window is None else window
     min_len = ckpt.model.min_length()
