@@ -462,6 +462,19 @@ def report_cmd(
     console.print(f"report: {res.html}")
 
 
+def _add_attack_hint(run_dir: Path, name: str) -> str:
+    """What a stop left of an add-attack: the run as it was, or (stopped just after it
+    committed) the run with the new attack."""
+    from cl_spoof.rundir import RunDir
+
+    try:
+        added = name in RunDir(run_dir).read_matrix().columns
+    except CLSpoofError:
+        added = False
+    return f"{name} was added to {run_dir} before the stop" if added else \
+        f"{run_dir} is unchanged"
+
+
 @app.command("add-attack")
 @user_errors
 def add_attack_cmd(
@@ -488,7 +501,7 @@ def add_attack_cmd(
                                            strategy, CliEvents(bar).as_run_events(),
                                            wait=wait)
     except KeyboardInterrupt as exc:
-        raise Interrupted(f"{run_dir} is unchanged", exc) from None
+        raise Interrupted(_add_attack_hint(run_dir, name), exc) from None
     for line in problems:
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
