@@ -19,7 +19,7 @@ import pandas as pd
 
 from cl_spoof.config import RunConfig, load_config, to_yaml
 from cl_spoof.infra.files import atomic_path, atomic_write_text
-from cl_spoof.infra.transaction import OwnedFolder, Transaction, is_hidden
+from cl_spoof.infra.transaction import UNDO_PREFIX, OwnedFolder, Transaction, is_hidden
 from cl_spoof.rundir.run_dir import RunDir, RunDirError, _read_json_object
 
 COMPARE_FILE = "compare.json"
@@ -77,7 +77,7 @@ class CompareDir:
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: exists and is not a folder; choose another --out")
         if self.path.exists() and any(not is_hidden(p.name) or p.name.startswith(
-                ".cl-spoof-undo-") for p in self.path.iterdir()):
+                UNDO_PREFIX) for p in self.path.iterdir()):
             raise RunDirError(f"{self.path}: compare directory exists and is not empty; "
                               "choose another --out, or --resume it (nothing was overwritten)")
 

@@ -63,7 +63,7 @@ from cl_spoof.errors import CLSpoofError, ConfigError, FileSystemError, os_error
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import write_csv
 from cl_spoof.infra.names import check_name, inside
-from cl_spoof.infra.transaction import OwnedFolder, Transaction, View, is_hidden
+from cl_spoof.infra.transaction import UNDO_PREFIX, OwnedFolder, Transaction, View, is_hidden
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
 from cl_spoof.metrics.score_files import write_asvspoof5_keys, write_score_file
@@ -330,7 +330,7 @@ class RunDir:
     def started(self) -> bool:
         """Whether the folder exists and holds anything (cl-spoof's lock file aside)."""
         return self.path.is_dir() and any(not is_hidden(p.name) or p.name.startswith(
-            ".cl-spoof-undo-") for p in self.path.iterdir())
+            UNDO_PREFIX) for p in self.path.iterdir())
 
     def check_is_run(self) -> None:
         """Refuse a folder that is not a run directory (nothing read)."""
