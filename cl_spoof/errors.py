@@ -6,11 +6,29 @@ fault; the CLI prints the message and exits with status 2 (no traceback).
 
 from __future__ import annotations
 
+import difflib
 import errno
+from collections.abc import Iterable
 
 
 class CLSpoofError(Exception):
     """A problem the user can fix (bad input, bad config, bad data)."""
+
+
+def suggestion(name: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``name`` (a typo, a different case), or None when none is close."""
+    options = [str(c) for c in choices]
+    by_lower = {c.lower(): c for c in options}
+    if name.lower() in by_lower and by_lower[name.lower()] != name:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` to end an error line about the unknown ``name``, or ``""``."""
+    best = suggestion(name, choices)
+    return f"; did you mean {best!r}?" if best is not None and best != name else ""
 
 
 class ConfigError(CLSpoofError):

@@ -28,6 +28,7 @@ from avalanche.core import SupervisedPlugin  # noqa: E402
 from benchmarks._common import write_result  # noqa: E402
 from cl_spoof.benchmark import load_benchmark_data  # noqa: E402
 from cl_spoof.config import with_overrides  # noqa: E402
+from cl_spoof.rundir import RunDir  # noqa: E402
 from cl_spoof.workflows.run import run_experiment  # noqa: E402
 from cl_spoof.workflows.setup import load_run_config  # noqa: E402
 
@@ -99,7 +100,7 @@ def main() -> None:
             cfg = with_overrides(base, strategy={"name": strategy}, train=train)
             with tempfile.TemporaryDirectory() as tmp:
                 run_experiment(cfg, Path(tmp) / "r", data=data, extra_plugins=[timer])
-                ckpt = torch.load(Path(tmp) / "r" / "checkpoints" / "stage_1.pt",
+                ckpt = torch.load(RunDir(Path(tmp) / "r").checkpoint_path(2),
                                   weights_only=True)
             model_bytes = state_bytes(ckpt["model_state"])
             state[name] = state_bytes(ckpt["strategy_state"])

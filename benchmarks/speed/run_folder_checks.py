@@ -68,7 +68,7 @@ def _targets() -> list[tuple[Any, str, str]]:
 
     return [(OwnedFolder, "owning", "context"), (OwnedFolder, "writing", "context"),
             (OwnedFolder, "reading", "context"), (checkpoints, "content_digest", "call"),
-            (BenchmarkData, "record", "call"), (RunDir, "record_data", "call"),
+            (BenchmarkData, "record", "call"), (RunDir, "record_start_data", "call"),
             (RunDir, "check_data", "call")]
 
 

@@ -33,6 +33,7 @@ from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
 from cl_spoof.labels import BONAFIDE_TARGET as BONAFIDE_CLASS
 from cl_spoof.models.loading import load_checkpoint
+from cl_spoof.rundir import RunDir
 from cl_spoof.strategies.methods.owm.projection import rawm_beta, rwm_beta
 from cl_spoof.workflows.setup import load_run_config
 
@@ -44,7 +45,8 @@ def betas_of(run: Path, beta_max: float, seed: int) -> list[dict]:
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg))
     rows = []
     for k in range(1, len(bm.train_stream)):
-        model = load_checkpoint(run / "checkpoints" / f"stage_{k - 1}.pt").model.train()
+        # experience k (from 0) starts from the model of trained stage k (from 1)
+        model = load_checkpoint(RunDir(run).checkpoint_path(k)).model.train()
         loader = DataLoader(bm.train_stream[k].dataset, batch_size=cfg.train.batch_size,
                             shuffle=True, generator=torch.Generator().manual_seed(seed))
         share, rwm, rawm = [], [], []

@@ -12,6 +12,7 @@ from cl_spoof.benchmark.loading import (
     BenchmarkData,
     cache_samples,
     load_benchmark_data,
+    load_evaluation_set,
     prepare_benchmark_data,
     read_run_table,
     resolve_source,
@@ -27,6 +28,6 @@ from cl_spoof.benchmark.planning import (
 )
 
 __all__ = ["JOINT", "BenchmarkData", "ExperiencePlan", "cache_samples", "configured_attacks",
-           "default_attacks", "joint_plan", "load_benchmark_data", "plan_experiences",
-           "prepare_benchmark_data", "read_run_table", "resolve_source",
+           "default_attacks", "joint_plan", "load_benchmark_data", "load_evaluation_set",
+           "plan_experiences", "prepare_benchmark_data", "read_run_table", "resolve_source",
            "split_eval_only_attacks"]

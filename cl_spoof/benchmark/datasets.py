@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,11 +26,11 @@ from torch.utils.data import Dataset
 
 from cl_spoof.benchmark.planning import ExperiencePlan
 from cl_spoof.config import AugmentConfig, RunConfig
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, set_level
+from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.augment import augment
 from cl_spoof.data.cache import CachedWaveforms
 from cl_spoof.data.table import BONAFIDE
-from cl_spoof.labels import BONAFIDE_TARGET, SPOOF_TARGET
+from cl_spoof.labels import BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,17 @@ def _annotate(exp, table: pd.DataFrame, rows: np.ndarray, attack: str) -> None:
     exp.attack = attack
     exp.rows = rows
     exp.utt_ids = table["utt_id"].to_numpy()[rows].tolist()
+
+
+def build_test_stream(table: pd.DataFrame, waveforms: CachedWaveforms,
+                      plans: Sequence[ExperiencePlan], clip: ClipSpec | int) -> Sequence[Any]:
+    """Test experiences only, one per plan (its ``test_rows``), annotated like
+    :func:`build_benchmark`'s: for a set that is only ever evaluated."""
+    test = [make_dataset(table, waveforms, p.test_rows, clip, False) for p in plans]
+    stream = benchmark_from_datasets(test=test).test_stream
+    for exp, p in zip(stream, plans, strict=True):
+        _annotate(exp, table, p.test_rows, p.attack)
+    return stream
 
 
 def build_benchmark(table: pd.DataFrame, waveforms: CachedWaveforms,

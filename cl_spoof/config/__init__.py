@@ -12,6 +12,7 @@ loads configs with ``cl_spoof.workflows.setup.load_run_config``.
 from __future__ import annotations
 
 from cl_spoof.config.loader import (
+    absolute_paths,
     apply_overrides,
     check_value,
     config_differences,
@@ -20,9 +21,13 @@ from cl_spoof.config.loader import (
     default_config_path,
     load_config,
     located_error,
+    override_at_fault,
+    override_config,
     parse_yaml,
+    shipped_configs,
     to_dict,
     to_yaml,
+    with_absolute_paths,
     with_overrides,
 )
 from cl_spoof.config.schema import (
@@ -35,6 +40,7 @@ from cl_spoof.config.schema import (
     MAX_WORKERS,
     RAWBOOST_ALGORITHMS,
     SCORE_FORMATS,
+    TRAIN_LOGGERS,
     AugmentConfig,
     DataConfig,
     MetricsConfig,
@@ -44,6 +50,7 @@ from cl_spoof.config.schema import (
     SourceConfig,
     StrategyConfig,
     TrainConfig,
+    field_doc,
     validate,
 )
 
@@ -57,6 +64,7 @@ __all__ = [
     "MAX_WORKERS",
     "RAWBOOST_ALGORITHMS",
     "SCORE_FORMATS",
+    "TRAIN_LOGGERS",
     "AugmentConfig",
     "DataConfig",
     "MetricsConfig",
@@ -66,17 +74,23 @@ __all__ = [
     "SourceConfig",
     "StrategyConfig",
     "TrainConfig",
+    "absolute_paths",
     "apply_overrides",
     "check_value",
     "config_differences",
     "config_digest",
     "config_from_dict",
     "default_config_path",
+    "field_doc",
     "load_config",
     "located_error",
+    "override_at_fault",
+    "override_config",
     "parse_yaml",
+    "shipped_configs",
     "to_dict",
     "to_yaml",
     "validate",
+    "with_absolute_paths",
     "with_overrides",
 ]

@@ -6,6 +6,14 @@ value to its field's type (:func:`check_value`) and runs the section checks of
 :mod:`cl_spoof.config.schema`. Every failure is a :class:`ConfigError` naming the file
 or override and the key. Configs are never mutated: :func:`with_overrides` builds a
 new one.
+
+One rule for paths: a relative path in a config file (``data.source``,
+``data.sources[].path``, ``data.cache_dir``, ``data.pretrained_eval``, ``model.init``,
+``metrics.asv_scores``, ``model.overrides.checkpoint``) is relative to the folder of
+that file, as a manifest's paths are relative to the manifest; one given in an
+override is relative to the working folder. Loading makes them absolute, so a run
+stores absolute paths. The configs shipped in ``cl_spoof/configs/`` load by name
+(``asvspoof2019_la``).
 """
 
 from __future__ import annotations
@@ -15,17 +23,18 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cl_spoof.config.schema import RunConfig, StrategyConfig, validate
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, suggestion
 
 _NONE = type(None)
 
@@ -58,6 +67,11 @@ def check_value(key: str, value: Any, tp: Any) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        if len(args) == 2 and args[1] is not Any:  # typed values (data.families)
+            for k in value:
+                if not isinstance(k, str):
+                    raise ConfigError(f"{key}: expected names as keys, got {k!r}")
+            return {k: check_value(f"{key}.{k}", v, args[1]) for k, v in value.items()}
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
@@ -105,6 +119,12 @@ def _build_strategy(data: dict[str, Any], prefix: str) -> StrategyConfig:
     return StrategyConfig(name=name, hyperparameters=values)
 
 
+def _did_you_mean_key(prefix: str, key: str, valid: Iterable[str]) -> str:
+    """``"; did you mean '<prefix><close key>'?"`` for an unknown key, or ``""``."""
+    best = suggestion(key, valid)
+    return f"; did you mean '{prefix}{best}'?" if best is not None and best != key else ""
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
@@ -117,7 +137,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (valid keys here: "
-                          f"{', '.join(sorted(fields))})")
+                          f"{', '.join(sorted(fields))})"
+                          + _did_you_mean_key(prefix, unknown[0], fields))
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
@@ -211,7 +232,8 @@ def _unknown_key(cls: Any, parts: Sequence[str], done: tuple[str, ...] = ()) -> 
     head, rest = parts[0], parts[1:]
     key = ".".join([*done, head])
     if head not in names:
-        return f"unknown config key '{key}' (valid keys here: {', '.join(names)})"
+        return (f"unknown config key '{key}' (valid keys here: {', '.join(names)})"
+                + _did_you_mean_key(".".join(done) + "." if done else "", head, names))
     if not rest:
         return None
     tp = typing.get_type_hints(cls)[head]
@@ -224,36 +246,38 @@ def _unknown_key(cls: Any, parts: Sequence[str], done: tuple[str, ...] = ()) -> 
     return f"{key} has no sub-keys"
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str],
+                    origin: str = "override") -> dict[str, Any]:
     """A copy of ``data`` with each ``KEY=VALUE`` set at its dotted key.
 
     ``VALUE`` is read as a YAML value (``1``, ``1e-3``, ``[S01, S02]``, ``dfwf``);
     sections are created as needed. A key that is no config key, or a malformed
-    override, is a :class:`ConfigError` naming the override. Types and ranges are
-    checked afterwards, exactly as for the file.
+    override, is a :class:`ConfigError` naming the override (``origin`` says what
+    gave it: ``override``, ``--set``). Types and ranges are checked afterwards,
+    exactly as for the file.
     """
     out = copy.deepcopy(data)
     for text in overrides:
         key, sep, raw = text.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"override {text!r}: expected KEY=VALUE (e.g. train.epochs=1)")
+            raise ConfigError(f"{origin} {text!r}: expected KEY=VALUE (e.g. train.epochs=1)")
         parts = key.split(".")
         problem = _unknown_key(RunConfig, parts)
         if problem is not None:
-            raise ConfigError(f"override {text!r}: {problem}")
+            raise ConfigError(f"{origin} {text!r}: {problem}")
         try:
             value = parse_yaml(raw)
         except (yaml.YAMLError, ConfigError) as exc:
             first = " ".join(str(exc).split())
-            raise ConfigError(f"override {text!r}: not a YAML value ({first})") from None
+            raise ConfigError(f"{origin} {text!r}: not a YAML value ({first})") from None
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(parts[:i + 1])} is not a "
+                raise ConfigError(f"{origin} {text!r}: {'.'.join(parts[:i + 1])} is not a "
                                   "mapping in the config")
             node = child
         node[parts[-1]] = value
@@ -264,39 +288,139 @@ def _override_keys(overrides: Sequence[str]) -> list[tuple[str, str]]:
     return [(o.partition("=")[0].strip(), o) for o in overrides]
 
 
-def located_error(exc: ConfigError, path: str | Path, overrides: Sequence[str] = ()
-                  ) -> ConfigError:
-    """``exc`` saying where the bad value came from: the override whose key (or string
-    value) it names, else the file ``path``."""
+def override_at_fault(exc: ConfigError, overrides: Sequence[str]) -> str | None:
+    """The override whose key (or string value) the message of ``exc`` names, if any."""
     message = str(exc)
     for key, text in _override_keys(overrides):
         value = text.partition("=")[2].strip()
         if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message) or (
                 len(value) > 1 and repr(value) in message):
-            return ConfigError(f"override {text!r} (given with {path}): {message}")
-    return ConfigError(f"{path}: {message}")
+            return text
+    return None
+
+
+def located_error(exc: ConfigError, path: str | Path, overrides: Sequence[str] = (),
+                  origin: str = "override") -> ConfigError:
+    """``exc`` saying where the bad value came from: the override whose key (or string
+    value) it names, else the file ``path``."""
+    text = override_at_fault(exc, overrides)
+    if text is not None:
+        return ConfigError(f"{origin} {text!r} (given with {path}): {exc}")
+    return ConfigError(f"{path}: {exc}")
 
 
 # --------------------------------------------------------------------------- files
 
 
+#: The folder of the configs shipped with the package (``configs/`` in a checkout
+#: is a link to it).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: What ``data.source`` says for the embedded demo corpus (not a path).
+DEMO_SOURCE = "demo"
+
+
 def default_config_path() -> Path:
-    """The demo config shipped inside the package (a copy of ``configs/demo.yaml``)."""
-    return Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    """The demo config shipped inside the package (``configs/demo.yaml``)."""
+    return SHIPPED_DIR / "demo.yaml"
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
-    """Load and validate a YAML config; ``None`` gives the built-in demo config.
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with the package, by name (``demo``, ``asvspoof2019_la``, ...)."""
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.yaml"))}
+
+
+def config_file(path: str | Path) -> Path:
+    """The config file ``path`` names: a file, or the name of a shipped config
+    (``asvspoof2019_la``, ``demo.yaml``) when no such file exists here.
+    :class:`ConfigError` naming the path, the shipped names and the closest one otherwise."""
+    path = Path(path)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    if len(path.parts) == 1 and path.suffix.lower() in ("", ".yaml", ".yml") \
+            and path.stem in shipped:
+        return shipped[path.stem]
+    hint = did_you_mean_config(path)
+    raise ConfigError(f"{path}: config file not found (shipped configs, usable by name: "
+                      f"{', '.join(shipped)}){hint}")
+
+
+def did_you_mean_config(path: Path) -> str:
+    """``"; did you mean 'NAME'?"`` for a name close to a shipped config's, or ``""``."""
+    best = suggestion(path.stem, shipped_configs())
+    return f"; did you mean {best!r}?" if best is not None else ""
+
+
+#: Config keys that hold paths (``data.sources[].path`` is handled beside them).
+PATH_KEYS: tuple[tuple[str, str], ...] = (("data", "source"), ("data", "cache_dir"),
+                                          ("data", "pretrained_eval"), ("model", "init"),
+                                          ("metrics", "asv_scores"))
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    """``value`` as an absolute path when it is a relative path string (``~`` expanded)."""
+    if not isinstance(value, str) or not value:
+        return value
+    p = Path(value).expanduser()
+    return value if p.is_absolute() and str(p) == value else os.path.normpath(base / p)
+
+
+def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A copy of the plain config ``data`` with every relative path made absolute against
+    ``base``: ``data.source`` (unless ``demo``), ``data.cache_dir``,
+    ``data.sources[].path``, ``data.pretrained_eval``, ``model.init``,
+    ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
+
+    The rule of every config file: a relative path is relative to the folder of the
+    file that holds it (as a manifest's paths are relative to the manifest). A run
+    stores the absolute paths in its ``config.yaml``.
+    """
+    out = copy.deepcopy(data)
+    for section, key in PATH_KEYS:
+        node = out.get(section)
+        if isinstance(node, dict) and key in node and not (
+                (section, key) == ("data", "source") and node[key] == DEMO_SOURCE):
+            node[key] = _absolute(node[key], base)
+    sources = (out.get("data") or {}).get("sources") if isinstance(out.get("data"), dict) \
+        else None
+    if isinstance(sources, list):
+        for src in sources:
+            if isinstance(src, dict) and "path" in src:
+                src["path"] = _absolute(src["path"], base)
+    model = out.get("model")
+    overrides = model.get("overrides") if isinstance(model, dict) else None
+    if isinstance(overrides, dict) and "checkpoint" in overrides:
+        overrides["checkpoint"] = _absolute(overrides["checkpoint"], base)
+    return out
+
+
+def with_absolute_paths(cfg: RunConfig, base: Path | None = None) -> RunConfig:
+    """``cfg`` with its relative paths made absolute against ``base`` (default: the working
+    folder), as a run stores them; ``cfg`` itself when it has none."""
+    data = to_dict(cfg)
+    fixed = absolute_paths(data, base or Path.cwd())
+    return cfg if fixed == data else config_from_dict(fixed)
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
+                origin: str = "override", relative_to_file: bool = True) -> RunConfig:
+    """Load and validate a YAML config; ``None`` gives the built-in demo config, and the
+    name of a shipped config (``asvspoof2019_la``) that config.
 
     ``overrides`` (``"train.epochs=1"``, ...) are applied to the file's data before
-    validation, so they are typed and checked exactly like the file's values.
+    validation, so they are typed and checked exactly like the file's values; an error
+    in one names it as given by ``origin`` (``override``, ``--set``).
+    Relative paths of the file are made absolute against the file's folder (symbolic
+    links followed), those of an override against the working folder
+    (:func:`absolute_paths`); ``relative_to_file=False`` reads a stored config whose
+    relative paths meant the working folder (runs written before that rule).
     Every way a file can fail — missing, a folder, binary, unreadable, empty, not a
     mapping, nested too deeply, a duplicate key, an anchor, a bad key or value — is a
     :class:`ConfigError` naming the file (or the override at fault).
     """
     if path is None:
-        return load_config(default_config_path(), overrides)
-    path = Path(path)
+        return load_config(default_config_path(), overrides, origin=origin)
+    path = config_file(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a config file (give a YAML file such "
                           "as configs/demo.yaml)")
@@ -323,11 +447,15 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, "
                           f"strategy, seed), got {type(data).__name__}")
-    data = apply_overrides(data, overrides)
+    if relative_to_file:
+        data = absolute_paths(data, path.resolve().parent)
+    data = apply_overrides(data, overrides, origin)
+    if relative_to_file:
+        data = absolute_paths(data, Path.cwd())  # only the overrides' paths are left
     try:
         return config_from_dict(data)
     except ConfigError as exc:
-        raise located_error(exc, path, overrides) from None
+        raise located_error(exc, path, overrides, origin) from None
 
 
 # --------------------------------------------------------------------------- back to data
@@ -346,9 +474,17 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper quoting what :class:`_Loader` reads as a number: a string such
+    as ``1e5`` (a legal attack name) would otherwise come back as a float."""
+
+
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
 def to_yaml(cfg: RunConfig) -> str:
     """The config as YAML text (round-trips through :func:`config_from_dict`)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False)
 
 
 def with_overrides(cfg: RunConfig, **sections: Any) -> RunConfig:
@@ -363,6 +499,19 @@ def with_overrides(cfg: RunConfig, **sections: Any) -> RunConfig:
         else:
             data[key] = value
     return config_from_dict(data)
+
+
+def override_config(cfg: RunConfig, overrides: Sequence[str], origin: str = "override"
+                    ) -> RunConfig:
+    """``cfg`` with dotted ``KEY=VALUE`` overrides applied, validated like a file (relative
+    paths of the overrides against the working folder); errors name the override."""
+    if not overrides:
+        return cfg
+    data = absolute_paths(apply_overrides(to_dict(cfg), overrides, origin), Path.cwd())
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise located_error(exc, "the config", overrides, origin) from None
 
 
 def config_digest(cfg: RunConfig | dict) -> str:

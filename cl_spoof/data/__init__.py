@@ -16,8 +16,9 @@ import pandas as pd
 from cl_spoof.data.corpora import read_corpus
 from cl_spoof.data.corpora.asvspoof2019 import read_asvspoof2019_la
 from cl_spoof.data.manifest import read_manifest
-from cl_spoof.data.table import BONAFIDE, COLUMNS, NO_ATTACK, SPLITS, SPOOF, make_table
+from cl_spoof.data.table import BONAFIDE, COLUMNS, SPLITS, SPOOF, make_table
 from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.labels import NO_ATTACK
 
 __all__ = ["BONAFIDE", "COLUMNS", "NO_ATTACK", "SPLITS", "SPOOF", "make_table",
            "read_asvspoof2019_la", "read_manifest", "read_source"]

@@ -6,7 +6,11 @@ uses torchaudio. Everything downstream sees mono float32 at 16 kHz.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import stat
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +20,9 @@ import torch
 import torchaudio.functional as AF
 
 from cl_spoof.errors import DataError
+from cl_spoof.infra.files import not_a_regular_file
+from cl_spoof.labels import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 DEFAULT_NUM_SAMPLES = 64_600  # 4 s at 16 kHz, as in ASVspoof baselines
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".au", ".mp3", ".w64", ".caf"))
@@ -27,21 +32,142 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate``.
 
     Multi-channel audio is mixed down by averaging channels. Raises
-    :class:`DataError` naming the file when it is missing, unreadable or empty.
+    :class:`DataError` naming the file when it is missing or not a regular file (a
+    folder, FIFO, device or dangling link: said, never opened), unreadable, empty, cut
+    short (:func:`cut_short`) or holds NaN/Inf samples (counted as decoded, before
+    resampling).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises several types for corrupt input
-        raise DataError(f"{path}: unreadable audio ({exc})") from exc
+    with _opened(path) as (handle, fd):
+        declared = declared_frames(handle, fd)
+        try:
+            data = handle.read(dtype="float32", always_2d=True)
+        except Exception as exc:  # soundfile raises several types for corrupt input
+            raise DataError(f"{path}: unreadable audio ({exc})") from exc
+        sr = handle.samplerate
     if data.shape[0] == 0:
         raise DataError(f"{path}: zero-length audio")
+    bad = _non_finite(data)
+    if bad:
+        raise DataError(f"{path}: {bad} NaN/Inf sample(s)")
+    short = cut_short(declared, data.shape[0])
+    if short:
+        raise DataError(f"{path}: {short}")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sr != sample_rate:
         wave = resample(wave, sr, sample_rate)
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[tuple[sf.SoundFile, int]]:
+    """``path`` open for decoding, and its file descriptor; :class:`DataError` naming the
+    file otherwise.
+
+    A path that is not a regular file is described and never opened (a FIFO would block).
+    The file is opened by descriptor, so a name that is not valid UTF-8 works too.
+    """
+    problem = not_a_regular_file(path, "an audio file")
+    if problem is not None:
+        raise DataError(f"{path}: {problem}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since it was looked at
+            raise DataError(f"{path}: not a regular file")
+        try:
+            handle = sf.SoundFile(fd, closefd=False)
+        except Exception as exc:  # soundfile raises several types for corrupt input
+            raise DataError(f"{path}: unreadable audio ({exc})") from exc
+        with handle:
+            yield handle, fd
+    finally:
+        os.close(fd)
+
+
+def _non_finite(data: np.ndarray) -> int:
+    """Frames of ``(frames, channels)`` ``data`` holding a NaN or infinite sample."""
+    finite = np.isfinite(data)
+    return 0 if finite.all() else int((~finite.all(axis=1)).sum())
+
+
+#: A file is cut short when more than this share of the frames its header declares do
+#: not decode (a header rounded up by a writer stays well within it).
+CUT_SHORT_TOLERANCE = 0.01
+#: WAV data sizes from here on are what stream writers put in a header whose length they
+#: did not know (0xFFFFFFFF, 0x7FFFF000, ...), as is 0.
+_UNKNOWN_SIZE = 0x7FFF0000
+
+
+def cut_short(declared: int | None, decoded: int) -> str | None:
+    """Why a file whose header declares ``declared`` frames is damaged when only
+    ``decoded`` decode (a truncated download or copy), else None."""
+    if declared is None or decoded >= declared:
+        return None
+    if declared - decoded <= declared * CUT_SHORT_TOLERANCE:
+        return None
+    return (f"cut short: its header declares {declared} frames, only {decoded} decode "
+            "(a truncated file?)")
+
+
+def declared_frames(handle: sf.SoundFile, fd: int) -> int | None:
+    """Frames the header of a file open as ``handle`` (on descriptor ``fd``) promises,
+    where the format states them exactly (WAV and AIFF read from the header itself —
+    libsndfile clamps them to the file's length —, FLAC from its stream info); None when
+    unknown or not stated (a stream writer's placeholder size)."""
+    try:
+        if handle.format in ("WAV", "WAVEX"):
+            return _wav_frames(fd)
+        if handle.format == "AIFF":
+            return _aiff_frames(fd)
+    except OSError:
+        return None
+    if handle.format == "FLAC" and 0 < handle.frames < 2**62:
+        return int(handle.frames)
+    return None
+
+
+def _chunks(fd: int, start: int, big_endian: bool) -> Iterator[tuple[bytes, int, int]]:
+    """``(id, data offset, size)`` of the RIFF/IFF chunks from byte ``start`` on."""
+    size_at = ">I" if big_endian else "<I"
+    at = start
+    for _ in range(256):  # a real header has a handful of chunks
+        head = os.pread(fd, 8, at)
+        if len(head) < 8:
+            return
+        size = struct.unpack(size_at, head[4:8])[0]
+        yield head[:4], at + 8, size
+        at += 8 + size + (size & 1)
+
+
+def _wav_frames(fd: int) -> int | None:
+    head = os.pread(fd, 12, 0)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align = 0
+    for chunk, at, size in _chunks(fd, 12, big_endian=False):
+        if chunk == b"fmt ":
+            fmt = os.pread(fd, 16, at)
+            if len(fmt) >= 14:
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+        elif chunk == b"data":
+            if block_align == 0 or size == 0 or size >= _UNKNOWN_SIZE:
+                return None
+            return size // block_align
+    return None
+
+
+def _aiff_frames(fd: int) -> int | None:
+    head = os.pread(fd, 12, 0)
+    if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
+        return None
+    for chunk, at, _ in _chunks(fd, 12, big_endian=True):
+        if chunk == b"COMM":
+            comm = os.pread(fd, 6, at)
+            return struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
+    return None
 
 
 def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
@@ -62,22 +188,18 @@ def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
 
     The pieces joined equal :func:`read_audio` (to float rounding) while memory stays
     bounded by ``block`` whatever the file's length. Raises :class:`DataError` naming
-    the file when it is missing, unreadable or empty.
+    the file for the problems :func:`read_audio` names: at the first NaN/Inf sample it
+    stops giving pieces and reads on only to count them all.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        handle = sf.SoundFile(str(path))
-    except Exception as exc:  # soundfile raises several types for corrupt input
-        raise DataError(f"{path}: unreadable audio ({exc})") from exc
-    with handle:
+    with _opened(path) as (handle, fd):
         orig = handle.samplerate
+        declared = declared_frames(handle, fd)
 
         def blocks() -> Iterator[np.ndarray]:
             step = _resample_unit(orig, sample_rate) * max(1, block // _resample_unit(
                 orig, sample_rate))
-            seen = 0
+            seen, bad = 0, 0
             while True:
                 try:
                     data = handle.read(step, dtype="float32", always_2d=True)
@@ -86,9 +208,16 @@ def stream_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
                 if data.shape[0] == 0:
                     break
                 seen += data.shape[0]
-                yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+                bad += _non_finite(data)
+                if not bad:
+                    yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             if seen == 0:
                 raise DataError(f"{path}: zero-length audio")
+            if bad:
+                raise DataError(f"{path}: {bad} NaN/Inf sample(s)")
+            short = cut_short(declared, seen)
+            if short:
+                raise DataError(f"{path}: {short}")
 
         for piece in resample_stream(blocks(), orig, sample_rate):
             yield np.ascontiguousarray(piece, dtype=np.float32)
@@ -161,12 +290,18 @@ def is_audio_file(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_EXTENSIONS
 
 
-def list_audio_files(folder: str | Path) -> list[Path]:
-    """Every audio file under ``folder`` (recursive), sorted for determinism."""
+def list_audio_files(folder: str | Path, include_unusable: bool = False) -> list[Path]:
+    """Every audio file under ``folder`` (recursive), sorted for determinism.
+
+    With ``include_unusable`` also every entry with an audio name that is not a regular
+    file (a folder, FIFO, device, socket or dangling link): the caller then reports each
+    (decoding names what it is) instead of skipping it unseen.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_file(p))
+    return sorted(p for p in folder.rglob("*")
+                  if is_audio_file(p) and (include_unusable or p.is_file()))
 
 
 SILENCE_PEAK = 1e-4  # peak amplitude below which a clip counts as all-silent

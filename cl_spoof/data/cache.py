@@ -2,12 +2,22 @@
 
 For a table, the cache keeps one memory-mapped int16 array of shape
 ``(rows, max_samples)`` holding each clip's first ``max_samples`` samples at
-the run's sample rate (``data.sample_rate``), plus the true lengths, a per-row
-signature (file size + mtime) and a per-row CRC-32 of the stored samples. The cache
-entry is keyed by the table's paths (in order), the sample rate and ``max_samples``;
-loading again decodes only rows whose file changed (or that failed before).
-Fixed-length crops are cut from the cached samples at read time, so training still
-gets random crops.
+the run's sample rate (``data.sample_rate``), plus the true lengths, the identity of
+each row's source file (:func:`source_identity`) and a per-row CRC-32 of the stored
+samples. The cache entry is keyed by the table's paths (in order), the sample rate and
+``max_samples``; loading again decodes only rows whose file changed (or that failed
+before).
+
+A source file is known by its size, modification time, change time (``ctime``, which
+only the kernel sets: copying tools can restore an mtime, never a ctime) and inode
+number, plus a hash of its content: the whole file up to 12 KiB, else its first, middle
+and last 4 KiB (the header and the first samples, and where a cut or an append shows).
+A file replaced by other audio of the same size that keeps its old mtime (``cp -p``,
+``rsync -a``, tar) is therefore decoded again; on a file system whose times are coarse
+or whose inode numbers are reused the hash still tells other audio apart (it differs in
+its first samples). Computing the identity reads at most 12 KiB per file. Changing only
+metadata (``chmod``, a new hard link) also changes the ctime: such files are decoded
+again once, which is safe.
 
 Safe under concurrency and damage:
 
@@ -27,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, read_audio, waveform_problem
+from cl_spoof.data.audio import fix_length, read_audio, waveform_problem
 from cl_spoof.data.checks import Problem
 from cl_spoof.errors import DataError, FileSystemError, os_error_message
 from cl_spoof.infra.files import (
@@ -45,10 +56,17 @@ from cl_spoof.infra.files import (
     reserve,
     user_cache_dir,
 )
+from cl_spoof.labels import SAMPLE_RATE
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 INT16_SCALE = 32767.0
 COPY_ROWS = 256  # rows copied at a time when an entry is updated
+#: Bytes hashed at the start, middle and end of a source file (:func:`source_identity`).
+IDENTITY_BLOCK = 4 * 1024
+#: Numbers in one identity: size, mtime, ctime, inode, content hash.
+IDENTITY_FIELDS = 5
+#: The identity of a file that cannot be read (decoding it names the problem).
+NO_IDENTITY = (-1,) * IDENTITY_FIELDS
 
 
 def default_cache_root() -> Path:
@@ -56,12 +74,44 @@ def default_cache_root() -> Path:
     return user_cache_dir() / "waveforms"
 
 
-def _signature(path: str) -> tuple[int, int]:
+def _stat_fields(st: os.stat_result) -> tuple[int, int, int, int]:
+    """The metadata part of a source identity: size, mtime, ctime, inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def source_identity(path: str) -> tuple[int, ...]:
+    """Who the file at ``path`` is (see the module docstring): size, mtime, ctime, inode
+    and a 63-bit BLAKE2b hash of its whole content up to ``3 * IDENTITY_BLOCK`` bytes,
+    else of its first, middle and last ``IDENTITY_BLOCK`` bytes. :data:`NO_IDENTITY` for
+    a path that is not a readable regular file (never opened when it is a FIFO)."""
     try:
-        st = os.stat(path)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return NO_IDENTITY
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
+        return NO_IDENTITY
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        if size <= 3 * IDENTITY_BLOCK:
+            spans = [(0, size)]
+        else:
+            spans = [(0, IDENTITY_BLOCK), (size // 2 - IDENTITY_BLOCK // 2, IDENTITY_BLOCK),
+                     (size - IDENTITY_BLOCK, IDENTITY_BLOCK)]
+        digest = hashlib.blake2b(digest_size=8)
+        for offset, length in spans:
+            while length > 0:
+                chunk = os.pread(fd, length, offset)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                offset, length = offset + len(chunk), length - len(chunk)
+        content = int.from_bytes(digest.digest(), "little") >> 1  # fits an int64
+        return (*_stat_fields(st), content)
+    except OSError:
+        return NO_IDENTITY
+    finally:
+        os.close(fd)
 
 
 def cache_samples(num_samples: int) -> int:
@@ -164,13 +214,15 @@ class WaveformCache:
         data_file = self.root / f"{key}.int16.npy"
         meta_file = self.root / f"{key}.json"
         n_rows = len(paths)
-        sigs = np.array([_signature(p) for p in paths], dtype=np.int64)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            sigs = np.array(list(pool.map(source_identity, paths, chunksize=64)),
+                            dtype=np.int64).reshape(n_rows, IDENTITY_FIELDS)
 
         meta = self._read_meta(meta_file, n_rows)
         stored = self._open_stored(data_file, n_rows) if meta is not None else None
         self.damaged = 0
         if meta is None or stored is None:
-            old_sigs = np.full((n_rows, 2), -2, dtype=np.int64)
+            old_sigs = np.full((n_rows, IDENTITY_FIELDS), -2, dtype=np.int64)
             lengths = np.zeros(n_rows, dtype=np.int64)
             sums = np.zeros(n_rows, dtype=np.int64)
             stored = None
@@ -203,7 +255,7 @@ class WaveformCache:
                         if issue is not None:
                             problems.append(Problem(paths[i], issue))
                             lengths[i] = 0
-                            new_sigs[i] = (-2, -2)
+                            new_sigs[i] = -2
                         else:
                             data[i, :n] = wave
                             lengths[i] = n
@@ -269,6 +321,11 @@ class WaveformCache:
               and meta.get("max_samples") == self.max_samples
               and all(len(meta.get(k) or ()) == n_rows
                       for k in ("signatures", "lengths", "checksums")))
+        try:
+            ok = ok and np.asarray(meta["signatures"], dtype=np.int64).shape == (
+                n_rows, IDENTITY_FIELDS)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
         return meta if ok else None
 
     def _write_meta(self, meta_file: Path, sigs: np.ndarray, lengths: np.ndarray,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +16,12 @@ __all__ = ["collect_inputs"]
 def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     """Expand files, folders and ``.csv`` manifests into audio paths (first occurrence kept).
 
-    Folders give every audio file under them (recursive, sorted); manifests give their
-    ``path`` column. Raises :class:`DataError` for a missing input, an empty folder or
-    manifest, or when no audio file is found at all.
+    Folders give every entry with an audio name under them (recursive, sorted), also the
+    ones that are no regular file (a FIFO, a device, a folder, a dangling link): decoding
+    names what each is, so they are counted among the failures, not skipped unseen.
+    Manifests give their ``path`` column; any other path that exists (or is a dangling
+    link) is taken as one audio file. Raises :class:`DataError` for an input that does
+    not exist, an empty folder or manifest, or when no audio file is found at all.
     """
     if not inputs:
         raise DataError("no input given: name audio files, folders or CSV manifests")
@@ -25,12 +29,12 @@ def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     for raw in inputs:
         item = Path(raw).expanduser()
         if item.is_dir():
-            files = list_audio_files(item)
+            files = list_audio_files(item, include_unusable=True)
             if not files:
                 raise DataError(f"{item}: no audio files under this folder")
         elif item.is_file() and item.suffix.lower() == ".csv":
             files = [Path(p) for p in read_manifest(item)["path"]]
-        elif item.is_file():
+        elif os.path.lexists(item):  # a file, or something decoding will name
             files = [item]
         else:
             raise DataError(f"{item}: no such file or folder")

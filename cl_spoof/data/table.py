@@ -31,7 +31,6 @@ COLUMNS: tuple[str, ...] = ("utt_id", "path", "label", "attack", "speaker", "spl
 BONAFIDE = "bonafide"
 SPOOF = "spoof"
 LABELS: tuple[str, ...] = (BONAFIDE, SPOOF)
-NO_ATTACK = "-"
 SPLITS: tuple[str, ...] = ("train", "dev", "eval")
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cl_spoof.data.audio import SAMPLE_RATE, fix_length, level_gain, stream_audio
+from cl_spoof.data.audio import fix_length, level_gain, stream_audio
 from cl_spoof.errors import DataError
+from cl_spoof.labels import SAMPLE_RATE
 
 __all__ = ["WINDOW_CHUNK", "FileWindows", "window_starts"]
 
@@ -45,8 +46,8 @@ WINDOW_CHUNK = 64
 class FileWindows:
     """The windows of one file (:func:`window_starts`), streamed: iterating yields
     ``(k, window)`` arrays; :attr:`length` is the file's length in samples at
-    ``sample_rate`` once iterated. Raises :class:`DataError` for an unreadable file or
-    NaN/Inf samples.
+    ``sample_rate`` once iterated. Raises :class:`DataError` for what decoding refuses
+    (:func:`~cl_spoof.data.audio.stream_audio`: an unreadable file, NaN/Inf samples, ...).
 
     With a level mode other than ``none`` (``data.level``) the gain is measured on the
     file's first ``level_prefix`` samples, as training and evaluation measure it on the
@@ -86,9 +87,8 @@ class FileWindows:
         buf_start = 0  # sample position of buf[0]
         next_start, last_end, total = 0, 0, 0
         for piece in self._pieces():
-            bad = int((~np.isfinite(piece)).sum())
-            if bad:
-                raise DataError(f"{self.path}: NaN/Inf sample(s) ({bad} in one block)")
+            if not np.isfinite(piece).all():  # decoding refuses NaN/Inf: only a gain gives one
+                raise DataError(f"{self.path}: samples too large to set the level of")
             buf = np.concatenate([buf, np.clip(piece, -1.0, 1.0)])
             total += piece.shape[0]
             if next_start + win <= total:

@@ -31,12 +31,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from cl_spoof.data.audio import SAMPLE_RATE, read_audio
+from cl_spoof.data.audio import read_audio
 from cl_spoof.data.corpora.asvspoof2019 import PROTOCOL_DIR, PROTOCOL_FILES, audio_dir
-from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPLITS, SPOOF
+from cl_spoof.data.table import BONAFIDE, SPLITS, SPOOF
 from cl_spoof.demo.vocoders import FAMILIES, apply_family, normalise_level
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.infra.files import user_cache_dir
+from cl_spoof.labels import NO_ATTACK, SAMPLE_RATE
 
 CORPUS_VERSION = 2  # bump whenever the output for a given seed changes
 MARKER = "demo_corpus.json"

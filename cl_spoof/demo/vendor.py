@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 
 from cl_spoof.errors import DataError
+from cl_spoof.labels import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 EXCERPT_SECONDS = 4.0  # per speaker; 261 speakers x 4 s of speech is about 18.5 MB of FLAC
 MIN_PIECE_SECONDS = 1.0  # shorter leftovers of an utterance are not worth a file
 FRAME = 320  # 20 ms energy frames for the speech detector

@@ -25,7 +25,8 @@ import torch
 import torchaudio.functional as AF
 from scipy.signal import lfilter
 
-SAMPLE_RATE = 16_000
+from cl_spoof.labels import SAMPLE_RATE
+
 TARGET_DBFS = -26.0  # RMS level of every demo clip, bona fide and spoof
 PEAK_LIMIT = 0.99  # gain is lowered (never clipped) when a peak would exceed this
 RESAMPLE_BASE = 100  # pitch ratios are n / 100: small sinc-resampling kernels, fast

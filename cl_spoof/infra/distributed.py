@@ -357,7 +357,7 @@ class DistributedPlugin(SupervisedPlugin, supports_distributed=True):  # type: i
         loader = strategy.dataloader
         if isinstance(loader, _SeededEpochs):
             loader = loader.loader
-        stage = int(strategy.clock.train_exp_counter)
+        stage = int(strategy.clock.train_exp_counter) + 1  # trained stages count from 1
         epoch = int(strategy.clock.train_exp_epochs)
         if hasattr(loader, "_get_loader"):
             strategy.dataloader = _SeededEpochs(loader, 1000 * stage_seed(self.seed, stage),

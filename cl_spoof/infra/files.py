@@ -15,13 +15,15 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cl_spoof.errors import CLSpoofError, FileSystemError, os_error_message
+from cl_spoof.infra.formats import FILE_NAME_ERRORS
 from cl_spoof.infra.testhook import pause_point
 
 
@@ -88,9 +90,10 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    """Write ``text`` to ``path`` atomically (UTF-8; a file name that is not UTF-8 is
+    written as its own bytes, :data:`~cl_spoof.infra.formats.FILE_NAME_ERRORS`)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors=FILE_NAME_ERRORS)
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
@@ -99,10 +102,17 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
         writer(tmp)
 
 
-def check_output_file(path: str | Path, what: str = "the scores") -> None:
-    """Refuse, before any work, an output file that cannot be written: a folder, or a file
-    in a folder that is missing and cannot be made, or is read-only (``what``: what the
-    file is for, named when a folder is given)."""
+def check_output_file(path: str | Path, what: str = "the scores", *, force: bool = False,
+                      inputs: Iterable[str | Path] = (),
+                      guard: Callable[[Path], str | None] | None = None) -> None:
+    """Refuse, before any work, an output file that cannot or must not be written.
+
+    Cannot: a folder, or a file in a folder that is missing and cannot be made, or is
+    read-only (``what``: what the file is for, named when a folder is given). Must not,
+    even with ``force``: one of ``inputs`` by any of its names (a symbolic or hard link
+    to it), or a file for which ``guard`` gives a reason (e.g. inside a run directory).
+    Must not without ``force``: a file that exists.
+    """
     path = Path(path)
     if path.is_dir():
         raise FileSystemError(f"{path}: is a folder; give a file name for {what}")
@@ -112,6 +122,21 @@ def check_output_file(path: str | Path, what: str = "the scores") -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise FileSystemError(f"{path}: {probe} is a file, not a folder; check the path")
+    if guard is not None:
+        reason = guard(path)
+        if reason:
+            raise FileSystemError(f"{path}: {reason}; cl-spoof never writes there (not even "
+                                  "with --force): choose a file outside it")
+    if os.path.lexists(path):
+        same = same_file_as(path, inputs)
+        if same is not None:
+            shown = "" if Path(same) == path else f" ({same})"
+            raise FileSystemError(f"{path}: is an input of this command{shown}; cl-spoof never "
+                                  "overwrites an input (not even with --force): choose "
+                                  "another file")
+        if not force:
+            raise FileSystemError(f"{path}: exists; give --force to replace it, or choose "
+                                  "another file (nothing was written)")
     if probe == folder:
         try:
             with tempfile.TemporaryFile(dir=folder):
@@ -121,6 +146,65 @@ def check_output_file(path: str | Path, what: str = "the scores") -> None:
     elif not os.access(probe, os.W_OK):
         raise FileSystemError(f"cannot write {path}: {probe} is not writable; choose a folder "
                               "you can write to")
+
+
+def same_file_as(path: str | Path, candidates: Iterable[str | Path]) -> str | Path | None:
+    """The first of ``candidates`` that is the file at ``path`` by any name (the same
+    resolved path, or the same device and inode: a symbolic or hard link), else None."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    real = os.path.realpath(path)
+    for cand in candidates:
+        if os.path.realpath(cand) == real:
+            return cand
+        if st is not None:
+            try:
+                other = os.stat(cand)
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return cand
+    return None
+
+
+def not_a_regular_file(path: str | Path, what: str = "a file") -> str | None:
+    """What ``path`` is when it is not a regular file that can be opened for reading —
+    absent, a dangling symbolic link, a folder, a named pipe (FIFO), a device, a socket —
+    else None (``what``: what it should have been, e.g. ``an audio file``).
+
+    It is never opened: opening a FIFO for reading blocks until a writer comes, and a
+    device such as ``/dev/zero`` never ends.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself"
+        return f"cannot be read ({exc.strerror})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    target = f" ({os.path.realpath(path)})" if os.path.islink(path) else ""
+    if stat.S_ISDIR(mode):
+        kind = "a folder"
+    elif stat.S_ISFIFO(mode):
+        return f"a named pipe (FIFO){target}, not {what}; not opened"
+    elif stat.S_ISCHR(mode):
+        kind = "a character device"
+    elif stat.S_ISBLK(mode):
+        kind = "a block device"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "not a regular file"
+    return f"{kind}{target}, not {what}"
 
 
 def user_cache_dir() -> Path:
@@ -366,9 +450,30 @@ def ensure_free_space(folder: str | Path, needed: int, what: str) -> None:
     """Refuse to start writing ``needed`` bytes into ``folder`` when the disk lacks them."""
     free = shutil.disk_usage(folder).free
     if free < needed:
+        shown_needed, shown_free = format_size(needed), format_size(free)
+        if shown_needed == shown_free:  # rounding would hide the difference: show bytes
+            shown_needed, shown_free = _bytes(needed), _bytes(free)
         raise FileSystemError(
-            f"{folder}: {what} needs {needed / 2**20:,.0f} MiB but only {free / 2**20:,.0f} MiB "
-            "are free; free some space or choose a folder on another disk")
+            f"{folder}: {what} needs {shown_needed} but only {shown_free} are free; free some "
+            "space or choose a folder on another disk")
+
+
+def _bytes(n: int) -> str:
+    return f"{n:,} byte" + ("" if n == 1 else "s")
+
+
+def format_size(n: int) -> str:
+    """``n`` bytes for people: exact below 1 KiB (``1,023 bytes``), else one decimal in
+    the largest binary unit it reaches (``1.5 KiB``, ``5.0 MiB``)."""
+    if n < 1024:
+        return _bytes(n)
+    value = float(n)
+    units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
+    while True:
+        value /= 1024
+        if value < 1024 or len(units) == 1:
+            return f"{value:,.1f} {units[0]}"
+        units.pop(0)
 
 
 def reserve(path: str | Path, size: int) -> None:

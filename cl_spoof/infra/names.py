@@ -13,14 +13,14 @@ import re
 from pathlib import Path
 
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.labels import JOINT
+from cl_spoof.labels import JOINT, NO_ATTACK, PRETRAINED
 
 MAX_NAME_LENGTH = 64
 #: Letters, digits and ``_ . + -``; starts with a letter or digit.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 #: Names with a meaning of their own: the matrix's first columns, bona fide's attack,
-#: the joint stage.
-RESERVED_NAMES = frozenset({"stage", "trained_on", "-", JOINT})
+#: the joint stage, the starting model's stage.
+RESERVED_NAMES = frozenset({"stage", "trained_on", NO_ATTACK, JOINT, PRETRAINED})
 
 
 class BadNameError(CLSpoofError):

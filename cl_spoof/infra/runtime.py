@@ -50,10 +50,13 @@ def seed_everything(seed: int) -> None:
 
 
 def stage_seed(seed: int, stage: int) -> int:
-    """The seed training stage ``stage`` of a run with seed ``seed`` starts from.
+    """The seed trained stage ``stage`` (1..N) of a run with seed ``seed`` starts from.
 
     Every strategy reseeds with it before each stage, so all strategies see the same
     data order per stage, and a resumed run (or ``add-attack``) continues exactly as an
-    uninterrupted run would.
+    uninterrupted run would. Stage 0, a pretrained starting model, trains nothing and
+    has no seed.
     """
-    return seed * 1000 + stage
+    if stage < 1:
+        raise ValueError(f"stage {stage}: only trained stages (1, 2, ...) have a seed")
+    return seed * 1000 + stage - 1

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cl_spoof.metrics.eer import (
-        BONAFIDE_ATTACK,
         compute_det_curve,
         compute_eer,
         eer_per_attack,
@@ -25,12 +24,11 @@ if TYPE_CHECKING:
         eer_metrics,
     )
 
-_LAZY = {"BONAFIDE_ATTACK": "eer", "compute_det_curve": "eer", "compute_eer": "eer",
-         "eer_per_attack": "eer", "logits_to_scores": "eer", "pooled_eer": "eer",
+_LAZY = {"compute_det_curve": "eer", "compute_eer": "eer", "eer_per_attack": "eer",
+         "logits_to_scores": "eer", "pooled_eer": "eer",
          "EERPluginMetric": "plugin", "ExperienceScores": "plugin", "eer_metrics": "plugin"}
 
 __all__ = [
-    "BONAFIDE_ATTACK",
     "EERPluginMetric",
     "ExperienceScores",
     "compute_det_curve",

@@ -20,13 +20,13 @@ This module imports no numerical library until a metric is computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cl_spoof.config import RunConfig
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,9 +104,11 @@ class Metric:
     # stage: the value of one stage (None where its trials are missing); always computed
     # unless ``optional``, then when metrics.official names it or its needs are given.
     per_stage: Callable[[StageScores], float | None] | None = None
-    # continual: the value from the EER matrix and the learned attacks, when it is not
-    # one of cl_spoof.metrics.continual.summarize's own keys.
-    from_matrix: Callable[[pd.DataFrame, list[str]], float | None] | None = None
+    # continual: the value from the EER matrix, the stage labels and the families (label
+    # -> the attacks a stage learns; None: one attack per stage), when it is not one of
+    # cl_spoof.metrics.continual.summarize's own keys.
+    from_matrix: Callable[[pd.DataFrame, list[str], Mapping[str, Sequence[str]] | None],
+                          float | None] | None = None
     needs: tuple[Need, ...] = ()
     optional: bool = False  # may be named in metrics.official
     # In the comparison table: "always", or "if_computed" (when some run has a value).
@@ -189,10 +191,18 @@ def _min_tdcf(s: StageScores) -> float | None:
     return min_tdcf_legacy(bona, spoof, s.inputs.asv)[0] if len(bona) and len(spoof) else None
 
 
-def _average_forgetting(matrix: pd.DataFrame, learned: list[str]) -> float | None:
+def _average_forgetting(matrix: pd.DataFrame, learned: list[str],
+                        families: Mapping[str, Sequence[str]] | None) -> float | None:
     from cl_spoof.metrics.continual import average_forgetting
 
-    return average_forgetting(matrix, learned)
+    return average_forgetting(matrix, learned, families=families)
+
+
+def _forward_transfer(matrix: pd.DataFrame, learned: list[str],
+                      families: Mapping[str, Sequence[str]] | None = None) -> float | None:
+    from cl_spoof.metrics.continual import forward_transfer
+
+    return forward_transfer(matrix, learned, families=families)
 
 
 # --------------------------------------------------------------------------- the registry
@@ -201,12 +211,18 @@ def _average_forgetting(matrix: pd.DataFrame, learned: list[str]) -> float | Non
 METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("final_avg_eer", "final avg EER %", "final average EER {:.2f} %", decimals=2,
            kind="continual"),
-    Metric("bwt", "BWT (pts)", "BWT {:+.2f} pts (negative = forgot)", decimals=2,
-           signed=True, lower_is_better=False, kind="continual"),
+    # The console shows forgetting one way (larger = more forgetting): BWT, whose sign is
+    # the other way, is left to the tables, where its sign is explained.
+    Metric("bwt", "BWT (pts)", None, decimals=2, signed=True, lower_is_better=False,
+           kind="continual"),
     Metric("max_forgetting", "max forgetting (pts)", "max forgetting {:.2f} pts", decimals=2,
            kind="continual"),
     Metric("avg_forgetting", "avg forgetting (pts)", "avg forgetting {:.2f} pts", decimals=2,
            kind="continual", from_matrix=_average_forgetting, beside="bwt"),
+    # Forward transfer: 50 % (chance) minus each attack's EER just before its own stage,
+    # averaged; positive = learned earlier attacks already help (tables only).
+    Metric("fwt", "FWT (pts)", None, decimals=2, signed=True, lower_is_better=False,
+           kind="continual", from_matrix=_forward_transfer),
     Metric("pooled_eer", "pooled EER %", "pooled EER {:.2f} %", decimals=2,
            per_stage=_pooled_eer, shown="if_computed"),
     Metric("min_dcf", "minDCF", "minDCF {:.3f}", per_stage=_min_dcf, optional=True,
@@ -267,7 +283,7 @@ def resolve_metrics(cfg: RunConfig) -> RunConfig:
     if unknown:
         raise ConfigError(f"metrics.official: unknown metric(s) {', '.join(unknown)} (known: "
                           f"{', '.join(known)}; pooled EER and average forgetting are always "
-                          "computed)")
+                          "computed)" + did_you_mean(unknown[0], known))
     for m in METRICS.values():
         if m.key not in cfg.metrics.official:
             continue

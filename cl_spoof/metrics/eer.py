@@ -16,24 +16,23 @@ EER = 1.0, not 0.5.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import torch
 
-from cl_spoof.labels import BONAFIDE_TARGET
+from cl_spoof.labels import BONAFIDE_TARGET, SPOOF_TARGET
+
+if TYPE_CHECKING:  # the EER and DET functions need no torch (reports draw DET curves)
+    import torch
 
 __all__ = [
-    "BONAFIDE_ATTACK",
     "compute_det_curve",
     "compute_eer",
     "eer_per_attack",
     "pooled_eer",
 ]
-
-#: Value of the ``attack`` column that marks bona fide trials.
-BONAFIDE_ATTACK = "-"
 
 ArrayLike = npt.ArrayLike | Sequence[float]
 
@@ -141,12 +140,8 @@ def pooled_eer(scores: pd.DataFrame) -> float:
     return compute_eer(bona, spoof)[0]
 
 
-#: Target / logit index of the bona fide class (0 is spoof).
-BONAFIDE_LABEL = BONAFIDE_TARGET
-
-
 def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
     """Score = bona fide logit minus spoof logit (higher = more bona fide)."""
     if logits.dim() != 2 or logits.shape[1] != 2:
         raise ValueError(f"expected logits of shape (batch, 2); got {tuple(logits.shape)}")
-    return logits[:, BONAFIDE_LABEL] - logits[:, 1 - BONAFIDE_LABEL]
+    return logits[:, BONAFIDE_TARGET] - logits[:, SPOOF_TARGET]

@@ -24,7 +24,8 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from cl_spoof.metrics.eer import BONAFIDE_ATTACK, BONAFIDE_LABEL, compute_eer, logits_to_scores
+from cl_spoof.labels import BONAFIDE_TARGET, NO_ATTACK
+from cl_spoof.metrics.eer import compute_eer, logits_to_scores
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
@@ -62,12 +63,12 @@ class ExperienceScores:
 
         The layout matches :func:`cl_spoof.metrics.eer.eer_per_attack`.
         """
-        is_bona = self.targets == BONAFIDE_LABEL
+        is_bona = self.targets == BONAFIDE_TARGET
         utt = self.utt_ids if self.utt_ids is not None else [""] * len(self.scores)
         return pd.DataFrame(
             {
                 "utt_id": utt,
-                "attack": np.where(is_bona, BONAFIDE_ATTACK, self.attack),
+                "attack": np.where(is_bona, NO_ATTACK, self.attack),
                 "key": np.where(is_bona, "bonafide", "spoof"),
                 "score": self.scores,
             }
@@ -159,8 +160,8 @@ class EERPluginMetric(PluginMetric[float]):
         scores, targets = self.gather(scores, n), self.gather(targets, n)
         utt_ids = self._utt_ids(exp, len(scores), attack)
 
-        bona = scores[targets == BONAFIDE_LABEL]
-        spoof = scores[targets != BONAFIDE_LABEL]
+        bona = scores[targets == BONAFIDE_TARGET]
+        spoof = scores[targets != BONAFIDE_TARGET]
         if bona.size and spoof.size:
             eer_frac, threshold = compute_eer(bona, spoof)
             eer = 100.0 * eer_frac

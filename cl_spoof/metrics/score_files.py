@@ -13,12 +13,15 @@
   the header ``filename<TAB>cm-label`` (:func:`write_asvspoof5_keys`).
 
 Every field must be free of whitespace (a space, tab or newline would shift the
-columns of these formats) and every score finite; otherwise :class:`DataError`
-names the trial, rather than writing a file the official tools misread.
+columns of these formats), an ASVspoof 5 id free of ``"`` (pandas would start a quoted
+field), and every score finite; otherwise :class:`DataError` names the trial, rather
+than writing a file the official tools misread. Read back, every id comes back as
+written (``NA`` and ``null`` are ids, not missing values).
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +30,7 @@ import pandas as pd
 
 from cl_spoof.errors import ConfigError, DataError
 from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.formats import FILE_NAME_ERRORS
 
 ASVSPOOF5_SCORE_HEADER: tuple[str, str] = ("filename", "cm-score")
 ASVSPOOF5_KEY_HEADER: tuple[str, str] = ("filename", "cm-label")
@@ -39,11 +43,27 @@ def _require(scores: pd.DataFrame, cols: tuple[str, ...]) -> None:
         raise ValueError(f"score table lacks column(s) {missing}; has {list(scores.columns)}")
 
 
-def _field(value: object, what: str, utt: object) -> str:
-    text = str(value)
+#: Characters a field may not hold, beyond white space, per format: the ASVspoof 5 tools
+#: read the file with pandas, which takes a ``"`` for the start of a quoted field.
+FORBIDDEN: dict[str, str] = {"asvspoof2019": "", "asvspoof5": '"'}
+
+
+def field_problem(text: str, fmt: str = "asvspoof2019") -> str | None:
+    """Why ``text`` cannot be a field of a score file in format ``fmt``, else None."""
     if not text or any(c.isspace() for c in text):
-        raise DataError(f"trial {str(utt)!r}: {what} {text!r} is empty or contains whitespace,"
-                        " which would break the columns of the score file; rename it")
+        return "is empty or contains whitespace"
+    bad = sorted({c for c in text if c in FORBIDDEN.get(fmt, "")})
+    if bad:
+        return f"contains {' '.join(bad)}, which the {fmt} tools read as markup"
+    return None
+
+
+def _field(value: object, what: str, utt: object, fmt: str = "asvspoof2019") -> str:
+    text = str(value)
+    problem = field_problem(text, fmt)
+    if problem is not None:
+        raise DataError(f"trial {str(utt)!r}: {what} {text!r} {problem}, which would break "
+                        "the columns of the score file; rename it")
     return text
 
 
@@ -76,7 +96,7 @@ def format_asvspoof5_scores(scores: pd.DataFrame) -> str:
     _require(scores, ("utt_id", "score"))
     lines = ["\t".join(ASVSPOOF5_SCORE_HEADER)]
     for utt, score in scores[["utt_id", "score"]].itertuples(index=False):
-        lines.append(f"{_field(utt, 'utt_id', utt)}\t{_score(score, utt)!r}")
+        lines.append(f"{_field(utt, 'utt_id', utt, 'asvspoof5')}\t{_score(score, utt)!r}")
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +107,7 @@ def format_asvspoof5_keys(scores: pd.DataFrame) -> str:
     for utt, key in scores[["utt_id", "key"]].itertuples(index=False):
         if str(key) not in KEYS:
             raise DataError(f"trial {str(utt)!r}: key {key!r} is not bonafide/spoof")
-        lines.append(f"{_field(utt, 'utt_id', utt)}\t{key}")
+        lines.append(f"{_field(utt, 'utt_id', utt, 'asvspoof5')}\t{key}")
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +148,7 @@ def read_asvspoof2019_scores(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors=FILE_NAME_ERRORS)
     except OSError as exc:
         raise DataError(f"{path}: cannot read score file ({exc.strerror})") from exc
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -150,7 +170,9 @@ def read_asvspoof5_scores(path: str | Path) -> pd.DataFrame:
     """Read an ASVspoof 5 score file into a frame with columns ``utt_id, score``."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep="\t", header=0, dtype={"filename": str})
+        df = pd.read_csv(path, sep="\t", header=0, dtype={"filename": str},
+                         keep_default_na=False, quoting=csv.QUOTE_NONE,
+                         encoding_errors=FILE_NAME_ERRORS)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable ASVspoof 5 score file ({exc})") from exc
     if list(df.columns) != list(ASVSPOOF5_SCORE_HEADER):

@@ -3,10 +3,14 @@ named detector, as a family module declares it (see :mod:`cl_spoof.models.preset
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from cl_spoof.errors import ConfigError
@@ -47,6 +51,31 @@ class Detector(nn.Module):
         raise ConfigError(f"train.compile: {type(self).__name__} does not support compiling")
 
 
+#: Layers, blocks or stages a family config may ask for: more is no detector, and
+#: building that many modules would take long before any size could be checked.
+MAX_LAYERS = 64
+
+
+@contextlib.contextmanager
+def on_meta_device() -> Iterator[None]:
+    """Build modules on PyTorch's meta device: shapes only, no memory, and the random state
+    (torch, NumPy, Python) left exactly as it was, so the real build after it initialises
+    the same weights."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def module_values(module: nn.Module) -> int:
+    """Parameters and buffer values of ``module`` (what its weights take, 4 bytes each in
+    float32)."""
+    return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named detector: its family's constructor, a config of that family, a summary.
@@ -60,3 +89,7 @@ class Preset:
     config: Any  # a frozen dataclass of the family (e.g. ResNetGRUConfig)
     build: Callable[[Any], Detector]
     order: int = 1000
+    #: The values (parameters and buffers) a config would build, without allocating them;
+    #: None: ``build`` on the meta device (:func:`on_meta_device`). A family whose
+    #: ``build`` reads files gives its own.
+    size: Callable[[Any], int] | None = None

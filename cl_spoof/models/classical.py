@@ -10,7 +10,13 @@ utterances, so a neural detector's numbers can be read against it:
   deviation over time of the log power of every bin of 64-ms Hann frames every
   16 ms (1,026 numbers at 16 kHz, 1,538 at 24 kHz);
 - ``ltas128``: the same with 128-ms frames (2,050 / 3,074 numbers), for comparison
-  with a detector given ``spec_win_ms: 128``.
+  with a detector given ``spec_win_ms: 128``;
+- ``ltas_bl`` and ``lfcc_bl``: ``ltas`` and ``lfcc`` of the clip band-limited to
+  0-4 kHz: resampled to 8 kHz first with a Kaiser-windowed sinc low-pass (64 zero
+  crossings, β 14.77, roll-off 0.948: flat to 3.5 kHz, -6 dB at 3.8 kHz, below -140 dB
+  from 4 kHz), the same features whatever the input rate: a yardstick that can no
+  longer tell corpora apart by their upper band, so a gap between it and the
+  full-band one measures what that band gives away.
 
 All feed ``StandardScaler`` + ``LogisticRegression(class_weight="balanced")``; the
 score is its decision function for bona fide (higher = more bona fide). Fitting is
@@ -31,7 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["YARDSTICKS", "Yardstick", "lfcc_stats", "ltas_stats"]
+__all__ = ["BAND_LIMIT_HZ", "YARDSTICKS", "Yardstick", "band_limited", "lfcc_stats",
+           "ltas_stats"]
 
 N_LFCC = 20
 
@@ -79,6 +86,31 @@ def ltas_stats(waves: Sequence[np.ndarray], sample_rate: int, frame_s: float = 0
     return np.concatenate(out)
 
 
+#: Upper edge (Hz) of the band the band-limited yardsticks see.
+BAND_LIMIT_HZ = 4_000
+
+
+def band_limited(waves: Sequence[np.ndarray], sample_rate: int) -> list[np.ndarray]:
+    """Equal-length clips resampled to ``2 * BAND_LIMIT_HZ`` (nothing above 4 kHz left)."""
+    target = 2 * BAND_LIMIT_HZ
+    if sample_rate == target:
+        return [np.asarray(w, dtype=np.float32) for w in waves]
+    out: list[np.ndarray] = []
+    with torch.no_grad():
+        for x in _batches(waves):
+            y = torchaudio.functional.resample(
+                x, sample_rate, target, lowpass_filter_width=64, rolloff=0.9475937167399596,
+                resampling_method="sinc_interp_kaiser", beta=14.769656459379492)
+            out.extend(y.numpy())
+    return out
+
+
+def _band_limited_stats(extract: Callable[[Sequence[np.ndarray], int], np.ndarray],
+                        waves: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+    """``extract`` of the clips band-limited to 0-4 kHz (at 8 kHz)."""
+    return extract(band_limited(waves, sample_rate), 2 * BAND_LIMIT_HZ)
+
+
 #: Every yardstick by name: (feature extractor, one-line description).
 YARDSTICKS: dict[str, tuple[Callable[[Sequence[np.ndarray], int], np.ndarray], str]] = {
     "lfcc": (lfcc_stats, "LFCC statistics (20 LFCCs + deltas, mean and std: 80 numbers) "
@@ -87,6 +119,12 @@ YARDSTICKS: dict[str, tuple[Callable[[Sequence[np.ndarray], int], np.ndarray], s
                          "FFT) + logistic regression"),
     "ltas128": (partial(ltas_stats, frame_s=0.128),
                 "long-term average spectrum of 128-ms frames + logistic regression"),
+    "ltas_bl": (partial(_band_limited_stats, ltas_stats),
+                "ltas of the clip band-limited to 0-4 kHz (resampled to 8 kHz) + logistic "
+                "regression"),
+    "lfcc_bl": (partial(_band_limited_stats, lfcc_stats),
+                "lfcc of the clip band-limited to 0-4 kHz (resampled to 8 kHz) + logistic "
+                "regression"),
 }
 
 

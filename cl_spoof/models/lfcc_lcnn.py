@@ -46,13 +46,10 @@ import torchaudio
 from torch import nn
 
 from cl_spoof.errors import ConfigError
-from cl_spoof.labels import NUM_CLASSES
+from cl_spoof.labels import NUM_CLASSES, SAMPLE_RATE
 from cl_spoof.models.base import Detector, Preset
 
 __all__ = ["CONFIGS", "PRESETS", "LCNNConfig", "LFCCLCNN"]
-
-SAMPLE_RATE = 16_000
-
 
 @dataclass(frozen=True)
 class LCNNConfig:

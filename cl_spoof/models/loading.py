@@ -10,17 +10,17 @@ level) are read from the stored config through the config loader.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cl_spoof.config import DataConfig, config_from_dict
-from cl_spoof.data.audio import SAMPLE_RATE
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.checkpoints import CheckpointError, load_model_state, read_checkpoint
 from cl_spoof.infra.runtime import resolve_device
+from cl_spoof.labels import SAMPLE_RATE
 from cl_spoof.models.base import Detector
 from cl_spoof.models.exits import strip_exits
 from cl_spoof.models.presets import build_model
@@ -38,12 +38,13 @@ class LoadedCheckpoint:
     num_samples: int  # the model's training input length (samples at sample_rate)
     eer_threshold: float  # NaN when the checkpoint has none
     preset: str
-    stage: int | None = None
+    stage: int | None = None  # 1..N: a trained stage; 0: a run's pretrained starting model
     trained_on: str | None = None
     pooled_eer: float | None = None  # percent
     sample_rate: int = SAMPLE_RATE  # data.sample_rate of the run
     level: str = "none"  # data.level of the run (checkpoints from before it: none)
     level_db: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config, as stored
 
 
 #: The input level of checkpoints written before ``data.level`` existed: as decoded.
@@ -111,6 +112,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         threshold = math.nan
     pooled = ckpt.get("pooled_eer")
     stage = ckpt.get("stage")
+    if isinstance(stage, int) and "stage_base" not in ckpt:
+        stage += 1  # written by a cl-spoof that numbered the trained stages from 0
     trained_on = ckpt.get("trained_on")
     model.to(dev).eval()
     return LoadedCheckpoint(
@@ -119,4 +122,5 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         trained_on=trained_on if isinstance(trained_on, str) else None,
         pooled_eer=float(pooled) if isinstance(pooled, (int, float)) else None,
         sample_rate=data.sample_rate, level=data.level, level_db=data.level_db,
+        config=dict(config),
     )

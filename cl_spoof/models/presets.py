@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import os
 import pkgutil
 import sys
 from types import ModuleType
@@ -41,12 +42,14 @@ from typing import Any
 from torch import nn
 
 from cl_spoof.config import ModelSpec
-from cl_spoof.errors import ConfigError
-from cl_spoof.models.base import Detector, Preset
+from cl_spoof.errors import ConfigError, did_you_mean
+from cl_spoof.infra.files import format_size
+from cl_spoof.models.base import Detector, Preset, module_values, on_meta_device
 from cl_spoof.models.exits import attach_exits
 
-__all__ = ["PRESETS", "Preset", "build_detector", "build_model", "collect_presets",
-           "count_parameters", "family_modules"]
+__all__ = ["MAX_MODEL_VALUES", "PRESETS", "Preset", "build_detector", "build_model",
+           "check_size", "collect_presets", "count_parameters", "count_values",
+           "family_modules"]
 
 
 def _declares_presets(source: str) -> bool:
@@ -110,7 +113,7 @@ def build_model(preset: str, sample_rate: int | None = None, **overrides: Any) -
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown model preset {preset!r} (model.preset); valid presets: "
-                          f"{', '.join(PRESETS)}")
+                          f"{', '.join(PRESETS)}" + did_you_mean(preset, PRESETS))
     spec = PRESETS[preset]
     config = spec.config
     names = {f.name for f in dataclasses.fields(config)}
@@ -119,11 +122,81 @@ def build_model(preset: str, sample_rate: int | None = None, **overrides: Any) -
         if unknown:
             raise ConfigError(f"unknown model option(s) {unknown} in model.overrides for preset "
                               f"{preset!r}; valid options: {', '.join(sorted(names))}")
+    given = dict(overrides)
     if sample_rate is not None and "sample_rate" in names:
         overrides = {**overrides, "sample_rate": int(sample_rate)}
     if overrides:
         config = dataclasses.replace(config, **overrides)
+    if given:  # a preset as shipped fits; sizes the user changed are counted first
+        check_size(preset, spec, overrides, given)
     return spec.build(config)
+
+
+#: Most values (parameters and buffers) a detector may hold: 4 bytes each in float32,
+#: 16 GB before gradients and optimizer state. A machine with less memory allows less.
+MAX_MODEL_VALUES = 4_000_000_000
+
+
+def _memory_limit() -> tuple[int, str]:
+    """The most values a model may hold here, and why."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    if 0 < memory < MAX_MODEL_VALUES * 4:
+        return memory // 4, f"the {format_size(memory)} of memory of this machine"
+    return MAX_MODEL_VALUES, f"at most {MAX_MODEL_VALUES:,} values in any case"
+
+
+def _meta_limitation(exc: Exception) -> bool:
+    """Whether building on the meta device failed because a constructor needs a tensor's
+    value (``.item()``, a data-dependent branch), not because of the sizes."""
+    return isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()
+
+
+def count_values(spec: Preset, overrides: dict[str, Any]) -> int:
+    """Values (parameters and buffers) the preset ``spec`` with config fields ``overrides``
+    would hold, counted without allocating them (:attr:`Preset.size`, else a build on the
+    meta device)."""
+    config = dataclasses.replace(spec.config, **overrides)
+    if spec.size is not None:
+        return spec.size(config)
+    with on_meta_device():
+        return module_values(spec.build(config))
+
+
+def check_size(preset: str, spec: Preset, overrides: dict[str, Any],
+               given: dict[str, Any]) -> None:
+    """Refuse, before any weight is allocated, a model (``overrides``: every field set,
+    ``given``: those the user gave in ``model.overrides``) that would not fit in memory,
+    or that cannot be built at all, naming the keys that make it so."""
+    limit, why = _memory_limit()
+
+    def problem(changes: dict[str, Any], alone: bool = False) -> str | None:
+        try:
+            values = count_values(spec, changes)
+        except ConfigError:
+            if alone:  # one key alone may be inconsistent; the whole was checked
+                return None
+            raise
+        except Exception as exc:  # noqa: BLE001 - absurd sizes fail in many ways
+            if _meta_limitation(exc):
+                return None  # cannot be counted without values: built as it is
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            return f"cannot build the {preset!r} model ({type(exc).__name__}: {first})"
+        if values > limit:
+            return (f"the model would hold {values:,} parameters and buffer values "
+                    f"({format_size(4 * values)} in float32), more than fit ({why}); choose "
+                    "smaller sizes")
+        return None
+
+    whole = problem(overrides)
+    if whole is None:
+        return
+    fixed = {k: v for k, v in overrides.items() if k not in given}
+    alone = [k for k in given if problem({**fixed, k: given[k]}, alone=True) is not None]
+    keys = alone or list(given)
+    raise ConfigError(f"{', '.join(f'model.overrides.{k}' for k in keys)}: {whole}")
 
 
 def build_detector(spec: ModelSpec, sample_rate: int | None = None) -> Detector:

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import ConfigError
-from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector, Preset
+from cl_spoof.labels import NUM_CLASSES, SAMPLE_RATE
+from cl_spoof.models.base import MAX_LAYERS, Detector, Preset
 from cl_spoof.models.frontends import SincFrontEnd, SpecFrontEnd
 
 __all__ = ["CONFIGS", "FRONTENDS", "PRESETS", "ResNetGRU", "ResNetGRUConfig"]
@@ -44,7 +44,10 @@ def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
     except TypeError as exc:
         raise ConfigError(f"model.{name} must be a list of integers; got {value!r}") from exc
     if any(v < 1 for v in items):
-        raise ConfigError(f"model.{name} must contain positive integers; got {list(items)}")
+        raise ConfigError(f"model.{name} must contain positive integers; got {list(items)[:8]}")
+    if len(items) > MAX_LAYERS:
+        raise ConfigError(f"model.{name} must list at most {MAX_LAYERS} values; got "
+                          f"{len(items)}")
     return items
 
 
@@ -93,7 +96,7 @@ class ResNetGRUConfig:
     spec_scale: str = "bins"
     sinc_learnable: bool = False
     stats_dim: int = 0
-    sample_rate: int = 16_000
+    sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
         """Normalise list fields to tuples and validate every size."""
@@ -120,6 +123,9 @@ class ResNetGRUConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{name} must be a positive integer; got {value!r}")
+        if self.gru_layers > MAX_LAYERS:
+            raise ConfigError(f"model.gru_layers must be at most {MAX_LAYERS}; got "
+                              f"{self.gru_layers}")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"model.kernel_size must be odd; got {self.kernel_size}")
         if self.pooling not in ("last", "mean"):

@@ -39,7 +39,7 @@ from torch import nn
 from cl_spoof.errors import ConfigError
 from cl_spoof.infra.checkpoints import state_mismatch
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector, Preset
+from cl_spoof.models.base import MAX_LAYERS, Detector, Preset, module_values, on_meta_device
 
 __all__ = ["ARCHITECTURES", "CONFIGS", "PRESETS", "SSLConfig", "SSLDetector"]
 
@@ -95,6 +95,12 @@ class SSLConfig:
         if self.encoder_params and self.architecture not in CUSTOM:
             raise ConfigError("model.overrides.encoder_params is only for architecture "
                               f"{' or '.join(CUSTOM)}; {self.architecture!r} has fixed sizes")
+        layers = self.encoder_params.get("encoder_num_layers", 0)
+        convs = self.encoder_params.get("extractor_conv_layer_config") or ()
+        if (isinstance(layers, int) and layers > MAX_LAYERS) or (
+                isinstance(convs, list | tuple) and len(convs) > MAX_LAYERS):
+            raise ConfigError(f"model.overrides.encoder_params: at most {MAX_LAYERS} "
+                              "transformer layers and convolution layers")
         if self.checkpoint is not None and not isinstance(self.checkpoint, str):
             raise ConfigError("model.overrides.checkpoint must be a path (a string)")
         for name in ("num_layers", "trainable_layers"):
@@ -137,6 +143,31 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.startswith("aux.")}  # an ASR head
 
 
+def _encoder(c: SSLConfig) -> tuple[nn.Module, bool]:
+    """The encoder of ``c`` with fresh weights, and whether it expects a layer-normalised
+    waveform (its weights come from the file later)."""
+    if c.architecture in CUSTOM:
+        try:
+            return CUSTOM[c.architecture](**c.encoder_params), False
+        except TypeError as exc:
+            raise ConfigError(f"model.overrides.encoder_params: {exc}") from None
+    builder, normalize = ARCHITECTURES[c.architecture]
+    return builder(encoder_layer_drop=0.0), normalize
+
+
+def ssl_values(c: SSLConfig) -> int:
+    """Parameters and buffer values an :class:`SSLDetector` of ``c`` holds, counted on the
+    meta device without reading the encoder's file (:attr:`Preset.size`)."""
+    with on_meta_device():
+        encoder, _ = _encoder(c)
+    enc: Any = encoder
+    dim = int(enc.encoder.feature_projection.projection.out_features)
+    layers = c.num_layers or len(enc.encoder.transformer.layers)
+    h = c.head_dim
+    head = (dim + 1) * h + (2 * h + 1) * h + (h + 1) * NUM_CLASSES + layers + 2
+    return module_values(encoder) + head
+
+
 def _min_length(encoder: nn.Module) -> int:
     """Shortest waveform that leaves one frame after the convolutional feature extractor."""
     need = 1
@@ -163,15 +194,7 @@ class SSLDetector(Detector):
             raise ConfigError("model.overrides.checkpoint: preset 'ssl' needs the local file "
                               f"of a pretrained encoder ({_FILE_HELP})")
         path = Path(c.checkpoint).expanduser()
-        if c.architecture in CUSTOM:
-            try:
-                encoder = CUSTOM[c.architecture](**c.encoder_params)
-            except TypeError as exc:
-                raise ConfigError(f"model.overrides.encoder_params: {exc}") from None
-            normalize = False
-        else:
-            builder, normalize = ARCHITECTURES[c.architecture]
-            encoder = builder(encoder_layer_drop=0.0)
+        encoder, normalize = _encoder(c)
         if c.normalize_waveform is not None:
             normalize = c.normalize_waveform
         state = _read_state(path)
@@ -294,5 +317,6 @@ class SSLDetector(Detector):
 #: The SSL preset, collected by :mod:`cl_spoof.models.presets`.
 PRESETS: tuple[Preset, ...] = (
     Preset("ssl", "pretrained SSL encoder (wav2vec 2.0 / XLS-R / HuBERT / WavLM; a local "
-           "file) + weighted layer sum + small head", CONFIGS["ssl"], SSLDetector, order=80),
+           "file) + weighted layer sum + small head", CONFIGS["ssl"], SSLDetector, order=80,
+           size=ssl_values),
 )

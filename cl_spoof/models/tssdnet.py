@@ -29,7 +29,7 @@ from torch import nn
 
 from cl_spoof.errors import ConfigError
 from cl_spoof.labels import NUM_CLASSES
-from cl_spoof.models.base import Detector, Preset
+from cl_spoof.models.base import MAX_LAYERS, Detector, Preset
 
 __all__ = ["CONFIGS", "PRESETS", "TSSDNet", "TSSDNetConfig"]
 
@@ -45,7 +45,10 @@ def _ints(value: Any, name: str) -> tuple[int, ...]:
                           f"got {value!r}") from exc
     if not items or any(v < 1 for v in items):
         raise ConfigError(f"model.overrides.{name} must be a non-empty list of positive "
-                          f"integers; got {list(items)}")
+                          f"integers; got {list(items)[:8]}")
+    if len(items) > MAX_LAYERS:
+        raise ConfigError(f"model.overrides.{name} must list at most {MAX_LAYERS} values; "
+                          f"got {len(items)}")
     return items
 
 

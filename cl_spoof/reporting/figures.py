@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from cl_spoof.infra.files import atomic_path
+from cl_spoof.labels import JOINT
 from cl_spoof.reporting.aggregate import StrategyData
 
 # Figure geometry: every size is in pixels; inches = px / DPI, so PNGs are exactly this big.
@@ -78,7 +79,8 @@ def _attack_colors(attacks: Sequence[str]) -> dict[str, Any]:
 
 
 def _stage_labels(s: StrategyData) -> list[str]:
-    return [f"{k + 1}: {a}" for k, a in enumerate(s.learned)]
+    """``<stage>: <attack learned>`` per matrix row (``0: pretrained``, the starting model)."""
+    return [f"{k}: {a}" for k, a in zip(s.stages, s.learned, strict=True)]
 
 
 def forgetting_figure(strategies: Sequence[StrategyData]) -> Figure:
@@ -101,19 +103,20 @@ def forgetting_figure(strategies: Sequence[StrategyData]) -> Figure:
         for j, a in enumerate(attacks):
             color, mean, std = colors[a], s.mean[:, j], s.std[:, j]
             if s.joint:  # one stage: its EER as a horizontal reference level
-                ax.hlines(mean[0], *xlim, colors=[color], linestyles="--", linewidth=1.8)
-                if math.isfinite(std[0]):
-                    ax.axhspan(mean[0] - std[0], mean[0] + std[0], color=color, alpha=0.10,
+                r = s.learned.index(JOINT)
+                ax.hlines(mean[r], *xlim, colors=[color], linestyles="--", linewidth=1.8)
+                if math.isfinite(std[r]):
+                    ax.axhspan(mean[r] - std[r], mean[r] + std[r], color=color, alpha=0.10,
                                linewidth=0)
                 continue
             x = np.arange(len(mean))
-            k = s.learned_stage(a)
+            k = s.learned_row(a)
             k = 0 if k is None else k
             if k > 0:  # before the attack was learned
                 ax.plot(x[: k + 1], mean[: k + 1], linestyle=":", color=color, linewidth=1.6)
             ax.plot(x[k:], mean[k:], linestyle="-", color=color, linewidth=2.0, marker="o",
                     markersize=3.5)
-            if s.learned_stage(a) is not None:
+            if s.learned_row(a) is not None:
                 ax.plot([k], [mean[k]], marker="*", markersize=13, color=color,
                         markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
                         zorder=5, clip_on=False)
@@ -173,21 +176,22 @@ def heatmap_figure(s: StrategyData) -> Figure:
             dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
             ax.text(j, k, f"{value:.1f}", ha="center", va="center", fontsize=9,
                     color="white" if dark else "black")
-    for k, attack in enumerate(s.learned):
-        cols = range(n_attacks) if s.joint else ([s.attacks.index(attack)]
-                                                 if attack in s.attacks else [])
-        for j in cols:
-            ax.add_patch(Rectangle((j - 0.5, k - 0.5), 1, 1, fill=False, edgecolor="#1f3a93",
-                                   linewidth=2.2))
+    for j, attack in enumerate(s.attacks):  # framed: the stage that learned it
+        row = s.learned_row(attack)
+        if row is not None:
+            ax.add_patch(Rectangle((j - 0.5, row - 0.5), 1, 1, fill=False,
+                                   edgecolor="#1f3a93", linewidth=2.2))
     tilt = max(len(a) for a in s.attacks) * 7 > CELL_PX[0]  # label wider than its cell
     ax.set_xticks(range(n_attacks), s.attacks, fontsize=9, rotation=45 if tilt else 0,
                   ha="right" if tilt else "center")
-    ylabels = ["joint (all attacks)"] if s.joint else _stage_labels(s)
+    ylabels = ([f"joint (all {'learned ' if s.families else ''}attacks)"]
+               if s.learned == [JOINT] else _stage_labels(s))
     ax.set_yticks(range(n_stages), ylabels, fontsize=9)
     ax.set_xlabel("evaluated attack")
-    ax.set_ylabel("after stage: attack learned")
-    ax.set_title(f"{s.name}: EER (%), {s.caption}\nframed: the stage that learned the attack",
-                 fontsize=10)
+    unit = "family" if s.families else "attack"
+    ax.set_ylabel(f"after stage: {unit} learned")
+    ax.set_title(f"{s.name}: EER (%), {s.caption}\nframed: the stage that learned the attack"
+                 + (" (its family)" if s.families else ""), fontsize=10)
     bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03, extend="max")
     bar.set_label("EER % (scale fixed 0–50)", fontsize=9)
     bar.ax.tick_params(labelsize=8)
@@ -198,7 +202,7 @@ def comparison_figure(summary: pd.DataFrame) -> Figure:
     """Final average EER and BWT per strategy as bars, error bars = std over seeds."""
     fig = _figure(COMPARISON_SIZE_PX)
     ax_eer, ax_bwt = fig.subplots(1, 2)
-    names = list(summary.strategy)
+    names = list(summary.label if "label" in summary.columns else summary.strategy)
     x = np.arange(len(names))
     cmap = colormaps["tab10"]
     colors = [cmap(i % 10) for i in range(len(names))]
@@ -230,7 +234,7 @@ def comparison_figure(summary: pd.DataFrame) -> Figure:
                     hi + pad)
     seeds = sorted(set(summary.seeds))
     how = ("error bars: std over seeds" if max(seeds) > 1 else "single seed per strategy")
-    fig.suptitle(f"Strategy comparison ({how}; BWT n/a for joint training)", fontsize=11)
+    fig.suptitle(f"Run comparison ({how}; BWT n/a for joint training)", fontsize=11)
     return fig
 
 
@@ -238,3 +242,151 @@ def save_png(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
     fig.clear()
+
+
+# --------------------------------------------------------------------------- the field's plots
+
+AVERAGE_SIZE_PX = (1100, 440)
+DET_SIZE_PX = (640, 580)
+BARS_HEIGHT_PX = 460
+BARS_PX_PER_BAR = 16  # width of one bar of the per-attack chart
+BARS_GAP_PX = 28  # between two attacks' groups of bars
+BARS_PAD_PX = 160  # axis labels and legend around the bars
+MAX_BARS_W_PX = 2400
+#: Error rates (%) a DET plot is ticked at; its axes end at :data:`DET_NARROW_END` unless a
+#: curve needs more (a detector near chance), then at the last tick.
+DET_TICKS = (0.1, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 95)
+DET_NARROW_END = 40
+POOLED = "pooled"
+
+
+def _label_colors(names: Sequence[str]) -> dict[str, Any]:
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def average_eer_figure(table: pd.DataFrame, strategies: Sequence[StrategyData]) -> Figure:
+    """Average EER after every stage, every label on one axis: over the attacks learned so
+    far (left) and over all attacks (right); bands ± std over seeds; joint training (one
+    stage) as a dashed level. ``table``: :func:`~.aggregate.average_eer_table`."""
+    fig = _figure(AVERAGE_SIZE_PX)
+    axes = fig.subplots(1, 2, sharey=True)
+    colors = _label_colors([s.name for s in strategies])
+    ordered = [s for s in strategies if not s.joint]
+    ticks = _stage_labels(ordered[0]) if ordered else ["joint"]
+    xlim = (-0.3, max(len(ticks) - 1, 0) + 0.3)
+    for ax, key, title in ((axes[0], "avg_eer_learned", "over the attacks learned so far"),
+                           (axes[1], "avg_eer_all", "over all attacks (learned or not)")):
+        for s in strategies:
+            rows = table[table.label == s.name]
+            mean = rows[f"{key}_mean"].to_numpy(dtype=float)
+            std = rows[f"{key}_std"].to_numpy(dtype=float)
+            color = colors[s.name]
+            if s.joint:
+                ax.hlines(mean[-1], *xlim, colors=[color], linestyles="--", linewidth=1.8,
+                          label=f"{s.name} (one joint stage)")
+                continue
+            x = np.arange(len(mean))
+            ax.plot(x, mean, color=color, marker="o", markersize=3.5, linewidth=2.0,
+                    label=s.name)
+            if np.isfinite(std).any():
+                ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15,
+                                linewidth=0)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(bottom=0)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=45 if len(ticks) > 6 else 0,
+                      ha="right" if len(ticks) > 6 else "center", fontsize=8)
+        ax.set_xlabel("stage: attack learned", fontsize=9)
+        ax.set_title(f"average EER {title}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(axis="y", labelleft=True)
+    axes[0].set_ylabel("average EER (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize=9, frameon=False,
+               ncols=_legend_grid(len(handles), AVERAGE_SIZE_PX[0])[1])
+    fig.suptitle("Average EER after each stage, every run on one axis (lower is better)",
+                 fontsize=12)
+    return fig
+
+
+def final_bars_size_px(n_attacks: int, n_labels: int) -> tuple[int, int]:
+    """Pixel size of ``final_eer_bars.png`` (a legend row below the bars per few labels)."""
+    width = min(max(BARS_PAD_PX + n_attacks * (n_labels * BARS_PX_PER_BAR + BARS_GAP_PX), 700),
+                MAX_BARS_W_PX)
+    return width, BARS_HEIGHT_PX + _legend_grid(n_labels, width)[0] * LEGEND_ROW_PX
+
+
+def final_bars_figure(final: pd.DataFrame) -> Figure:
+    """Final EER of every attack, one bar per label (error bars: std over seeds).
+    ``final``: :func:`~.aggregate.final_eer_table`."""
+    labels = list(dict.fromkeys(final.label))
+    attacks = list(dict.fromkeys(final.attack))
+    fig = _figure(final_bars_size_px(len(attacks), len(labels)))
+    ax = fig.subplots()
+    colors = _label_colors(labels)
+    width = 0.8 / max(len(labels), 1)
+    x = np.arange(len(attacks))
+    for i, label in enumerate(labels):
+        rows = final[final.label == label].set_index("attack").loc[attacks]
+        mean = rows["eer_mean"].to_numpy(dtype=float)
+        std = rows["eer_std"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + (i + 0.5) * width, np.nan_to_num(mean), width, color=colors[label],
+               edgecolor="black", linewidth=0.4, label=label,
+               yerr=np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None,
+               capsize=2, error_kw={"elinewidth": 0.8})
+    ax.axhline(EER_SCALE_MAX, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(x, attacks, rotation=45 if len(attacks) > 8 else 0,
+                  ha="right" if len(attacks) > 8 else "center", fontsize=9)
+    ax.set_ylabel("EER (%) after the last stage")
+    ax.set_xlabel("evaluated attack")
+    top = (final.eer_mean.fillna(0) + final.eer_std.fillna(0)).to_numpy(float)
+    ax.set_ylim(0, max(EER_SCALE_MAX + 5, float(np.max(top, initial=0.0)) * 1.08))
+    ax.grid(True, axis="y", alpha=0.3)
+    size = final_bars_size_px(len(attacks), len(labels))
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False,
+               ncols=_legend_grid(len(labels), size[0])[1])
+    seeds = "error bars: std over seeds" if (final.seeds > 1).any() else "single seed per run"
+    ax.set_title(f"Final EER per attack and run ({seeds}; dotted: chance, 50 %)", fontsize=11)
+    return fig
+
+
+def _deviate(rates: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Error rates (fractions) on the normal-deviate (probit) scale of DET plots."""
+    from scipy.stats import norm
+
+    return np.asarray(norm.ppf(np.clip(np.asarray(rates, dtype=float), 1e-6, 1 - 1e-6)))
+
+
+def det_figure(points: pd.DataFrame, title: str) -> Figure:
+    """DET curves (miss rate of bona fide against false alarms of spoofs, both on the
+    normal-deviate scale the field uses), one per ``curve`` of ``points`` (columns
+    ``curve``, ``eer``, ``far``, ``frr``; rates in %); the pooled curve drawn black."""
+    fig = _figure(DET_SIZE_PX)
+    ax = fig.subplots()
+    curves = list(dict.fromkeys(points.curve))
+    colors = _attack_colors([c for c in curves if c != POOLED])
+    worst = 0.0
+    for curve in curves:
+        rows = points[points.curve == curve]
+        far, frr = rows.far.to_numpy(float) / 100, rows.frr.to_numpy(float) / 100
+        eer = float(rows.eer.iloc[0])
+        worst = max(worst, eer)
+        pooled = curve == POOLED
+        ax.plot(_deviate(far), _deviate(frr), color="black" if pooled else colors[curve],
+                linewidth=2.4 if pooled else 1.3, zorder=3 if pooled else 2,
+                label=f"{curve} (EER {eer:.1f} %)")
+    end = DET_NARROW_END if worst < DET_NARROW_END * 0.75 else DET_TICKS[-1]
+    shown = [t for t in DET_TICKS if t <= end]
+    ticks = _deviate(np.asarray(shown) / 100)
+    ax.set_xticks(ticks, [f"{t:g}" for t in shown])
+    ax.set_yticks(ticks, [f"{t:g}" for t in shown])
+    ax.set_xlim(ticks[0], ticks[-1])
+    ax.set_ylim(ticks[0], ticks[-1])
+    ax.plot([ticks[0], ticks[-1]], [ticks[0], ticks[-1]], color="0.6", linewidth=0.8,
+            linestyle=":", zorder=1, label="EER line (miss = false alarm)")
+    ax.set_xlabel("false alarm rate (%): spoofs accepted as bona fide")
+    ax.set_ylabel("miss rate (%): bona fide rejected")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, color="0.88")
+    ax.legend(fontsize=7.5, loc="upper right", frameon=True)
+    return fig

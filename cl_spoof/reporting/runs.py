@@ -7,13 +7,26 @@ becomes a :class:`ReportError`. Nothing here imports Avalanche or the workflows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cl_spoof.errors import CLSpoofError
-from cl_spoof.rundir import COMPARE_FILE, RUN_FILES, CompareDir, RunDir, RunDirError, RunRecord
+from cl_spoof.errors import CLSpoofError, DataError
+from cl_spoof.rundir import (
+    COMPARE_FILE,
+    RUN_FILES,
+    CompareDir,
+    RunDir,
+    RunDirError,
+    RunRecord,
+    check_label,
+)
 
-__all__ = ["ReportError", "RunRecord", "collect_runs", "find_runs", "load_run"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ReportError", "RunRecord", "collect_runs", "final_scores", "find_runs", "load_run"]
 
 
 class ReportError(CLSpoofError):
@@ -47,24 +60,55 @@ def find_runs(path: Path) -> list[RunRecord]:
                       f"directory ({COMPARE_FILE}){hint}")
 
 
-def collect_runs(inputs: Sequence[Path]) -> list[RunRecord]:
-    """Every run of every input, each once, checked to share one benchmark."""
+def _relabel(run: RunRecord, source: Path, labels: Mapping[Path, str]) -> RunRecord:
+    """``run`` with the label the report was given for it: for the run itself (its new
+    label), or for the compare directory it came from (added to its own label)."""
+    own = labels.get(run.path.resolve())
+    if own is not None:
+        return dataclasses.replace(run, label=own)
+    tag = labels.get(source.resolve())
+    return dataclasses.replace(run, label=f"{run.label} {tag}") if tag is not None else run
+
+
+def collect_runs(inputs: Sequence[Path],
+                 labels: Mapping[Path, str] | None = None) -> list[RunRecord]:
+    """Every run of every input, each once, under its label (``labels``: a new label by run
+    directory, or one added to every run of a compare directory; the inputs are not
+    changed), checked to share one benchmark (the attacks; the settings:
+    :func:`cl_spoof.reporting.setup.check_runs`). Two runs may share a label only with
+    different seeds, and a label names runs of one strategy."""
     if not inputs:
         raise ReportError("no input directory given")
+    labels = {Path(p).resolve(): check_label(t, f"--label {p}")
+              for p, t in (labels or {}).items()}
     runs: list[RunRecord] = []
     seen: dict[Path, RunRecord] = {}
     by_key: dict[tuple[str, int], RunRecord] = {}
+    strategy_of: dict[str, RunRecord] = {}
     for inp in inputs:
         for run in find_runs(Path(inp)):
             real = run.path.resolve()
             if real in seen:
                 continue  # e.g. a compare directory and one of its runs
-            other = by_key.get((run.strategy, run.seed))
+            run = _relabel(run, Path(inp), labels)
+            other = by_key.get((run.label, run.seed))
             if other is not None:
-                raise ReportError(f"two runs of strategy {run.strategy} with seed {run.seed}: "
-                                  f"{other.path} and {run.path}; report them separately")
-            seen[real] = by_key[(run.strategy, run.seed)] = run
+                raise ReportError(f"two runs labelled {run.label!r} with seed {run.seed}: "
+                                  f"{other.path} and {run.path}; label them apart "
+                                  f"(cl-spoof report ... --label {run.path}=NAME) or report "
+                                  "them separately")
+            same = strategy_of.setdefault(run.label, run)
+            if same.strategy != run.strategy:
+                raise ReportError(f"label {run.label!r} names runs of {same.strategy} "
+                                  f"({same.path}) and of {run.strategy} ({run.path}); a label "
+                                  "names runs of one strategy (seeds of one setting)")
+            seen[real] = by_key[(run.label, run.seed)] = run
             runs.append(run)
+    unused = [p for p in labels if p not in seen and p not in
+              {Path(i).resolve() for i in inputs}]
+    if unused:
+        raise ReportError(f"--label {unused[0]}: not an input of the report nor one of its "
+                          "run directories")
     first = runs[0]
     for run in runs[1:]:
         if set(run.attacks) != set(first.attacks):
@@ -72,3 +116,15 @@ def collect_runs(inputs: Sequence[Path]) -> list[RunRecord]:
                               f"{', '.join(first.attacks)} of {first.path}; a report covers "
                               "one benchmark")
     return runs
+
+
+def final_scores(run: RunRecord) -> pd.DataFrame | None:
+    """The test scores of the run's last stage (None when its score file is not there);
+    :class:`ReportError` for one that cannot be read."""
+    try:
+        return RunDir(run.path).final_scores()
+    except (RunDirError, DataError) as exc:
+        raise ReportError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{run.path}: the last stage's score file is unreadable "
+                          f"({type(exc).__name__}: {exc})") from None

@@ -7,16 +7,28 @@ Below the reports and the workflows: nothing here imports a model, a strategy or
 Avalanche.
 """
 
-from cl_spoof.rundir.compare_dir import COMPARE_FILE, CompareDir, run_dir_name
+from cl_spoof.rundir.compare_dir import (
+    COMPARE_FILE,
+    CompareDir,
+    results_folder_of,
+    run_dir_name,
+)
 from cl_spoof.rundir.run_dir import (
     RUN_FILES,
+    STAGE_BASE,
     RunDir,
     RunDirError,
     RunProgress,
     RunRecord,
+    check_label,
     check_same_config,
+    data_digest,
+    default_run_label,
+    pretrained_columns,
     write_scores,
 )
 
-__all__ = ["COMPARE_FILE", "RUN_FILES", "CompareDir", "RunDir", "RunDirError", "RunProgress",
-           "RunRecord", "check_same_config", "run_dir_name", "write_scores"]
+__all__ = ["COMPARE_FILE", "RUN_FILES", "STAGE_BASE", "CompareDir", "RunDir", "RunDirError",
+           "RunProgress", "RunRecord", "check_label", "check_same_config", "data_digest",
+           "default_run_label", "pretrained_columns", "results_folder_of", "run_dir_name",
+           "write_scores"]

@@ -11,16 +11,19 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cl_spoof.config import RunConfig, load_config, to_yaml
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.transaction import UNDO_PREFIX, OwnedFolder, Transaction, is_hidden
 from cl_spoof.rundir.run_dir import RunDir, RunDirError, _read_json_object
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COMPARE_FILE = "compare.json"
 
@@ -105,11 +108,16 @@ class CompareDir:
 
     def read_config(self) -> RunConfig:
         """The shared ``config.yaml``, validated."""
-        return load_config(self.config_file)
+        return load_config(self.config_file, relative_to_file=False)
+
+    def present_runs(self) -> list[RunDir]:
+        """The run directories under the folder (``<strategy>/seed<k>/``), whatever their
+        state, in name order."""
+        return [RunDir(p) for p in sorted(self.path.glob("*/seed*")) if p.is_dir()]
 
     def any_stage_completed(self) -> bool:
         """Whether any run under the directory completed a stage (then it is kept)."""
-        return any(RunDir(run).completed_stages() for run in self.path.glob("*/seed*"))
+        return any(RunDir(run).recorded_stages() for run in self.path.glob("*/seed*"))
 
     def run_metrics(self, strategy: str, seed: int) -> dict:
         """``metrics.json`` of a finished run of the comparison (its committed state)."""
@@ -139,3 +147,17 @@ class CompareDir:
                     raise RunDirError(f"{self.path}: compare directory lacks the run of {name}, "
                                       f"seed {seed} ({run.path} is missing)")
                 yield run
+
+
+def results_folder_of(path: str | Path) -> str | None:
+    """Where ``path`` would be written, when that is inside a run directory (its
+    ``config.yaml`` and ``run.json``) or a compare directory (its ``compare.json``): e.g.
+    ``inside the run directory runs/x``; None elsewhere. Symbolic links are followed,
+    so a link cannot lead a write into one."""
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):
+        if RunDir(folder).has_own_files():
+            return f"inside the run directory {folder}"
+        if CompareDir(folder).is_compare():
+            return f"inside the compare directory {folder}"
+    return None

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cl_spoof.errors import ConfigError
+from cl_spoof.errors import ConfigError, did_you_mean, suggestion
 from cl_spoof.strategies import methods
 from cl_spoof.strategies.spec import BuildArgs, HyperParameter, Rule, StrategySpec
 
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
     from cl_spoof.config import RunConfig
 
 __all__ = ["STRATEGIES", "BuildArgs", "HyperParameter", "Rule", "StrategySpec", "build_strategy",
-           "check_strategy_name", "get_spec", "hyperparameters", "markdown_table",
-           "resolve_strategy"]
+           "check_strategy_name", "default_label", "describe_hyperparameters", "get_spec",
+           "hyperparameters", "markdown_table", "resolve_strategy"]
 
 
 def discover_specs() -> dict[str, StrategySpec]:
@@ -60,7 +61,8 @@ STRATEGIES: dict[str, StrategySpec] = discover_specs()
 def check_strategy_name(name: str) -> str:
     """Return ``name`` if registered, else raise :class:`ConfigError` listing the names."""
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}"
+                          + did_you_mean(name, STRATEGIES))
     return name
 
 
@@ -91,6 +93,41 @@ def _default_text(value: Any) -> str:
     return str(value)
 
 
+def _value_text(value: Any) -> str:
+    """A hyper-parameter value as a label writes it (``3.0`` -> ``3``, lists in brackets)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def describe_hyperparameters(name: str, values: Mapping[str, Any],
+                             only_changed: bool = False) -> list[str]:
+    """``key=value`` for each hyper-parameter strategy ``name`` declares (a resolved config
+    holds every strategy's; the others are left out), in declaration order; its default
+    where ``values`` lacks it; with ``only_changed``, those that differ from the default."""
+    spec = STRATEGIES.get(name)
+    out: list[str] = []
+    for hp in spec.hyperparameters if spec is not None else ():
+        value = values.get(hp.name, hp.default)
+        default = list(hp.default) if isinstance(hp.default, tuple) else hp.default
+        given = list(value) if isinstance(value, tuple | list) else value
+        if not only_changed or given != default:
+            out.append(f"{hp.name}={_value_text(value)}")
+    return out
+
+
+def default_label(name: str, values: Mapping[str, Any]) -> str:
+    """A run's label when none is given: the strategy's name, then its hyper-parameters
+    whose values differ from the declared defaults (``dfwf (kd_weight=3)``). An unknown
+    strategy name is the label as it is."""
+    changed = describe_hyperparameters(name, values, only_changed=True)
+    return f"{name} ({', '.join(changed)})" if changed else name
+
+
 def markdown_table() -> str:
     """The README's strategy table, generated from :data:`STRATEGIES`."""
     lines = ["| name | what | keeps old audio | hyper-parameters (defaults) |",
@@ -118,8 +155,10 @@ def resolve_strategy(cfg: RunConfig) -> RunConfig:
     declared = hyperparameters()
     unknown = [k for k in s.hyperparameters if k not in declared]
     if unknown:
+        close = suggestion(unknown[0], declared)
         raise ConfigError(f"unknown config key 'strategy.{unknown[0]}' (valid keys here: "
-                          f"{', '.join(['name', *sorted(declared)])})")
+                          f"{', '.join(['name', *sorted(declared)])})"
+                          + (f"; did you mean 'strategy.{close}'?" if close else ""))
     values = {k: hp.default for k, hp in declared.items()}
     for key, value in s.hyperparameters.items():
         values[key] = check_value(f"strategy.{key}", value, declared[key].type)

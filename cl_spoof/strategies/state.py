@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
     Export = Callable[[SupervisedTemplate], dict[str, Any]]
     Restore = Callable[[SupervisedTemplate, dict[str, Any], int, Sequence[Any] | None], None]
+    Start = Callable[[SupervisedTemplate], None]
 
 __all__ = ["StateAdapter", "export_state", "find_plugin", "need_stream", "plugin_state",
-           "restore_state"]
+           "restore_state", "start_from_model"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,17 @@ class StateAdapter:
 
     ``restore(strategy, state, completed_stages, train_stream)`` runs after the model
     holds the checkpoint's weights; ``train_stream`` lets memories saved as table rows
-    be rebuilt from the experiences' datasets.
+    be rebuilt from the experiences' datasets. ``start(strategy)``, for state that is
+    "the previous model" (the DFWF teacher, LwF's previous model), makes it the model
+    the strategy holds now: a run from a pretrained model learns its first experience
+    against it. State learnt from old data (importances, memories, input spaces)
+    has no ``start``: that data is not at hand, so it starts empty.
     """
 
     name: str
     export: Export
     restore: Restore
+    start: Start | None = None
 
 
 def export_state(strategy: SupervisedTemplate, adapters: Sequence[StateAdapter]) -> dict:
@@ -56,6 +62,14 @@ def restore_state(strategy: SupervisedTemplate, adapters: Sequence[StateAdapter]
     """Put back what :func:`export_state` saved after ``completed_stages`` stages."""
     for adapter in adapters:
         adapter.restore(strategy, state, completed_stages, train_stream)
+
+
+def start_from_model(strategy: SupervisedTemplate, adapters: Sequence[StateAdapter]) -> None:
+    """Make every "previous model" the model ``strategy`` holds now (each adapter's
+    ``start``), before the first experience of a run from a pretrained model."""
+    for adapter in adapters:
+        if adapter.start is not None:
+            adapter.start(strategy)
 
 
 def find_plugin(strategy: SupervisedTemplate, kind: type) -> Any:

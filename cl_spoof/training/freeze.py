@@ -28,17 +28,20 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
     whole: a forward pre-hook keeps it in evaluation mode during training (also
     through other plugins' extra passes, which set the model to training mode),
     so its running statistics do not drift either and the frozen part of the
-    network computes exactly what it did. The first experience trains everything.
+    network computes exactly what it did. The first experience trains everything,
+    unless ``pretrained``: a model that starts from pretrained weights has had its
+    first experience (the pretraining), so freezing starts with the first one here.
     Works with any strategy (its regularisers see no gradient for frozen
     parameters). Put it before a data-parallel plugin, which must see the final
     set of trainable parameters.
     """
 
     def __init__(self, trainable: tuple[str, ...] | list[str],
-                 key: str = "FreezePlugin(trainable=...)") -> None:
+                 key: str = "FreezePlugin(trainable=...)", pretrained: bool = False) -> None:
         super().__init__()
         self.trainable = tuple(trainable)
         self.key = key
+        self.pretrained = pretrained
         self._handles: list[Any] = []
 
     def check(self, model: nn.Module) -> None:
@@ -46,9 +49,10 @@ class FreezePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore
         select([n for n, _ in model.named_parameters()], self.trainable, self.key)
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        """From the second experience on, freeze every parameter the patterns do not name."""
+        """From the second experience on (from the first, after pretraining), freeze every
+        parameter the patterns do not name."""
         self._release()
-        if int(strategy.clock.train_exp_counter) == 0:
+        if int(strategy.clock.train_exp_counter) == 0 and not self.pretrained:
             return
         model = strategy.model
         self.check(model)

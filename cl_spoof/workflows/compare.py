@@ -25,17 +25,18 @@ import pandas as pd
 import torch
 
 from cl_spoof.benchmark import load_benchmark_data
-from cl_spoof.config import RunConfig, with_overrides
+from cl_spoof.config import RunConfig, with_absolute_paths, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.metrics.definitions import run_keys
 from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
-from cl_spoof.rundir import CompareDir, RunDir
+from cl_spoof.rundir import CompareDir, RunDir, default_run_label
 from cl_spoof.strategies.registry import check_strategy_name
 from cl_spoof.workflows.events import RunEvents
 from cl_spoof.workflows.run import run_experiment
 from cl_spoof.workflows.setup import resolve
+from cl_spoof.workflows.trainer import preflight
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -52,7 +53,7 @@ def parse_strategies(text: str) -> list[str]:
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
                 events: RunEvents | None = None, resume: bool = False,
                 jobs: int = 1, ctx: RunContext | None = None,
-                wait: bool = False) -> pd.DataFrame:
+                label: str | None = None, wait: bool = False) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
@@ -60,20 +61,28 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     that many runs at once in separate processes (:func:`fan_out`). Under
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
-    The compare directory and each of its runs have one owner at a time: while another
-    command owns one the call is refused, or, with ``wait``, waits for it.
+    ``label`` is added to every run's label (``naive`` -> ``naive LABEL``) and kept in
+    ``compare.json``, so a resumed comparison labels its runs alike. The compare
+    directory and each of its runs have one owner at a time: while another command owns
+    one the call is refused, or, with ``wait``, waits for it.
     """
-    cfg = resolve(cfg)
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))  # as a run stores it
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     out_dir = Path(out_dir)
     if jobs > 1 and ctx.distributed:
         raise CLSpoofError("--jobs runs independent runs side by side; under torchrun every "
                            "run is already data-parallel over all ranks: use one or the other")
-    spec = {"strategies": list(strategies), "seeds": list(seeds)}
+    if resume and label is None:
+        label = ctx.on_main(lambda: _saved_label(CompareDir(out_dir)))
+    spec: dict[str, Any] = {"strategies": list(strategies), "seeds": list(seeds)}
+    if label:
+        spec["label"] = label
     compare = CompareDir(out_dir)
     if not resume:
         ctx.on_main(compare.check_new)
+    for name in strategies:  # every strategy's model and settings, before the data is read
+        preflight(with_overrides(cfg, strategy={"name": name}))
     with contextlib.ExitStack() as stack:
         def own() -> None:  # rank 0; every rank learns of a refusal
             # A new compare directory is all or nothing until a run completes a stage.
@@ -95,7 +104,8 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
     compare = CompareDir(out_dir)
     if not resume:
         ctx.on_main(lambda: compare.create(cfg, spec))
-    todo: list[tuple[RunConfig, Path, bool]] = []  # (config, run directory, resume)
+    todo: list[RunTodo] = []
+    tag = spec.get("label")
     for seed in seeds:
         for name in strategies:
             run = compare.run_dir(name, seed)
@@ -103,16 +113,21 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
             if finished:
                 events.on_stage(f"{name}, seed {seed}: already finished")
             else:
-                todo.append((with_overrides(cfg, strategy={"name": name}, seed=seed), run.path,
-                             started))
+                run_cfg = resolve(with_overrides(cfg, strategy={"name": name}, seed=seed))
+                run_label = f"{default_run_label(run_cfg)} {tag}" if tag else None
+                todo.append((run_cfg, run.path, started, run_label))
+    total = len(strategies) * len(seeds)
+    done_before = total - len(todo)  # finished before a --resume
     if jobs > 1 and todo:
-        fan_out(todo, jobs, events, wait)
+        fan_out(todo, jobs, events, done_before=done_before, total=total, wait=wait)
     else:
-        for k, (run_cfg, run_dir, started) in enumerate(todo, start=1):
+        for k, (run_cfg, run_dir, started, run_label) in enumerate(todo, start=1):
+            events.on_overall("runs", done_before + k - 1, total)
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
             run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx,
-                           wait=wait)
+                           label=run_label, wait=wait)
+            events.on_overall("runs", done_before + k, total)
 
     def table_of_runs() -> pd.DataFrame:
         table = comparison_table(collect_metrics(out_dir, strategies, seeds))
@@ -120,6 +135,16 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
         return table
 
     return ctx.on_main(table_of_runs)
+
+
+def _saved_label(compare: CompareDir) -> str | None:
+    """The label ``compare.json`` keeps (None when absent or unreadable: the check that
+    follows names the problem)."""
+    try:
+        label = compare.read_spec().get("label")
+    except CLSpoofError:
+        return None
+    return label if isinstance(label, str) else None
 
 
 def _check_dir(spec: dict, compare: CompareDir, resume: bool) -> None:
@@ -153,8 +178,9 @@ def _init_job(slots: Any, threads: int) -> None:
         torch.cuda.set_device(slot % torch.cuda.device_count())
 
 
-def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, wait: bool) -> float:
-    return run_experiment(cfg, run_dir, resume=resume, wait=wait).seconds
+def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, label: str | None = None,
+             wait: bool = False) -> float:
+    return run_experiment(cfg, run_dir, resume=resume, label=label, wait=wait).seconds
 
 
 def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
@@ -167,15 +193,21 @@ def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | Non
     return None
 
 
-def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
-            events: RunEvents | None = None, wait: bool = False) -> None:
-    """Run independent runs ``(config, run_dir, resume)`` in ``jobs`` processes at once.
+#: One run of a comparison still to do: (config, run directory, resume, label or None).
+RunTodo = tuple[RunConfig, Path, bool, str | None]
+
+
+def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None,
+            done_before: int = 0, total: int | None = None, wait: bool = False) -> None:
+    """Run independent runs ``(config, run_dir, resume, label)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
     built) waveform cache, uses its own threads (``train.threads``, or the CPU
     cores divided by ``jobs`` when that is 0) and, where there are GPUs, GPU
     ``slot % count``. A failed run does not stop the others; all failures are
     raised together at the end (``compare --resume`` then redoes only those).
+    ``events.on_overall`` counts the runs done out of ``total`` (``done_before`` of them
+    finished earlier).
     """
     events = events or RunEvents()
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
@@ -184,15 +216,16 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
         slots.put(slot)
     cores = os.cpu_count() or 1
     threads = max(1, cores // jobs)
-    warning = oversubscription([cfg.train.threads for cfg, _, _ in runs], jobs, cores)
+    warning = oversubscription([run[0].train.threads for run in runs], jobs, cores)
     if warning:
         events.on_stage(warning)
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:
-        futures = {pool.submit(_run_job, cfg, run_dir, resume, wait): (cfg, run_dir)
-                   for cfg, run_dir, resume in runs}
-        events.on_progress(f"runs ({jobs} at a time)", 0, len(runs))
+        futures = {pool.submit(_run_job, cfg, run_dir, resume, label, wait): (cfg, run_dir)
+                   for cfg, run_dir, resume, label in runs}
+        total = total if total is not None else len(runs) + done_before
+        events.on_overall(f"runs ({jobs} at a time)", done_before, total)
         for done, future in enumerate(as_completed(futures), start=1):
             cfg, run_dir = futures[future]
             what = f"{cfg.strategy.name}, seed {cfg.seed}"
@@ -201,7 +234,7 @@ def fan_out(runs: Sequence[tuple[RunConfig, Path, bool]], jobs: int,
             except Exception as exc:  # report every failed run, keep the others going
                 failures.append(f"{what} ({run_dir}): {type(exc).__name__}: {exc}")
                 events.on_stage(f"FAILED {what}: {exc}")
-            events.on_progress(f"runs ({jobs} at a time)", done, len(runs))
+            events.on_overall(f"runs ({jobs} at a time)", done_before + done, total)
     if failures:
         raise CLSpoofError(f"{len(failures)} of {len(runs)} run(s) failed; fix the cause and "
                            "complete them with `cl-spoof compare --resume`:\n  "
@@ -217,13 +250,14 @@ def load_compare_spec(out_dir: Path) -> tuple[RunConfig, list[str], list[int]]:
 
 def collect_metrics(out_dir: Path, strategies: Sequence[str], seeds: Sequence[int]
                     ) -> pd.DataFrame:
-    """One row per finished run: strategy, seed and its headline metrics."""
+    """One row per finished run: label, strategy, seed and its headline metrics."""
     compare = CompareDir(out_dir)
     rows = []
     for name in strategies:
         for seed in seeds:
             m = compare.run_metrics(name, seed)
-            rows.append({"strategy": name, "seed": seed,
+            status = compare.run_dir(name, seed).status() or {}
+            rows.append({"label": status.get("label") or name, "strategy": name, "seed": seed,
                          **{k: (np.nan if m.get(k) is None else m[k]) for k in run_keys()}})
     return pd.DataFrame(rows)
 

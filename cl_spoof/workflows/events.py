@@ -17,6 +17,10 @@ class RunEvents:
     # (description, done, total) for training/eval progress bars
     on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
     on_result: Callable[[int, str, dict[str, float]], None] = lambda k, a, eers: None
+    # (attack, epochs done, epochs of the stage, mean training loss of the epoch just done)
+    on_epoch: Callable[[str, int, int, float], None] = lambda a, done, total, loss: None
+    # (description, done, total) for the whole job (runs of a comparison)
+    on_overall: Callable[[str, int, int], None] = lambda desc, done, total: None
 
 
 @dataclass

@@ -8,12 +8,15 @@ file stops the run before any training.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from cl_spoof.benchmark import BenchmarkData
 from cl_spoof.config import RunConfig
-from cl_spoof.data.table import BONAFIDE, NO_ATTACK, SPOOF
+from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.errors import DataError
+from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.dcf import (
     asv_operating_point,
     check_asv_partition,
@@ -22,11 +25,12 @@ from cl_spoof.metrics.dcf import (
 )
 from cl_spoof.metrics.definitions import ASV_SCORES, METRICS, computed_names
 from cl_spoof.metrics.official import OfficialInputs
+from cl_spoof.metrics.score_files import FORBIDDEN, field_problem
 
 
-def check_score_ids(data: BenchmarkData) -> None:
-    """Refuse, before training, utterance ids or attack names that would break a score
-    file's whitespace-separated columns."""
+def check_score_ids(data: BenchmarkData, score_format: str = "asvspoof2019") -> None:
+    """Refuse, before training, utterance ids or attack names that would break the columns
+    of a score file in ``score_format`` (``metrics.score_format``)."""
     for column, fix in (("utt_id", "rename the files or give the manifest a utt_id column"),
                         ("attack", "rename the attack")):
         values = data.table[column]
@@ -35,6 +39,13 @@ def check_score_ids(data: BenchmarkData) -> None:
             raise DataError(f"{data.source}: {len(bad)} {column} value(s) contain whitespace "
                             f"(e.g. {bad.iloc[0]!r}), which would break the columns of the "
                             f"score files; {fix}")
+        forbidden = FORBIDDEN.get(score_format, "")
+        if column == "utt_id" and forbidden:
+            bad = values[values.str.contains(f"[{re.escape(forbidden)}]", regex=True)]
+            if len(bad):
+                raise DataError(f"{data.source}: {len(bad)} {column} value(s) cannot go into "
+                                f"a {score_format} score file (e.g. {bad.iloc[0]!r} "
+                                f"{field_problem(bad.iloc[0], score_format)}); {fix}")
 
 
 def official_inputs(cfg: RunConfig, data: BenchmarkData) -> OfficialInputs:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,22 +23,30 @@ from typing import IO, Any
 import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
-from avalanche.logging import CSVLogger, TextLogger
 
-from cl_spoof.benchmark import BenchmarkData, joint_plan, load_benchmark_data
-from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark
-from cl_spoof.config import RunConfig
-from cl_spoof.errors import FileSystemError, os_error_message
+from cl_spoof.benchmark import (
+    BenchmarkData,
+    joint_plan,
+    load_benchmark_data,
+    load_evaluation_set,
+)
+from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark, build_test_stream
+from cl_spoof.config import RunConfig, with_absolute_paths
+from cl_spoof.errors import CLSpoofError, FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.testhook import pause_point
 from cl_spoof.infra.transaction import Transaction
+from cl_spoof.labels import JOINT, PRETRAINED, PRETRAINED_PREFIX
 from cl_spoof.metrics.official import stage_metrics
-from cl_spoof.rundir import RunDir, RunProgress, check_same_config
+from cl_spoof.models import build_detector
+from cl_spoof.models.pretrained import load_initial_weights
+from cl_spoof.rundir import STAGE_BASE, RunDir, RunProgress, check_same_config
 from cl_spoof.strategies.registry import StrategySpec, get_spec
 from cl_spoof.workflows.events import RunEvents, RunSummary
+from cl_spoof.workflows.loggers import run_loggers
 from cl_spoof.workflows.official_inputs import check_score_ids, official_inputs
 from cl_spoof.workflows.setup import resolve
-from cl_spoof.workflows.trainer import StageResult, Trainer
+from cl_spoof.workflows.trainer import StageResult, Trainer, preflight
 
 
 def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
@@ -49,14 +57,18 @@ def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
 
 @dataclass(frozen=True)
 class StageRecord:
-    """One trained and evaluated stage, as the run directory records it."""
+    """One trained (or, stage 0, pretrained) and evaluated stage, as the run directory
+    records it."""
 
-    stage: int
-    trained_on: str  # the attack learned (or ``joint``)
+    stage: int  # 1..N: a trained stage; 0: the pretrained starting model
+    trained_on: str  # the attack learned (or ``joint``; ``pretrained`` for stage 0)
     attacks: Sequence[str]  # every attack of the run, in the matrix's order
     result: StageResult
     official: dict[str, Any]  # the stage's official metrics
     last: bool  # the run's final stage: the run is finished once it is recorded
+    # EER (%) per ``pretrained:<attack>`` column (data.pretrained_eval), after the attacks
+    pretrained: dict[str, float] = field(default_factory=dict)
+    families: Mapping[str, Sequence[str]] | None = None  # stage label -> attacks it learns
 
 
 def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
@@ -65,18 +77,38 @@ def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
     matrix and metrics. Every process returns the same progress, matrix and metrics
     (``t0``: when the command started, for the run's time in ``run.json``)."""
     row = {"stage": record.stage, "trained_on": record.trained_on,
-           **{a: record.result.eers.get(a, float("nan")) for a in record.attacks}}
+           **{a: record.result.eers.get(a, float("nan")) for a in record.attacks},
+           **record.pretrained}
     progress = progress.with_stage(row, {"trained_on": record.trained_on, **record.official})
     if not trainer.ctx.is_main:
-        matrix, metrics = run_dir.frames(progress, record.attacks)
+        matrix, metrics = run_dir.frames(progress, record.attacks, record.families)
         return progress, matrix, metrics
     checkpoint = trainer.checkpoint(record.stage, record.trained_on, record.attacks,
                                     record.result)
     with run_dir.writing():  # readers see the stage once run.json records it, not before
         run_dir.write_stage_outputs(record.stage, record.result.scores, checkpoint)
         matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
-                                              time.perf_counter() - t0)
+                                              time.perf_counter() - t0, record.families)
     return progress, matrix, metrics
+
+
+def pretrained_eers(trainer: Trainer, stream: Sequence[Any] | None) -> dict[str, float]:
+    """The EER (%) of every attack of ``data.pretrained_eval``'s stream, as the columns
+    ``pretrained:<attack>`` (none without it)."""
+    if stream is None:
+        return {}
+    return {PRETRAINED_PREFIX + a: eer for a, eer in trainer.evaluate(stream).eers.items()}
+
+
+def load_pretrained_eval(cfg: RunConfig, ctx: RunContext, events: RunEvents
+                         ) -> Sequence[Any] | None:
+    """The test stream of ``data.pretrained_eval`` (None when the config has none)."""
+    path = cfg.data.pretrained_eval
+    if path is None:
+        return None
+    data = ctx.local_main_first(lambda: load_evaluation_set(
+        path, cfg.data, cfg.seed, events.on_stage, events.on_progress))
+    return build_test_stream(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg))
 
 
 @contextlib.contextmanager
@@ -103,6 +135,25 @@ def _run_directory(run_dir: RunDir, ctx: RunContext, resume: bool, wait: bool
             raise
 
 
+def _stage_families(data: BenchmarkData, joint: bool) -> dict[str, tuple[str, ...]] | None:
+    """The attacks each stage label learns, when stages learn families (for the matrix's
+    metrics): the data's families, or for joint training the learned families' attacks
+    when some columns are held out (None when joint learns every column)."""
+    if data.families is None:
+        return None
+    if not joint:
+        return data.families
+    learned = tuple(a for members in data.families.values() for a in members)
+    return None if len(learned) == len(data.plans) else {JOINT: learned}
+
+
+def _members_text(attacks: Sequence[str], shown: int = 6) -> str:
+    """`` (a, b, c)`` for a stage's progress line; a long family shortened with its count."""
+    if len(attacks) <= shown:
+        return f" ({', '.join(attacks)})"
+    return f" ({', '.join(attacks[:shown - 1])}, ... {len(attacks)} attacks)"
+
+
 @dataclass(frozen=True)
 class RunJob:
     """What :func:`run_experiment` was asked to do, on which process."""
@@ -115,14 +166,22 @@ class RunJob:
     data: BenchmarkData | None = None  # benchmark data already loaded (compare)
     extra_plugins: tuple[SupervisedPlugin, ...] = ()
     resume: bool = False
+    only_stage_0: bool = False  # record the pretrained model (stage 0) and finish
 
 
 def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = None,
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
                    resume: bool = False, ctx: RunContext | None = None,
+                   only_stage_0: bool = False, label: str | None = None,
                    wait: bool = False) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
+
+    With ``model.init`` the run starts from that pretrained model: before any training
+    it is evaluated on every attack (and on ``data.pretrained_eval``) and recorded as
+    stage 0, with its scores and checkpoint; trained stages are 1..N. With
+    ``only_stage_0`` (``cl-spoof init``) the run records stage 0 and finishes, a run
+    that ``add-attack`` continues.
 
     ``data`` reuses already loaded benchmark data (compare loads it once);
     ``extra_plugins`` are added to the strategy (e.g. timers in benchmarks/).
@@ -143,25 +202,38 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
     arguments and its own context; training is data-parallel, only rank 0 writes
     ``out_dir`` and reports ``events``, and every process returns the same matrix
     and metrics.
+
+    ``label`` is what reports call the run (default: the strategy with the
+    hyper-parameters that differ from its defaults); a resumed run keeps its own.
     """
-    cfg = resolve(cfg)
+    # A new run stores where its data is (absolute), wherever it is continued from; a
+    # resumed run keeps its config as it was started.
+    cfg = resolve(cfg if resume else with_absolute_paths(cfg))
     ctx = ctx or RunContext.local(cfg.train.device)
     events = events if (events is not None and ctx.is_main) else RunEvents()
     t0 = time.perf_counter()
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     ctx.batch_share(cfg.train.batch_size)  # a bad batch size fails before data loading
-    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg), spec=get_spec(cfg.strategy.name),
+    if only_stage_0 and cfg.model.init is None:
+        raise CLSpoofError("a run of stage 0 alone needs a pretrained model (model.init)")
+    if cfg.model.init is not None and not resume:  # a file that does not fit: before the data
+        load_initial_weights(build_detector(cfg.model, cfg.data.sample_rate), cfg.model.init,
+                             cfg.model.preset)
+    job = RunJob(cfg=cfg, run_dir=RunDir(out_dir, cfg, label), spec=get_spec(cfg.strategy.name),
                  events=events, ctx=ctx, data=data, extra_plugins=tuple(extra_plugins),
-                 resume=resume)
+                 resume=resume, only_stage_0=only_stage_0)
     if ctx.is_main and not resume:
         job.run_dir.check_new()  # before the transaction: never touch someone else's folder
+    if data is None:  # a comparison checks its strategies before it loads the data
+        preflight(cfg)  # a bad model or strategy setting fails before any audio is read
     with _run_directory(job.run_dir, ctx, resume, wait) as tx:
         return _run(job, tx, t0)
 
 
 def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
-    """Open (or create) the run directory, train every remaining stage, record each."""
+    """Open (or create) the run directory, record stage 0 for a run from a pretrained
+    model, train every remaining stage, record each."""
     cfg, run_dir, events, ctx = job.cfg, job.run_dir, job.events, job.ctx
     progress: RunProgress = ctx.on_main(_open_existing(run_dir) if job.resume else run_dir.create)
     completed = progress.completed
@@ -170,54 +242,74 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     if data is None:
         data = ctx.local_main_first(lambda: load_benchmark_data(
             cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
-    record = data.record
+    check_score_ids(data, cfg.metrics.score_format)
+    if ctx.is_main:
+        run_dir.record_data(data.table)  # run.json: the digest of the utterances used
+    record = data.record  # every row and decoded clip: what --resume checks
     ctx.on_main(lambda: run_dir.check_data(record()) if job.resume
-                else run_dir.record_data(record()))
-    check_score_ids(data)
+                else run_dir.record_start_data(record()))
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
-    train_plans = [joint_plan(data.plans)] if job.spec.joint else data.plans
+    stages = data.training_plans  # one per attack, or per family (experience_by: family)
+    train_plans = [joint_plan(stages)] if job.spec.joint else stages
+    families = _stage_families(data, job.spec.joint)
     bm = build_benchmark(data.table, data.waveforms, data.plans, ClipSpec.from_config(cfg),
                          train_plans=train_plans)
+    pretrained_stream = load_pretrained_eval(cfg, ctx, events)
 
-    resumed_at = completed if job.resume else None  # a resumed run logs into its own folder
+    # a resumed run logs into a folder of its own
+    resumed_at = (progress.last_stage or 0) if job.resume else None
     log_file: IO[str] | None = run_dir.open_log(resumed_at) if ctx.is_main else None
     try:
-        loggers = [TextLogger(log_file), CSVLogger(str(run_dir.log_dir(resumed_at)))] \
-            if log_file else []
+        loggers = run_loggers(cfg, run_dir, log_file, resumed_at) if log_file else []
         trainer = Trainer.build(cfg, ctx, events, loggers, job.extra_plugins)
-        if completed:
-            checkpoint = run_dir.checkpoint_path(completed - 1)
+        last = progress.last_stage
+        if last is not None:
+            checkpoint = run_dir.checkpoint_path(last)
 
             def read_own_checkpoint() -> dict:
-                ckpt = run_dir.read_checkpoint(completed - 1)
+                ckpt = run_dir.read_checkpoint(last)
                 check_same_config(ckpt.get("config"), cfg, str(checkpoint))
                 return ckpt
 
             trainer.restore(ctx.on_main(read_own_checkpoint), checkpoint, completed,
                             bm.train_stream)
-            events.on_stage(f"resuming after stage {completed}/{len(train_plans)}")
+            events.on_stage(f"resuming after stage {last}/{len(train_plans)}")
         reported: dict[int, int] = {}
         matrix, metrics = pd.DataFrame(), dict[str, Any]()
-        for stage, exp in enumerate(bm.train_stream):
-            if stage < completed:
-                continue
-            events.on_stage(f"stage {stage + 1}/{len(train_plans)}: learning {exp.attack}")
-            pause_point("run:stage")
-            trainer.train_stage(exp, stage, bm.train_stream)
+
+        def evaluate_and_record(stage: int, trained_on: str, is_last: bool) -> None:
+            nonlocal progress, matrix, metrics
             result = trainer.evaluate(bm.test_stream)
             calibration = (trainer.evaluate(bm.calibration_stream).scores
                            if cfg.data.calibration_split is not None else None)
-            stage_record = StageRecord(stage=stage, trained_on=exp.attack, attacks=attacks,
-                                       result=result,
-                                       official=stage_metrics(result.scores, inputs, stage,
-                                                              calibration),
-                                       last=stage == len(train_plans) - 1)
-            progress, matrix, metrics = record_stage(run_dir, trainer, progress, stage_record,
-                                                     t0)
+            record = StageRecord(stage=stage, trained_on=trained_on, attacks=attacks,
+                                 result=result, official=stage_metrics(result.scores, inputs,
+                                                                       stage, calibration),
+                                 last=is_last,
+                                 pretrained=pretrained_eers(trainer, pretrained_stream),
+                                 families=families)
+            progress, matrix, metrics = record_stage(run_dir, trainer, progress, record, t0)
             if tx is not None:
                 tx.keep()  # a completed stage stays, whatever happens next
-            events.on_result(stage, exp.attack, {a: progress.rows[-1][a] for a in attacks})
+            row = progress.rows[-1]
+            events.on_result(stage, trained_on, {a: row[a] for a in row
+                                                 if a not in ("stage", "trained_on")})
+
+        if cfg.model.init is not None and last is None:
+            kind = trainer.start_from(cfg.model.init)
+            events.on_stage(f"stage 0: the pretrained model ({kind} {cfg.model.init}) before "
+                            "any training")
+            evaluate_and_record(0, PRETRAINED, job.only_stage_0)
+        for stage, exp in enumerate([] if job.only_stage_0 else bm.train_stream,
+                                    start=STAGE_BASE):
+            if stage <= completed:
+                continue
+            members = _members_text(families[exp.attack]) if families else ""
+            events.on_stage(f"stage {stage}/{len(train_plans)}: learning {exp.attack}{members}")
+            pause_point("run:stage")
+            trainer.train_stage(exp, stage, bm.train_stream)
+            evaluate_and_record(stage, exp.attack, stage == len(train_plans))
             for key, messages in trainer.plugin_warnings().items():
                 for message in messages[reported.get(key, 0):]:  # e.g. DFWF: "no bona fide"
                     events.on_stage(f"warning: {message}")

@@ -27,7 +27,13 @@ Scoring of one file (scores: higher = more bona fide, ``logit[1] - logit[0]``):
 
 Windows of many files are batched together. Waveforms are clipped to [-1, 1] as the
 training cache does. Files that cannot be decoded are reported in
-:attr:`ScoreResult.failed` while the others are still scored.
+:attr:`ScoreResult.failed` while the others are still scored; so are the entries of a
+folder with an audio name that are not audio files (a FIFO, a device, a folder, a
+dangling link: each said what it is, never opened).
+
+The file the scores go to (``cl-spoof score --out``) is checked before any file is
+scored (:func:`check_score_output`): an existing file is replaced only when forced, and
+never the checkpoint, an input or a file inside a run directory.
 
 Memory does not grow with a file's length: files are decoded and resampled block by
 block and their windows scored as they come (:class:`cl_spoof.data.windows.FileWindows`).
@@ -51,18 +57,23 @@ from cl_spoof.data.cache import cache_samples
 from cl_spoof.data.inputs import collect_inputs
 from cl_spoof.data.table import BONAFIDE, SPOOF
 from cl_spoof.data.windows import FileWindows
-from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.errors import CLSpoofError, ConfigError, DataError
 from cl_spoof.infra.checkpoints import CheckpointError
-from cl_spoof.infra.files import atomic_write_text
+from cl_spoof.infra.files import atomic_write_text, check_output_file
 from cl_spoof.infra.formats import join_fields
+from cl_spoof.labels import PRETRAINED
 from cl_spoof.metrics.eer import logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
-from cl_spoof.rundir import RunDir
+from cl_spoof.rundir import CompareDir, RunDir, results_folder_of
 
 __all__ = [
+    "CheckpointRef",
     "FileScore",
     "ScoreResult",
     "ScoreSummary",
+    "check_score_output",
+    "load_committed",
+    "resolve_checkpoint",
     "score_lines",
     "score_paths",
     "write_score_file",
@@ -125,6 +136,60 @@ def _window_scores(model: nn.Module, batch: np.ndarray, device: torch.device) ->
     return logits_to_scores(model(x)).double().cpu().numpy()
 
 
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint file and the run directory it belongs to (None when it is elsewhere)."""
+
+    path: Path
+    run: RunDir | None = None
+
+
+def _stages(run: RunDir) -> str:
+    present = run.stages_present()
+    return ", ".join(map(str, present)) if present else "none"
+
+
+def resolve_checkpoint(path: str | Path, stage: int | None = None) -> CheckpointRef:
+    """The checkpoint ``path`` means: a checkpoint file, or a run directory's last
+    completed stage (or its stage ``stage``).
+
+    A missing checkpoint of a run names the stages whose checkpoints are there; a
+    compare directory names its runs.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        compare = CompareDir(path)
+        if compare.is_compare():
+            runs = ", ".join(str(r.path) for r in compare.present_runs()) or "none yet"
+            raise CLSpoofError(f"{path}: a compare folder, not a run; give one of its runs: "
+                               f"{runs}")
+        run = RunDir(path)
+        if not run.is_run():
+            raise CheckpointError(f"{path}: a folder but not a run directory (no config.yaml);"
+                                  " give a run directory or a checkpoint file")
+        with run.reading("score"):  # the last committed stage, not one being added
+            target = run.last_checkpoint() if stage is None else run.checkpoint_path(stage)
+            if target is None:
+                raise CheckpointError(f"{path}: no stage has completed yet, so there is no "
+                                      "checkpoint to use")
+            if not target.is_file():
+                raise CheckpointError(f"{target}: checkpoint not found; stages present in "
+                                      f"{path}: {_stages(run)}")
+        return CheckpointRef(target, run)
+    if stage is not None:
+        raise CLSpoofError(f"--stage picks a stage of a run directory; {path} is not one (give "
+                           "the run directory, or no --stage)")
+    run = RunDir(path.parent.parent)
+    own = run.is_run() and run.checkpoint_path(0).parent == path.parent
+    if not path.exists() and own:
+        raise CheckpointError(f"{path}: checkpoint not found; stages present in {run.path}: "
+                              f"{_stages(run)}")
+    return CheckpointRef(path, run if own else None)
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -138,7 +203,8 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
         origin = "EER threshold of the checkpoint"
         if ckpt.stage is not None:
             origin += f" (stage {ckpt.stage}"
-            origin += f", trained on {ckpt.trained_on}" if ckpt.trained_on else ""
+            origin += (", the pretrained starting model" if ckpt.trained_on == PRETRAINED
+                       else f", trained on {ckpt.trained_on}" if ckpt.trained_on else "")
             origin += f", pooled EER {ckpt.pooled_eer:.2f} %" if ckpt.pooled_eer is not None \
                 else ""
             origin += ")"
@@ -152,7 +218,7 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
     return value, "user", "given by the user"
 
 
-def _load_committed(checkpoint: Path, device: str) -> LoadedCheckpoint:
+def load_committed(checkpoint: Path, device: str) -> LoadedCheckpoint:
     """The checkpoint, or, for a run's ``checkpoints/stage_<k>.pt``, the committed one:
     a stage a stopped command left half-added is never scored (it is rolled back)."""
     found = RunDir.of_checkpoint(checkpoint)
@@ -161,6 +227,16 @@ def _load_committed(checkpoint: Path, device: str) -> LoadedCheckpoint:
     run, stage = found
     with run.reading("score"):
         return load_checkpoint(run.committed_checkpoint(stage), device)
+
+
+def check_score_output(out: Path, checkpoint: Path, inputs: Sequence[Path],
+                       files: Sequence[Path], force: bool = False) -> None:
+    """Refuse, before any work, an ``out`` file that must not be written: one that exists
+    (unless ``force``), and never — not even forced — the checkpoint, an input (a file or
+    manifest given, or an audio file found), by any of its names, or a file inside a run
+    or compare directory (:func:`~cl_spoof.infra.files.check_output_file`)."""
+    check_output_file(out, force=force, inputs=[checkpoint, *inputs, *files],
+                      guard=results_folder_of)
 
 
 def score_paths(
@@ -172,18 +248,23 @@ def score_paths(
     batch_size: int = 32,
     device: str = "cpu",
     progress: Progress | None = None,
+    out: Path | None = None,
+    force: bool = False,
 ) -> ScoreResult:
     """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
 
     ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
     and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
     or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
-    ``(files done, files total)``. Raises :class:`CLSpoofError` for a bad checkpoint,
-    bad settings, no audio input, or when no file at all could be scored.
+    ``(files done, files total)``. ``out`` (with ``force``) is the file the caller will
+    write the scores to: checked once the inputs are listed, before any file is scored
+    (:func:`check_score_output`), not written. Raises :class:`CLSpoofError` for a bad
+    checkpoint, bad settings, no audio input, a refused ``out``, or when no file at all
+    could be scored.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
-    ckpt = _load_committed(checkpoint, device)
+    ckpt = load_committed(checkpoint, device)
     value, source, origin = _resolve_threshold(threshold, ckpt)
     win = ckpt.num_samples if window is None else window
     min_len = ckpt.model.min_length()
@@ -195,6 +276,8 @@ def score_paths(
         raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
                           f"got {hop!r}")
     paths = collect_inputs(inputs)
+    if out is not None:
+        check_score_output(out, checkpoint, inputs, paths, force)
     total = len(paths)
 
     sums = np.zeros(total, dtype=np.float64)
@@ -226,6 +309,8 @@ def score_paths(
             np.add.at(counts, owner, 1)
             n_pending -= take
 
+    if progress is not None:
+        progress(0, total)
     with torch.inference_mode():
         for i, path in enumerate(paths):
             windows = FileWindows(path, win, step, ckpt.sample_rate, ckpt.level,

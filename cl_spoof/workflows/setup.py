@@ -25,12 +25,14 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return resolve_metrics(resolve_strategy(cfg))
 
 
-def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+def load_run_config(path: str | Path | None, overrides: Sequence[str] = (),
+                    origin: str = "override") -> RunConfig:
     """:func:`cl_spoof.config.load_config` (``None``: the demo config), then :func:`resolve`;
-    every error names the file or the override at fault."""
-    cfg = load_config(path, overrides)
+    every error names the file or the override at fault (``origin``: what gave the
+    overrides, e.g. ``--set``)."""
+    cfg = load_config(path, overrides, origin=origin)
     try:
         return resolve(cfg)
     except ConfigError as exc:
         raise located_error(exc, default_config_path() if path is None else path,
-                            overrides) from None
+                            overrides, origin) from None

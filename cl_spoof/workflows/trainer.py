@@ -10,11 +10,14 @@ needs (:meth:`Trainer.checkpoint`, :meth:`Trainer.restore`).
 
 from __future__ import annotations
 
+import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
@@ -30,11 +33,14 @@ from cl_spoof.infra.runtime import seed_everything, stage_seed
 from cl_spoof.metrics.eer import compute_eer
 from cl_spoof.metrics.plugin import EERPluginMetric
 from cl_spoof.models import build_detector
+from cl_spoof.models.pretrained import load_initial_weights
+from cl_spoof.rundir import STAGE_BASE
 from cl_spoof.strategies.methods.self_distillation.plugin import SelfDistillationPlugin
 from cl_spoof.strategies.registry import BuildArgs, StrategySpec, build_strategy, get_spec
-from cl_spoof.strategies.state import export_state, restore_state
+from cl_spoof.strategies.state import export_state, restore_state, start_from_model
 from cl_spoof.training import Autocast, ClassWeightedLoss, FreezePlugin, LRSchedule
 from cl_spoof.workflows.events import RunEvents
+from cl_spoof.workflows.loggers import check_loggers
 from cl_spoof.workflows.setup import resolve
 
 
@@ -43,23 +49,39 @@ class TrainingError(CLSpoofError):
 
 
 class ProgressPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
-    """Reports mini-batch progress of training and evaluation, and guards against NaN loss."""
+    """Reports mini-batch progress of training and evaluation and each epoch's mean training
+    loss (``RunEvents.on_epoch``), and guards against NaN loss."""
 
     def __init__(self, events: RunEvents) -> None:
         super().__init__()
         self.events = events
         self._desc = ""
         self._done = 0
+        self._epoch = 0
+        self._loss_sum: torch.Tensor | None = None  # summed on the device: one sync an epoch
+        self._loss_n = 0
 
     def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         exp = strategy.experience
+        self._epoch = strategy.clock.train_exp_epochs + 1
         self._desc = (f"train {getattr(exp, 'attack', '?')} epoch "
-                      f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}")
+                      f"{self._epoch}/{strategy.train_epochs}")
+        self._loss_sum, self._loss_n = None, 0
         self.events.on_progress(self._desc, 0, len(strategy.dataloader))
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        loss = strategy.loss.detach()
+        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+        self._loss_n += 1
         self.events.on_progress(self._desc, strategy.clock.train_epoch_iterations,
                                 len(strategy.dataloader))
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        if self._loss_sum is None:
+            return
+        mean = float(self._loss_sum.float().item()) / self._loss_n
+        self.events.on_epoch(str(getattr(strategy.experience, "attack", "?")), self._epoch,
+                             strategy.train_epochs, mean)
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         if not torch.isfinite(strategy.loss).all():
@@ -98,8 +120,24 @@ def score_frame(results: dict) -> pd.DataFrame:
 
 
 def stage_epochs(cfg: RunConfig, stage: int) -> int:
-    """Epochs of training stage ``stage`` (``train.first_epochs`` for the first)."""
-    return (cfg.train.first_epochs or cfg.train.epochs) if stage == 0 else cfg.train.epochs
+    """Epochs of trained stage ``stage`` (1..N; ``train.first_epochs`` for stage 1)."""
+    return (cfg.train.first_epochs or cfg.train.epochs) if stage == 1 else cfg.train.epochs
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Build ``cfg``'s model and strategy once on the CPU, before any data is read, so that
+    a bad preset, model option, layer pattern (``train.trainable``, a strategy's layers,
+    self-distillation segments) or strategy setting fails at once, not after the audio
+    was decoded. The random state is put back afterwards: a run is the same with it."""
+    check_loggers(cfg)
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Avalanche: "No loggers specified" (none needed here)
+        try:
+            Trainer.build(cfg, RunContext.local("cpu"))
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
 
 
 @dataclass
@@ -139,7 +177,8 @@ class Trainer:
         # Only freezing precedes it, so that it wraps exactly the parameters that learn.
         plugins: list[SupervisedPlugin] = []
         if cfg.train.trainable:
-            freeze = FreezePlugin(cfg.train.trainable, key="train.trainable")
+            freeze = FreezePlugin(cfg.train.trainable, key="train.trainable",
+                                  pretrained=cfg.model.init is not None)
             freeze.check(model)  # a pattern that matches nothing fails before training
             plugins.append(freeze)
         plugins += [*ctx.training_plugins(cfg.seed), ProgressPlugin(events or RunEvents()),
@@ -170,7 +209,7 @@ class Trainer:
     # ------------------------------------------------------------------ one stage
 
     def train_stage(self, exp: Any, stage: int, train_stream: Sequence[Any]) -> None:
-        """Learn experience ``exp`` as training stage ``stage``.
+        """Learn experience ``exp`` as trained stage ``stage`` (1..N).
 
         Reseeds with the stage seed (same data order per stage for every strategy;
         other processes get their own crops), trains ``stage_epochs`` epochs, then
@@ -181,7 +220,7 @@ class Trainer:
         self.strategy.train(exp, num_workers=self.cfg.train.workers)
         self.ctx.sync_module_and_state(
             self.strategy.model, f"after stage {stage}", self.export_state,
-            lambda state: self.restore_state(state, stage + 1, train_stream))
+            lambda state: self.restore_state(state, stage, train_stream))
 
     def evaluate(self, test_stream: Sequence[Any]) -> StageResult:
         """Score every test experience (gathered over processes) and take the EERs."""
@@ -208,12 +247,29 @@ class Trainer:
         """Put :meth:`export_state`'s entries back after ``completed`` stages."""
         restore_state(self.strategy, self.spec.state_adapters(), state, completed, train_stream)
 
+    def start_from(self, path: str | Path) -> str:
+        """Load the pretrained weights of ``path`` (``model.init``) into the model and make
+        them the strategy's "previous model" (:meth:`start_from_model`); returns what the
+        file was (a cl-spoof checkpoint, a state dict)."""
+        kind = load_initial_weights(self.strategy.model, path, self.cfg.model.preset)
+        self.start_from_model()
+        return kind
+
+    def start_from_model(self) -> None:
+        """The state of a strategy about to learn its first experience after pretraining:
+        DFWF's teacher and LwF's previous model become the model it holds now; the
+        state that old data would give (EWC/SI importances, RegO regions, RAWM/RWM input
+        spaces, replay/GEM/A-GEM memories) starts empty, as the pretraining data is not
+        at hand."""
+        start_from_model(self.strategy, self.spec.state_adapters())
+
     def checkpoint(self, stage: int, trained_on: str, attacks: Sequence[str],
                    result: StageResult) -> dict:
         """The checkpoint of stage ``stage`` (tensors and plain data only)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "stage": stage,
+            "stage_base": STAGE_BASE,
             "trained_on": trained_on,
             "attacks": list(attacks),
             "config": to_dict(self.cfg),
@@ -235,7 +291,8 @@ class Trainer:
     def restore(self, ckpt: dict, checkpoint: Path, completed: int,
                 train_stream: Sequence[Any] | None = None) -> None:
         """Load model, optimizer and strategy state of ``ckpt`` to continue after
-        ``completed`` stages exactly where the run stopped."""
+        ``completed`` trained stages exactly where the run stopped (``completed == 0``:
+        ``ckpt`` is stage 0, a pretrained starting model)."""
         if "strategy_state" not in ckpt or "optimizer_state" not in ckpt:
             raise CLSpoofError(f"{checkpoint}: holds no optimizer/strategy state (written by "
                                "an older cl-spoof), so the run cannot be resumed exactly")
@@ -252,6 +309,8 @@ class Trainer:
         self.strategy.make_optimizer(reset_optimizer_state=True)
         self.strategy.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.restore_state(ckpt.get("strategy_state", {}), completed, train_stream)
+        if completed == 0:  # stage 0: the pretrained starting model, as the run began
+            self.start_from_model()
         self.strategy.clock.train_exp_counter = completed
 
     def plugin_warnings(self) -> dict[int, list[str]]:

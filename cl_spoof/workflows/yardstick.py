@@ -146,7 +146,7 @@ def run_yardstick(cfg: RunConfig, names: Sequence[str] = ("lfcc", "ltas"),
     data = load_benchmark_data(cfg.data, seed=cfg.seed, on_stage=on_stage, progress=progress)
     groups = (utterance_groups(data.table, cfg.metrics.matched_by)
               if cfg.metrics.matched_by else None)
-    train = joint_plan(data.plans).train_rows
+    train = joint_plan(data.training_plans).train_rows  # every attack's, learned or not
     test = np.unique(np.concatenate([p.test_rows for p in data.plans]))
     labels = data.table["label"].to_numpy()
     if len(set(labels[train] == BONAFIDE)) < 2:

@@ -240,7 +240,7 @@ def test_a_resume_on_other_data_is_refused_naming_what_changed(
     table, ids = _table()
     run_dir = RunDir(tmp_path / "run", cfg)
     run_dir.create()
-    run_dir.record_data(data_record(table, ids))
+    run_dir.record_start_data(data_record(table, ids))
     _stage(run_dir, RunProgress(), 0, finished=False)  # the record survives the stages
     resumed = RunDir(run_dir.path, cfg)
     resumed.check_data(data_record(table, ids))  # the same data: accepted

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from cl_spoof.data.corpora._common import DEFAULT_FRACTIONS, DEFAULT_SEED, missing_error
-from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.errors import ConfigError, DataError, did_you_mean
 
 __all__ = ["BY_NAME", "DEFAULT_FRACTIONS", "DEFAULT_SEED", "READERS", "collect_readers",
            "detect_layout", "layouts_text", "prefix_utt_ids", "read_corpus", "reader",
@@ -83,7 +83,7 @@ def reader(name: str) -> ModuleType:
         return BY_NAME[name]
     except KeyError:
         raise ConfigError(f"layout: unknown corpus layout {name!r}; known:"
-                          f" {', '.join(BY_NAME)}") from None
+                          f" {', '.join(BY_NAME)}" + did_you_mean(name, BY_NAME)) from None
 
 
 def reader_options(module: ModuleType) -> list[str]:

@@ -40,8 +40,9 @@ from cl_spoof.data.corpora._common import (
     require_unique,
     scan_audio,
 )
-from cl_spoof.data.table import LABELS, NO_ATTACK, SPLITS, make_table
+from cl_spoof.data.table import LABELS, SPLITS, make_table
 from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.labels import NO_ATTACK
 
 NAME = "asvspoof5"
 ORDER = 40  # place among the layouts tried and listed (cl_spoof.data.corpora)

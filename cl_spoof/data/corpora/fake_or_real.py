@@ -36,8 +36,9 @@ from cl_spoof.data.corpora._common import (
     require_unique,
     safe_id,
 )
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import make_table
 from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.labels import NO_ATTACK
 
 NAME = "fake_or_real"
 ORDER = 70  # place among the layouts tried and listed (cl_spoof.data.corpora)

@@ -37,8 +37,9 @@ from cl_spoof.data.corpora._common import (
     require_unique,
     scan_audio,
 )
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import make_table
 from cl_spoof.errors import DataError
+from cl_spoof.labels import NO_ATTACK
 
 NAME = "in_the_wild"
 ORDER = 50  # place among the layouts tried and listed (cl_spoof.data.corpora)

@@ -65,8 +65,9 @@ from cl_spoof.data.corpora._common import (
     safe_id,
     scan_audio,
 )
-from cl_spoof.data.table import NO_ATTACK, make_table
+from cl_spoof.data.table import make_table
 from cl_spoof.errors import ConfigError
+from cl_spoof.labels import NO_ATTACK
 
 NAME = "wavefake"
 ORDER = 60  # place among the layouts tried and listed (cl_spoof.data.corpora)

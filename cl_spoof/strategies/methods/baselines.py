@@ -133,7 +133,12 @@ def _lwf_restore(strategy: SupervisedTemplate, state: dict, completed: int,
         lwf.lwf.prev_classes_by_task[0] = {0, 1}
 
 
-LWF_STATE = StateAdapter("lwf", lambda strategy: {}, _lwf_restore)
+def _lwf_start(strategy: SupervisedTemplate) -> None:
+    """The previous model is the model now (a pretrained starting model)."""
+    _lwf_restore(strategy, {}, 1, None)
+
+
+LWF_STATE = StateAdapter("lwf", lambda strategy: {}, _lwf_restore, _lwf_start)
 
 
 def _ewc_export(strategy: SupervisedTemplate) -> dict:

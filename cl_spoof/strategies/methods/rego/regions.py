@@ -23,15 +23,13 @@ entry stays protected while the weighted count of experiences that found it
 important exceeds ``release`` (weights for T = 2: 0.382, 0.618; from T = 4 an
 entry only the first experience needed is released at ``release = 0.1``).
 
-Only the abstract could be read here; the rest follows
-``../shared/notes-field-baselines.md`` with these choices (config keys in
-brackets): the reference gradient is the previous step's final gradient, as in
-the public code, or the mean gradient of the last finished experience's
-training data at its final weights [``rego_reference``]; genuine samples weight
-the parallel part and fake ones the orthogonal part in region D, consistently
-with regions B and C (the public code swaps them); the Fisher information is
-that of each batch's per-class mean loss, weighted by the class's samples in
-the batch; masks are stored as bits.
+Choices made here (config keys in brackets): the reference gradient is the
+previous step's final gradient, as in the public code, or the mean gradient of
+the last finished experience's training data at its final weights
+[``rego_reference``]; genuine samples weight the parallel part and fake ones the
+orthogonal part in region D, consistently with regions B and C (the public code
+swaps them); the Fisher information is that of each batch's per-class mean loss,
+weighted by the class's samples in the batch; masks are stored as bits.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""What several test modules share: tiny configs, synthetic corpora, checks, paths."""
