@@ -47,8 +47,8 @@ def _stage(run_dir: RunDir, progress: RunProgress, stage: int, finished: bool) -
 def _finished_run(path: Path, cfg, stages: int = 2) -> RunDir:  # noqa: ANN001
     run_dir = RunDir(path, cfg)
     progress = run_dir.create()
-    for k in range(stages):
-        progress = _stage(run_dir, progress, k, finished=k == stages - 1)
+    for k in range(1, stages + 1):  # trained stages are numbered from 1
+        progress = _stage(run_dir, progress, k, finished=k == stages)
     return run_dir
 
 
@@ -60,11 +60,11 @@ def _half_added_stage(run_dir: RunDir) -> None:
     assert undo is not None
     undo.rename(undo.with_name(".cl-spoof-undo-999999999"))
     progress = RunProgress()
-    for k in range(2):
+    for k in (1, 2):
         progress = progress.with_stage({"stage": k, "trained_on": ATTACKS[k % 2],
                                         "A": 10.0 + k, "B": 30.0 - k},
                                        {"trained_on": ATTACKS[k % 2], "pooled_eer": 20.0})
-    _stage(run_dir, progress, 2, finished=True)
+    _stage(run_dir, progress, 3, finished=True)
 
 
 HOLDER = """
@@ -101,11 +101,12 @@ def test_readers_never_see_a_half_added_stage(cfg, tmp_path: Path,  # noqa: ANN0
         assert again.learned == record.learned and again.metrics == record.metrics
         assert (again.eer == record.eer).all()
         with reader.reading("score"):
-            with pytest.raises(RunDirError, match=r"stage 2 is not part of the run: run.json "
-                                                  r"records 2 completed stage\(s\)"):
-                reader.committed_checkpoint(2)
-            path = reader.committed_checkpoint(1)
-            assert torch.load(path, weights_only=True)["weights"].tolist() == [1.0] * 3
+            for stage in (0, 3):  # no stage 0 in a run from scratch; stage 3 half-added
+                with pytest.raises(RunDirError, match=fr"stage {stage} is not part of the run: "
+                                                      r"run.json records 2 completed stage\(s\)"):
+                    reader.committed_checkpoint(stage)
+            path = reader.committed_checkpoint(2)
+            assert torch.load(path, weights_only=True)["weights"].tolist() == [2.0] * 3
         assert RunDir(run_dir.path).read_metrics() == record.metrics
         now = {p: p.read_bytes() for p in run_dir.path.rglob("*") if p.is_file()
                and not any(q.startswith(".cl-spoof") for q in p.relative_to(
@@ -131,10 +132,10 @@ def test_a_missing_run_json_with_completed_stages_is_not_a_fresh_start(
     with pytest.raises(RunDirError, match=r"run.json: missing although the run completed "
                                           r"stages.*put run.json back, or start a new run"):
         RunDir(run_dir.path, cfg).open_existing()
-    for name in ("eer_matrix.csv", "checkpoints/stage_0.pt"):  # any trace of a stage
+    for name in ("eer_matrix.csv", "checkpoints/stage_1.pt"):  # any trace of a stage
         other = tmp_path / f"other_{name.replace('/', '_')}"
         shutil.copytree(run_dir.path, other)
-        for gone in {"eer_matrix.csv", "checkpoints/stage_0.pt", "checkpoints/stage_1.pt"} \
+        for gone in {"eer_matrix.csv", "checkpoints/stage_1.pt", "checkpoints/stage_2.pt"} \
                 - {name}:
             (other / gone).unlink()
         with pytest.raises(RunDirError, match="missing although"):
@@ -241,7 +242,7 @@ def test_a_resume_on_other_data_is_refused_naming_what_changed(
     run_dir = RunDir(tmp_path / "run", cfg)
     run_dir.create()
     run_dir.record_start_data(data_record(table, ids))
-    _stage(run_dir, RunProgress(), 0, finished=False)  # the record survives the stages
+    _stage(run_dir, RunProgress(), 1, finished=False)  # the record survives the stages
     resumed = RunDir(run_dir.path, cfg)
     resumed.check_data(data_record(table, ids))  # the same data: accepted
     with pytest.raises(RunDirError) as info:

@@ -158,13 +158,13 @@ def test_two_add_attacks_at_once_one_is_refused_or_waits_and_both_attacks_stay(
     status = json.loads((run / "run.json").read_text())
     assert status["completed_stages"] == 4 and status["finished"]
     added = json.loads((run / "added" / "added.json").read_text())["attacks"]
-    assert [a["name"] for a in added] == ["NEWA", "NEWB"] and added[1]["stage"] == 3
+    assert [a["name"] for a in added] == ["NEWA", "NEWB"] and added[1]["stage"] == 4
     assert sorted(p.name for p in (run / "added").iterdir()) == ["NEWA.csv", "NEWB.csv",
                                                                   "added.json"]
     assert sorted(p.name for p in (run / "logs").glob("added_*")) == ["added_NEWA",
                                                                       "added_NEWB"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        f"stage_{k}.pt" for k in range(4)]
+        f"stage_{k}.pt" for k in range(1, 5)]
 
 
 def _holder(lock_file: Path, command: str) -> subprocess.Popen:
@@ -185,7 +185,12 @@ def test_every_command_that_changes_a_run_is_refused_while_another_owns_it(
     compare.create(load_config(built / "cfg.yaml"), {"strategies": ["naive"], "seeds": [0]})
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    changers = [(run, ["run", "--resume", str(run)]),
+    stopped = tmp_path / "stopped"  # a run stopped after its first stage: resumable
+    shutil.copytree(run, stopped)
+    status = json.loads((stopped / "run.json").read_text())
+    status.update(completed_stages=1, finished=False, total_stages=None)
+    (stopped / "run.json").write_text(json.dumps(status))
+    changers = [(stopped, ["run", "--resume", str(stopped)]),
                 (run, _add(run, "NEW", built / "audio_a")),
                 (run, ["report", str(run)]),
                 (run, ["report", str(run), "--out", str(run / "report" / "sub")]),
@@ -227,7 +232,7 @@ def test_a_stopped_add_attack_is_never_scored_or_reported(built: Path, run: Path
     flag = tmp_path / "pause"
     proc = start(_add(run, "NEW", built / "audio_a"), tmp_path, "add-attack:writing", flag)
     paused_at(proc, flag, "add-attack:writing")
-    assert (run / "checkpoints" / "stage_2.pt").is_file()  # half-added
+    assert (run / "checkpoints" / "stage_3.pt").is_file()  # half-added
     proc.send_signal(sig)
     code, err = finish(proc)
     if sig == signal.SIGTERM:
@@ -238,10 +243,10 @@ def test_a_stopped_add_attack_is_never_scored_or_reported(built: Path, run: Path
         return
     assert code == -signal.SIGKILL
     assert tree(run) != before
-    res = runner.invoke(app, ["score", str(run / "checkpoints" / "stage_2.pt"),
+    res = runner.invoke(app, ["score", str(run / "checkpoints" / "stage_3.pt"),
                               str(built / "audio_a")])
     assert res.exit_code == 2
-    assert "stage 2 is not part of the run" in one_line_error(res.output)
+    assert "stage 3 is not part of the run" in one_line_error(res.output)
     assert tree(run) == before  # rolled back by the reader
     res = runner.invoke(app, ["report", str(run)])
     assert res.exit_code == 0, res.output
@@ -391,7 +396,7 @@ def test_a_resume_on_other_data_is_refused(tiny_corpus: Path, tmp_path: Path) ->
     status = json.loads((out / "run.json").read_text())  # as if stopped after stage 1
     status.update(completed_stages=1, finished=False, total_stages=None)
     (out / "run.json").write_text(json.dumps(status))
-    (out / "checkpoints" / "stage_1.pt").unlink()
+    (out / "checkpoints" / "stage_2.pt").unlink()
     text = manifest.read_text()
     rows = text.splitlines()
     dropped = [r for r in rows if r.startswith("audio/train/T1_")][:4]
