@@ -72,11 +72,17 @@ err_console = Console(stderr=True)
 
 
 class Interrupted(Exception):
-    """Ctrl-C, with what the user can do next (raised by commands, shown by :func:`user_errors`)."""
+    """Ctrl-C or SIGTERM, with what the user can do next (raised by commands, shown by
+    :func:`user_errors`); ``cause``: the interrupt (its signal sets the exit status)."""
 
-    def __init__(self, hint: str) -> None:
+    def __init__(self, hint: str, cause: BaseException | None = None) -> None:
         super().__init__(hint)
         self.hint = hint
+        self.cause = cause
+
+
+WAIT_HELP = ("When another command is changing the same folder, wait for it to finish "
+             "instead of stopping at once.")
 
 
 def _error_line(text: str) -> None:
@@ -86,8 +92,9 @@ def _error_line(text: str) -> None:
 
 def user_errors(fn: F) -> F:
     """Errors as one line, no traceback (``--debug`` shows it): :class:`CLSpoofError` and OS
-    errors (full disk, permissions) exit 2, Ctrl-C 130 with how to continue, anything else
-    (a bug) 1 (under torchrun a bug is raised, so torchrun reports it with its traceback)."""
+    errors (full disk, permissions) exit 2, Ctrl-C 130 and SIGTERM 143 with how to
+    continue, anything else (a bug) 1 (under torchrun a bug is raised, so torchrun reports
+    it with its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -115,10 +122,13 @@ def user_errors(fn: F) -> F:
                             "(model.preset, model.overrides)")
                 code = 2
             elif isinstance(exc, Interrupted | KeyboardInterrupt):
+                from cl_spoof.infra.signals import stop_code
+
                 hint = exc.hint if isinstance(exc, Interrupted) else "stopped"
-                err_console.print(f"{_rank_prefix()}[bold yellow]interrupted:[/] "
+                code = stop_code(exc.cause if isinstance(exc, Interrupted) else exc)
+                how = " (SIGTERM)" if code == 143 else ""
+                err_console.print(f"{_rank_prefix()}[bold yellow]interrupted{how}:[/] "
                                   f"{escape(hint)}", highlight=False, soft_wrap=True)
-                code = 130
             else:
                 _error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for "
                             "the traceback, and please report it)")
@@ -647,6 +657,7 @@ def run_cmd(
     seed: Annotated[int | None, typer.Option(help="Seed, overriding the config.")] = None,
     resume: Annotated[Path | None, typer.Option(
         help="Continue an interrupted run directory after its last completed stage.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
     config_opt: ConfigOpt = None,
     sets: SetOpt = None,
     data: DataOpt = None,
@@ -683,14 +694,16 @@ def run_cmd(
                                                   cfg.train.dist_timeout) as ctx:
             out_dir = ctx.broadcast_object(out_dir)  # rank 0's time stamp names the run
             if not ctx.is_main:  # rank 0 writes and reports; the others only train
-                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx, label=label)
+                run_experiment(cfg, out_dir, resume=resume is not None, ctx=ctx, label=label,
+                               wait=wait)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 summary = run_experiment(cfg, out_dir, events.as_run_events(),
-                                         resume=resume is not None, ctx=ctx, label=label)
-    except KeyboardInterrupt:
-        raise Interrupted(_run_hint(out_dir)) from None
+                                         resume=resume is not None, ctx=ctx, label=label,
+                                         wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_run_hint(out_dir), exc) from None
     print_run_summary(summary)
     console.print(f"next: cl-spoof report {out_dir}", highlight=False, soft_wrap=True)
 
@@ -730,8 +743,8 @@ def init_cmd(
         with progress_bar() as bar:
             summary = run_experiment(cfg, run_dir, CliEvents(bar).as_run_events(),
                                      only_stage_0=True)
-    except KeyboardInterrupt:
-        raise Interrupted(_run_hint(run_dir)) from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_run_hint(run_dir), exc) from None
     print_run_summary(summary)
     console.print(f"next: cl-spoof add-attack {run_dir} --name NAME --spoof FOLDER")
 
@@ -751,6 +764,7 @@ def compare_cmd(
     jobs: Annotated[int, typer.Option(
         min=1, help="Runs at once, each in its own process (and GPU, round robin, if any); "
                     "torch threads per run: train.threads, or the cores divided by JOBS.")] = 1,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
     report: Annotated[bool, typer.Option(
         "--report", help="Build the report (forgetting curves, heatmaps, tables) at the end, "
                          "in <compare directory>/report.")] = False,
@@ -794,19 +808,20 @@ def compare_cmd(
             out_dir = ctx.broadcast_object(out_dir)
             if not ctx.is_main:
                 run_compare(cfg, names, seed_list, out_dir, resume=resume is not None,
-                            jobs=jobs, ctx=ctx, label=label)
+                            jobs=jobs, ctx=ctx, label=label, wait=wait)
                 return
             with progress_bar() as bar:
                 events = CliEvents(bar, cfg.metrics.undertrained_eer)
                 table = run_compare(cfg, names, seed_list, out_dir, events.as_run_events(),
-                                    resume=resume is not None, jobs=jobs, ctx=ctx, label=label)
+                                    resume=resume is not None, jobs=jobs, ctx=ctx, label=label,
+                                    wait=wait)
                 if report:
                     from cl_spoof.reporting import build_report
 
                     events.on_stage("writing the report")
-                    res = build_report([out_dir], out_dir / "report")
-    except KeyboardInterrupt:
-        raise Interrupted(_compare_hint(out_dir)) from None
+                    res = build_report([out_dir], out_dir / "report", wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_compare_hint(out_dir), exc) from None
     console.print(df_to_rich(comparison_display(table),
                              title=f"Comparison over {len(seed_list)} seed(s) — {out_dir}"))
     _comparison_notes()
@@ -859,9 +874,9 @@ def yardstick_cmd(
         with progress_bar() as bar:
             events = CliEvents(bar)
             result = run_yardstick(cfg, names, out_dir, events.on_stage, events.on_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         raise Interrupted(f"nothing was written to {out_dir}; run the same command again "
-                          "(the yardsticks take seconds to minutes)") from None
+                          "(the yardsticks take seconds to minutes)", exc) from None
     console.print(df_to_rich(result.table(), title=f"EER (%) of the yardsticks — {out_dir}"))
     console.print(f"data: {result.data}; {result.seconds:.0f} s", highlight=False, soft_wrap=True)
 
@@ -883,6 +898,7 @@ def report_cmd(
     out: Annotated[Path | None, typer.Option(
         help="Report folder (default: <first input>/report, refreshed each time); one that "
              "holds an earlier report only with --force.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
     labels: Annotated[list[str] | None, typer.Option(
         "--label", metavar="PATH=LABEL",
         help="Call the runs of input PATH so in this report (repeatable; the runs are not "
@@ -901,7 +917,7 @@ def report_cmd(
     from cl_spoof.reporting.render import comparison_display
 
     res = build_report(inputs, out or inputs[0] / "report", _report_labels(labels),
-                       replace=force or out is None)
+                       replace=force or out is None, wait=wait)
     console.print(df_to_rich(comparison_display(res.summary), title="Runs"))
     _comparison_notes()
     for note in res.notes:
@@ -919,6 +935,19 @@ def _undertrained_of(run_dir: Path) -> float | None:
         return None
 
 
+def _add_attack_hint(run_dir: Path, name: str) -> str:
+    """What a stop left of an add-attack: the run as it was, or (stopped just after it
+    committed) the run with the new attack."""
+    from cl_spoof.rundir import RunDir
+
+    try:
+        added = name in RunDir(run_dir).read_matrix().columns
+    except CLSpoofError:
+        added = False
+    return f"{name} was added to {run_dir} before the stop" if added else \
+        f"{run_dir} is unchanged"
+
+
 @app.command("add-attack")
 @user_errors
 def add_attack_cmd(
@@ -934,6 +963,7 @@ def add_attack_cmd(
         help="How to learn it: dfwf (no old data needed), lwf, naive, or the run's own "
              "strategy (e.g. ewc on EWC runs).")
     ] = "dfwf",
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
     sets: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE",
         help="Change how the new stage trains (train.*, strategy hyper-parameters, seed; "
@@ -955,9 +985,9 @@ def add_attack_cmd(
             events = CliEvents(bar, _undertrained_of(run_dir))
             summary, problems = add_attack(run_dir, name, spoof, bonafide, eval_fraction,
                                            strategy, events.as_run_events(),
-                                           overrides=_overrides(sets, data))
-    except KeyboardInterrupt:
-        raise Interrupted(f"{run_dir} is unchanged") from None
+                                           overrides=_overrides(sets, data), wait=wait)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_add_attack_hint(run_dir, name), exc) from None
     for line in problems:
         err_console.print(f"[yellow]skipped[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True)
@@ -1005,8 +1035,8 @@ def score_cmd(
         with progress_bar() as bar:  # --out is checked before any work (score_paths)
             result = score_paths(ref.path, paths, threshold=threshold, device=device,
                                  progress=bar.tracker("scoring"), out=out, force=force)
-    except KeyboardInterrupt:
-        raise Interrupted("no scores were written") from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted("no scores were written", exc) from None
     for path, why in result.failed:
         err_console.print(f"[yellow]skipped[/] {escape(f'{path}: {why}')}", highlight=False,
                           soft_wrap=True)
@@ -1096,8 +1126,8 @@ def evaluate_cmd(
                               overrides=list(sets or []), device=device,
                               batch_size=batch_size, progress=events.on_progress)
             written = write_evaluation(result, out, score_format) if out is not None else []
-    except KeyboardInterrupt:
-        raise Interrupted("nothing was written") from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted("nothing was written", exc) from None
     import pandas as pd
 
     rows = [{"attack": a, "utterances": result.counts[a], "EER %": v}
@@ -1172,8 +1202,8 @@ def demo_cmd(
                                 events.as_run_events())
             events.on_stage("writing the report")
             res = build_report([out_dir / "compare"], out_dir / "report")
-    except KeyboardInterrupt:
-        raise Interrupted(_compare_hint(out_dir / "compare")) from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_compare_hint(out_dir / "compare"), exc) from None
     console.print(df_to_rich(comparison_display(table), title="Demo: strategies compared"))
     _comparison_notes()
     console.print(f"report: [bold]{escape(str(res.html))}[/]", highlight=False, soft_wrap=True)
@@ -1197,6 +1227,9 @@ def _hide_deprecation_warnings() -> None:
 
 def main() -> None:
     """Console-script entry point (``python -m cl_spoof`` too)."""
+    from cl_spoof.infra.signals import install_stop_handlers
+
+    install_stop_handlers()  # SIGTERM stops as Ctrl-C does; a second signal cannot cut it
     _hide_deprecation_warnings()
     if _rank_prefix():
         # Under torchrun: a rank's uncaught error goes into torchrun's failure summary.

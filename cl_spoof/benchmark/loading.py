@@ -8,9 +8,11 @@ listing every problem with its file. Only the rows a plan uses are decoded.
 
 from __future__ import annotations
 
+import os
 import re
+import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from cl_spoof.data import read_source
 from cl_spoof.data.cache import CachedWaveforms, WaveformCache, cache_samples
 from cl_spoof.data.checks import check_table, cross_source_speakers
 from cl_spoof.data.corpora import prefix_utt_ids
-from cl_spoof.data.table import make_table
+from cl_spoof.data.table import data_record, make_table
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.labels import NO_ATTACK
 
@@ -56,11 +58,29 @@ class BenchmarkData:
     source: str
     stages: list[ExperiencePlan] | None = None
     families: dict[str, tuple[str, ...]] | None = None
+    _record: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def training_plans(self) -> list[ExperiencePlan]:
         """The training experiences, in order."""
         return self.plans if self.stages is None else self.stages
+
+    def record(self) -> dict:
+        """What a run is started on (:func:`~cl_spoof.data.table.data_record`): every row
+        of the table, and as each file's identity its size and the CRC-32 of the samples
+        the run decoded from it (what training reads, whatever the file's time stamps).
+        Computed once."""
+        if self._record is None:
+            identities = []
+            for i, path in enumerate(self.table["path"]):
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    size = -1
+                row = np.ascontiguousarray(self.waveforms.data[i, : self.waveforms.lengths[i]])
+                identities.append(f"{size}:{zlib.crc32(row.data):08x}")
+            self._record = data_record(self.table, identities)
+        return self._record
 
 
 def resolve_source(cfg: DataConfig,

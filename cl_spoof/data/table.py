@@ -16,6 +16,8 @@ selects them by name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -103,3 +105,57 @@ def utterance_groups(table: pd.DataFrame, matched_by: str) -> pd.Series:
     root = os.path.commonpath([os.path.dirname(p) for p in paths])
     parts = [Path(os.path.relpath(p, root)).parts for p in paths]
     return pd.Series([q[0] if len(q) > 1 else "" for q in parts], dtype=str)
+
+
+def data_record(table: pd.DataFrame, identities: Sequence[str]) -> dict:
+    """What a run was started on, to check a resume against (:func:`data_differences`).
+
+    ``identities``: one string per row saying what its file holds (e.g. its size and a
+    checksum of the decoded samples). The record has the SHA-256 of every row's
+    ``utt_id``, ``path``, ``label``, ``attack``, ``speaker``, ``split`` and identity, in
+    order, and per ``split/attack/label`` group its count and digests of its rows and of
+    its files' identities (in any order), so a difference can be named.
+    """
+    if len(identities) != len(table):
+        raise ValueError(f"{len(identities)} identities for {len(table)} rows")
+    whole = hashlib.sha256()
+    groups: dict[str, dict] = {}
+    rows: dict[str, list[bytes]] = {}
+    files: dict[str, list[bytes]] = {}
+    for row, identity in zip(table[list(COLUMNS)].itertuples(index=False, name=None),
+                             identities, strict=True):
+        utt, path, label, attack, speaker, split = (str(v) for v in row)
+        fields = json.dumps([utt, path, label, attack, speaker, split]).encode()
+        whole.update(fields + b"\n" + identity.encode() + b"\n")
+        key = f"{split}/{attack}/{label}"
+        rows.setdefault(key, []).append(hashlib.sha256(fields).digest())
+        files.setdefault(key, []).append(hashlib.sha256(fields + identity.encode()).digest())
+    for key in rows:  # in any order: a change of order alone is told apart
+        groups[key] = {"utterances": len(rows[key]),
+                       "rows": hashlib.sha256(b"".join(sorted(rows[key]))).hexdigest()[:16],
+                       "files": hashlib.sha256(b"".join(sorted(files[key]))).hexdigest()[:16]}
+    return {"digest": whole.hexdigest(), "utterances": len(table), "groups": groups}
+
+
+def data_differences(started: Mapping, now: Mapping) -> list[str]:
+    """How the data ``now`` differs from the data a run ``started`` on (two
+    :func:`data_record` results), one phrase per ``split/attack/label`` group; empty
+    when they are the same."""
+    if started.get("digest") == now.get("digest"):
+        return []
+    before, after = dict(started.get("groups") or {}), dict(now.get("groups") or {})
+    out = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old is None:
+            out.append(f"{key}: {after[key]['utterances']} utterance(s) that were not there")
+        elif new is None:
+            out.append(f"{key}: its {old['utterances']} utterance(s) are gone")
+        elif old.get("utterances") != new["utterances"]:
+            out.append(f"{key}: {new['utterances']} utterance(s), {old.get('utterances')} "
+                       "at the start")
+        elif old.get("rows") != new["rows"]:
+            out.append(f"{key}: other utterance ids, paths or speakers")
+        elif old.get("files") != new["files"]:
+            out.append(f"{key}: files that hold other audio")
+    return out or ["the utterances are in another order"]

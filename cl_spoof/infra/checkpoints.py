@@ -3,10 +3,17 @@
 Loadable with ``torch.load(path, weights_only=True)`` (no pickled Python objects),
 so a checkpoint from an untrusted source cannot run code. Kept free of Avalanche
 imports so scoring starts fast.
+
+Every checkpoint carries the SHA-256 of its content (``content_digest``: every key,
+value and tensor byte, :func:`content_digest`), computed when it is written and
+verified on every load: a flipped bit anywhere in a weight, a key or a number is a
+named error, never a silently different model. (Checkpoints written before the digest
+existed have none and are read as they are.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Mapping
@@ -21,16 +28,52 @@ from cl_spoof.infra.files import atomic_path
 
 #: Value of every cl-spoof checkpoint's ``format`` key.
 CHECKPOINT_FORMAT = "cl-spoof-checkpoint/1"
+#: The key holding the digest of the rest of the checkpoint.
+DIGEST_KEY = "content_digest"
+
+
+def _feed(h: Any, value: Any) -> None:
+    """Add ``value`` to the hash ``h``, with its type, so that no two different contents
+    hash alike (a list and a tuple are both a sequence: ``torch.load`` may return either)."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, Mapping):
+        h.update(f"M{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, list | tuple):
+        h.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(h, item)
+    elif value is None or isinstance(value, bool | int | float | str | bytes):
+        text = repr(value).encode("utf-8", "surrogatepass")
+        h.update(f"{type(value).__name__}{len(text)}:".encode())
+        h.update(text)
+    elif isinstance(value, torch.dtype | torch.device | torch.Size):
+        h.update(f"{type(value).__name__}:{value}".encode())
+    else:
+        raise TypeError(f"a checkpoint holds {type(value).__name__}, which has no digest")
+
+
+def content_digest(payload: Mapping) -> str:
+    """SHA-256 of every key and value of ``payload`` but :data:`DIGEST_KEY`."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != DIGEST_KEY})
+    return h.hexdigest()
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary file, then move into place (never truncated).
+    """``torch.save`` to a temporary file, then move into place (never truncated), with
+    the digest of its content (:func:`content_digest`).
 
     Serialised in memory first, so a full disk is an ordinary :class:`OSError` (named
     by :func:`atomic_path`), not one of torch's internal writer errors.
     """
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save({**payload, DIGEST_KEY: content_digest(payload)}, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getbuffer())
 
@@ -108,6 +151,16 @@ def read_checkpoint(path: str | Path) -> dict:
     if ckpt["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {ckpt['format']!r} "
                               f"(this version reads {CHECKPOINT_FORMAT!r})")
+    if DIGEST_KEY in ckpt:
+        try:
+            same = ckpt[DIGEST_KEY] == content_digest(ckpt)
+        except TypeError:
+            same = False
+        if not same:
+            raise CheckpointError(f"{path}: damaged checkpoint: its content does not match the "
+                                  "digest stored when it was written; use an earlier stage's "
+                                  "checkpoint, a backup, or train again")
+        del ckpt[DIGEST_KEY]
     return ckpt
 
 

@@ -1,5 +1,6 @@
 """Files: atomic writes (a crash never leaves a half-written result), output files checked
-before the work, locks, disk space, and the user cache folder.
+before the work, locks (cache entries; a folder's one owner and its readers), disk space,
+and the user cache folder.
 
 Every OS error while writing becomes a :class:`~cl_spoof.errors.FileSystemError`
 naming the file the user knows (not a temporary one) and what to do.
@@ -10,15 +11,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from cl_spoof.errors import FileSystemError, os_error_message
+from cl_spoof.errors import CLSpoofError, FileSystemError, os_error_message
 from cl_spoof.infra.formats import FILE_NAME_ERRORS
+from cl_spoof.infra.testhook import pause_point
 
 
 @contextlib.contextmanager
@@ -236,6 +242,208 @@ def file_lock(path: str | Path, optional: bool = False) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)  # releases the lock
+
+
+class FolderInUseError(CLSpoofError):
+    """Another command owns the folder (its owner lock is held); names the holder."""
+
+
+@dataclass
+class _Hold:
+    fd: int
+    exclusive: bool
+    count: int = 1
+
+
+#: The locks this process holds, by the real path of what is locked: taking one again is
+#: re-entrant (``flock`` would block on a second open file of the same process).
+_HELD: dict[str, _Hold] = {}
+
+
+def holds_lock(path: str | Path) -> bool:
+    """Whether this process holds the owner lock ``path`` (:func:`owner_lock`)."""
+    return os.path.realpath(path) in _HELD
+
+
+def _holder(fd: int) -> str:
+    """Who holds an owner lock, as its holder wrote it in the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return (f"`cl-spoof {info['command']}`, pid {int(info['pid'])} on "
+                f"{info['host']}, started {info['started']}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "a command that has not said who it is yet"
+
+
+def _write_holder(fd: int, command: str) -> None:
+    info = {"pid": os.getpid(), "command": command, "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data = json.dumps(info).encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (not one removed while we waited)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _lock_owner(path: Path, command: str, wait: bool | None, what: Path,
+                create: bool = False) -> int | None:
+    """Open and lock ``path`` exclusively; the file descriptor, or None when ``wait`` is
+    None (only try) and the lock is held or cannot be made. ``create``: make its folder
+    again if it went away while we waited."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if wait is None:
+                return None
+            if exc.errno == errno.ENOENT and create:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    continue
+                except OSError:
+                    pass
+            if exc.errno == errno.ENOENT and not path.parent.exists():
+                raise FileSystemError(f"{what}: removed (by the command this one waited "
+                                      "for?); check the path") from None
+            raise FileSystemError(f"cannot change {what}: "
+                                  f"{os_error_message(exc, path.parent)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                holder = _holder(fd)
+                os.close(fd)
+                if wait is None:
+                    return None
+                raise FolderInUseError(f"{what}: in use by {holder}; run this command when "
+                                       "that one has finished, or add --wait to wait for it"
+                                       ) from None
+            try:
+                pause_point("owner:waiting")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)  # removed while we waited (a folder rolled back): lock the new one
+
+
+@contextlib.contextmanager
+def owner_lock(path: str | Path, command: str, wait: bool = False,
+               what: str | Path | None = None, create: bool = False) -> Iterator[None]:
+    """Hold the exclusive owner lock ``path`` (a lock file, created if absent) for
+    ``command``, for as long as the block runs.
+
+    Another process holding it: :class:`FolderInUseError` at once naming the holder
+    (its command, pid, host and start time, which the holder writes into the lock
+    file), or, with ``wait``, wait until it is released. Re-entrant within a process.
+    The lock goes with the process, so a killed holder never blocks the others. A lock
+    file that cannot be written (a read-only folder) is a :class:`FileSystemError`
+    naming ``what`` (default: the lock file's folder) before any work is done.
+    ``create``: a folder that goes away while this one waits (its creator failed and
+    removed it) is made again.
+    """
+    path = Path(path)
+    key = os.path.realpath(path)
+    held = _HELD.get(key)
+    if held is not None:
+        held.count += 1
+        try:
+            yield
+        finally:
+            held.count -= 1
+        return
+    fd = _lock_owner(path, command, wait, Path(what) if what is not None else path.parent,
+                     create)
+    assert fd is not None
+    _HELD[key] = _Hold(fd, exclusive=True)
+    try:
+        try:
+            _write_holder(fd, command)
+        except OSError as exc:
+            raise FileSystemError(f"cannot change {what or path.parent}: "
+                                  f"{os_error_message(exc, path.parent)}") from None
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # released: nobody to name
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def try_owner_lock(path: str | Path, command: str) -> Iterator[bool]:
+    """:func:`owner_lock` if it is free and can be made now (yields True), else nothing
+    held (yields False): for a reader that would repair a folder only when nobody owns it."""
+    path = Path(path)
+    if holds_lock(path):
+        with owner_lock(path, command):
+            yield True
+        return
+    fd = _lock_owner(path, command, None, path.parent)
+    if fd is None:
+        yield False
+        return
+    key = os.path.realpath(path)
+    _HELD[key] = _Hold(fd, exclusive=True)
+    try:
+        with contextlib.suppress(OSError):
+            _write_holder(fd, command)
+        yield True
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, exclusive: bool) -> Iterator[bool]:
+    """Lock the folder itself (``flock`` on the directory): exclusive while its files
+    change, shared while they are read, so a reader never sees half of a change.
+
+    Waits for the lock; re-entrant within a process (shared inside exclusive too).
+    Yields False, holding nothing, when the folder cannot be opened (absent: nothing to
+    read or guard).
+    """
+    key = "folder:" + os.path.realpath(folder)
+    held = _HELD.get(key)
+    if held is not None:
+        if exclusive and not held.exclusive:
+            raise RuntimeError(f"{folder}: a shared lock cannot become exclusive")
+        held.count += 1
+        try:
+            yield True
+        finally:
+            held.count -= 1
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD[key] = _Hold(fd, exclusive=exclusive)
+    try:
+        yield True
+    finally:
+        del _HELD[key]
+        os.close(fd)
 
 
 def ensure_free_space(folder: str | Path, needed: int, what: str) -> None:

@@ -31,14 +31,18 @@ are averaged stage by stage, :mod:`cl_spoof.reporting.aggregate`) and writes to
   data URIs, inline CSS, nothing fetched; opens offline);
 - ``report.json``: which files the report wrote (lets a later report replace it).
 
-Every file is written atomically. Figures: :mod:`cl_spoof.reporting.figures`;
+Every file is written atomically. A report written into a run or compare directory
+(its ``report/``) changes that directory, so it owns it while it works (refused while
+another command owns it, or waiting with ``wait``); the runs are read as committed.
+Figures: :mod:`cl_spoof.reporting.figures`;
 documents: :mod:`cl_spoof.reporting.render`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +74,7 @@ from cl_spoof.reporting.output import check_out_dir, previous_manifest, write_ma
 from cl_spoof.reporting.render import Doc, render_html, render_markdown
 from cl_spoof.reporting.runs import RunRecord, collect_runs, final_scores
 from cl_spoof.reporting.setup import check_runs, runs_rows, setup_rows
+from cl_spoof.rundir import CompareDir, RunDir
 
 
 @dataclass
@@ -124,9 +129,24 @@ def _det_tables(strategies: Sequence[StrategyData]
     return tables, seeds, missing
 
 
+@contextlib.contextmanager
+def _owning_output(inputs: Sequence[Path], out_dir: Path, wait: bool) -> Iterator[None]:
+    """Own every input run or compare directory ``out_dir`` lies in (its ``report/``)."""
+    out = out_dir.resolve()
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys(p.resolve() for p in inputs):
+            if folder != out and folder not in out.parents:
+                continue
+            if RunDir(folder).is_run():
+                stack.enter_context(RunDir(folder).owning("report", wait))
+            elif CompareDir(folder).is_compare():
+                stack.enter_context(CompareDir(folder).owning("report", wait))
+        yield
+
+
 def build_report(inputs: Sequence[Path], out_dir: Path,
                  labels: Mapping[Path, str] | None = None,
-                 replace: bool = True) -> ReportResult:
+                 replace: bool = True, wait: bool = False) -> ReportResult:
     """Read run/compare directories and write the report files to ``out_dir``.
 
     ``labels`` relabels runs for this report only (the inputs are never changed): by
@@ -138,10 +158,19 @@ def build_report(inputs: Sequence[Path], out_dir: Path,
     earlier report unless ``replace``; nothing is written then. Runs trained for
     different numbers of epochs are reported with a note. When writing fails (a full
     disk, Ctrl-C) a folder the report created is removed again: no empty or
-    half-written new folder is left.
+    half-written new folder is left. Writing into an input's ``report/`` owns that
+    input meanwhile (refused while another command owns it, or, with ``wait``, waiting
+    for it).
     """
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
+    with _owning_output(inputs, out_dir, wait):
+        return _build_report(inputs, out_dir, labels, replace)
+
+
+def _build_report(inputs: list[Path], out_dir: Path, labels: Mapping[Path, str] | None,
+                  replace: bool) -> ReportResult:
+    """:func:`build_report` under the owner locks it needs."""
     runs = collect_runs(inputs, labels)
     check_notes = check_runs(runs)
     check_out_dir(out_dir, inputs, runs, replace)

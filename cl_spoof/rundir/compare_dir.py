@@ -5,18 +5,21 @@
     <strategy>/seed<k>/          one run directory each (:class:`~.run_dir.RunDir`;
                                  :func:`run_dir_name` gives the folder of a strategy)
     comparison.csv, comparison.md
+    .cl-spoof-lock               the owner lock (``compare`` holds it while it works)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cl_spoof.config import RunConfig, load_config, to_yaml
 from cl_spoof.infra.files import atomic_path, atomic_write_text
+from cl_spoof.infra.transaction import UNDO_PREFIX, OwnedFolder, Transaction, is_hidden
 from cl_spoof.rundir.run_dir import RunDir, RunDirError, _read_json_object
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ class CompareDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._folder = OwnedFolder(self.path)
 
     def __repr__(self) -> str:
         return f"CompareDir({str(self.path)!r})"
@@ -58,13 +62,25 @@ class CompareDir:
         """The run directory of ``strategy`` with ``seed``: ``<strategy>/seed<k>/``."""
         return RunDir(self.path / run_dir_name(strategy) / f"seed{seed}")
 
+    def owning(self, command: str, wait: bool = False) -> AbstractContextManager[None]:
+        """Own the compare directory for ``command`` (refused naming the holder when another
+        command owns it, or waiting for it with ``wait``)."""
+        return self._folder.owning(command, wait)
+
+    def change(self, command: str, wait: bool = False,
+               keep_if: Callable[[], bool] | None = None) -> AbstractContextManager[Transaction]:
+        """Own the compare directory (made if absent) and change it all or nothing, unless
+        ``keep_if`` says on failure that what was written is kept."""
+        return self._folder.change(command, wait, keep_if)
+
     # ------------------------------------------------------------------ a comparison
 
     def check_new(self) -> None:
         """Refuse a folder that exists and is not an empty folder (nothing written)."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: exists and is not a folder; choose another --out")
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(not is_hidden(p.name) or p.name.startswith(
+                UNDO_PREFIX) for p in self.path.iterdir()):
             raise RunDirError(f"{self.path}: compare directory exists and is not empty; "
                               "choose another --out, or --resume it (nothing was overwritten)")
 
@@ -104,12 +120,8 @@ class CompareDir:
         return any(RunDir(run).recorded_stages() for run in self.path.glob("*/seed*"))
 
     def run_metrics(self, strategy: str, seed: int) -> dict:
-        """``metrics.json`` of a finished run of the comparison."""
-        path = self.run_dir(strategy, seed).metrics_file
-        if not path.is_file():
-            raise RunDirError(f"{path}: missing (the run did not finish)")
-        metrics: dict = json.loads(path.read_text())
-        return metrics
+        """``metrics.json`` of a finished run of the comparison (its committed state)."""
+        return self.run_dir(strategy, seed).read_metrics()
 
     def write_comparison(self, table: pd.DataFrame, markdown: str) -> None:
         """``comparison.csv`` (numbers) and ``comparison.md`` (``markdown``), atomically."""

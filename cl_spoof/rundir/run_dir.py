@@ -36,15 +36,29 @@ place that turns a stage number into a file name.
   with ``train.loggers: [tensorboard]`` the TensorBoard log in ``tensorboard/`` there;
 - ``added/added.json`` and ``added/<NAME>.csv``: the attacks ``add-attack`` added
   (name, stage, strategy, inputs, skipped files) and their utterances;
-- ``report/``: the report ``add-attack`` refreshes.
+- ``report/``: the report ``add-attack`` refreshes;
+- ``.cl-spoof-lock``: the owner lock (:class:`~cl_spoof.infra.transaction.OwnedFolder`).
+
+One owner at a time: every command that changes the run (``run``, ``run --resume``,
+``add-attack``, a report written into it) holds its owner lock (:meth:`RunDir.owning`,
+:meth:`RunDir.change`); a second one is refused naming the holder, or waits. Readers
+(:meth:`RunDir.reading`: ``score`` on a run's checkpoint, reports, ``compare``'s table)
+see only committed stages: a change an interrupted command left is rolled back, or,
+when that cannot be done now, ignored. ``run.json`` also records what the run was
+started on (:meth:`RunDir.record_start_data`), and ``--resume`` refuses other data
+(:meth:`RunDir.check_data`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -60,10 +74,11 @@ from cl_spoof.config import (
     to_dict,
     to_yaml,
 )
-from cl_spoof.errors import CLSpoofError, ConfigError
+from cl_spoof.errors import CLSpoofError, ConfigError, FileSystemError, os_error_message
 from cl_spoof.infra.files import atomic_path, atomic_write_text
 from cl_spoof.infra.formats import read_csv_exact, write_csv
 from cl_spoof.infra.names import check_name, inside
+from cl_spoof.infra.transaction import UNDO_PREFIX, OwnedFolder, Transaction, View, is_hidden
 from cl_spoof.labels import PRETRAINED_PREFIX
 from cl_spoof.metrics.definitions import continual_metrics, per_stage_metrics
 
@@ -73,6 +88,8 @@ if TYPE_CHECKING:  # numpy and pandas load when a table is read or written: a qu
 
 #: The files of a finished run (what a report reads).
 RUN_FILES = ("config.yaml", "eer_matrix.csv", "metrics.json", "run.json")
+#: The folders of a run that commands write into.
+RUN_FOLDERS = ("scores", "checkpoints", "logs", "added", "report")
 #: The number of a run's first trained stage (``run.json``'s ``stage_base``); stage 0 is
 #: the starting model of a run from a pretrained model. Run folders of older cl-spoof
 #: versions have no ``stage_base``: they numbered the trained stages from 0.
@@ -281,6 +298,9 @@ class RunDir:
         self._cfg = cfg
         self._label = None if label is None else check_label(label)
         self._data_digest: str | None = None
+        self._folder = OwnedFolder(self.path)
+        self._view: View | None = None  # while reading a change not committed
+        self._data: dict | None = None  # what the run was started on (run.json: data)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -334,12 +354,19 @@ class RunDir:
         starting model)."""
         return self.path / "checkpoints" / f"stage_{stage}.pt"
 
+    def _read(self, path: Path) -> Path:
+        """Where to read ``path`` (a path under the run) from: itself, or, while
+        :meth:`reading` a change not committed, what the undo folder remembers."""
+        if self._view is None:
+            return path
+        return self._view.root / path.relative_to(self.path)
+
     def read_checkpoint(self, stage: int) -> dict:
         """The checkpoint of stage ``stage``, read safely
         (:func:`~cl_spoof.infra.checkpoints.read_checkpoint`: errors name the file)."""
         from cl_spoof.infra.checkpoints import read_checkpoint  # torch: only when needed
 
-        return read_checkpoint(self.checkpoint_path(stage))
+        return read_checkpoint(self._read(self.checkpoint_path(stage)))
 
     def log_dir(self, resumed_at: int | None = None) -> Path:
         """``logs/``, or ``logs/resumed_at_stage_<k>/`` for a run resumed after stage
@@ -358,6 +385,84 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return open(folder / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
 
+    # ------------------------------------------------------------------ owner and readers
+
+    def owning(self, command: str, wait: bool = False) -> AbstractContextManager[None]:
+        """Own the run for ``command`` (``run``, ``add-attack``...): refused at once naming
+        the holder when another command owns it, or waiting for it with ``wait``; a
+        change an interrupted command left is put back first."""
+        return self._folder.owning(command, wait)
+
+    def change(self, command: str, wait: bool = False) -> AbstractContextManager[Transaction]:
+        """Own the run (:meth:`owning`, the folder made if absent) and change it all or
+        nothing (:func:`~cl_spoof.infra.transaction.all_or_nothing`)."""
+        return self._folder.change(command, wait)
+
+    def writing(self) -> AbstractContextManager[bool]:
+        """Hold readers off while a stage's files are written (they read before or after)."""
+        return self._folder.writing()
+
+    @contextlib.contextmanager
+    def reading(self, command: str) -> Iterator[None]:
+        """Read only what was committed while the block runs (``command``: the reader,
+        named if it rolls back a change an interrupted command left)."""
+        if self._view is not None:
+            yield
+            return
+        with self._folder.reading(command) as view:
+            self._view = view
+            try:
+                yield
+            finally:
+                self._view = None
+
+    def check_writable(self) -> None:
+        """Refuse, before any work, a run whose folders cannot be written, or one whose
+        folders are symbolic links (cl-spoof writes only inside the run directory)."""
+        for name in ("", *RUN_FOLDERS):
+            folder = self.path / name
+            if folder.is_symlink():
+                raise RunDirError(f"{folder}: a symbolic link (to {os.readlink(folder)}); "
+                                  "cl-spoof writes only inside the run directory: replace the "
+                                  "link by a folder")
+            if not folder.is_dir():
+                continue
+            try:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise FileSystemError(f"cannot write {os_error_message(exc, folder)}") from None
+
+    @staticmethod
+    def of_checkpoint(path: str | Path) -> tuple[RunDir, int] | None:
+        """The run and stage of a run's ``checkpoints/stage_<k>.pt``; None for a file
+        elsewhere (a copied checkpoint is read as it is)."""
+        path = Path(path).expanduser()
+        number = path.name[len("stage_"):-len(".pt")]
+        if not (path.name.startswith("stage_") and path.name.endswith(".pt")
+                and number.isdigit() and path.parent.name == "checkpoints"):
+            return None
+        run = RunDir(path.parent.parent)
+        return (run, int(number)) if run.is_run() else None
+
+    def committed_checkpoint(self, stage: int) -> Path:
+        """Where to read the checkpoint of ``stage`` from, inside :meth:`reading`; refused
+        when the stage is not part of the run (``run.json`` has not recorded it: it was
+        being written when a command stopped, or is being written now)."""
+        status = self.status()
+        if status is not None:
+            done = status["completed_stages"]
+            if status.get("stage_base") != STAGE_BASE:  # an older cl-spoof counted from 0
+                recorded = range(done)
+            else:
+                recorded = range(0 if status.get("stage_0") is True else STAGE_BASE, done + 1)
+            if stage not in recorded:
+                raise RunDirError(f"{self.checkpoint_path(stage)}: stage {stage} is not part "
+                                  f"of the run: run.json records {done} completed stage(s) (a "
+                                  "command that was writing it stopped, or has not finished "
+                                  "yet); use the checkpoint of a completed stage")
+        return self._read(self.checkpoint_path(stage))
+
     # ------------------------------------------------------------------ questions
 
     def is_run(self) -> bool:
@@ -374,8 +479,9 @@ class RunDir:
         return any((self.path / name).exists() for name in RUN_FILES)
 
     def started(self) -> bool:
-        """Whether the folder exists and holds anything."""
-        return self.path.is_dir() and any(self.path.iterdir())
+        """Whether the folder exists and holds anything (cl-spoof's lock file aside)."""
+        return self.path.is_dir() and any(not is_hidden(p.name) or p.name.startswith(
+            UNDO_PREFIX) for p in self.path.iterdir())
 
     def check_is_run(self) -> None:
         """Refuse a folder that is not a run directory (nothing read)."""
@@ -385,15 +491,15 @@ class RunDir:
     def read_config(self) -> RunConfig:
         """The run's ``config.yaml``, validated."""
         self.check_is_run()
-        return load_config(self.config_file, relative_to_file=False)
+        return load_config(self._read(self.config_file), relative_to_file=False)
 
     def status(self) -> dict | None:
         """``run.json`` (None when absent); a damaged one is a named error."""
         path = self.status_file
-        if not path.is_file():
+        if not self._read(path).is_file():
             return None
         try:
-            status = json.loads(path.read_text(encoding="utf-8"))
+            status = json.loads(self._read(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise RunDirError(f"{path}: damaged ({type(exc).__name__}); the run's status is "
                               "unknown, so it cannot be continued") from None
@@ -405,6 +511,8 @@ class RunDir:
         stored = status.get("config")
         if stored is not None and status.get("config_digest") != config_digest(stored):
             raise RunDirError(f"{path}: damaged (its config does not match its config_digest)")
+        if not isinstance(status.get("data", {}), dict):
+            raise RunDirError(f"{path}: damaged (data is not a record of the run's data)")
         return status
 
     def finished(self) -> bool:
@@ -434,7 +542,7 @@ class RunDir:
     def stages_present(self) -> list[int]:
         """Stages whose checkpoint file is there, in order."""
         found = []
-        for path in self.path.glob("checkpoints/stage_*.pt"):
+        for path in self._read(self.path).glob("checkpoints/stage_*.pt"):
             number = path.stem[len("stage_"):]
             if number.isdigit() and path.is_file():
                 found.append(int(number))
@@ -470,7 +578,7 @@ class RunDir:
         """Refuse a folder that exists and is not an empty folder (nothing written)."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: exists and is not a folder; choose another --out")
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.started():
             raise RunDirError(f"{self.path}: run directory exists and is not empty; choose "
                               "another --out, or --resume it (nothing was overwritten)")
 
@@ -500,6 +608,11 @@ class RunDir:
             check_same_config(status["config"], self.cfg, str(self.status_file))
         elif config_differences(on_disk, self.cfg):  # a run.json of an older cl-spoof
             check_same_config(to_dict(on_disk), self.cfg, str(config))
+        if status is None and (self.stages_present() or self.matrix_file.exists()):
+            raise RunDirError(f"{self.status_file}: missing although the run completed stages "
+                              f"({self.matrix_file.name}, checkpoints/stage_<k>.pt); how many "
+                              "is unknown, so it cannot be resumed: put run.json back, or start "
+                              "a new run")
         if status is not None:
             self.check_stage_numbering()
         recorded = 0 if status is None else \
@@ -531,16 +644,24 @@ class RunDir:
 
     def read_official(self, recorded: int) -> list[dict]:
         """The official metrics of the first ``recorded`` stages (from ``metrics.json``)."""
-        path = self.metrics_file
+        path = self._read(self.metrics_file)
         if recorded == 0 or not path.is_file():
             return []
         return list(json.loads(path.read_text()).get("official", []))[:recorded]
+
+    def read_metrics(self) -> dict:
+        """``metrics.json`` of a finished run (committed: read inside :meth:`reading`)."""
+        with self.reading("compare"):
+            path = self._read(self.metrics_file)
+            if not path.is_file():
+                raise RunDirError(f"{self.metrics_file}: missing (the run did not finish)")
+            return _read_json_object(path)
 
     def read_matrix(self) -> pd.DataFrame:
         """``eer_matrix.csv`` as written (``stage``, ``trained_on``, one column per attack)."""
 
         try:
-            return read_matrix_csv(self.matrix_file)
+            return read_matrix_csv(self._read(self.matrix_file))
         except (OSError, ValueError) as exc:
             raise RunDirError(f"{self.matrix_file}: unreadable "
                               f"({type(exc).__name__})") from None
@@ -626,8 +747,8 @@ class RunDir:
     def _write_status(self, completed: int, total: int | None, finished: bool,
                       seconds: float, stage_0: bool = False) -> None:
         """``run.json``: progress, the run's label, data digest and software versions
-        (an existing run keeps its own), and the config the run was started with (and its
-        digest)."""
+        (an existing run keeps its own), the config the run was started with (and its
+        digest), and what data it was started on (kept from the run's ``run.json``)."""
         stored = to_dict(self.cfg)
         before = self._stored_status()
         label = self._label or before.get("label") or default_run_label(self.cfg)
@@ -638,7 +759,39 @@ class RunDir:
                   "seed": self.cfg.seed, "label": label, "data_digest": digest,
                   "versions": before.get("versions") or software_versions(),
                   "config_digest": config_digest(stored), "config": stored}
+        data = self._data if self._data is not None else before.get("data")
+        if data is not None:
+            status["data"] = data
         atomic_write_text(self.status_file, json.dumps(status, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ the data
+
+    def record_start_data(self, record: dict) -> None:
+        """Record in ``run.json`` what data a new run starts on (a
+        :func:`~cl_spoof.data.table.data_record`, checked by :meth:`check_data` on
+        resume)."""
+        status = self.status() or {"completed_stages": 0, "finished": False}
+        self._data = record
+        self._write_status(status["completed_stages"], status.get("total_stages"),
+                           status["finished"], float(status.get("seconds") or 0.0),
+                           status.get("stage_0") is True)
+
+    def check_data(self, record: dict) -> None:
+        """Refuse to resume on data other than the run was started on, naming what changed
+        (a run recorded before cl-spoof kept this record is not checked)."""
+        from cl_spoof.data.table import data_differences  # cl_spoof.data loads torch
+
+        status = self.status() or {}
+        started = status.get("data")
+        if started is None:
+            return
+        diff = data_differences(started, record)
+        if diff:
+            shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+            raise RunDirError(f"{self.status_file}: the run was started on other data ({shown}); "
+                              "a resumed run must read the data it was started on: put the "
+                              "data back, or start a new run")
+        self._data = started
 
     # ------------------------------------------------------------------ added attacks
 
@@ -646,10 +799,10 @@ class RunDir:
         """What earlier ``add-attack`` commands recorded in ``added/added.json`` (oldest
         first)."""
         index = self.added_index
-        if not index.is_file():
+        if not self._read(index).is_file():
             return []
         try:
-            entries = json.loads(index.read_text(encoding="utf-8"))["attacks"]
+            entries = json.loads(self._read(index).read_text(encoding="utf-8"))["attacks"]
             for entry in entries:
                 check_name(entry["name"], f"{index}: attack name")
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
@@ -667,7 +820,7 @@ class RunDir:
         for n in names:
             path = inside(self.path, "added", f"{n['name']}.csv")
             try:
-                frames.append(read_csv_exact(path))
+                frames.append(read_csv_exact(self._read(path)))
             except (OSError, ValueError) as exc:
                 raise RunDirError(f"{path}: unreadable ({type(exc).__name__}); the attacks "
                                   "added earlier cannot be re-evaluated") from None
@@ -688,21 +841,25 @@ class RunDir:
     # ------------------------------------------------------------------ reports
 
     def read_record(self) -> RunRecord:
-        """The finished run as reports read it; :class:`RunDirError` names what is
-        missing or wrong."""
+        """The finished run as reports read it (committed stages only); :class:`RunDirError`
+        names what is missing or wrong."""
+        with self.reading("report"):
+            return self._read_record()
+
+    def _read_record(self) -> RunRecord:
         import numpy as np
 
         path = self.path
-        missing = [name for name in RUN_FILES if not (path / name).is_file()]
+        missing = [name for name in RUN_FILES if not self._read(path / name).is_file()]
         if missing:
             raise RunDirError(f"{path}: incomplete run directory, missing {', '.join(missing)}")
-        status = _read_json_object(self.status_file)
+        status = _read_json_object(self._read(self.status_file))
         if status.get("finished") is not True:
             raise RunDirError(f"{path}: run not finished (run.json: finished is "
                               f"{status.get('finished')!r}, completed_stages "
                               f"{status.get('completed_stages')!r})")
         try:
-            cfg = yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
+            cfg = yaml.safe_load(self._read(self.config_file).read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise RunDirError(f"{self.config_file}: unreadable ({exc})") from None
         strategy = (cfg.get("strategy") or {}).get("name") if isinstance(cfg, dict) else None
@@ -710,7 +867,7 @@ class RunDir:
         if not isinstance(strategy, str) or not isinstance(seed, int):
             raise RunDirError(f"{self.config_file}: missing strategy.name or seed")
         try:
-            matrix = read_matrix_csv(self.matrix_file)
+            matrix = read_matrix_csv(self._read(self.matrix_file))
         except (OSError, ValueError) as exc:
             raise RunDirError(f"{self.matrix_file}: unreadable ({exc})") from None
         cols = list(matrix.columns)
@@ -739,7 +896,7 @@ class RunDir:
         if not isinstance(label, str) or not label:  # a run of an older cl-spoof
             label = _label_of(cfg)
         info = {k: status.get(k) for k in ("data_digest", "versions", "config_digest")}
-        metrics = _read_json_object(self.metrics_file)
+        metrics = _read_json_object(self._read(self.metrics_file))
         families = metrics.get("families")
         if families is not None and not (isinstance(families, dict) and all(
                 isinstance(m, list) and all(isinstance(a, str) for a in m)
@@ -754,10 +911,14 @@ class RunDir:
                              str(f): tuple(m) for f, m in families.items()})
 
     def final_scores(self) -> pd.DataFrame | None:
-        """The test scores of the run's last stage (``utt_id``, ``attack``, ``key``,
-        ``score``; ``attack`` is empty for spoofs of an ASVspoof 5 score file, which does
-        not name them), or None when the score file is not there. The last row of
-        ``eer_matrix.csv`` numbers its stage as the score files do."""
+        """The test scores of the run's last committed stage (``utt_id``, ``attack``,
+        ``key``, ``score``; ``attack`` is empty for spoofs of an ASVspoof 5 score file,
+        which does not name them), or None when the score file is not there. The last row
+        of ``eer_matrix.csv`` numbers its stage as the score files do."""
+        with self.reading("report"):
+            return self._final_scores()
+
+    def _final_scores(self) -> pd.DataFrame | None:
         import pandas as pd
 
         from cl_spoof.metrics.score_files import (
@@ -770,12 +931,13 @@ class RunDir:
             return None
         stage = int(matrix["stage"].iloc[-1])
         try:
-            config = yaml.safe_load(self.config_file.read_text(encoding="utf-8")) or {}
+            config = yaml.safe_load(self._read(self.config_file).read_text(encoding="utf-8")) \
+                or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             config = {}
         metrics_section = config.get("metrics") if isinstance(config, dict) else None
         fmt = (metrics_section or {}).get("score_format", "asvspoof2019")
-        path = self.score_file(stage, fmt)
+        path = self._read(self.score_file(stage, fmt))
         if not path.is_file():
             return None
         if fmt != "asvspoof5":

@@ -4,8 +4,9 @@ A deployed detector meets a new synthesizer; the user collects some of its audio
 and updates the detector without the old training data (DFWF needs none) and
 without retraining from scratch. :func:`add_attack` is five steps:
 
-1. :func:`_check` checks the name, the run directory and the options first, so that
-   a failing command changes nothing in the run directory;
+1. :func:`_check` checks the name, the run directory (writable, its folders its own,
+   not symbolic links) and the options first, so that a failing command changes
+   nothing in the run directory;
 2. :func:`_collect_new_audio` splits the new audio into train/eval (speaker-disjoint
    where speakers are known);
 3. :func:`_assemble` builds the table and its benchmark: bona fide from ``bonafide``
@@ -22,9 +23,13 @@ without retraining from scratch. :func:`add_attack` is five steps:
    add-attack from any folder sees the same data) and refreshes the report, through
    :class:`~cl_spoof.rundir.RunDir`.
 
-Step 5 runs inside :func:`~cl_spoof.infra.transaction.all_or_nothing`: if anything
-fails or is interrupted, the run directory is put back as it was. The name is
-checked (:func:`~cl_spoof.infra.names.check_name`) before anything is read or written.
+The command owns the run directory from step 1 to step 5
+(:meth:`~cl_spoof.rundir.RunDir.owning`): a second command on the run is refused,
+or waits (``wait``), so it reads the run as this one left it. Step 5 runs inside
+:func:`~cl_spoof.infra.transaction.all_or_nothing`: if anything fails or is
+interrupted, the run directory is put back as it was, and until it completes readers
+see the run without the new stage. The name is checked
+(:func:`~cl_spoof.infra.names.check_name`) before anything is read or written.
 
 It trains through the same :class:`~cl_spoof.workflows.trainer.Trainer` as
 ``run`` (same stage seed, same device choice).
@@ -56,7 +61,7 @@ from cl_spoof.data.table import BONAFIDE, SPOOF, make_table
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.names import check_name
-from cl_spoof.infra.transaction import all_or_nothing, recover
+from cl_spoof.infra.testhook import pause_point
 from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.official import OfficialInputs, stage_metrics
 from cl_spoof.reporting import build_report
@@ -207,12 +212,9 @@ def _check_overrides(overrides: Sequence[str]) -> None:
                                "and data.allow_missing")
 
 
-def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
-           overrides: Sequence[str] = ()) -> _Request:
-    """Step 1: check the name, the run directory and the options; nothing is written
-    (a run an earlier command left half-way is put back first)."""
-    check_name(name)
-    _check_overrides(overrides)
+def _run_of(run_path: Path) -> RunDir:
+    """The run directory ``run_path`` names (a compare folder is named as one); nothing is
+    written."""
     compare = CompareDir(run_path)
     if compare.is_compare():
         runs = [str(r.path) for r in compare.present_runs()]
@@ -220,7 +222,13 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
                            f"its runs: {', '.join(runs) or 'none has started'}")
     run_dir = RunDir(run_path)
     run_dir.check_is_run()
-    recover(run_dir.path)  # an earlier command killed half-way: put the directory back first
+    return run_dir
+
+
+def _check(run_dir: RunDir, name: str, eval_fraction: float, strategy: str,
+           overrides: Sequence[str] = ()) -> _Request:
+    """Step 1 (the run owned): check the run directory and the options; nothing is
+    written."""
     base_cfg = resolve(run_dir.read_config())
     run_dir = RunDir(run_dir.path, base_cfg)
     status = run_dir.status() or {}
@@ -259,6 +267,7 @@ def _check(run_path: Path, name: str, eval_fraction: float, strategy: str,
         raise CLSpoofError(f"{strategy} needs the state of a {strategy} run (importances or "
                            f"memories); the run's last stage was trained with {last!r}: "
                            f"use one of: {', '.join(portable)}")
+    run_dir.check_writable()  # before the training, not after it
     preflight(cfg)  # the strategy's settings and layers, before any audio is read
     return _Request(run_dir=run_dir, name=name, strategy=strategy, cfg=cfg, matrix=matrix,
                     entries=tuple(entries))
@@ -401,7 +410,7 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
                                                     computed.earlier_eers, strict=True)]
     entry = {"name": name, "stage": request.new_stage, "strategy": request.strategy,
              **new.sources, "skipped_files": new.problems}
-    with all_or_nothing(run_dir.path):
+    with run_dir.change("add-attack"):
         # Without the run's own data only the new attack is evaluated (old columns: NaN).
         # Official metrics of the new stage: pooled EER and minDCF (no calibration data here).
         progress = RunProgress(rows=tuple(rows),
@@ -412,6 +421,7 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
                                                     request.new_stage), last=True,
                              pretrained=computed.pretrained)
         _, matrix, metrics = record_stage(run_dir, computed.trainer, progress, record, t0)
+        pause_point("add-attack:writing")
         run_dir.write_added_log(name, computed.log)
         run_dir.write_added(name, pd.concat([new.spoof, new.bonafide], ignore_index=True),
                             [*request.entries, entry])
@@ -424,20 +434,26 @@ def _commit(request: _Request, new: _NewAudio, computed: _Computed, report: bool
 def add_attack(run_dir: Path, name: str, spoof: Path, bonafide: Path | None = None,
                eval_fraction: float = 0.3, strategy: str = "dfwf",
                events: RunEvents | None = None,
-               report: bool = True, overrides: Sequence[str] = ()
+               report: bool = True, overrides: Sequence[str] = (), wait: bool = False
                ) -> tuple[RunSummary, list[str]]:
     """Train one more experience on ``run_dir`` for attack ``name``; returns the summary
     and the problems of skipped input files. With ``report`` it also refreshes
     ``run_dir/report/``. ``overrides`` (``train.epochs=2``, ...) change how the new
     stage trains (:data:`OVERRIDABLE`). All or nothing: on any failure the run
-    directory is left as it was."""
+    directory is left as it was. Refused while another command owns the run, or, with
+    ``wait``, after it."""
     events = events or RunEvents()
     t0 = time.perf_counter()
-    request = _check(Path(run_dir), name, eval_fraction, strategy, overrides)
-    new = _collect_new_audio(request, spoof, bonafide, eval_fraction)
-    bm, attacks = _assemble(request, new, bonafide is not None, events)
-    computed = _compute(request, bm, attacks, events)
-    matrix, metrics = _commit(request, new, computed, report, events, t0)
+    check_name(name)
+    _check_overrides(overrides)
+    run = _run_of(Path(run_dir))
+    with run.owning("add-attack", wait):
+        pause_point("add-attack:owned")
+        request = _check(run, name, eval_fraction, strategy, overrides)
+        new = _collect_new_audio(request, spoof, bonafide, eval_fraction)
+        bm, attacks = _assemble(request, new, bonafide is not None, events)
+        computed = _compute(request, bm, attacks, events)
+        matrix, metrics = _commit(request, new, computed, report, events, t0)
     events.on_result(request.new_stage, name, {a: matrix.iloc[-1][a] for a in matrix.columns
                                                if a != "trained_on"})
     return RunSummary(out_dir=request.run_dir.path, matrix=matrix, metrics=metrics,

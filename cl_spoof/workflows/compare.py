@@ -28,7 +28,6 @@ from cl_spoof.benchmark import load_benchmark_data
 from cl_spoof.config import RunConfig, with_absolute_paths, with_overrides
 from cl_spoof.errors import CLSpoofError
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.transaction import all_or_nothing
 from cl_spoof.metrics.definitions import run_keys
 from cl_spoof.reporting.aggregate import comparison_table
 from cl_spoof.reporting.render import OFFICIAL_NOTE, comparison_display, to_markdown
@@ -54,7 +53,7 @@ def parse_strategies(text: str) -> list[str]:
 def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out_dir: Path,
                 events: RunEvents | None = None, resume: bool = False,
                 jobs: int = 1, ctx: RunContext | None = None,
-                label: str | None = None) -> pd.DataFrame:
+                label: str | None = None, wait: bool = False) -> pd.DataFrame:
     """Run every strategy for every seed under ``out_dir``; returns the comparison table.
 
     With ``resume`` an interrupted compare directory is completed: finished runs
@@ -63,7 +62,9 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     ``torchrun`` every run is data-parallel over all ranks instead, and only
     rank 0 writes. ``ctx`` says which process this is (default: one local process).
     ``label`` is added to every run's label (``naive`` -> ``naive LABEL``) and kept in
-    ``compare.json``, so a resumed comparison labels its runs alike.
+    ``compare.json``, so a resumed comparison labels its runs alike. The compare
+    directory and each of its runs have one owner at a time: while another command owns
+    one the call is refused, or, with ``wait``, waits for it.
     """
     cfg = resolve(cfg if resume else with_absolute_paths(cfg))  # as a run stores it
     ctx = ctx or RunContext.local(cfg.train.device)
@@ -77,19 +78,27 @@ def run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
     spec: dict[str, Any] = {"strategies": list(strategies), "seeds": list(seeds)}
     if label:
         spec["label"] = label
-    ctx.on_main(lambda: _check_dir(spec, CompareDir(out_dir), resume))
+    compare = CompareDir(out_dir)
+    if not resume:
+        ctx.on_main(compare.check_new)
     for name in strategies:  # every strategy's model and settings, before the data is read
         preflight(with_overrides(cfg, strategy={"name": name}))
-    # A new compare directory is all or nothing until a run completes a stage.
-    guard = all_or_nothing(out_dir, keep_if=CompareDir(out_dir).any_stage_completed) \
-        if ctx.is_main and not resume else contextlib.nullcontext()
-    with guard:
-        return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec)
+    with contextlib.ExitStack() as stack:
+        def own() -> None:  # rank 0; every rank learns of a refusal
+            # A new compare directory is all or nothing until a run completes a stage.
+            stack.enter_context(compare.owning("compare --resume", wait) if resume else
+                                compare.change("compare", wait,
+                                               keep_if=compare.any_stage_completed))
+            _check_dir(spec, compare, resume)
+
+        ctx.on_main(own)
+        return _run_compare(cfg, strategies, seeds, out_dir, events, resume, jobs, ctx, spec,
+                            wait)
 
 
 def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int],
                  out_dir: Path, events: RunEvents, resume: bool, jobs: int, ctx: RunContext,
-                 spec: dict) -> pd.DataFrame:
+                 spec: dict, wait: bool) -> pd.DataFrame:
     data = ctx.local_main_first(lambda: load_benchmark_data(
         cfg.data, seed=cfg.seed, on_stage=events.on_stage, progress=events.on_progress))
     compare = CompareDir(out_dir)
@@ -110,14 +119,14 @@ def _run_compare(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int]
     total = len(strategies) * len(seeds)
     done_before = total - len(todo)  # finished before a --resume
     if jobs > 1 and todo:
-        fan_out(todo, jobs, events, done_before=done_before, total=total)
+        fan_out(todo, jobs, events, done_before=done_before, total=total, wait=wait)
     else:
         for k, (run_cfg, run_dir, started, run_label) in enumerate(todo, start=1):
             events.on_overall("runs", done_before + k - 1, total)
             events.on_stage(f"run {k}/{len(todo)}: {run_cfg.strategy.name}, seed "
                             f"{run_cfg.seed}" + (" (resuming)" if started else ""))
             run_experiment(run_cfg, run_dir, events, data=data, resume=started, ctx=ctx,
-                           label=run_label)
+                           label=run_label, wait=wait)
             events.on_overall("runs", done_before + k, total)
 
     def table_of_runs() -> pd.DataFrame:
@@ -169,8 +178,9 @@ def _init_job(slots: Any, threads: int) -> None:
         torch.cuda.set_device(slot % torch.cuda.device_count())
 
 
-def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, label: str | None = None) -> float:
-    return run_experiment(cfg, run_dir, resume=resume, label=label).seconds
+def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, label: str | None = None,
+             wait: bool = False) -> float:
+    return run_experiment(cfg, run_dir, resume=resume, label=label, wait=wait).seconds
 
 
 def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
@@ -188,7 +198,7 @@ RunTodo = tuple[RunConfig, Path, bool, str | None]
 
 
 def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None,
-            done_before: int = 0, total: int | None = None) -> None:
+            done_before: int = 0, total: int | None = None, wait: bool = False) -> None:
     """Run independent runs ``(config, run_dir, resume, label)`` in ``jobs`` processes at once.
 
     The runs share nothing: each process loads the benchmark from the (already
@@ -212,7 +222,7 @@ def fan_out(runs: Sequence[RunTodo], jobs: int, events: RunEvents | None = None,
     failures: list[str] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_job,
                              initargs=(slots, threads)) as pool:
-        futures = {pool.submit(_run_job, cfg, run_dir, resume, label): (cfg, run_dir)
+        futures = {pool.submit(_run_job, cfg, run_dir, resume, label, wait): (cfg, run_dir)
                    for cfg, run_dir, resume, label in runs}
         total = total if total is not None else len(runs) + done_before
         events.on_overall(f"runs ({jobs} at a time)", done_before, total)

@@ -48,10 +48,10 @@ from cl_spoof.labels import NO_ATTACK
 from cl_spoof.metrics.calibration import LogisticCalibration, cllr
 from cl_spoof.metrics.dcf import act_dcf, min_dcf, min_tdcf_2019
 from cl_spoof.metrics.eer import compute_eer, logits_to_scores
-from cl_spoof.models.loading import LoadedCheckpoint, load_checkpoint
+from cl_spoof.models.loading import LoadedCheckpoint
 from cl_spoof.reporting.det import write_det_plot
 from cl_spoof.rundir import write_scores
-from cl_spoof.workflows.score import CheckpointRef, resolve_checkpoint
+from cl_spoof.workflows.score import CheckpointRef, load_committed, resolve_checkpoint
 from cl_spoof.workflows.setup import load_run_config
 
 __all__ = ["ALL_SPLITS", "STAGE_KEYS", "Evaluation", "evaluate", "evaluation_outputs",
@@ -201,7 +201,7 @@ def evaluate(checkpoint: Path, data: Path, *, stage: int | None = None,
     ref = resolve_checkpoint(checkpoint, stage)
     table, described, config_asv = _set_table(Path(data), split, layout, allow_missing,
                                               overrides, progress)
-    ckpt = load_checkpoint(ref.path, device)
+    ckpt = load_committed(ref.path, device)  # a run's stage being added is never used
     train = _section(ckpt.config, "train")
     metrics_cfg = _section(ckpt.config, "metrics")
     batch = batch_size or int(train.get("eval_batch_size") or 64)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +34,8 @@ from cl_spoof.benchmark.datasets import ClipSpec, build_benchmark, build_test_st
 from cl_spoof.config import RunConfig, with_absolute_paths
 from cl_spoof.errors import CLSpoofError, FileSystemError, os_error_message
 from cl_spoof.infra.context import RunContext
-from cl_spoof.infra.transaction import Transaction, all_or_nothing
+from cl_spoof.infra.testhook import pause_point
+from cl_spoof.infra.transaction import Transaction
 from cl_spoof.labels import JOINT, PRETRAINED, PRETRAINED_PREFIX
 from cl_spoof.metrics.official import stage_metrics
 from cl_spoof.models import build_detector
@@ -82,10 +83,12 @@ def record_stage(run_dir: RunDir, trainer: Trainer, progress: RunProgress,
     if not trainer.ctx.is_main:
         matrix, metrics = run_dir.frames(progress, record.attacks, record.families)
         return progress, matrix, metrics
-    run_dir.write_stage_outputs(record.stage, record.result.scores, trainer.checkpoint(
-        record.stage, record.trained_on, record.attacks, record.result))
-    matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
-                                          time.perf_counter() - t0, record.families)
+    checkpoint = trainer.checkpoint(record.stage, record.trained_on, record.attacks,
+                                    record.result)
+    with run_dir.writing():  # readers see the stage once run.json records it, not before
+        run_dir.write_stage_outputs(record.stage, record.result.scores, checkpoint)
+        matrix, metrics = run_dir.write_stage(progress, record.attacks, record.last,
+                                              time.perf_counter() - t0, record.families)
     return progress, matrix, metrics
 
 
@@ -109,13 +112,23 @@ def load_pretrained_eval(cfg: RunConfig, ctx: RunContext, events: RunEvents
 
 
 @contextlib.contextmanager
-def _run_directory(out_dir: Path, ctx: RunContext) -> Iterator[Transaction | None]:
-    """Rank 0: all-or-nothing over ``out_dir`` until a stage completes (then kept, for
-    ``--resume``). An OS error without a file name (a log write) names the run directory."""
-    tx_context = all_or_nothing(out_dir) if ctx.is_main else contextlib.nullcontext()
-    with tx_context as tx:
+def _run_directory(run_dir: RunDir, ctx: RunContext, resume: bool, wait: bool
+                   ) -> Iterator[Transaction | None]:
+    """Rank 0: owns the run directory (refused, or waiting with ``wait``, while another
+    command owns it; every rank learns of a refusal) and changes it all or nothing until a
+    stage completes (then kept, for ``--resume``). An OS error without a file name (a log
+    write) names the run directory."""
+    out_dir = run_dir.path
+    with contextlib.ExitStack() as stack:
+        owned: list[Transaction] = []
+
+        def own() -> None:
+            owned.append(stack.enter_context(run_dir.change(
+                "run --resume" if resume else "run", wait)))
+
+        ctx.on_main(own)
         try:
-            yield tx
+            yield owned[0] if owned else None
         except OSError as exc:
             if exc.filename is None:
                 raise FileSystemError(f"cannot write {os_error_message(exc, out_dir)}") from exc
@@ -160,7 +173,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
                    data: BenchmarkData | None = None,
                    extra_plugins: Sequence[SupervisedPlugin] = (),
                    resume: bool = False, ctx: RunContext | None = None,
-                   only_stage_0: bool = False, label: str | None = None) -> RunSummary:
+                   only_stage_0: bool = False, label: str | None = None,
+                   wait: bool = False) -> RunSummary:
     """Train ``cfg.strategy`` over the benchmark of ``cfg.data`` and write ``out_dir``.
 
     With ``model.init`` the run starts from that pretrained model: before any training
@@ -178,7 +192,10 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
 
     All or nothing until a stage completes: a run that fails (or is interrupted)
     before completing a stage leaves ``out_dir`` as it was before the call (removed
-    when the call created it). Completed stages are kept for ``--resume``.
+    when the call created it). Completed stages are kept for ``--resume``. The run
+    directory has one owner: while another command owns it the call is refused, or,
+    with ``wait``, waits for it. ``run.json`` records what data the run starts on; a
+    resume on other data is refused.
 
     ``ctx`` says which process this is (default: one local process on
     ``train.device``). Under torchrun every process calls this with the same
@@ -210,7 +227,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path, events: RunEvents | None = Non
         job.run_dir.check_new()  # before the transaction: never touch someone else's folder
     if data is None:  # a comparison checks its strategies before it loads the data
         preflight(cfg)  # a bad model or strategy setting fails before any audio is read
-    with _run_directory(out_dir, ctx) as tx:
+    with _run_directory(job.run_dir, ctx, resume, wait) as tx:
         return _run(job, tx, t0)
 
 
@@ -218,7 +235,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     """Open (or create) the run directory, record stage 0 for a run from a pretrained
     model, train every remaining stage, record each."""
     cfg, run_dir, events, ctx = job.cfg, job.run_dir, job.events, job.ctx
-    progress: RunProgress = ctx.on_main(run_dir.open_existing if job.resume else run_dir.create)
+    progress: RunProgress = ctx.on_main(_open_existing(run_dir) if job.resume else run_dir.create)
     completed = progress.completed
 
     data = job.data
@@ -228,6 +245,9 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
     check_score_ids(data, cfg.metrics.score_format)
     if ctx.is_main:
         run_dir.record_data(data.table)  # run.json: the digest of the utterances used
+    record = data.record  # every row and decoded clip: what --resume checks
+    ctx.on_main(lambda: run_dir.check_data(record()) if job.resume
+                else run_dir.record_start_data(record()))
     inputs = official_inputs(cfg, data)  # reads and checks the ASV file before training
     attacks = [p.attack for p in data.plans]
     stages = data.training_plans  # one per attack, or per family (experience_by: family)
@@ -287,6 +307,7 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
                 continue
             members = _members_text(families[exp.attack]) if families else ""
             events.on_stage(f"stage {stage}/{len(train_plans)}: learning {exp.attack}{members}")
+            pause_point("run:stage")
             trainer.train_stage(exp, stage, bm.train_stream)
             evaluate_and_record(stage, exp.attack, stage == len(train_plans))
             for key, messages in trainer.plugin_warnings().items():
@@ -304,3 +325,14 @@ def _run(job: RunJob, tx: Transaction | None, t0: float) -> RunSummary:
                     raise
     return RunSummary(out_dir=run_dir.path, matrix=matrix, metrics=metrics,
                       seconds=time.perf_counter() - t0)
+
+
+def _open_existing(run_dir: RunDir) -> Callable[[], RunProgress]:
+    """Rank 0 resuming: the stages the run completed, once its folders are known to be
+    writable (before any data is read or trained on)."""
+    def open_existing() -> RunProgress:
+        progress = run_dir.open_existing()
+        run_dir.check_writable()
+        return progress
+
+    return open_existing

@@ -3,7 +3,10 @@
 A checkpoint is loaded with ``torch.load(..., weights_only=True)`` (no code from the
 file is ever executed) and its model is rebuilt from the checkpoint's own config, so
 a checkpoint scores exactly as it was evaluated during its run
-(:func:`cl_spoof.models.loading.load_checkpoint`).
+(:func:`cl_spoof.models.loading.load_checkpoint`). A run's own
+``checkpoints/stage_<k>.pt`` is read as the run committed it
+(:meth:`~cl_spoof.rundir.RunDir.reading`): a stage ``run.json`` does not record is
+refused, and one a stopped command left half-added is rolled back first.
 
 Inputs (:func:`cl_spoof.data.inputs.collect_inputs`) may be audio files, folders (every
 audio file under them, recursive, sorted) and CSV manifests (their ``path`` column),
@@ -69,6 +72,7 @@ __all__ = [
     "ScoreResult",
     "ScoreSummary",
     "check_score_output",
+    "load_committed",
     "resolve_checkpoint",
     "score_lines",
     "score_paths",
@@ -166,13 +170,14 @@ def resolve_checkpoint(path: str | Path, stage: int | None = None) -> Checkpoint
         if not run.is_run():
             raise CheckpointError(f"{path}: a folder but not a run directory (no config.yaml);"
                                   " give a run directory or a checkpoint file")
-        target = run.last_checkpoint() if stage is None else run.checkpoint_path(stage)
-        if target is None:
-            raise CheckpointError(f"{path}: no stage has completed yet, so there is no "
-                                  "checkpoint to use")
-        if not target.is_file():
-            raise CheckpointError(f"{target}: checkpoint not found; stages present in {path}: "
-                                  f"{_stages(run)}")
+        with run.reading("score"):  # the last committed stage, not one being added
+            target = run.last_checkpoint() if stage is None else run.checkpoint_path(stage)
+            if target is None:
+                raise CheckpointError(f"{path}: no stage has completed yet, so there is no "
+                                      "checkpoint to use")
+            if not target.is_file():
+                raise CheckpointError(f"{target}: checkpoint not found; stages present in "
+                                      f"{path}: {_stages(run)}")
         return CheckpointRef(target, run)
     if stage is not None:
         raise CLSpoofError(f"--stage picks a stage of a run directory; {path} is not one (give "
@@ -213,6 +218,17 @@ def _resolve_threshold(threshold: str | float, ckpt: LoadedCheckpoint
     return value, "user", "given by the user"
 
 
+def load_committed(checkpoint: Path, device: str) -> LoadedCheckpoint:
+    """The checkpoint, or, for a run's ``checkpoints/stage_<k>.pt``, the committed one:
+    a stage a stopped command left half-added is never scored (it is rolled back)."""
+    found = RunDir.of_checkpoint(checkpoint)
+    if found is None:
+        return load_checkpoint(checkpoint, device)
+    run, stage = found
+    with run.reading("score"):
+        return load_checkpoint(run.committed_checkpoint(stage), device)
+
+
 def check_score_output(out: Path, checkpoint: Path, inputs: Sequence[Path],
                        files: Sequence[Path], force: bool = False) -> None:
     """Refuse, before any work, an ``out`` file that must not be written: one that exists
@@ -248,7 +264,7 @@ def score_paths(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
-    ckpt = load_checkpoint(checkpoint, device)
+    ckpt = load_committed(checkpoint, device)
     value, source, origin = _resolve_threshold(threshold, ckpt)
     win = ckpt.num_samples if window is None else window
     min_len = ckpt.model.min_length()

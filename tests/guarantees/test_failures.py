@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from cl_spoof.cli import app
 from cl_spoof.config import load_config, to_yaml, with_overrides
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
+from cl_spoof.infra.checkpoints import save_checkpoint
 from cl_spoof.infra.formats import split_fields
 from cl_spoof.workflows.add_attack import add_attack
 from cl_spoof.workflows.run import run_experiment
@@ -145,7 +146,7 @@ def test_bug6_resume_refuses_a_checkpoint_of_another_config(run: Path) -> None:
     _interrupted(run)
     ckpt = torch.load(run / "checkpoints" / "stage_1.pt", weights_only=True)
     ckpt["config"]["train"]["lr"] = 0.5
-    torch.save(ckpt, run / "checkpoints" / "stage_1.pt")
+    save_checkpoint(run / "checkpoints" / "stage_1.pt", ckpt)  # a whole checkpoint, not damage
     with pytest.raises(CLSpoofError, match=r"stage_1\.pt: the run was started with another "
                                            r"config \(it differs in train\.lr\)"):
         run_experiment(load_config(run / "config.yaml"), run, resume=True)
@@ -348,7 +349,7 @@ def test_damaged_run_directories_are_named_on_resume(run: Path, damage: str,
         ckpt = torch.load(run / "checkpoints" / "stage_1.pt", weights_only=True)
         first = next(iter(ckpt["model_state"]))
         ckpt["model_state"][first].fill_(float("nan"))
-        torch.save(ckpt, run / "checkpoints" / "stage_1.pt")
+        save_checkpoint(run / "checkpoints" / "stage_1.pt", ckpt)  # a run that diverged
     else:
         target = run / "config.yaml"
     before = tree(run)

@@ -62,10 +62,11 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def tree_hashes(root: Path, skip: str = "report") -> dict[str, str]:
-    """SHA-256 of every file under ``root`` except under ``<any dir>/<skip>/``."""
+    """SHA-256 of every file under ``root`` except under ``<any dir>/<skip>/`` (and the
+    owner lock a report into a run takes)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and skip not in p.relative_to(
-                root).parts}
+                root).parts and not p.name.startswith(".cl-spoof-")}
 
 
 def matrix(run: Path) -> pd.DataFrame:

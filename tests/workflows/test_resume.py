@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from cl_spoof.cli import app
 from cl_spoof.config import load_config, with_overrides
 from cl_spoof.errors import CLSpoofError
+from cl_spoof.infra.checkpoints import save_checkpoint
 from cl_spoof.workflows.run import run_experiment
 from tests.helpers.configs import tiny_config
 from tests.helpers.corpora import make_tiny_corpus
@@ -196,7 +197,7 @@ def test_resume_with_a_foreign_checkpoint_is_a_clear_error(tiny_corpus: Path,
     from cl_spoof.models import build_model
 
     ckpt["model_state"] = build_model("small").state_dict()  # another preset's weights
-    torch.save(ckpt, tmp_path / "run" / "checkpoints" / "stage_1.pt")
+    save_checkpoint(tmp_path / "run" / "checkpoints" / "stage_1.pt", ckpt)
     with pytest.raises(CLSpoofError, match=r"stage_1\.pt: the model state does not fit"):
         run_experiment(cfg, tmp_path / "run", resume=True)
     (tmp_path / "run" / "checkpoints" / "stage_1.pt").write_bytes(b"truncated")

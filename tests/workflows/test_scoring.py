@@ -15,7 +15,7 @@ from cl_spoof.data.audio import fix_length, read_audio
 from cl_spoof.data.inputs import collect_inputs
 from cl_spoof.data.windows import window_starts
 from cl_spoof.errors import CLSpoofError, ConfigError, DataError
-from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, CheckpointError
+from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
 from cl_spoof.metrics.plugin import logits_to_scores
 from cl_spoof.models.loading import load_checkpoint
 from cl_spoof.workflows.run import run_experiment
@@ -252,7 +252,7 @@ def test_state_dict_that_does_not_fit_its_config(checkpoint: Path, audio: dict[s
     ckpt = torch.load(checkpoint, weights_only=True)
     ckpt["config"]["model"]["preset"] = "small"
     tampered = tmp_path / "tampered.pt"
-    torch.save(ckpt, tampered)
+    save_checkpoint(tampered, ckpt)  # written as cl-spoof writes it: its digest is right
     with pytest.raises(CLSpoofError, match="does not fit the 'small' model") as info:
         score_paths(tampered, [audio["short"]])
     assert str(tampered) in str(info.value)
@@ -277,7 +277,7 @@ def test_eer_threshold_missing_needs_a_number(checkpoint: Path, audio: dict[str,
     ckpt = torch.load(checkpoint, weights_only=True)
     ckpt["eer_threshold"] = float("nan")
     path = tmp_path / "nan.pt"
-    torch.save(ckpt, path)
+    save_checkpoint(path, ckpt)
     with pytest.raises(CheckpointError, match="no finite EER threshold"):
         score_paths(path, [audio["short"]])
     assert score_paths(path, [audio["short"]], threshold=0.0).threshold == 0.0
@@ -290,7 +290,7 @@ def test_data_settings_are_read_as_a_config_reads_them(checkpoint: Path,
     ckpt = torch.load(checkpoint, weights_only=True)
     del ckpt["config"]["data"]["level"]
     old = tmp_path / "old.pt"
-    torch.save(ckpt, old)
+    save_checkpoint(old, ckpt)
     loaded = load_checkpoint(old)
     assert (loaded.level, loaded.level_db, loaded.sample_rate) == ("none", None, 16_000)
     for key, value, words in (("level", "loud", "data.level must be one of none, rms, peak"),
@@ -298,7 +298,7 @@ def test_data_settings_are_read_as_a_config_reads_them(checkpoint: Path,
                               ("level_db", "high", "data.level_db: expected a number")):
         ckpt["config"]["data"][key] = value
         bad = tmp_path / f"bad_{key}.pt"
-        torch.save(ckpt, bad)
+        save_checkpoint(bad, ckpt)
         with pytest.raises(CheckpointError, match=f"damaged checkpoint: {words}") as info:
             load_checkpoint(bad)
         assert str(bad) in str(info.value)
