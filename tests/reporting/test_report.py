@@ -21,6 +21,7 @@ import yaml
 
 from cl_spoof.config import load_config
 from cl_spoof.errors import CLSpoofError
+from cl_spoof.infra.formats import markdown_cell
 from cl_spoof.metrics.continual import summarize
 from cl_spoof.reporting import ReportError, ReportResult, build_report
 from cl_spoof.reporting.figures import (
@@ -448,7 +449,8 @@ def test_ablations_share_a_table_when_benchmark_and_model_match(tmp_path: Path) 
     assert epochs == ["the runs were trained for different numbers of epochs (train.epochs: 4 "
                       "for dfwf, dfwf (kd_weight=3); 8 for dfwf, 8 epochs); their numbers are "
                       "not a like-for-like comparison"]
-    assert epochs[0] in res.markdown.read_text(encoding="utf-8")
+    # report.md escapes Markdown, report.html escapes HTML
+    assert markdown_cell(epochs[0]) in res.markdown.read_text(encoding="utf-8")
     assert html.escape(epochs[0]) in res.html.read_text(encoding="utf-8")
     runs = pd.read_csv(res.tables["runs.csv"]).set_index("label")
     assert runs.loc["dfwf (kd_weight=3)", "hyperparameters"].startswith(
