@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/cl-spoof demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto  # one worker per core (pytest-xdist)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cl_spoof tests benchmarks examples
