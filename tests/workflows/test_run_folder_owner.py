@@ -73,8 +73,11 @@ def start(args: list[str], tmp: Path, pause: str = "", flag: Path | None = None
     """``python -m cl_spoof ARGS`` in a new process, pausing at the points ``pause``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
            "CL_SPOOF_TEST_PAUSE": pause, "CL_SPOOF_TEST_PAUSE_FILE": str(flag or "")}
+    # SIGINT as a terminal delivers it: a process started with SIGINT ignored (as
+    # pytest-xdist's workers start their children) rightly keeps ignoring it
     return subprocess.Popen([sys.executable, "-m", "cl_spoof", *args], env=env, cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def paused_at(proc: subprocess.Popen, flag: Path, name: str, timeout: float = 240) -> None:
