@@ -114,6 +114,7 @@ SPEED = {
     "make_demo_time": ("make_demo_time", "--workdir /tmp/fresh --phases PHASE,..."),
     "model_throughput": ("model_throughput", "--threads 1"),
     "recipe_cost": ("recipe_cost", "--rounds 15 --steps 5"),
+    "run_folder_checks": ("run_folder_checks", "--repeats 4 --epochs 1"),
 }
 
 
@@ -573,6 +574,24 @@ def performance_page(results: dict[str, dict[str, Any]]) -> str:
                 table(["naive epoch (s)", "DFWF epoch (s)", "ratio", "target"],
                       [[dfwf["epoch_s_naive"], dfwf["epoch_s_dfwf"], f"{dfwf['ratio']:.2f}×",
                         f"≤ {dfwf['target_ratio']}×"]], right=0)]
+    rf = results.get("run_folder_checks.json")
+    if rf:
+        clips = "every clip" if rf["max_clips"] is None else f"{rf['max_clips']} clips per attack"
+        out += ["## The run folder's checks", "",
+                "What the run folder's owner lock, the checkpoints' content digests and the "
+                "record of the data a run starts on cost: the demo config, "
+                f"{rf['strategy']}, {rf['epochs']} epoch per experience, {clips}; runs with "
+                "and without the checks alternate in one process. *Measured*: each run with "
+                "the checks over itself less the time spent inside them; *A/B*: the median "
+                "run with over the median run without (a difference of two noisy totals).",
+                "", data_line(DEMO + "."), "", machine(rf), "",
+                command_line(speed_command("run_folder_checks")), "",
+                table(["runs of each", "with (s)", "without (s)", "measured", "A/B wall",
+                       "A/B CPU", "target"],
+                      [[rf["repeats"], ", ".join(f"{s:.1f}" for s in rf["seconds_with"]),
+                        ", ".join(f"{s:.1f}" for s in rf["seconds_without"]),
+                        f"{rf['measured_ratio']:.4f}×", f"{rf['ab_wall_ratio']:.3f}×",
+                        f"{rf['ab_cpu_ratio']:.3f}×", f"≤ {rf['target_ratio']}×"]], right=0)]
     fb = results.get("field_baselines_overhead.json")
     if fb:
         rows = [[name, f"{m['epoch_s']:.2f}", f"{m['epoch_ratio']:.2f}",
@@ -767,9 +786,15 @@ def results_index(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> 
     for stem, res in sorted(results.items()):
         study = study_of(stem, index)
         key = stem.removesuffix(".json")
-        command = study["run"] if study else (speed_command(key) if key in SPEED else
-                                              "python -m benchmarks.studies.projection_beta "
-                                              "RUN_DIR")
+        if study:
+            command = study["run"]
+        elif key in SPEED:
+            command = speed_command(key)
+        elif key.startswith("projection_beta_"):
+            command = "python -m benchmarks.studies.projection_beta RUN_DIR"
+        else:
+            raise KeyError(f"benchmarks/results/{stem}: no command known; add it to SPEED "
+                           "or to benchmarks/index.yaml")
         rows.append([f"`{stem}`", str(res.get("machine", {}).get("date", ""))[:10],
                      f"`{command}`"])
     out = [GENERATED.format(what="benchmarks/results/*.json"),
