@@ -20,7 +20,7 @@ This module imports no numerical library until a metric is computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cl_spoof.metrics.calibration import LogisticCalibration
-    from cl_spoof.metrics.official import OfficialInputs
+    from cl_spoof.metrics.dcf import AsvOperatingPoint
+
+
+@dataclass(frozen=True)
+class OfficialInputs:
+    """Which official metrics to compute, and what they need."""
+
+    names: frozenset[str] = frozenset({"min_dcf"})  # the optional metrics asked for
+    calibration_split: str | None = None  # the split the calibration scores come from
+    asv: AsvOperatingPoint | None = None  # organisers' ASV at its EER threshold
+    asv_file: str | None = None
+    tdcf_utts: Set[str] | None = None  # utterances whose scores enter min t-DCF (None: all)
+    tdcf_trials: str = "every test trial"  # what those utterances are, for metrics.json
 
 
 @dataclass(frozen=True)

@@ -19,25 +19,9 @@ ASV file read and checked) before training starts.
 
 from __future__ import annotations
 
-from collections.abc import Set
-from dataclasses import dataclass
-
 import pandas as pd
 
-from cl_spoof.metrics.dcf import AsvOperatingPoint
-from cl_spoof.metrics.definitions import StageScores, per_stage_metrics
-
-
-@dataclass(frozen=True)
-class OfficialInputs:
-    """Which official metrics to compute, and what they need."""
-
-    names: frozenset[str] = frozenset({"min_dcf"})  # the optional metrics asked for
-    calibration_split: str | None = None  # the split the calibration scores come from
-    asv: AsvOperatingPoint | None = None  # organisers' ASV at its EER threshold
-    asv_file: str | None = None
-    tdcf_utts: Set[str] | None = None  # utterances whose scores enter min t-DCF (None: all)
-    tdcf_trials: str = "every test trial"  # what those utterances are, for metrics.json
+from cl_spoof.metrics.definitions import OfficialInputs, StageScores, per_stage_metrics
 
 
 def stage_metrics(scores: pd.DataFrame, inputs: OfficialInputs, stage: int,

@@ -31,13 +31,18 @@ class CSVLogs(CSVLogger):
         super().__init__(log_folder)
         self.eval_file.seek(0)
         self.eval_file.truncate()
-        print(*EVAL_COLUMNS, sep=",", file=self.eval_file, flush=True)
+        self._row(*EVAL_COLUMNS)
 
     def print_eval_metrics(self, eval_exp: Any, training_exp: Any, eval_acc: Any,
                            eval_loss: Any, forgetting: Any) -> None:
         """One row of ``eval_results.csv`` (``forgetting`` left out)."""
-        print(eval_exp, training_exp, self._val_to_str(eval_acc), self._val_to_str(eval_loss),
-              sep=",", file=self.eval_file, flush=True)
+        self._row(eval_exp, training_exp, self._val_to_str(eval_acc),
+                  self._val_to_str(eval_loss))
+
+    def _row(self, *fields: Any) -> None:
+        """One comma-separated line of ``eval_results.csv``, flushed."""
+        self.eval_file.write(",".join(str(f) for f in fields) + "\n")
+        self.eval_file.flush()
 
 
 def check_loggers(cfg: RunConfig) -> None:
