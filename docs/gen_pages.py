@@ -551,6 +551,86 @@ def learning_curve_page(results: dict[str, dict[str, Any]], index: dict[str, Any
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _mean(values: Sequence[float | None]) -> float | None:
+    got = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(got) / len(got) if got else None
+
+
+def _result_table(t: dict[str, Any]) -> list[str]:
+    """A table a study wrote (``tables`` of its result file) as Markdown."""
+    out = [f"### {t['title']}", "", table(t["columns"], t["rows"])]
+    return out + (["", t["notes"], ""] if t.get("notes") else [""])
+
+
+def aasist_findings(result: dict[str, Any]) -> list[str]:
+    """What the numbers say, drawn from them: does the pretraining help, and does any
+    method keep the LA EER at or below 1 % while it learns."""
+    parts = result["parts"]
+    out = []
+    joint = {n: _mean(parts[n]["final_avg_eer_matched"]) for n in
+             ("joint_official", "joint_random", "joint_small") if n in parts}
+    if "joint_official" in joint and "joint_random" in joint:
+        a, b = joint["joint_official"], joint["joint_random"]
+        if a is not None and b is not None:
+            verdict = ("helps" if a < b else "does not help")
+            out.append(f"- **Does the pretraining help?** Joint training of the back end over "
+                       f"the official encoder: {a:.1f} % mean matched EER; over a random "
+                       f"encoder: {b:.1f} %; the pretraining {verdict} here "
+                       + (f"(the small preset, trained whole: "
+                          f"{joint['joint_small']:.1f} %)." if joint.get("joint_small")
+                          is not None else "."))
+    zs = result.get("zero_shot") or {}
+    if zs.get("pooled"):
+        z = _mean(list(zs["pooled"].values()))
+        la = zs.get("la_a01")
+        out.append(f"- **Zero-shot**, the official AASIST-L scores these systems at {z:.1f} % "
+                   "mean EER (pooled)" + (f", and the LA A01 sample at {la:.2f} %." if la
+                                          is not None else "."))
+    kept = []
+    for name in ("naive", "dfwf", "replay", "rego"):
+        if name not in parts:
+            continue
+        per = parts[name]["la_a01_eer_per_stage"]
+        worst = [max(v for v in seed[1:] if v is not None) for seed in per if seed[1:]]
+        final = _mean(parts[name]["la_a01_eer_final"])
+        ok = bool(worst) and max(worst) <= 1.0
+        kept.append(ok)
+        out.append(f"- **{name}**: LA A01 EER after the last stage {final:.2f} % (mean over "
+                   f"seeds), at its worst stage {max(worst):.2f} %: "
+                   + ("kept at or below 1 % at every stage of every seed."
+                      if ok else "not kept at or below 1 %."))
+    if kept:
+        out.append("- " + ("At least one method kept the LA EER at or below 1 % while "
+                           "learning the new systems." if any(kept) else
+                           "No method kept the LA EER at or below 1 % at every stage."))
+    return out
+
+
+def aasist_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
+    out = [GENERATED.format(what="benchmarks/results/aasist_real.json"),
+           "# The official AASIST-L on real attacks", ""]
+    result = results.get("aasist_real.json")
+    if result is None:
+        return "\n".join(out + ["Not measured yet: run "
+                                f"`{index['aasist_real']['run']}`.", ""])
+    study = study_of("aasist_real.json", index)
+    out += ["The authors' pretrained AASIST-L (ASVspoof 2019 LA train) on the twelve real "
+            "vocoders and TTS systems of `configs/real_vocoders.yaml`: zero-shot, trained "
+            "jointly, and continued one system at a time, with its EER on the pretraining's "
+            "own data (the ASVspoof 2019 LA sample) after every stage. On a CPU the whole "
+            "network does not fit a study's time, so this is the **frozen-encoder path**: the "
+            "sinc front end and residual encoder keep their weights (official or random) and "
+            "their features are computed once per clip (`train.feature_cache`, shared on disk "
+            "by every run with `train.feature_cache_dir`); the graph-attention back end "
+            "learns. Fine-tuning the whole network is for a GPU.", "",
+            data_line(f"{REAL}: {result['description']}"), "",
+            machine(result, threads=False), "", command_line(study["run"] if study else ""),
+            "", "## What it shows", "", *aasist_findings(result), ""]
+    for t in result["tables"]:
+        out += _result_table(t)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 def performance_page(results: dict[str, dict[str, Any]]) -> str:
     out = [GENERATED.format(what="benchmarks/results/ (the speed benchmarks)"),
            "# Performance", "",
@@ -778,6 +858,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "learning-curve.md": ("Is the recipe or the data the limit?", "real attacks"),
     "performance.md": ("Performance", "demo corpus; synthetic clips"),
     "projection.md": ("What β RAWM and RWM apply", "demo corpus; real attacks"),
+    "aasist.md": ("The official AASIST-L on real attacks", "real attacks"),
 }
 
 
@@ -867,6 +948,7 @@ def pages() -> dict[Path, str]:
         "learning-curve.md": lambda: learning_curve_page(results, index),
         "performance.md": lambda: performance_page(results),
         "projection.md": lambda: projection_page(results),
+        "aasist.md": lambda: aasist_page(results, index),
     }
     out = {DOCS / "results" / name: make() for name, make in makers.items()}
     out[DOCS / "guide" / "configuration.md"] = configuration_page()

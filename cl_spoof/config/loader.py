@@ -9,9 +9,9 @@ new one.
 
 One rule for paths: a relative path in a config file (``data.source``,
 ``data.sources[].path``, ``data.cache_dir``, ``data.pretrained_eval``, ``model.init``,
-``metrics.asv_scores``, ``model.overrides.checkpoint``) is relative to the folder of
-that file, as a manifest's paths are relative to the manifest; one given in an
-override is relative to the working folder. Loading makes them absolute, so a run
+``metrics.asv_scores``, ``train.feature_cache_dir``, ``model.overrides.checkpoint``) is
+relative to the folder of that file, as a manifest's paths are relative to the manifest;
+one given in an override is relative to the working folder. Loading makes them absolute, so a run
 stores absolute paths. The configs shipped in ``cl_spoof/configs/`` load by name
 (``asvspoof2019_la``).
 """
@@ -354,7 +354,8 @@ def did_you_mean_config(path: Path) -> str:
 #: Config keys that hold paths (``data.sources[].path`` is handled beside them).
 PATH_KEYS: tuple[tuple[str, str], ...] = (("data", "source"), ("data", "cache_dir"),
                                           ("data", "pretrained_eval"), ("model", "init"),
-                                          ("metrics", "asv_scores"))
+                                          ("metrics", "asv_scores"),
+                                          ("train", "feature_cache_dir"))
 
 
 def _absolute(value: Any, base: Path) -> Any:
@@ -369,7 +370,7 @@ def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """A copy of the plain config ``data`` with every relative path made absolute against
     ``base``: ``data.source`` (unless ``demo``), ``data.cache_dir``,
     ``data.sources[].path``, ``data.pretrained_eval``, ``model.init``,
-    ``metrics.asv_scores`` and ``model.overrides.checkpoint``.
+    ``metrics.asv_scores``, ``train.feature_cache_dir`` and ``model.overrides.checkpoint``.
 
     The rule of every config file: a relative path is relative to the folder of the
     file that holds it (as a manifest's paths are relative to the manifest). A run

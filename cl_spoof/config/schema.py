@@ -575,6 +575,11 @@ class TrainConfig:
     feature_cache_mb: int = bounded(4096, 1, 1_048_576, doc="with train.feature_cache: most "
                                     "memory (MiB) the cached features take; clips beyond it "
                                     "run the whole network")
+    feature_cache_dir: str | None = documented(
+        None, "with train.feature_cache: a folder that also keeps every clip's features on "
+        "disk, one file per clip under a digest of the frozen weights, so later runs from "
+        "the same weights (the runs of a study from one pretrained model) compute them "
+        "once; safe to share between processes; never pruned (null: in memory only)")
     lr_schedule: str = choice("cosine", LR_SCHEDULES,
                               doc="learning rate within each experience, per optimiser step: "
                               "constant; cosine (linear warm-up from lr/10 over "
@@ -593,7 +598,11 @@ class TrainConfig:
                               "'cl-spoof[tensorboard]')"})
 
     def check(self, prefix: str) -> None:
-        """``feature_cache`` against ``augment``: augmented clips are never the same twice."""
+        """``feature_cache`` against ``augment``: augmented clips are never the same twice;
+        ``feature_cache_dir`` only with the cache."""
+        if self.feature_cache_dir is not None and not self.feature_cache:
+            raise ConfigError(f"{prefix}feature_cache_dir: set only with "
+                              f"{prefix}feature_cache: true (or remove it)")
         a = self.augment
         if self.feature_cache and a is not None and (
                 (a.rawboost and a.p_rawboost > 0) or a.p_codec > 0 or a.p_gain > 0):

@@ -10,30 +10,41 @@ model's forward runs only the layers that learn.
 **Keys.** Every cached row is found by a BLAKE2b digest of the exact input the model gets
 (the cropped clip's float32 samples and its length: the audio, the crop and the level
 alike), under a digest of the prefix itself: the detector's class and config (sizes,
-sample rate), every parameter and buffer of the prefix modules, whether the model is
-training, the input's dtype and device type and the autocast state. Other audio, another
-crop or changed prefix weights therefore never meet a stale entry: when the prefix
-digest changes (the first experience trained it, a checkpoint was loaded) the cache
-starts afresh.
+sample rate), every parameter and buffer of the prefix modules, the input's dtype and
+device type and the autocast state. Other audio, another crop or changed prefix weights
+therefore never meet a stale entry: when the prefix digest changes (the first experience
+trained it, a checkpoint was loaded) the cache starts afresh. Training and evaluation
+share entries: a prefix is served in training only once it is checked to compute there
+what it computes in evaluation (no dropout, BatchNorm pinned to its running statistics,
+no random masking: a detector declares no prefix otherwise).
 
 **In memory, per run**, bounded by ``max_bytes`` (``train.feature_cache_mb``): features
 are large (AASIST-L: 64 KB per 4-s clip; a frozen SSL encoder keeps every used layer's
 frames) and belong to one model's weights, and a run revisits its own clips across
-epochs and stages; clips beyond the bound run the whole network each time. Nothing is
-shared between processes, so nothing needs locking.
+epochs and stages; clips beyond the bound run the whole network each time.
+**On disk too**, with ``folder`` (``train.feature_cache_dir``): every row is also kept as
+one file ``<prefix digest>/<input digest>.pt`` under it, found again by any later run or
+any process started from the same weights (the runs of a study that all start from one
+pretrained model compute each clip's features once). A row is written to a temporary
+file and renamed into place, so processes sharing the folder never read half a file
+and need no lock (two writing the same row write the same bytes). The folder is never
+pruned by cl-spoof: delete it when the study is done.
 
 **When it serves.** In every training epoch of an experience where the whole prefix is
 frozen (from the second experience with ``train.trainable``, from the first after
-``model.init``) and in every evaluation. Never in the passes other plugins run between
-epochs (RAWM's, RWM's and RegO's pass over a learnt experience), nor for a batch while
-another hook watches a layer of the prefix (self-distillation exits, a DFWF layer inside
-it): those run the whole network, as without the cache. A deep copy of the model (DFWF's
-teacher, LwF's previous model) is never served either.
+``model.init``), in the passes other plugins run over the learnt experience before the
+next one (RAWM's, RWM's and RegO's), and in every evaluation; a frozen copy of the model
+a plugin keeps as ``teacher`` (DFWF's) is served with it while its prefix is the same.
+Never for a batch while another hook watches a layer of the prefix (self-distillation
+exits, a DFWF layer inside it): those run the whole network, as without the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -93,14 +104,16 @@ def _watched(model: Detector) -> bool:
 
 
 class FeatureCache:
-    """Prefix features by input digest, for one prefix digest at a time, in memory."""
+    """Prefix features by input digest, for one prefix digest at a time, in memory and
+    (with ``folder``) on disk."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, folder: str | Path | None = None) -> None:
         self.max_bytes = int(max_bytes)
+        self.folder = None if folder is None else Path(folder)
         self.entries: dict[bytes, torch.Tensor] = {}
         self.nbytes = 0
         self.prefix: bytes | None = None
-        self.hits = self.misses = self.full = self.bypassed = 0
+        self.hits = self.misses = self.full = self.bypassed = self.disk_hits = 0
 
     def use_prefix(self, digest: bytes) -> None:
         """Serve the prefix of ``digest``; a new one drops every entry."""
@@ -118,38 +131,80 @@ class FeatureCache:
             self.bypassed += 1
             return model.forward_prefix(x)
         rows = x.detach().to("cpu").contiguous()
-        state = (f"{model.training}|{x.dtype}|{x.device.type}|"
+        state = (f"{x.dtype}|{x.device.type}|"
                  f"{torch.is_autocast_enabled(x.device.type)}|{tuple(x.shape[1:])}").encode()
         keys = []
         for row in rows:
             h = hashlib.blake2b(state, digest_size=16)
             h.update(row.view(torch.uint8).numpy().data)
             keys.append(h.digest())
-        missing = [i for i, k in enumerate(keys) if k not in self.entries]
-        self.hits += len(keys) - len(missing)
+        found = {i: row for i, k in enumerate(keys)
+                 if (row := self.entries.get(k)) is not None or (row := self._load(k)) is not None}
+        missing = [i for i in range(len(keys)) if i not in found]
+        self.hits += len(found)
         self.misses += len(missing)
         if len(missing) == len(keys):  # the whole batch, as the network would
             computed = model.forward_prefix(x)
             self._store(keys, computed)
             return computed
-        rows_of: dict[int, torch.Tensor] = {}
         if missing:
             fresh = model.forward_prefix(x[missing])
             self._store([keys[i] for i in missing], fresh)
-            rows_of = dict(zip(missing, fresh, strict=True))
-        parts = [rows_of[i] if i in rows_of else self.entries[k].to(x.device)
-                 for i, k in enumerate(keys)]
-        return torch.stack(parts)
+            found.update(zip(missing, fresh, strict=True))
+        return torch.stack([found[i].to(x.device) for i in range(len(keys))])
 
     def _store(self, keys: list[bytes], values: torch.Tensor) -> None:
         per_row = values[0].numel() * values.element_size() if len(values) else 0
         for k, v in zip(keys, values, strict=True):
+            row = v.detach().to("cpu", copy=True)
+            self._save(k, row)
             if self.nbytes + per_row > self.max_bytes:
                 self.full += 1
                 continue
             if k not in self.entries:
-                self.entries[k] = v.detach().to("cpu", copy=True)
+                self.entries[k] = row
                 self.nbytes += per_row
+
+    def _file(self, key: bytes) -> Path | None:
+        """Where the row of ``key`` lives on disk (None: no folder, or no prefix yet)."""
+        if self.folder is None or self.prefix is None:
+            return None
+        return self.folder / self.prefix.hex() / f"{key.hex()}.pt"
+
+    def _load(self, key: bytes) -> torch.Tensor | None:
+        """The row of ``key`` from disk (kept in memory while the bound allows), or None."""
+        path = self._file(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            row = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged row is computed (and written) again
+            return None
+        if not isinstance(row, torch.Tensor):
+            return None
+        self.disk_hits += 1
+        per_row = row.numel() * row.element_size()
+        if self.nbytes + per_row <= self.max_bytes:
+            self.entries[key] = row
+            self.nbytes += per_row
+        else:
+            self.full += 1
+        return row
+
+    def _save(self, key: bytes, row: torch.Tensor) -> None:
+        """Write the row of ``key`` to disk (temporary file, then renamed into place)."""
+        path = self._file(key)
+        if path is None or path.is_file():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".row-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(row, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 class FeatureCachePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
@@ -162,12 +217,12 @@ class FeatureCachePlugin(SupervisedPlugin, supports_distributed=True):  # type: 
     """
 
     def __init__(self, trainable: tuple[str, ...] | list[str] = (),
-                 max_mb: float = 4096) -> None:
+                 max_mb: float = 4096, folder: str | Path | None = None) -> None:
         super().__init__()
         self.trainable = tuple(trainable)
-        self.cache = FeatureCache(int(max_mb * 2**20))
+        self.cache = FeatureCache(int(max_mb * 2**20), folder)
         self._train_digest: bytes | None = None  # set while an experience's prefix is frozen
-        self._served: Detector | None = None
+        self._served: list[Detector] = []
         self._resume: bool = False  # serve training again after an evaluation inside it
 
     def check(self, model: nn.Module) -> None:
@@ -199,41 +254,46 @@ class FeatureCachePlugin(SupervisedPlugin, supports_distributed=True):  # type: 
         self._train_digest = prefix_digest(model) if frozen else None
 
     def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        if self._train_digest is not None:
+        if self._train_digest is not None and not self._served:
             _check_deterministic(_detector(strategy.model))
-            self._serve(_detector(strategy.model), self._train_digest)
+            self._serve(strategy, self._train_digest)
 
-    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        self._stop()
-
-    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+    def after_training(self, strategy: Any, **kwargs: Any) -> None:
+        """Stop once every plugin's end-of-experience pass has run."""
         self._stop()
         self._train_digest = None
 
     # ------------------------------------------------------------------ evaluation
 
     def before_eval(self, strategy: Any, **kwargs: Any) -> None:
-        self._resume = self._served is not None
-        model = _detector(strategy.model)
-        self._serve(model, prefix_digest(model))
+        self._resume = bool(self._served)
+        self._stop()
+        self._serve(strategy, prefix_digest(_detector(strategy.model)))
 
     def after_eval(self, strategy: Any, **kwargs: Any) -> None:
         self._stop()
         if self._resume and self._train_digest is not None:
-            self._serve(_detector(strategy.model), self._train_digest)
+            self._serve(strategy, self._train_digest)
         self._resume = False
 
     # ------------------------------------------------------------------ plumbing
 
-    def _serve(self, model: Detector, digest: bytes) -> None:
+    def _serve(self, strategy: Any, digest: bytes) -> None:
+        """Serve the model, and every plugin's ``teacher`` whose prefix is the same."""
         self.cache.use_prefix(digest)
-        self._served = model
-        serve_prefix(model, self.cache.features)
+        self._served = [_detector(strategy.model)]
+        for plugin in getattr(strategy, "plugins", ()):
+            teacher = getattr(plugin, "teacher", None)
+            inner = getattr(teacher, "module", teacher)
+            if isinstance(inner, Detector) and prefix_digest(inner) == digest:
+                self._served.append(inner)
+        for model in self._served:
+            serve_prefix(model, self.cache.features)
 
     def _stop(self) -> None:
-        if self._served is not None:
-            serve_prefix(self._served, None)
-            self._served = None
+        for model in self._served:
+            serve_prefix(model, None)
+        self._served = []
 
 
 def _prefix_params(model: Detector) -> list[tuple[str, nn.Parameter]]:

@@ -193,7 +193,8 @@ class Trainer:
             plugins.append(AugmentPlugin(cfg.train.augment, cfg.data.sample_rate,
                                          seed=ctx.rank_seed(cfg.seed)))
         if cfg.train.feature_cache:  # never with augmentation (a config error)
-            cache = FeatureCachePlugin(cfg.train.trainable, cfg.train.feature_cache_mb)
+            cache = FeatureCachePlugin(cfg.train.trainable, cfg.train.feature_cache_mb,
+                                       cfg.train.feature_cache_dir)
             cache.check(model)  # no prefix, or one that would learn: fails before training
             plugins.append(cache)
         plugins += [ProgressPlugin(events or RunEvents()), *extra_plugins]

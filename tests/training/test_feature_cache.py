@@ -45,7 +45,7 @@ def test_forward_is_the_suffix_of_the_prefix(name: str, tmp_path: Path) -> None:
         assert torch.equal(model(x), model.forward_suffix(model.forward_prefix(x)))
 
 
-def _stream(n: int = 12, length: int = LENGTH, seed: int = 1) -> Any:
+def _stream(n: int = 12, length: int = LENGTH, seed: int = 1, experiences: int = 1) -> Any:
     from avalanche.benchmarks import benchmark_from_datasets
     from avalanche.benchmarks.utils import as_classification_dataset
     from torch.utils.data import TensorDataset
@@ -54,8 +54,23 @@ def _stream(n: int = 12, length: int = LENGTH, seed: int = 1) -> Any:
     x, y = torch.randn(n, length, generator=g) * 0.1, torch.arange(n) % 2
     data = TensorDataset(x, y)
     data.targets = y.tolist()  # type: ignore[attr-defined]
-    return benchmark_from_datasets(train=[as_classification_dataset(data)],
-                                   test=[as_classification_dataset(data)])
+    if experiences == 1:
+        return benchmark_from_datasets(train=[as_classification_dataset(data)],
+                                       test=[as_classification_dataset(data)])
+    from avalanche.benchmarks.utils import DataAttribute
+    from avalanche.benchmarks.utils.classification_dataset import (
+        TaskAwareSupervisedClassificationDataset,
+    )
+    from avalanche.benchmarks.utils.data_attribute import TaskLabels
+    from avalanche.benchmarks.utils.flat_data import ConstantSequence
+
+    def task_aware() -> Any:  # items (x, y, task label 0), as DFWF's teacher needs
+        return TaskAwareSupervisedClassificationDataset(
+            [data], data_attributes=[DataAttribute(y.tolist(), "targets"),
+                                     TaskLabels(ConstantSequence(0, n))])
+
+    return benchmark_from_datasets(train=[task_aware() for _ in range(experiences)],
+                                   test=[task_aware()])
 
 
 def _train(name: str, tmp: Path, cached: bool, epochs: int = 3
@@ -98,9 +113,9 @@ def test_training_with_the_cache_equals_training_without(name: str, tmp_path: Pa
     plain, plain_logits, _ = _train(name, tmp_path, cached=False)
     cached, cached_logits, cache = _train(name, tmp_path, cached=True)
     assert cache is not None
-    # 12 clips: all computed in epoch 1, served in epochs 2 and 3; evaluation: its own
-    # entries (eval mode), computed once.
-    assert cache.cache.hits == 24 and cache.cache.misses == 24, vars(cache.cache)
+    # 12 clips: all computed in epoch 1, served in epochs 2 and 3 and in the evaluation of
+    # the same clips (a frozen prefix computes the same in training and in evaluation).
+    assert cache.cache.hits == 36 and cache.cache.misses == 12, vars(cache.cache)
     changed = 0
     start = _model(name, tmp_path).state_dict()
     for key, value in plain.items():
@@ -108,6 +123,79 @@ def test_training_with_the_cache_equals_training_without(name: str, tmp_path: Pa
         changed += not torch.equal(value, start[key])
     assert changed > 0
     assert torch.equal(cached_logits, plain_logits)
+
+
+@pytest.mark.parametrize("method", ["dfwf", "rego"])
+def test_a_teacher_and_the_passes_between_experiences_are_served(
+        method: str, tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DFWF's teacher (a frozen copy with the same prefix) and RegO's pass over a learnt
+    experience read the cache: after the first epoch no prefix is computed again, and
+    training ends where it ends without the cache."""
+    from cl_spoof.models.aasist import AASIST
+    from cl_spoof.strategies.methods.dfwf.plugin import DFWFPlugin
+    from cl_spoof.strategies.methods.rego.plugin import RegOPlugin
+
+    calls: list[int] = []
+    real = AASIST.forward_prefix
+
+    def counted(self: AASIST, x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(AASIST, "forward_prefix", counted)
+
+    def train(cached: bool) -> tuple[dict[str, torch.Tensor], int]:
+        model = _model("tiny_aasist", tmp_path)
+        method_plugin = DFWFPlugin() if method == "dfwf" else RegOPlugin(bonafide_class=1)
+        plugins: list[Any] = [FreezePlugin(AASIST_SUFFIX, pretrained=True)]
+        if cached:
+            plugins.append(FeatureCachePlugin(AASIST_SUFFIX))
+        torch.manual_seed(5)
+        strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                         train_mb_size=4, train_epochs=2, eval_mb_size=5,
+                         plugins=[*plugins, method_plugin], evaluator=None)
+        calls.clear()
+        for experience in _stream(experiences=2).train_stream:
+            strategy.train(experience, num_workers=0)
+        return {k: v.clone() for k, v in model.state_dict().items()}, sum(calls)
+
+    plain, computed_plain = train(cached=False)
+    cached, computed = train(cached=True)
+    for key, value in plain.items():
+        assert torch.equal(cached[key], value), key
+    assert computed == 12 < computed_plain  # each clip once, in the first epoch
+
+
+def test_a_cache_folder_is_found_again_by_another_process(tmp_path: Path) -> None:
+    """Rows written under a folder serve a later cache (another run, another process)
+    with the same prefix weights; other weights never read them."""
+    model = _model("tiny_aasist", tmp_path).eval()
+    x = torch.randn(4, LENGTH)
+    first = FeatureCachePlugin(AASIST_SUFFIX, folder=tmp_path / "features").cache
+    first.use_prefix(prefix_digest(model))
+    with torch.no_grad():
+        out = first.features(model, x)
+    rows = sorted((tmp_path / "features").rglob("*.pt"))
+    assert len(rows) == 4 and not list((tmp_path / "features").rglob("*.tmp"))
+    later = FeatureCachePlugin(AASIST_SUFFIX, folder=tmp_path / "features").cache
+    later.use_prefix(prefix_digest(model))
+    with torch.no_grad():
+        again = later.features(model, x)
+    assert torch.equal(again, out) and (later.hits, later.misses, later.disk_hits) == (4, 0, 4)
+    rows[0].write_bytes(b"damaged")  # a damaged row is computed and written again
+    model.out_layer.weight.data += 1  # the suffix: same prefix digest
+    fresh = FeatureCachePlugin(AASIST_SUFFIX, folder=tmp_path / "features").cache
+    fresh.use_prefix(prefix_digest(model))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.features(model, x), out, rtol=0, atol=1e-5)
+    assert (fresh.misses, fresh.disk_hits) == (1, 3)
+    model.first_bn.running_mean += 0.1  # other prefix weights: nothing read from disk
+    other = FeatureCachePlugin(AASIST_SUFFIX, folder=tmp_path / "features").cache
+    other.use_prefix(prefix_digest(model))
+    with torch.no_grad():
+        other.features(model, x)
+    assert (other.misses, other.disk_hits) == (4, 0)
+    assert len(list((tmp_path / "features").iterdir())) == 2
 
 
 def test_other_audio_and_other_prefix_weights_are_computed_again(tmp_path: Path) -> None:
@@ -204,6 +292,16 @@ def test_a_cache_that_cannot_apply_is_a_one_line_error(
     with pytest.raises(ConfigError, match=message) as err:
         Trainer.build(cfg, RunContext.local("cpu"))
     assert "\n" not in str(err.value)
+
+
+def test_a_cache_folder_needs_the_cache_and_is_relative_to_the_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^train\.feature_cache_dir: set only with "
+                       r"train\.feature_cache: true"):
+        config_from_dict({"train": {"feature_cache_dir": "features"}})
+    (tmp_path / "c.yaml").write_text("train: {feature_cache: true, augment: null, "
+                                     "feature_cache_dir: features}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.train.feature_cache_dir == str(tmp_path / "features")
 
 
 def test_augmentation_that_changes_the_input_is_refused() -> None:
