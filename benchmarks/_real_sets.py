@@ -104,6 +104,18 @@ def set_paths(args: argparse.Namespace) -> dict[str, Path]:
     return {name: Path(getattr(args, name)).expanduser().resolve() for name in SETS}
 
 
+def real_manifest(name: str, given: str | Path | None = None) -> Path:
+    """The manifest of real set ``name``: ``given`` (made absolute), else where :data:`SETS`
+    expects it; ``FileNotFoundError`` naming the place (and how to rebuild the set) when
+    no file is there. The shipped configs name no data of this machine: the studies pass
+    the manifest from here."""
+    path = Path(given).expanduser().resolve() if given else SETS[name].default
+    if not path.is_file():
+        how = "" if given else f" ({SETS[name].rebuild})"
+        raise FileNotFoundError(f"{name}: no manifest at {path}{how}")
+    return path
+
+
 def parse_list(text: str) -> list[str]:
     """``"a, b"`` -> ``["a", "b"]``."""
     return [t.strip() for t in text.split(",") if t.strip()]

@@ -8,7 +8,9 @@ here; for a run of your own, write it out::
 
     python -m benchmarks.index                     # every entry, one line each
     python -m benchmarks.index NAME [-o FILE]      # the config of NAME as YAML
-    cl-spoof run FILE --strategy joint
+    cl-spoof run FILE --strategy joint [--data PATH/TO/manifest.csv]
+
+(``--data`` where the base config names no data: ``configs/real_vocoders.yaml``.)
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """How the real-set EER depends on the amount of real training data, in one command.
 
 Joint training with ``configs/real_vocoders.yaml`` (or ``--config``, or ``--ablation``:
-an entry of ``benchmarks/index.yaml``) on a fraction of
+an entry of ``benchmarks/index.yaml``) on the real set's manifest (``--source``; by default
+the ``vocoders_tts`` set where ``benchmarks/_real_sets.py`` expects it), on a fraction of
 the training speakers of every sub-corpus (first folder of each path; drawn with
 numpy seed ``--subset-seed``, 0 by default; at least one speaker each; the evaluation
 split untouched), beside the yardsticks
-trained on the same fraction. 100 % is the config's own data. The question it
+trained on the same fraction. 100 % is the whole manifest. The question it
 answers: is the detector limited by its recipe or by the 12-20 training spoofs per
 vocoder the shared set holds?
 

@@ -1,8 +1,9 @@
 """The "Real attacks" results tables (docs/results/real-attacks.md), in one command.
 
-On the real neural-vocoder / zero-shot TTS set (``configs/real_vocoders.yaml``; its
-``data.source`` points at ``../shared/data/real_vocoders_tts``, development data that
-is never shipped) this runs, in one go:
+On the real neural-vocoder / zero-shot TTS set (the recipe of ``configs/real_vocoders.yaml``
+on the manifest ``--source`` names, by default the ``vocoders_tts`` set where
+``benchmarks/_real_sets.py`` expects it: development data that is never shipped) this
+runs, in one go:
 
 1. the classical yardsticks (LFCC and LTAS statistics + logistic regression) on the
    same utterances, splits and input clips as the detectors (``cl-spoof yardstick``);
@@ -24,7 +25,7 @@ yardsticks on that split.
 Outputs: the runs under ``--out`` (resumable: run the same command again to complete an
 interrupted benchmark), ``benchmarks/results/real_attacks.json`` and ``.md``.
 Usage: ``python -m benchmarks.studies.real_attacks [--seeds 0,1,2] [--strategies ...] [--a01]
-[--ablation NAME]``, from the repository root.
+[--ablation NAME] [--source MANIFEST]``, from the repository root.
 Takes hours on 2 CPU cores (each continual run trains 12 experiences).
 """
 
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import _real_sets as rs
 from benchmarks._common import REPO, RESULTS, machine
 from benchmarks.index import ablation_config, entry
 from cl_spoof.benchmark import load_benchmark_data
@@ -53,6 +55,8 @@ from cl_spoof.workflows.setup import load_run_config
 from cl_spoof.workflows.yardstick import run_yardstick
 
 LA = REPO.parent / "shared" / "data" / "asvspoof2019_la_sample"
+#: The real set of these studies (``benchmarks/_real_sets.py`` says where it is expected).
+REAL_SET = "vocoders_tts"
 A01_SPLIT_SEED = 13
 
 
@@ -70,18 +74,6 @@ def _pm(values: list[float]) -> str:
     if len(v) == 1:
         return f"{v[0]:.1f}"
     return f"{v.mean():.1f} ± {v.std(ddof=0):.1f}"
-
-
-def load_real_config(path: Path | RunConfig, source: str | None = None) -> RunConfig:
-    """The config at ``path`` (or given) with ``data.source`` replaced by ``source`` if
-    given, and made absolute (a relative source is relative to the repository, as in
-    ``configs/``)."""
-    cfg = path if isinstance(path, RunConfig) else load_run_config(path)
-    if source:
-        return with_overrides(cfg, data={"source": source})
-    if not Path(cfg.data.source).is_absolute():
-        return with_overrides(cfg, data={"source": str((REPO / cfg.data.source).resolve())})
-    return cfg
 
 
 def _yardstick(cfg: RunConfig, out: Path) -> dict:
@@ -240,14 +232,18 @@ def markdown(result: dict) -> str:
 
 
 def real_set_parser(doc: str, out: str) -> argparse.ArgumentParser:
-    """The options every real-set benchmark shares: --config or --ablation, --seeds, --out,
-    --collect (:func:`real_set_config` reads them)."""
+    """The options every real-set benchmark shares: --config or --ablation, --source,
+    --seeds, --out, --collect (:func:`real_set_config` reads them)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--config", type=Path, default=REPO / "configs" / "real_vocoders.yaml")
     which.add_argument("--ablation", metavar="NAME",
                        help="an entry of benchmarks/index.yaml (its base config with its "
                             "changes) instead of --config")
+    parser.add_argument("--source", metavar="MANIFEST",
+                        help="the real set's manifest, replacing the config's data.source "
+                             f"(default: {rs.SETS[REAL_SET].default}; "
+                             f"{rs.SETS[REAL_SET].rebuild})")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"runs folder (default: runs/{out}; with --ablation: "
@@ -266,9 +262,11 @@ def ablation_name(ablation: str) -> str:
 
 
 def real_set_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                    source: str | None = None) -> RunConfig:
-    """The config of ``--config`` or ``--ablation`` (see :func:`load_real_config`); fills
-    in ``args.out`` when not given."""
+                    need_source: bool = True) -> RunConfig:
+    """The config of ``--config`` or ``--ablation`` with ``data.source`` the manifest of
+    ``--source`` (by default the ``vocoders_tts`` set: the shipped config names no data);
+    fills in ``args.out`` when not given. A missing manifest is a parser error unless
+    ``need_source`` is false (then the config's own ``data.source`` is kept)."""
     if args.ablation:
         try:
             cfg = ablation_config(args.ablation)
@@ -279,12 +277,17 @@ def real_set_config(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.out is None:
         args.out = REPO / "runs" / (ablation_name(args.ablation) if args.ablation
                                     else args.default_out)
-    return load_real_config(cfg, source)
+    try:
+        source = rs.real_manifest(REAL_SET, args.source)
+    except FileNotFoundError as exc:
+        if need_source:
+            parser.error(f"--source: {exc}")
+        return cfg
+    return with_overrides(cfg, data={"source": str(source)})
 
 
 def main() -> None:
     parser = real_set_parser(__doc__, "real_attacks")
-    parser.add_argument("--source", help="data.source (default: the config's)")
     parser.add_argument("--strategies", default="joint,naive,dfwf,replay")
     parser.add_argument("--name", default=None,
                         help="results file name in benchmarks/results (without .json/.md; "
@@ -292,7 +295,7 @@ def main() -> None:
     parser.add_argument("--a01", action="store_true", help="also the real A01 check")
     parser.add_argument("--a01-only", action="store_true", help="only the real A01 check")
     args = parser.parse_args()
-    cfg = real_set_config(parser, args, args.source)
+    cfg = real_set_config(parser, args, need_source=not args.a01_only)
     strategies = [s for s in args.strategies.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     payload: dict = {"machine": machine()}

@@ -1,7 +1,7 @@
 """Recipe screening on every real set, each on its own splits: joint training and the
 yardsticks, for the default recipe and any variants of ``benchmarks/index.yaml``.
 
-For each real set (``vocoders_tts``: ``configs/real_vocoders.yaml`` as it is, 24 kHz;
+For each real set (``vocoders_tts``: ``configs/real_vocoders.yaml`` on its manifest, 24 kHz;
 ``yourtts`` and ``vctk_vc``: the same recipe on their manifest at their own 16 kHz, 2-s
 clips, every system with training and test rows, one experience each) and each variant
 (``default``, or an entry of the index, whose changes are applied to every set's

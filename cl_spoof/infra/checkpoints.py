@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,61 +90,75 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     return line or type(exc).__name__
 
 
+def _listed(names: Sequence[str], limit: int) -> str:
+    """The first ``limit`` of ``names``, and how many there are when that is not all."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def state_mismatch(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any]) -> str | None:
-    """Describe how ``got`` fails to fit ``expected`` (keys and shapes), or ``None``."""
+    """How the state dict ``got`` (from a file) fails to fit ``expected`` (a model's), in
+    one line: the names it lacks, those it has in excess, its values that are no tensors
+    and its tensors of another shape, each counted with the first few named; ``None``
+    when it fits."""
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    wrong = []
-    for k, ref in expected.items():
-        if k in got:
-            val = got[k]
-            if not isinstance(val, torch.Tensor):
-                wrong.append(f"{k}: not a tensor")
-            elif val.shape != ref.shape:
-                wrong.append(f"{k}: {tuple(val.shape)} in the checkpoint, "
-                             f"{tuple(ref.shape)} in the model")
-    if not (missing or unexpected or wrong):
-        return None
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    if wrong:
-        parts.append(f"{len(wrong)} of another shape (e.g. {wrong[0]})")
-    return "; ".join(parts)
+    not_tensors = [k for k in expected if k in got and not isinstance(got[k], torch.Tensor)]
+    shapes = [f"{k} {tuple(got[k].shape)} in the file, {tuple(ref.shape)} in the model"
+              for k, ref in expected.items()
+              if isinstance(got.get(k), torch.Tensor) and got[k].shape != ref.shape]
+    parts = [f"{len(names)} {what} ({_listed(names, limit)})" for what, names, limit in (
+        ("missing", missing, 3), ("unexpected", unexpected, 3),
+        ("not a tensor", not_tensors, 3), ("of another shape", shapes, 2)) if names]
+    return "; ".join(parts) or None
+
+
+def non_finite(state: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors of ``state`` holding NaN or Inf (weights no
+    model should start from)."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor)
+            and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def load_weights_only(path: Path, what: str, where: str | None = None,
+                      error: type[CLSpoofError] = CheckpointError, objects_hint: str = "") -> Any:
+    """What the PyTorch file ``path`` holds, loaded onto the CPU with
+    ``torch.load(weights_only=True)``: no code from the file is ever run.
+
+    Every way it fails is one ``error`` line starting with ``where`` (default: the path)
+    and calling the file ``what`` (``checkpoint``, ``weights file``): missing, not a
+    file, unreadable, not a PyTorch file, truncated or corrupt, or holding Python
+    objects (then ``objects_hint`` is added: what to save instead).
+    """
+    where = str(path) if where is None else where
+    if not path.is_file():
+        raise error(f"{where}: {what} not found" if not path.exists() else
+                    f"{where}: not a file (a {what} was expected)")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise error(f"{where}: cannot read the {what} ({exc.strerror})") from None
+    unreadable = f"{where}: not a readable {what}: not a PyTorch file, or truncated or corrupt"
+    if not is_zip:  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise error(f"{unreadable} (it is no zip archive, as torch.save writes)")
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
+        if "weights only load failed" in str(exc).lower():
+            raise error(f"{where}: not a readable {what}: it holds Python objects other than "
+                        "tensors and plain data, which are never loaded "
+                        f"(torch.load(weights_only=True)){objects_hint}") from None
+        raise error(f"{unreadable} ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint dict safely (``weights_only=True``) onto the CPU.
+    """Load a checkpoint dict safely (:func:`load_weights_only`) onto the CPU.
 
     Raises :class:`CheckpointError` naming the file when it is missing, not a PyTorch
     file, truncated or corrupt, holds Python objects, or is not a cl-spoof checkpoint.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found" if not path.exists() else
-                              f"{path}: not a file (a checkpoints/stage_<k>.pt file was expected)")
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
-    if not is_zip:  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise CheckpointError(f"{path}: not a readable checkpoint: not a PyTorch file, or "
-                              "truncated or corrupt (it is no zip archive, as torch.save "
-                              "writes)")
-    try:
-        ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # torch raises many types for foreign, truncated or corrupt files
-        if "weights only load failed" in str(exc).lower():
-            raise CheckpointError(
-                f"{path}: not a cl-spoof checkpoint: it holds Python objects other than tensors "
-                "and plain data, which are never loaded (torch.load(weights_only=True))"
-            ) from None
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint: not a PyTorch file, or truncated or corrupt "
-            f"({type(exc).__name__}: {_first_line(exc)})"
-        ) from None
+    ckpt = load_weights_only(path, "checkpoint")
     if not isinstance(ckpt, dict) or "format" not in ckpt:
         raise CheckpointError(f"{path}: not a cl-spoof checkpoint (no 'format' key; expected "
                               f"a checkpoints/stage_<k>.pt file written by 'cl-spoof run')")
@@ -168,8 +182,7 @@ def load_model_state(model: nn.Module, state: Any, path: str | Path, what: str) 
     """``model.load_state_dict(state)`` with an error naming the file and ``what`` model."""
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: damaged checkpoint: model_state is not a state dict")
-    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
-           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = non_finite(state)
     if bad:
         raise CheckpointError(f"{path}: damaged checkpoint: {len(bad)} weight tensor(s) hold "
                               f"NaN or Inf (e.g. {bad[0]}); use an earlier stage's checkpoint "

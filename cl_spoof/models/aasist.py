@@ -64,12 +64,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_spoof.errors import ConfigError, DataError
+from cl_spoof.infra.checkpoints import state_mismatch
 from cl_spoof.labels import NUM_CLASSES
 from cl_spoof.models.base import Detector, Preset
 from cl_spoof.models.frontends import mel_band_edges
 
 __all__ = ["AASIST", "CONFIGS", "INPUT_SAMPLES", "PRESETS", "SUMMARIES", "AASISTConfig",
-           "check_state", "load_official", "load_official_state"]
+           "load_official", "load_official_state"]
 
 #: The input length (samples at 16 kHz) the authors train and score on.
 INPUT_SAMPLES = 64_600
@@ -538,38 +539,16 @@ def load_official_state(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _listed(names: list[str], limit: int = 4) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise :class:`ConfigError` (one line naming ``source``) unless ``state`` has exactly
-    ``model``'s state-dict names with the same shapes: missing and unexpected names and
-    shape mismatches, each listed."""
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    given = {k: tuple(v.shape) for k, v in state.items()}
-    missing = [k for k in own if k not in given]
-    unexpected = [k for k in given if k not in own]
-    shapes = [f"{k} {given[k]} vs {own[k]}" for k in own if k in given and given[k] != own[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_listed(unexpected)}")
-    if shapes:
-        problems.append(f"shape (file vs model) of {_listed(shapes)}")
-    if problems:
-        raise ConfigError(f"{source}: does not fit {type(model).__name__} with this config: "
-                          f"{'; '.join(problems)}; is it the file of this preset "
-                          f"(AASIST.pth: aasist, AASIST-L.pth: aasist_l)?")
-
-
 def load_official(model: nn.Module, path: str | Path) -> None:
-    """Load the authors' file ``path`` into ``model`` with ``strict=True``, after
-    :func:`check_state` (errors name the file and every mismatch)."""
+    """Load the authors' file ``path`` into ``model`` with ``strict=True``, after checking
+    that it fits (:func:`~cl_spoof.infra.checkpoints.state_mismatch`): a
+    :class:`ConfigError` line naming the file and every kind of mismatch otherwise."""
     state = load_official_state(path)
-    check_state(model, state, str(path))
+    problem = state_mismatch(model.state_dict(), state)
+    if problem is not None:
+        raise ConfigError(f"{path}: does not fit {type(model).__name__} with this config: "
+                          f"{problem}; is it the file of this preset (AASIST.pth: aasist, "
+                          "AASIST-L.pth: aasist_l)?")
     model.load_state_dict(state, strict=True)
 
 

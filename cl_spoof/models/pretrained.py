@@ -17,7 +17,6 @@ initialisation.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,12 @@ import torch
 from torch import nn
 
 from cl_spoof.errors import CLSpoofError
-from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT
+from cl_spoof.infra.checkpoints import (
+    CHECKPOINT_FORMAT,
+    load_weights_only,
+    non_finite,
+    state_mismatch,
+)
 from cl_spoof.models.exits import EXITS, strip_exits
 
 __all__ = ["InitError", "load_initial_weights", "read_initial_state"]
@@ -38,42 +42,15 @@ class InitError(CLSpoofError):
     """A ``model.init`` file that cannot start the run (named with what is wrong)."""
 
 
-def _listed(names: list[str], limit: int = 3) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
 def read_initial_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The model weights in ``path`` and what the file was (``"a cl-spoof checkpoint"``,
     ``"a state dict"``); :class:`InitError` naming ``model.init`` and the file when it is
-    missing, not a PyTorch file, holds Python objects, or holds no state dict."""
+    missing, not a PyTorch file, holds Python objects (:func:`load_weights_only`), or
+    holds no state dict."""
     path = Path(path).expanduser()
     where = f"{KEY}: {path}"
-    if not path.is_file():
-        raise InitError(f"{where}: no such file" if not path.exists() else
-                        f"{where}: not a file (give a file of model weights)")
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as exc:
-        raise InitError(f"{where}: cannot be read ({exc.strerror})") from None
-    if not is_zip:
-        raise InitError(f"{where}: not a PyTorch file (torch.save writes a zip archive), or "
-                        "truncated")
-    try:
-        data: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        if "weights only load failed" in str(exc).lower():
-            raise InitError(f"{where}: holds Python objects other than tensors and plain "
-                            "data, which are never loaded (torch.load(weights_only=True)); "
-                            "save the model's state_dict() instead") from None
-        raise InitError(f"{where}: not a readable PyTorch file ({type(exc).__name__}: "
-                        f"{_first_line(exc)})") from None
+    data: Any = load_weights_only(path, "weights file", where, InitError,
+                                  "; save the model's state_dict() instead")
     if isinstance(data, Mapping) and data.get("format") == CHECKPOINT_FORMAT:
         state, kind = data.get("model_state"), "a cl-spoof checkpoint"
     elif isinstance(data, Mapping) and "format" in data:
@@ -107,21 +84,12 @@ def load_initial_weights(model: nn.Module, path: str | Path, preset: str) -> str
     file, the preset and every kind of difference (a few names each)."""
     state, kind = read_initial_state(path)
     state = _fit(model, state)
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    given = {k: tuple(v.shape) for k, v in state.items()}
-    missing = [k for k in own if k not in given]
-    unexpected = [k for k in given if k not in own]
-    shapes = [f"{k} {given[k]} in the file, {own[k]} in the model" for k in own
-              if k in given and given[k] != own[k]]
-    problems = ([f"{len(missing)} missing ({_listed(missing)})"] if missing else []) + (
-        [f"{len(unexpected)} unexpected ({_listed(unexpected)})"] if unexpected else []) + (
-        [f"{len(shapes)} of another shape ({_listed(shapes, 2)})"] if shapes else [])
-    if problems:
+    problem = state_mismatch(model.state_dict(), state)
+    if problem is not None:
         raise InitError(f"{KEY}: {Path(path).expanduser()} ({kind}) does not fit preset "
-                        f"{preset!r}: {'; '.join(problems)} (is it a model of this preset, "
-                        "with the same model.overrides?)")
-    bad = [k for k, v in state.items() if v.is_floating_point()
-           and not bool(torch.isfinite(v).all())]
+                        f"{preset!r}: {problem} (is it a model of this preset, with the same "
+                        "model.overrides?)")
+    bad = non_finite(state)
     if bad:
         raise InitError(f"{KEY}: {Path(path).expanduser()}: {len(bad)} weight tensor(s) hold "
                         f"NaN or Inf (e.g. {bad[0]})")

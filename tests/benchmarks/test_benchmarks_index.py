@@ -126,6 +126,29 @@ def test_a_bad_key_or_name_is_refused() -> None:
         index.entry("no_such_ablation")
 
 
+def test_real_set_studies_pass_the_real_set_they_were_given_or_say_where_it_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import _real_sets as rs
+    from benchmarks.studies import real_attacks
+
+    shipped = load_config(ROOT / "configs" / "real_vocoders.yaml").data.source
+    manifest = tmp_path / "real" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path,label,attack,speaker,split\n")
+    monkeypatch.setitem(rs.SETS, "vocoders_tts",
+                        dataclasses.replace(rs.SETS["vocoders_tts"], default=manifest))
+    parser = real_attacks.real_set_parser("doc", "real_attacks")
+    cfg = real_attacks.real_set_config(parser, parser.parse_args(["--ablation", "wd"]))
+    assert cfg.data.source == str(manifest) != shipped
+    manifest.unlink()
+    with pytest.raises(SystemExit):
+        real_attacks.real_set_config(parser, parser.parse_args([]))
+    assert f"--source: vocoders_tts: no manifest at {manifest} (" in capsys.readouterr().err
+    kept = real_attacks.real_set_config(parser, parser.parse_args([]), need_source=False)
+    assert kept.data.source == shipped
+
+
 def test_changes_apply_in_order_and_replace_whole_mappings() -> None:
     base = load_config(ROOT / "configs" / "demo.yaml")
     assert base.model.overrides and base.train.augment is None
@@ -142,16 +165,18 @@ def test_index_command_writes_a_config_that_loads(tmp_path: Path) -> None:
     assert to_dict(load_config(out)) == to_dict(index.ablation_config("wd"))
 
 
-def test_ablation_option_names_results_and_runs_after_the_entry() -> None:
+def test_ablation_option_names_results_and_runs_after_the_entry(tmp_path: Path) -> None:
     from benchmarks.studies import real_attacks
 
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label,attack,speaker,split\n")
     parser = real_attacks.real_set_parser("doc", "real_attacks")
-    args = parser.parse_args(["--ablation", "wd"])
+    args = parser.parse_args(["--ablation", "wd", "--source", str(manifest)])
     cfg = real_attacks.real_set_config(parser, args)
-    assert cfg.train.weight_decay == 0.001 and Path(cfg.data.source).is_absolute()
+    assert cfg.train.weight_decay == 0.001 and cfg.data.source == str(manifest.resolve())
     assert args.out == ROOT / "runs" / "abl_wd"
     assert real_attacks.ablation_name("wd") == "abl_wd"
-    plain = parser.parse_args([])
+    plain = parser.parse_args(["--source", str(manifest)])
     assert real_attacks.real_set_config(parser, plain).train.weight_decay == 0.0
     assert plain.out == ROOT / "runs" / "real_attacks"
     with pytest.raises(SystemExit):

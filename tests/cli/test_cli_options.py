@@ -300,10 +300,18 @@ def test_sources_paths_follow_the_config_file(tmp_path: Path) -> None:
     assert [s.path for s in loaded.data.sources] == [str(tmp_path / "exp" / "a.csv"), "/abs/b"]
 
 
-def test_shipped_configs_with_a_relative_source_still_find_it() -> None:
-    cfg = load_config(REPO / "configs" / "real_vocoders.yaml")
-    assert cfg.data.source == str(REPO.parent / "shared" / "data" / "real_vocoders_tts" /
-                                  "manifest.csv")
+def test_shipped_configs_with_a_relative_source_still_find_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cl_spoof.config import loader
+
+    package = tmp_path / "pkg" / "configs"  # configs/ links to the package's configs
+    write_config(package / "mine.yaml", data={"source": "../data/m.csv"})
+    (tmp_path / "configs").symlink_to(package, target_is_directory=True)
+    monkeypatch.setattr(loader, "SHIPPED_DIR", package)
+    monkeypatch.chdir(tmp_path)
+    expected = str(package.resolve().parent / "data" / "m.csv")
+    assert load_config(Path("configs") / "mine.yaml").data.source == expected
+    assert load_config("mine").data.source == expected
 
 
 def test_a_missing_source_names_data_source(tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ def test_a_file_that_does_not_fit_is_one_line_naming_key_file_and_preset(
                     f"{name} (3, 3) in the file"]),
              (pickled, ["Python objects", "state_dict()"]),
              (tmp_path / "text.pt", ["not a PyTorch file"]),
-             (tmp_path / "absent.pt", ["no such file"])]
+             (tmp_path / "absent.pt", ["weights file not found"])]
     for path, words in cases:
         cfg = tiny_config(tiny_corpus, tmp_path, model={"preset": "tiny", "init": str(path)})
         out = tmp_path / f"run_{path.stem}"

@@ -1,6 +1,7 @@
-"""configs/real_vocoders.yaml end to end on a tiny subset of the shared real set.
+"""configs/real_vocoders.yaml: it needs ``--data``, and runs end to end on the shared real
+set given with it (a tiny part of it: one attack, a tiny model, one epoch).
 
-Skips where ``../shared/data/real_vocoders_tts`` is absent (it is development data,
+The runs skip where ``../shared/data/real_vocoders_tts`` is absent (it is development data,
 never shipped with cl-spoof).
 """
 
@@ -20,7 +21,7 @@ from cl_spoof.cli import app
 from cl_spoof.config import load_config, to_yaml, with_overrides
 from cl_spoof.metrics.score_files import read_asvspoof2019_scores
 from cl_spoof.workflows.yardstick import run_yardstick
-from tests.helpers.checks import eers_from_scores
+from tests.helpers.checks import eers_from_scores, one_line_error
 from tests.helpers.paths import ROOT, SHARED
 
 REAL = SHARED / "real_vocoders_tts" / "manifest.csv"
@@ -50,14 +51,32 @@ def real_subset(tmp_path: Path) -> Path:
     return out
 
 
-def test_shipped_config_points_at_the_shared_set() -> None:
+def test_shipped_config_needs_data_and_runs_on_the_shared_set_given_with_it(
+        tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs" / "real_vocoders.yaml")
     assert (cfg.data.sample_rate, cfg.data.level, cfg.metrics.matched_by) == (24_000, "rms",
                                                                               "folder")
     assert len(cfg.data.attacks) == 12 and cfg.model.preset == "small"
+    res = runner.invoke(app, ["run", "real_vocoders", "--out", str(tmp_path / "none")],
+                        env={"COLUMNS": "400"})
+    assert res.exit_code == 2
+    assert one_line_error(res.output) == (
+        f"error: data.source: {cfg.data.source}: no such file or folder; point it at your "
+        "corpus root or manifest (--data PATH, or edit the config)")
     if not REAL.is_file():
-        pytest.skip(f"shared real set not found at {REAL}")
-    assert (ROOT / cfg.data.source).resolve() == REAL.resolve()
+        pytest.skip(f"shared real vocoder / TTS set not found at {REAL} (only present in the "
+                    "project's development checkout)")
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["run", "real_vocoders", "--data", str(REAL), "--strategy", "joint",
+                              "--set", "data.attacks=[is21-hifigan]",
+                              "--set", "data.num_samples=4800", "--set", "model.preset=tiny",
+                              "--set", "train.first_epochs=1", "--set", "train.augment=null",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert list(pd.read_csv(out / "eer_matrix.csv").columns) == ["stage", "trained_on",
+                                                                  "is21-hifigan"]
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["source"] == str(REAL)
 
 
 def test_real_config_end_to_end_on_a_tiny_subset(real_subset: Path, tmp_path: Path) -> None:
