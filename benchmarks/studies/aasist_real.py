@@ -46,8 +46,7 @@ LA_A01 = "pretrained:A01"
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path,
-                    default=SHARED / "data" / "real_vocoders_tts" / "manifest.csv",
+    ap.add_argument("--data", type=Path, default=rs.SETS["vocoders_tts"].default,
                     help="the real_vocoders_tts manifest")
     ap.add_argument("--weights", type=Path,
                     default=SHARED / "models" / "aasist" / "AASIST-L.pth",
