@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                     default=SHARED / "data" / "asvspoof2019_la_sample",
                     help="ASVspoof 2019 LA data (corpus root) the pretraining's EER is "
                          "measured on after every stage")
+    ap.add_argument("--ablation", default=NAME, metavar="NAME",
+                    help="the entry of benchmarks/index.yaml whose config the runs use "
+                         f"(default {NAME})")
     ap.add_argument("--part", action="append", choices=PARTS, default=None)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (compare --jobs)")
@@ -83,9 +86,9 @@ def random_init(out: Path) -> Path:
 
 
 def configs(args: argparse.Namespace) -> dict[str, RunConfig]:
-    """The config of every part (``aasist_real`` of ``benchmarks/index.yaml`` and its
-    paths; ``--set`` last)."""
-    base = ablation_config(NAME)
+    """The config of every part (``--ablation``'s entry of ``benchmarks/index.yaml`` and
+    the paths; ``--set`` last)."""
+    base = ablation_config(args.ablation)
     common = [f"data.source={args.data}", f"train.feature_cache_dir={args.out / 'features'}",
               *args.overrides]
     official = override_config(base, [f"model.init={args.weights}",
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     result = collect(cfgs, seeds, args.out)
     payload = {"title": TITLE, "description": describe(cfgs, args),
                "command": rs.command_line(MODULE, argv), "runs": str(args.out),
-               "config": {"base": NAME, "overrides": args.overrides,
+               "config": {"base": args.ablation, "overrides": args.overrides,
                           "resolved": {p: to_dict(c) for p, c in cfgs.items()}},
                **result}
     path = rs.write_results(NAME, payload, tables(result), payload["description"])
