@@ -166,7 +166,8 @@ def test_every_config_key_is_documented() -> None:
     (["--set", "train.epoch=1"],
      "error: --set 'train.epoch=1': unknown config key 'train.epoch' (valid keys here: amp, "
      "augment, batch_size, class_weighted_loss, compile, compile_backend, device, dist_timeout, "
-     "epochs, eval_batch_size, feature_cache, feature_cache_crops, feature_cache_mb, "
+     "epochs, eval_batch_size, feature_cache, feature_cache_crops, feature_cache_dir, "
+         "feature_cache_mb, "
      "first_epochs, loggers, lr, lr_final, lr_gamma, lr_schedule, threads, trainable, "
      "warmup_epochs, weight_decay, workers); did you mean 'train.epochs'?"),
     (["--set", "train.epochs"], "error: --set 'train.epochs': expected KEY=VALUE (e.g. "
