@@ -719,6 +719,7 @@ def performance_page(results: dict[str, dict[str, Any]]) -> str:
                        "clips/s (on / off)", "× the demo's model (on / off)",
                        "input path's share of a step (on)"], rows)]
     out += augment_cost_section(results.get("augment_cost.json"))
+    out += batch_augment_section(results, load_index())
     out += gpu_section(results)
     out += make_demo_section(results.get("make_demo_time.json"))
     ds = results.get("distributed_scaling.json")
@@ -776,6 +777,40 @@ def augment_cost_section(ac: dict[str, Any] | None) -> list[str]:
                    ["of which LnL (convolutive noise)", f"{100 * parts['lnl']:.0f} %", ""],
                    ["the FFTs LnL cannot do without", f"{100 * parts['lnl_fft_floor']:.0f} %", ""],
                    ["of which ISD (impulsive noise)", f"{100 * parts['isd']:.0f} %", ""]])]
+
+
+def batch_augment_section(results: dict[str, dict[str, Any]],
+                          index: dict[str, Any]) -> list[str]:
+    """Joint training on the real set with the batched augmentation against the per-clip
+    one it replaced (``real_attacks.json``): the same augmentation should land within
+    the seed spread."""
+    res, base = results.get("batch_augment_joint.json"), results.get("real_attacks.json")
+    if res is None or base is None:
+        return []
+    new, old = res["real_vocoders_tts"], base["real_vocoders_tts"]
+    rows = [["per clip, on the loader's workers (before)", *_joint(old), _date(base)],
+            ["batched, on the training device (now)", *_joint(new), _date(res)]]
+    now = [s["metrics"]["final_avg_eer"] for s in _runs(new, "joint")]
+    before = [s["metrics"]["final_avg_eer"] for s in _runs(old, "joint")]
+    low, high = min(before), max(before)
+    mean = sum(now) / len(now)
+    from scipy.stats import ttest_ind
+
+    p = float(ttest_ind(now, before, equal_var=False).pvalue)
+    verdict = (f"the batched path's mean, {mean:.1f} %, lies within the per-clip seeds' "
+               f"range ({low:.1f}–{high:.1f} %)" if low <= mean <= high else
+               f"the batched path's mean, {mean:.1f} %, lies outside the per-clip seeds' "
+               f"range ({low:.1f}–{high:.1f} %)")
+    return ["## The same augmentation, batched: joint EER on real attacks", "",
+            "Joint training with the real recipe (`configs/real_vocoders.yaml`, RawBoost "
+            "LnL → ISD on every training clip) before and after the augmentation moved to "
+            f"whole batches on the training device; mean ± std over seeds: {verdict}; "
+            f"Welch's t-test of the two sets of seeds: p = {p:.2f}.", "",
+            data_line(f"{REAL}: {dataset(new['data'])}."), "",
+            machine(res, threads=False), "",
+            command_line(index["batch_augment_joint"]["run"]), "",
+            table(["augmentation", "mean EER % of the attacks", "pooled", "matched", "seeds",
+                   "measured"], rows)]
 
 
 def gpu_section(results: dict[str, dict[str, Any]]) -> list[str]:
