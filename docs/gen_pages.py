@@ -569,16 +569,26 @@ def aasist_findings(result: dict[str, Any]) -> list[str]:
     out = []
     joint = {n: _mean(parts[n]["final_avg_eer_matched"]) for n in
              ("joint_official", "joint_random", "joint_small") if n in parts}
-    if "joint_official" in joint and "joint_random" in joint:
+    if joint.get("joint_official") is not None and joint.get("joint_random") is not None:
         a, b = joint["joint_official"], joint["joint_random"]
-        if a is not None and b is not None:
-            verdict = ("helps" if a < b else "does not help")
-            out.append(f"- **Does the pretraining help?** Joint training of the back end over "
-                       f"the official encoder: {a:.1f} % mean matched EER; over a random "
-                       f"encoder: {b:.1f} %; the pretraining {verdict} here "
-                       + (f"(the small preset, trained whole: "
-                          f"{joint['joint_small']:.1f} %)." if joint.get("joint_small")
-                          is not None else "."))
+        runs_a = [v for v in parts["joint_official"]["final_avg_eer_matched"] if v is not None]
+        runs_b = [v for v in parts["joint_random"]["final_avg_eer_matched"] if v is not None]
+        if min(len(runs_a), len(runs_b)) >= 2:
+            from scipy.stats import ttest_ind
+
+            p = float(ttest_ind(runs_a, runs_b, equal_var=False).pvalue)
+            verdict = (f"the pretrained encoder is better (Welch p = {p:.3f})" if a < b and
+                       p < 0.05 else f"no significant difference (Welch p = {p:.2f})")
+        else:
+            verdict = "one seed of each: no test"
+        small = joint.get("joint_small")
+        ltas = (result.get("yardsticks") or {}).get("ltas", {}).get("matched_mean")
+        out.append(f"- **Does the pretraining help?** Joint training of the back end over the "
+                   f"official encoder: {a:.1f} % mean matched EER ({len(runs_a)} seeds); over "
+                   f"a random encoder: {b:.1f} % ({len(runs_b)} seeds); {verdict}"
+                   + (f". The small preset trained whole on the same input: {small:.1f} %"
+                      if small is not None else "")
+                   + (f"; the LTAS yardstick: {ltas:.1f} %." if ltas is not None else "."))
     zs = result.get("zero_shot") or {}
     if zs.get("pooled"):
         z = _mean(list(zs["pooled"].values()))
@@ -595,10 +605,22 @@ def aasist_findings(result: dict[str, Any]) -> list[str]:
         final = _mean(parts[name]["la_a01_eer_final"])
         ok = bool(worst) and max(worst) <= 1.0
         kept.append(ok)
+        through = 0  # stages 1.. whose EER stayed at or below 1 % in every seed
+        while all(len(seed) > through + 1 and seed[through + 1] is not None
+                  and seed[through + 1] <= 1.0 for seed in per):
+            through += 1
+        welch = (parts[name].get("welch_vs_naive") or {}).get("final_avg_eer_matched")
+        against = ("" if not welch or welch.get("p") is None else
+                   f"; final average matched EER {_mean(parts[name]['final_avg_eer_matched']):.1f}"
+                   f" % against naive's {_mean(parts['naive']['final_avg_eer_matched']):.1f} % "
+                   f"(Welch p = {welch['p']:.3f}"
+                   + (", significant)" if welch["p"] < 0.05 else ", not significant)"))
         out.append(f"- **{name}**: LA A01 EER after the last stage {final:.2f} % (mean over "
                    f"seeds), at its worst stage {max(worst):.2f} %: "
-                   + ("kept at or below 1 % at every stage of every seed."
-                      if ok else "not kept at or below 1 %."))
+                   + ("kept at or below 1 % at every stage of every seed"
+                      if ok else "not kept at or below 1 %"
+                      + (f" (it was through stage {through} in every seed)" if through else ""))
+                   + against + ".")
     if kept:
         out.append("- " + ("At least one method kept the LA EER at or below 1 % while "
                            "learning the new systems." if any(kept) else
@@ -622,7 +644,10 @@ def aasist_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> st
             "sinc front end and residual encoder keep their weights (official or random) and "
             "their features are computed once per clip (`train.feature_cache`, shared on disk "
             "by every run with `train.feature_cache_dir`); the graph-attention back end "
-            "learns. Fine-tuning the whole network is for a GPU.", "",
+            "learns. Fine-tuning the whole network is for a GPU. Wall times are of runs that "
+            "found the encoder's features on disk; computing them once for the 1,723 clips "
+            "(training, test and LA sample) took about an hour of one core of this 2-core "
+            "machine, shared with other runs.", "",
             data_line(f"{REAL}: {result['description']}"), "",
             machine(result, threads=False), "", command_line(study["run"] if study else ""),
             "", "## What it shows", "", *aasist_findings(result), ""]

@@ -25,7 +25,6 @@ trains nothing and writes the tables of the runs finished so far. Outputs: the r
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -262,13 +261,10 @@ def tables(result: dict[str, Any]) -> list[rs.Table]:
 def describe(cfgs: dict[str, RunConfig], args: argparse.Namespace) -> str:
     cfg = cfgs["continual"]
 
-    def shown(path: Path) -> str:  # beside the repository: relative to it
-        return os.path.relpath(path, REPO) if path.is_relative_to(REPO.parent) else str(path)
-
-    return (f"Data: {shown(args.data)} (the real_vocoders_tts set: LibriTTS bona fide, five GAN "
+    return (f"Data: `{args.data.parent.name}` (LibriTTS bona fide, five GAN "
             f"vocoders of the UnivNet test, five of the FastFit test, StyleTTS 2 and F5-TTS; "
             f"speaker-disjoint train / eval), twelve experiences, oldest first; "
-            f"LA: {shown(args.la)}. "
+            f"LA: `{args.la.name}` (ASVspoof 2019 LA files). "
             f"Input {cfg.data.sample_rate} Hz, {cfg.data.num_samples} samples, level "
             f"{cfg.data.level}, no augmentation. Frozen-encoder path (CPU): trainable "
             f"{', '.join(cfg.train.trainable)}; epochs {cfg.train.first_epochs} on the first "

@@ -91,7 +91,7 @@ def test_collect_reports_zero_shot_joint_and_the_pretrainings_forgetting(
     continual = {row[0]: row for row in tables[2].rows}
     assert continual["dfwf"][7] == "0.91 ± 0.01" and continual["naive"][8] == "9.00 ± 0.00"
     findings = "\n".join(gen_pages.aasist_findings(result))
-    assert "the pretraining helps here" in findings
+    assert "the pretrained encoder is better (Welch p = 0.000)" in findings
     assert "**dfwf**: LA A01 EER after the last stage 0.91 %" in findings
     assert "kept at or below 1 % at every stage of every seed" in findings
     assert "**naive**: LA A01 EER after the last stage 9.00 %" in findings
