@@ -140,7 +140,9 @@ def _la(run: rs.FinishedRun) -> list[float | None]:
     """EER (%) on the LA sample's A01 against its bona fide at every stage (0 first)."""
     import pandas as pd
 
-    matrix = pd.read_csv(run.path / "eer_matrix.csv")
+    from cl_spoof.rundir import RunDir
+
+    matrix = RunDir(run.path).read_matrix()
     if LA_A01 not in matrix.columns:
         return []
     return [None if pd.isna(v) else float(v) for v in matrix[LA_A01]]
@@ -148,9 +150,9 @@ def _la(run: rs.FinishedRun) -> list[float | None]:
 
 def _stage0(run: rs.FinishedRun) -> dict[str, float]:
     """The zero-shot row (stage 0) of the run's matrix, per attack."""
-    import pandas as pd
+    from cl_spoof.rundir import RunDir
 
-    matrix = pd.read_csv(run.path / "eer_matrix.csv")
+    matrix = RunDir(run.path).read_matrix()
     row = matrix[matrix["stage"] == 0]
     return {} if row.empty else {a: float(row.iloc[0][a]) for a in run.attacks}
 

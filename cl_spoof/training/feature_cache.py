@@ -42,8 +42,6 @@ exits, a DFWF layer inside it): those run the whole network, as without the cach
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 from cl_spoof.errors import ConfigError
+from cl_spoof.infra.files import atomic_write_with
 from cl_spoof.models.base import Detector, serve_prefix
 from cl_spoof.strategies.layers import matches
 
@@ -156,14 +155,17 @@ class FeatureCache:
     def _store(self, keys: list[bytes], values: torch.Tensor) -> None:
         per_row = values[0].numel() * values.element_size() if len(values) else 0
         for k, v in zip(keys, values, strict=True):
+            keep = k not in self.entries and self.nbytes + per_row <= self.max_bytes
+            if not keep and self._file(k) is None:
+                self.full += k not in self.entries
+                continue
             row = v.detach().to("cpu", copy=True)
             self._save(k, row)
-            if self.nbytes + per_row > self.max_bytes:
-                self.full += 1
-                continue
-            if k not in self.entries:
+            if keep:
                 self.entries[k] = row
                 self.nbytes += per_row
+            elif k not in self.entries:
+                self.full += 1
 
     def _file(self, key: bytes) -> Path | None:
         """Where the row of ``key`` lives on disk (None: no folder, or no prefix yet)."""
@@ -192,19 +194,10 @@ class FeatureCache:
         return row
 
     def _save(self, key: bytes, row: torch.Tensor) -> None:
-        """Write the row of ``key`` to disk (temporary file, then renamed into place)."""
+        """Write the row of ``key`` to disk, atomically (never half a file)."""
         path = self._file(key)
-        if path is None or path.is_file():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".row-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(row, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if path is not None and not path.is_file():
+            atomic_write_with(path, lambda tmp: torch.save(row, tmp))
 
 
 class FeatureCachePlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
