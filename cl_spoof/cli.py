@@ -1182,13 +1182,16 @@ def demo_cmd(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds.")] = 1,
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: runs/demo-<time>); must not exist.")] = None,
+    jobs: Annotated[int, typer.Option(
+        min=0, help="Runs at once, each in its own process with the cores divided by JOBS; "
+                    "0: one per CPU core, at most one per run.")] = 0,
 ) -> None:
     """The main job: demo corpus -> compare strategies -> forgetting-curve report."""
     from datetime import datetime
 
     from cl_spoof.reporting import build_report
     from cl_spoof.reporting.render import comparison_display
-    from cl_spoof.workflows.compare import parse_strategies, run_compare
+    from cl_spoof.workflows.compare import parse_strategies, run_compare, side_by_side
     from cl_spoof.workflows.setup import load_run_config
 
     names = parse_strategies(strategies)
@@ -1199,7 +1202,8 @@ def demo_cmd(
             events = CliEvents(bar, cfg.metrics.undertrained_eer)
             events.on_stage(f"demo: {', '.join(names)} x {seeds} seed(s) on the demo corpus")
             table = run_compare(cfg, names, list(range(seeds)), out_dir / "compare",
-                                events.as_run_events())
+                                events.as_run_events(),
+                                jobs=jobs or side_by_side(len(names) * seeds))
             events.on_stage("writing the report")
             res = build_report([out_dir / "compare"], out_dir / "report")
     except KeyboardInterrupt as exc:

@@ -13,7 +13,9 @@ a later call reuses what earlier ones left in ``--workdir``):
   compares, as ``cl-spoof demo`` runs them one after another (the corpus and waveform
   cache built);
 - ``report``: ``cl-spoof report`` of those three runs;
-- ``demo``: ``cl-spoof demo`` whole (the corpus built), for comparison with the sum.
+- ``demo``: ``cl-spoof demo`` whole (the corpus built), for comparison with the sum;
+- ``make``: ``make demo`` whole, as a user runs it on a fresh clone: no ``.venv``, empty
+  pip and cl-spoof caches (venv, install, corpus, the runs side by side, the report).
 
 Each phase records wall time, the CPU time of its processes (user + system: far less
 sensitive to other load than wall time) and the 1-minute load average before and
@@ -38,7 +40,8 @@ from pathlib import Path
 
 from benchmarks._common import REPO, RESULTS, machine
 
-PHASES = ("clone", "venv", "install", "corpus", "naive", "dfwf", "joint", "report", "demo")
+PHASES = ("clone", "venv", "install", "corpus", "naive", "dfwf", "joint", "report", "demo",
+          "make")
 RESULT = RESULTS / "make_demo_time.json"
 
 
@@ -72,6 +75,8 @@ def commands(phase: str, work: Path) -> list[list[str]]:
                  "--out", str(work / "report")]]
     if phase == "demo":
         return [[cli, "demo", "--out", str(work / "demo")]]
+    if phase == "make":
+        return [["make", "demo", f"PYTHON={os.environ.get('PYTHON', 'python3')}"]]
     raise ValueError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
 
 
@@ -79,7 +84,9 @@ def prepare(phase: str, work: Path) -> None:
     """Leave no result of an earlier measurement of ``phase`` behind."""
     targets = {"clone": [work / "clone"], "venv": [work / "clone" / ".venv"],
                "corpus": [work / "cache"], "report": [work / "report"],
-               "demo": [work / "demo"], "install": [work / "pipcache"]}
+               "demo": [work / "demo"], "install": [work / "pipcache"],
+               "make": [work / "clone" / ".venv", work / "clone" / "runs", work / "cache",
+                        work / "pipcache"]}
     for target in targets.get(phase, [work / "runs" / phase]):
         shutil.rmtree(target, ignore_errors=True)
 
@@ -105,8 +112,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="where the clone, its venv, cache and runs go (default: a temporary "
                     "folder, removed afterwards)")
-    ap.add_argument("--phases", default=",".join(p for p in PHASES if p != "demo"),
-                    help=f"of {', '.join(PHASES)} (default: all but demo, the sum's check)")
+    ap.add_argument("--phases", default=",".join(p for p in PHASES if p not in ("demo", "make")),
+                    help=f"of {', '.join(PHASES)} (default: all but demo and make, the "
+                    "sum's checks)")
     args = ap.parse_args()
     if args.workdir is None:
         with tempfile.TemporaryDirectory() as tmp:

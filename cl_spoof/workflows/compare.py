@@ -183,6 +183,14 @@ def _run_job(cfg: RunConfig, run_dir: Path, resume: bool, label: str | None = No
     return run_experiment(cfg, run_dir, resume=resume, label=label, wait=wait).seconds
 
 
+def side_by_side(runs: int, cores: int | None = None) -> int:
+    """How many of ``runs`` independent runs to start at once on ``cores`` CPU cores
+    (default: this machine's): one per core, never more than there are runs. Each then
+    trains on one core, which on a CPU finishes a set of small runs sooner than running
+    them one after another on every core (small models scale poorly over threads)."""
+    return max(1, min(runs, cores or os.cpu_count() or 1))
+
+
 def oversubscription(threads: Sequence[int], jobs: int, cores: int) -> str | None:
     """A warning when runs that ask for ``threads`` each, ``jobs`` at a time, need more
     threads than there are ``cores`` (``train.threads: 0`` shares the cores out)."""

@@ -289,3 +289,18 @@ def test_fan_out_warns_when_threads_oversubscribe() -> None:
     assert oversubscription([1, 1], 2, 2) is None  # 2 jobs x 1 thread fit 2 cores
     assert oversubscription([2], 4, 2) is None  # one run: only one job runs
     assert oversubscription([0, 0, 0], 3, 2) is None  # threads 0: cores shared out
+
+
+def test_demo_runs_side_by_side_one_per_core() -> None:
+    """`cl-spoof demo` starts one run per core, never more than it has runs, and its
+    config shares the cores out (threads 0) so the side-by-side runs do not oversubscribe."""
+    from cl_spoof.config import load_config
+    from cl_spoof.workflows.compare import oversubscription, side_by_side
+
+    assert side_by_side(3, cores=2) == 2
+    assert side_by_side(3, cores=16) == 3
+    assert side_by_side(1, cores=2) == 1
+    assert side_by_side(0, cores=2) == 1
+    threads = load_config(None).train.threads
+    assert threads == 0
+    assert oversubscription([threads] * 3, side_by_side(3, cores=2), 2) is None
