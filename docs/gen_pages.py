@@ -770,7 +770,10 @@ def performance_page(results: dict[str, dict[str, Any]]) -> str:
 
 
 AUGMENT_VARIANTS = {"off": "augmentation off",
-                    "on": "on the training device, whole batches (torch)",
+                    "on": "whole batches at the start of each iteration (a GPU; a CPU "
+                          "with no free core)",
+                    "overlap": "whole batches, one ahead on a free core (a CPU run with "
+                               "fewer threads than cores: the recipe's path here)",
                     "per_clip": "per clip in NumPy/SciPy (as the DataLoader used to)"}
 
 
@@ -783,22 +786,41 @@ def augment_cost_section(ac: dict[str, Any] | None) -> list[str]:
              f"{100 * v['augment_share']:.0f} %"] for name, v in ac["variants"].items()]
     rounds, t = ac["on_over_off_per_round"], ac["targets"]
     parts = ac["parts_share_of_step"]
+    measures = []
+    if "overlap_over_off_clips_per_s" in ac:
+        ahead = ac["overlap_over_off_per_round"]
+        measures += [
+            ["clips/s with augmentation on / off, as a run here does it (one ahead on the "
+             "free core)", f"{ac['overlap_over_off_clips_per_s']:.2f} (rounds "
+             f"{min(ahead):.2f}–{max(ahead):.2f})", f"≥ {t['on_over_off_at_least']:.2f}"],
+            ["augmentation's share of a step, as a run here does it: the time it adds "
+             "(waiting, and the training step slowed by the thread beside it)",
+             f"{100 * ac['overlap_augment_share_of_step']:.0f} %",
+             f"≤ {100 * t['augment_share_of_step_at_most']:.0f} %"]]
+    measures += [["clips/s with augmentation on / off, in the loop (no free core)",
+                  f"{ac['on_over_off_clips_per_s']:.2f} (rounds {min(rounds):.2f}–"
+                  f"{max(rounds):.2f})", f"≥ {t['on_over_off_at_least']:.2f}"],
+                 ["augmentation's share of a step, in the loop: what it computes",
+                  f"{100 * ac['augment_share_of_step']:.0f} %",
+                  f"≤ {100 * t['augment_share_of_step_at_most']:.0f} %"]]
+    cores = (f" on {ac['cores']} cores, the model on {ac['threads']} thread(s)"
+             if "cores" in ac else "")
     return ["## Augmentation's cost in a training step", "",
             f"The real-data recipe (`{Path(ac['config']).stem}`: {ac['preset']} preset, "
             f"{ac['sample_rate'] // 1000} kHz, {ac['num_samples'] / ac['sample_rate']:g}-s "
-            f"clips, RawBoost {ac['rawboost']}) at batch {ac['batch']}: input path, "
+            f"clips, RawBoost {ac['rawboost']}) at batch {ac['batch']}{cores}: input path, "
             "augmentation and training step of each variant, the variants taking turns over "
-            f"{ac['rounds']} rounds of {ac['steps']} batches; medians.", "",
+            f"{ac['rounds']} rounds of {ac['steps']} batches; medians. Where a core is free "
+            "(a CPU run with fewer torch threads than cores), a run augments each batch in a "
+            "background thread while the one before it trains, so the loop waits only for "
+            "what is not ready in time; on a GPU, or with every core training, each batch is "
+            "augmented at the start of its iteration. Both draw the same numbers.", "",
             data_line(SYNTHETIC + "."), "", machine(ac), "",
             command_line(speed_command("augment_cost")), "",
             table(["augmentation", "clips/s", "augmentation (ms / batch)",
                    "training step (ms / batch)", "augmentation's share of a step"], rows),
             table(["measure", "measured", "target"],
-                  [["clips/s with augmentation on / off",
-                    f"{ac['on_over_off_clips_per_s']:.2f} (rounds {min(rounds):.2f}–"
-                    f"{max(rounds):.2f})", f"≥ {t['on_over_off_at_least']:.2f}"],
-                   ["augmentation's share of a step", f"{100 * ac['augment_share_of_step']:.0f} %",
-                    f"≤ {100 * t['augment_share_of_step_at_most']:.0f} %"],
+                  [*measures,
                    ["of which LnL (convolutive noise)", f"{100 * parts['lnl']:.0f} %", ""],
                    ["the FFTs LnL cannot do without", f"{100 * parts['lnl_fft_floor']:.0f} %", ""],
                    ["of which ISD (impulsive noise)", f"{100 * parts['isd']:.0f} %", ""]])]
@@ -858,33 +880,52 @@ def make_demo_section(md: dict[str, Any] | None) -> list[str]:
     """``make demo`` on a fresh clone, phase by phase."""
     if not md:
         return []
-    phases = md["phases"]
+    whole = md["phases"].get("make")
+    phases = {k: p for k, p in md["phases"].items() if k not in ("clone", "make", "demo")}
+
     def load(value: float | None) -> str:
         return "?" if value is None else f"{value:.1f}"
 
+    out = ["## `make demo` on a fresh clone", ""]
+    if whole:
+        verdict = "met" if whole["wall_s"] <= 900 else "missed"
+        out += ["`make demo` whole, as a user runs it on a fresh clone: no `.venv`, empty pip "
+                "and cl-spoof caches (the virtual environment, the install of `.[test]`, the "
+                "demo corpus, the three runs side by side one per core, the report).", "",
+                data_line(DEMO + "."), "", machines([whole]), "",
+                command_line(speed_command("make_demo_time").replace("PHASE,...",
+                                                                      "clone,make")), "",
+                table(["what", "wall (s)", "CPU (s)", "load (1 min) before → after", "commit",
+                       "measured", "target"],
+                      [["`make demo`", f"{whole['wall_s']:.0f} ({whole['wall_s'] / 60:.1f} min)",
+                        f"{whole['cpu_s']:.0f}",
+                        f"{load(whole.get('load_before'))} → {load(whole.get('load_after'))}",
+                        whole.get("commit", ""), _date(whole), f"≤ 900 s: {verdict}"]])]
+    if not phases:
+        return out
     rows = [[name, f"{p['wall_s']:.0f}", "" if p.get("cpu_s") is None else f"{p['cpu_s']:.0f}",
-             f"{load(p.get('load_before'))} → {load(p.get('load_after'))}", _date(p),
-             p.get("note", "")] for name, p in phases.items()]
+             f"{load(p.get('load_before'))} → {load(p.get('load_after'))}", p.get("commit", ""),
+             _date(p), p.get("note", "")] for name, p in phases.items()]
     wall = sum(p["wall_s"] for p in phases.values())
     cpu = sum(p["cpu_s"] for p in phases.values() if p.get("cpu_s") is not None)
     rows.append(["**sum of the phases measured**", f"**{wall:.0f}**", f"**{cpu:.0f}**", "", "",
-                 "CPU: of the phases that have it"])
+                 "", "CPU: of the phases that have it"])
     missing = [p for p in ("venv", "install", "corpus", "naive", "dfwf", "joint", "report")
                if p not in phases]
     note = (f" Not measured: {', '.join(missing)}." if missing else "")
-    return ["## `make demo` on a fresh clone", "",
-            "A fresh clone, phase by phase, each phase a separate command on a shared machine "
-            "(its load said per phase): the virtual environment, the install of "
-            "`.[test]` from an empty pip cache, the demo corpus from an empty cache, one "
-            "`cl-spoof run` of each strategy `cl-spoof demo` compares and the report. Wall "
-            "time depends on the load; CPU time (user + system of the phase's processes) "
-            "far less; a phase without CPU time was timed by the shell (wall only). The target "
-            f"is 15 minutes (900 s) wall.{note}", "",
-            data_line(DEMO + "."), "",
-            machines(list(phases.values())), "",
-            command_line(speed_command("make_demo_time")), "",
-            table(["phase", "wall (s)", "CPU (s)", "load (1 min) before → after", "measured",
-                   "note"], rows)]
+    return out + [
+        "### Phase by phase", "",
+        "Each phase a separate command, on a shared machine (its load said per phase), at the "
+        "commit named: the virtual environment, the install of `.[test]` from an empty pip "
+        "cache, the demo corpus from an empty cache, one `cl-spoof run` of each strategy "
+        "`cl-spoof demo` compares (one after another, as the demo then ran them) and the "
+        "report. Wall time depends on the load; CPU time (user + system of the phase's "
+        "processes) far less; a phase without CPU time was timed by the shell (wall only)."
+        f"{note}", "",
+        machines(list(phases.values())), "",
+        command_line(speed_command("make_demo_time")), "",
+        table(["phase", "wall (s)", "CPU (s)", "load (1 min) before → after", "commit",
+               "measured", "note"], rows)]
 
 
 def projection_page(results: dict[str, dict[str, Any]]) -> str:

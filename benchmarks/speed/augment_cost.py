@@ -4,11 +4,19 @@ augmentation on against off, measured as ratios in one process.
 The recipe is ``configs/real_vocoders.yaml`` as shipped (24 kHz, 2-s clips, ``small``
 preset, RMS level, RawBoost 5 on every clip, batch 32, its thread count). A step is
 what a run does per mini-batch: the input path (cached clip, level, random crop), the
-augmentation of the whole batch on the training device (``AugmentPlugin``: its
-per-batch generator, then ``augment_batch``), and the training step (forward,
-class-weighted cross-entropy, backward, Adam). The variants take turns, round after
-round, so a load change on a shared machine hits them alike; medians count, and the
-on/off ratio of every round is kept to show the spread.
+augmentation of the whole batch (``AugmentPlugin``: its per-batch generator, then
+``augment_batch``), and the training step (forward, class-weighted cross-entropy,
+backward, Adam). Variants: ``off`` (no augmentation); ``on`` (each batch augmented at
+the start of its iteration: the path on a GPU, or on a CPU with no free core; its
+augmentation time is what the augmentation computes per batch on this device);
+``overlap`` (the path a run takes on a CPU with a core that training leaves free, as
+the recipe's one thread does on two cores: each batch augmented in a background thread
+while the one before it trains; the loop waits only for what is not done in time, which
+is what its ``augment_s`` measures: its input-and-wait time less the ``off`` variant's
+input time; what augmentation adds to its step, waiting and slowing the training step
+beside it, is ``1 - off / overlap`` of the step time). The variants take turns, round
+after round, so a load change on a shared machine hits them alike; medians count, and
+the on/off ratio of every round is kept to show the spread.
 
 Also measured each round: LnL and ISD alone, and the FFTs LnL cannot do without (one
 forward FFT per non-linear term and one inverse per clip, at the padded length): the
@@ -27,6 +35,7 @@ import importlib.util
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -41,6 +50,7 @@ from cl_spoof.data import augment as aug  # noqa: E402
 from cl_spoof.data.cache import CachedWaveforms  # noqa: E402
 from cl_spoof.models import build_detector, count_parameters  # noqa: E402
 from cl_spoof.training import batch_generator  # noqa: E402
+from cl_spoof.training.augment import AugmentedAhead  # noqa: E402
 
 CONFIG = REPO / "cl_spoof" / "configs" / "real_vocoders.yaml"
 REFERENCE = REPO / "tests" / "helpers" / "per_clip_augment.py"
@@ -82,13 +92,39 @@ class Recipe:
         y = torch.tensor([t for _, t in items])
         return x, y, time.perf_counter() - t0
 
+    def augmented(self, x: torch.Tensor, iteration: int) -> torch.Tensor:
+        g = batch_generator(self.cfg.seed, 0, 0, iteration, x.device)
+        with torch.no_grad():
+            return aug.augment_batch(x, self.fs, self.augment, g)
+
     def augment_on_device(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         t0 = time.perf_counter()
         self.iteration += 1
-        g = batch_generator(self.cfg.seed, 0, 0, self.iteration, x.device)
-        with torch.no_grad():
-            out = aug.augment_batch(x, self.fs, self.augment, g)
+        out = self.augmented(x, self.iteration)
         return out, time.perf_counter() - t0
+
+    def batches(self, count: int) -> Iterator[list[torch.Tensor]]:
+        """``count`` loaded batches, as a run's loader yields them (0 workers)."""
+        for _ in range(count):
+            x, y, _ = self.load()
+            yield [x, y]
+
+    def overlapped(self, count: int) -> list[tuple[float, float, float]]:
+        """(input and wait, 0, training step) of ``count`` batches through the background
+        augmentation a CPU run uses when a core is free."""
+        base = self.iteration
+        loader = AugmentedAhead(_Batches(self, count), lambda x, i: self.augmented(x, base + i))
+        self.iteration += count
+        out = []
+        it = iter(loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                x, y = next(it)
+            except StopIteration:
+                return out
+            wait = time.perf_counter() - t0
+            out.append((wait, 0.0, self.train(x, y)))
 
     def augment_per_clip(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         t0 = time.perf_counter()
@@ -142,6 +178,19 @@ class Recipe:
         return out
 
 
+class _Batches:
+    """A loader of ``count`` batches of the recipe (what ``AugmentedAhead`` wraps)."""
+
+    def __init__(self, recipe: Recipe, count: int) -> None:
+        self.recipe, self.count = recipe, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        return self.recipe.batches(self.count)
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -158,29 +207,41 @@ def main() -> None:
     args = parser.parse_args()
     recipe = Recipe(args.batch)
     torch.set_num_threads(args.threads or recipe.cfg.train.threads)
-    modes = ["off", "on"]
+    modes = ["off", "on", "overlap"]
     if args.reference:
         recipe.reference = _reference()
         modes.append("per_clip")
     times: dict[str, list[tuple[float, float, float]]] = {m: [] for m in modes}
     parts: dict[str, list[float]] = {}
     round_ratio: list[float] = []
+    def batch_times(mode: str) -> list[tuple[float, float, float]]:
+        if mode == "overlap":
+            return recipe.overlapped(args.steps)
+        return [recipe.step(mode) for _ in range(args.steps)]
+
     for mode in modes:  # warm-up
-        recipe.step(mode)
+        batch_times(mode)
     recipe.parts()
+    overlap_ratio: list[float] = []
     for r in range(args.rounds):
         for mode in modes:
-            times[mode] += [recipe.step(mode) for _ in range(args.steps)]
+            times[mode] += batch_times(mode)
         for key, value in recipe.parts().items():
             parts.setdefault(key, []).append(value)
-        last = {m: _median([sum(t) for t in times[m][-args.steps:]]) for m in ("on", "off")}
+        last = {m: _median([sum(t) for t in times[m][-args.steps:]])
+                for m in ("on", "off", "overlap")}
         round_ratio.append(last["off"] / last["on"])
-        print(f"round {r + 1}/{args.rounds}: on/off {round_ratio[-1]:.3f}", flush=True)
+        overlap_ratio.append(last["off"] / last["overlap"])
+        print(f"round {r + 1}/{args.rounds}: on/off {round_ratio[-1]:.3f}, overlap/off "
+              f"{overlap_ratio[-1]:.3f}", flush=True)
     rows: dict[str, dict[str, float]] = {}
+    off_input = _median([t[0] for t in times["off"]])
     for mode in modes:
         load = _median([t[0] for t in times[mode]])
         augment = _median([t[1] for t in times[mode]])
         train = _median([t[2] for t in times[mode]])
+        if mode == "overlap":  # its first part is input and waiting: the wait is the excess
+            load, augment = off_input, max(0.0, load - off_input)
         total = load + augment + train
         rows[mode] = {"input_s": load, "augment_s": augment, "train_step_s": train,
                       "step_s": total, "clips_per_s": args.batch / total,
@@ -192,9 +253,15 @@ def main() -> None:
         "preset": recipe.cfg.model.preset, "parameters": count_parameters(recipe.model),
         "rawboost": recipe.augment.rawboost, "rounds": args.rounds, "steps": args.steps,
         "variants": rows,
+        "cores": os.cpu_count(), "threads": torch.get_num_threads(),
         "on_over_off_clips_per_s": off / rows["on"]["step_s"],
         "on_over_off_per_round": round_ratio,
         "augment_share_of_step": rows["on"]["augment_share"],
+        "overlap_over_off_clips_per_s": off / rows["overlap"]["step_s"],
+        "overlap_over_off_per_round": overlap_ratio,
+        # What augmentation adds to a step on this path: waiting for a batch not ready in
+        # time, and the training step slowed by the thread beside it (shared caches).
+        "overlap_augment_share_of_step": 1 - off / rows["overlap"]["step_s"],
         "parts_s": {k: _median(v) for k, v in parts.items()},
         "parts_share_of_step": {k: _median(v) / rows["on"]["step_s"] for k, v in parts.items()},
         "targets": {"augment_share_of_step_at_most": 0.10, "on_over_off_at_least": 0.85},
@@ -211,6 +278,9 @@ def main() -> None:
           f"{min(round_ratio):.3f}-{max(round_ratio):.3f}); augmentation "
           f"{result['augment_share_of_step']:.1%} of a step; LnL's FFTs alone "
           f"{result['parts_share_of_step']['lnl_fft_floor']:.1%}")
+    print(f"overlap/off clips/s {result['overlap_over_off_clips_per_s']:.3f} (rounds "
+          f"{min(overlap_ratio):.3f}-{max(overlap_ratio):.3f}); augmentation adds "
+          f"{result['overlap_augment_share_of_step']:.1%} to a step")
     path = write_result("augment_cost", result)
     print(f"wrote {path}")
 

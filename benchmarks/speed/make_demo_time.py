@@ -129,6 +129,9 @@ def run(work: Path, phases: str) -> None:
     for phase in [p for p in phases.split(",") if p]:
         record = measure(phase, work)
         record["machine"] = machine()
+        record["commit"] = subprocess.run(
+            ["git", "-C", str(work / "clone"), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True).stdout.strip()
         payload["phases"][phase] = record
         RESULTS.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(json.dumps(payload, indent=2) + "\n")

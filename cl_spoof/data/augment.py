@@ -140,6 +140,26 @@ def _fine(responses: Tensor, nfft: int) -> Tensor:
     return fine.reshape(*responses.shape[:-1], -1)
 
 
+def _filtered(spectrum: Tensor, response: Tensor, into: Tensor | None = None) -> Tensor:
+    """``spectrum * response`` (complex ``(B, bins)`` times real ``(B, bins)``), added to
+    ``into`` when given; works on the real view of the spectrum, in place, so no complex
+    copy of the response is made."""
+    pairs = torch.view_as_real(spectrum)
+    gain = response.unsqueeze(-1)
+    if into is None:
+        return torch.view_as_complex(pairs.mul_(gain))
+    torch.view_as_real(into).addcmul_(pairs, gain)
+    return into
+
+
+def _padded(x: Tensor, nfft: int) -> Tensor:
+    """``x`` (``(B, N)``) zero-padded to ``nfft`` samples in a new buffer, which the
+    caller may overwrite (``rfft`` of it then pads nothing)."""
+    buffer = x.new_zeros((x.shape[0], nfft))
+    buffer[:, :x.shape[1]] = x
+    return buffer
+
+
 def _nfft(n: int, cfg: AugmentConfig) -> int:
     """Even FFT size for zero-phase filtering of ``n`` samples without wrap-around."""
     return 2 * sfft.next_fast_len(-(-(n + cfg.n_bands * cfg.max_coeff) // 2), real=True)
@@ -160,14 +180,15 @@ def lnl(x: Tensor, fs: int, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
                         device=x.device)
     gains = low + (high - low) * torch.rand((b, nf), generator=g, device=x.device)
     nfft = _nfft(n, cfg)
-    response = _fine(notch_responses(fs, cfg, gains, g), nfft)  # (b, nf, bins)
-    # One power at a time, filtered and summed in the frequency domain, so no
-    # (b, nf, bins) spectrum is ever held.
-    total = power = None
+    coarse = notch_responses(fs, cfg, gains, g)  # (b, nf, grid bins)
+    # One power at a time, computed in place in one zero-padded buffer, filtered and
+    # summed in the frequency domain, so no (b, nf, bins) array is ever held.
+    power = _padded(x, nfft)
+    total = None
     for j in range(nf):
-        power = x if power is None else power * x
-        spec = torch.fft.rfft(power, nfft).mul_(response[:, j])
-        total = spec if total is None else total.add_(spec)
+        if j:
+            power[:, :n].mul_(x)
+        total = _filtered(torch.fft.rfft(power), _fine(coarse[:, j], nfft), total)
     assert total is not None
     y = torch.fft.irfft(total, nfft)[:, :n]
     return _peak_normalised(y - y.mean(dim=1, keepdim=True))
@@ -216,8 +237,8 @@ def isd(x: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
     r = (2 * torch.rand(pos.shape, generator=g, device=x.device) - 1) \
         * (2 * torch.rand(pos.shape, generator=g, device=x.device) - 1)
     # Unused entries (repeats among them) multiply by exactly 1: the product is exact.
-    factor = torch.ones_like(x).scatter_reduce_(1, pos, 1 + cfg.isd_g_sd * r * used, "prod")
-    return _peak_normalised(x * factor)
+    y = x.clone().scatter_reduce_(1, pos, 1 + cfg.isd_g_sd * r * used, "prod")
+    return _peak_normalised(y)
 
 
 def ssi(x: Tensor, fs: int, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
@@ -228,7 +249,8 @@ def ssi(x: Tensor, fs: int, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
     white = torch.randn((b, n), generator=g, device=x.device)
     response = _fine(notch_responses(fs, cfg, torch.zeros(b, device=x.device), g), nfft)
     snr = _uniform(cfg.ssi_snr_min, cfg.ssi_snr_max, (b, 1), g, x.device)
-    noise = torch.fft.irfft(torch.fft.rfft(white, nfft) * response, nfft)[:, :n]
+    noise = torch.fft.irfft(_filtered(torch.fft.rfft(_padded(white, nfft)), response),
+                            nfft)[:, :n]
     scale = x.norm(dim=1, keepdim=True) / noise.norm(dim=1, keepdim=True).clamp(min=1e-12)
     return x + scale * 10 ** (-snr / 20) * noise
 

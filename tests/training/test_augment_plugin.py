@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from torch import nn
 
@@ -80,17 +81,57 @@ def _benchmark(clips: np.ndarray):
                                    test=[make_dataset(table, view, rows, N, False)])
 
 
-def _strategy(model: nn.Module, seed: int) -> Naive:
+def _strategy(model: nn.Module, seed: int, overlap: bool | None = None) -> Naive:
     return Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
                  criterion=nn.CrossEntropyLoss(), train_mb_size=4, train_epochs=2,
-                 eval_mb_size=4, device="cpu", plugins=[AugmentPlugin(CFG, FS, seed=seed)])
+                 eval_mb_size=4, device="cpu",
+                 plugins=[AugmentPlugin(CFG, FS, seed=seed, overlap=overlap)])
 
 
-def _training_inputs(seed: int) -> list[torch.Tensor]:
+def _training_inputs(seed: int, overlap: bool | None = None) -> list[torch.Tensor]:
     model = _Recorder()
     torch.manual_seed(0)  # the same data order for every seed of the plugin
-    _strategy(model, seed).train(_benchmark(_clips()).train_stream[0])
+    strategy = _strategy(model, seed, overlap)
+    loader_type = []
+    strategy.plugins.append(_LoaderSpy(loader_type))
+    strategy.train(_benchmark(_clips()).train_stream[0])
+    assert type(strategy.dataloader).__name__ != "AugmentedAhead"  # the strategy's own again
+    if overlap is not None:  # the background thread fed the epochs, or the loop did
+        assert len(loader_type) == 2
+        assert all((name == "AugmentedAhead") == overlap for name in loader_type)
     return [x for training, x in model.seen if training]
+
+
+class _LoaderSpy(SupervisedPlugin):
+    """Records the type of the loader each training epoch iterates."""
+
+    def __init__(self, seen: list[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def before_training_iteration(self, strategy, **kwargs) -> None:  # noqa: ANN001
+        if strategy.clock.train_epoch_iterations == 0:
+            self.seen.append(type(strategy.dataloader).__name__)
+
+
+def test_augmenting_in_the_background_draws_what_the_loop_draws() -> None:
+    """The batches augmented one ahead in a background thread (a free CPU core) are
+    bit-identical to those augmented at the start of each iteration."""
+    in_loop, ahead = _training_inputs(0, overlap=False), _training_inputs(0, overlap=True)
+    assert len(in_loop) == len(ahead) == 6
+    assert all(torch.equal(x, y) for x, y in zip(in_loop, ahead, strict=True))
+
+
+def test_an_error_in_the_background_augmentation_stops_training(monkeypatch) -> None:  # noqa: ANN001
+    import cl_spoof.training.augment as plugin_module
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("augmentation failed")
+
+    monkeypatch.setattr(plugin_module, "augment_batch", broken)
+    strategy = _strategy(_Recorder(), 0, overlap=True)
+    with pytest.raises(RuntimeError, match="augmentation failed"):
+        strategy.train(_benchmark(_clips()).train_stream[0])
 
 
 def test_training_batches_are_augmented_and_evaluation_batches_are_not() -> None:
