@@ -656,6 +656,168 @@ def aasist_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> st
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+BUILT = ("real attacks of two sets built from public demo pages by the builders "
+         "`benchmarks/_real_sets.py` names (YourTTS: zero-shot TTS and voice conversion with "
+         "VCTK and LibriTTS bona fide; VCTK voice conversion: eleven systems with the real "
+         "source and target utterances); licences allow evaluation only, so they are never "
+         "shipped: rebuild them to reproduce")
+
+
+def _welch(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """Welch's t-test p-value of two sets of per-seed values (None with < 2 of either)."""
+    from scipy.stats import ttest_ind
+
+    x, y = [v for v in a if v is not None], [v for v in b if v is not None]
+    if len(x) < 2 or len(y) < 2:
+        return None
+    return float(ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def real_sets_findings(result: dict[str, Any]) -> list[str]:
+    """Per set, each recipe against the LTAS yardstick on the same split, and against the
+    default recipe (Welch over seeds); then which recipes are no worse than LTAS on every
+    set."""
+    variants = result["variants"]
+    out = []
+    everywhere = []
+    for variant, sets in variants.items():
+        verdicts = []
+        for r in sets.values():
+            if r.get("missing"):
+                continue
+            det = _mean(r["mean"])
+            ltas = r["yardsticks"].get("ltas", {}).get("mean")
+            if det is None or ltas is None:
+                continue
+            verdicts.append(det <= ltas)
+        if verdicts and all(verdicts):
+            everywhere.append(variant)
+    sets_measured = [n for n, r in next(iter(variants.values())).items() if not r.get("missing")]
+    for name in sets_measured:
+        ltas = variants[next(iter(variants))][name]["yardsticks"].get("ltas", {}).get("mean")
+        base = variants.get("default", {}).get(name, {}).get("mean", [])
+        parts = []
+        for variant, sets in variants.items():
+            r = sets.get(name, {})
+            det = _mean(r.get("mean", []))
+            if det is None:
+                continue
+            text = f"{variant} {pm(r['mean'])}"
+            p = _welch(r["mean"], base) if variant != "default" else None
+            if p is not None:
+                text += f" (p = {p:.2g} vs default)"
+            parts.append(text)
+        out.append(f"- **{name}** (LTAS {ltas:.1f} %): " + "; ".join(parts) + ".")
+    if everywhere:
+        out.append(f"- No worse than the LTAS yardstick on every set measured: "
+                   f"{', '.join(everywhere)}.")
+    else:
+        out.append("- No recipe measured is as good as the LTAS yardstick on every set.")
+    return out
+
+
+def real_sets_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
+    out = [GENERATED.format(what="benchmarks/results/real_sets_screen.json"),
+           "# The recipe on every real set", ""]
+    result = results.get("real_sets_screen.json")
+    if result is None:
+        return "\n".join(out + ["Not measured yet: run "
+                                f"`{index['real_sets_screen']['run']}`.", ""])
+    study = study_of("real_sets_screen.json", index)
+    out += ["Each real set trained and tested on its own speaker-disjoint train / eval "
+            "split, jointly (every system in one experience), with the recipe of "
+            "`configs/real_vocoders.yaml` (the built sets at their own 16 kHz, 2-s clips) and "
+            "with variants of it, against linear models on long-term spectral statistics "
+            "(LTAS) and LFCC statistics fitted on the same training clips. Mean EER over "
+            "each set's systems, each against every test bona fide of its set; mean ± std "
+            "over seeds; Welch's t-test against the default recipe.", "",
+            data_line(f"{REAL}; and {BUILT}. Sizes: " + "; ".join(
+                f"{n}: {dataset_counts(d)}" for n, d in result["data"].items()) + "."), "",
+            machine(result, threads=False), "", command_line(study["run"] if study else ""),
+            "", "## What it shows", "", *real_sets_findings(result), ""]
+    for t in result["tables"]:
+        out += _result_table(t)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def real_sequence_findings(result: dict[str, Any]) -> list[str]:
+    """What the sequence's numbers say: joint against the yardsticks (matched), each
+    method against naive (Welch, matched), and the systems where joint loses to both
+    yardsticks."""
+    strategies, ys = result["strategies"], result["yardsticks"]
+    out = []
+    ltas = ys.get("ltas", {}).get("matched_mean")
+    lfcc = ys.get("lfcc", {}).get("matched_mean")
+    joint = strategies.get("joint")
+    if joint:
+        mean = _mean(joint["final_avg_eer_matched"])
+        if mean is not None and ltas is not None:
+            out.append(f"- Joint training: {pm(joint['final_avg_eer_matched'])} % mean matched "
+                       f"EER against {ltas:.1f} % for the LTAS yardstick"
+                       + (f" and {lfcc:.1f} % for LFCC" if lfcc is not None else "")
+                       + f": {'no worse than' if mean <= ltas else 'worse than'} LTAS, "
+                       f"{'within' if mean <= 15 else 'above'} 15 %.")
+        worse = [a for a, v in joint["per_system_matched"].items()
+                 if _mean(v) is not None and all(
+                     (ys[n].get("matched") or {}).get(a) is not None
+                     and _mean(v) > (ys[n]["matched"] or {})[a] for n in ("ltas", "lfcc")
+                     if n in ys)]
+        out.append(f"- Systems where joint is worse than both yardsticks: "
+                   f"{', '.join(worse) if worse else 'none'}.")
+    naive = strategies.get("naive")
+    if naive:
+        better = []
+        for name, st in strategies.items():
+            if name in ("naive", "joint"):
+                continue
+            test = (st.get("welch_vs_naive") or {}).get("final_avg_eer_matched")
+            p = None if test is None else test.get("p")
+            diff = (_mean(st["final_avg_eer_matched"]) or 0) - \
+                (_mean(naive["final_avg_eer_matched"]) or 0)
+            out.append(f"- {name}: {pm(st['final_avg_eer_matched'])} % final average matched "
+                       f"EER against naive's {pm(naive['final_avg_eer_matched'])} % "
+                       f"({diff:+.1f} points" + (f", p = {p:.2g}" if p is not None else "")
+                       + f", {len(st['seeds'])} seeds).")
+            if p is not None and p < 0.05 and diff < 0:
+                better.append(name)
+        out.append("- Significantly better than naive (p < 0.05): "
+                   + (", ".join(better) if better else "none of the methods measured") + ".")
+    return out
+
+
+def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
+    out = [GENERATED.format(what="benchmarks/results/real_sequence.json"),
+           "# Continual learning over three real sets", ""]
+    result = results.get("real_sequence.json")
+    if result is None:
+        return "\n".join(out + ["Not measured yet: run "
+                                f"`{index['real_sequence']['run']}`.", ""])
+    study = study_of("real_sequence.json", index)
+    out += ["`configs/real_sequence.yaml`: the three real sets in one sequence, a family of "
+            "systems at a time, oldest first, speaker-disjoint over all sets (a speaker tested "
+            "in one set is never trained on in another), 16 kHz. The headline is the "
+            "**matched** EER (each system's spoofs against the bona fide of its own set), so "
+            "no difference of bandwidth or recording between the sets can stand in for the "
+            "attack; the pooled EER (against every test bona fide) stands beside it, and the "
+            "yardsticks include 0-4 kHz versions.", "",
+            data_line(f"{REAL}; and {BUILT}."), "", result["description"], "",
+            machine(result, threads=False), "", command_line(study["run"] if study else ""),
+            "", "## What it shows", "", *real_sequence_findings(result), ""]
+    for t in result["tables"]:
+        out += _result_table(t)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def dataset_counts(summary: dict[str, Any]) -> str:
+    """A real set's manifest summary (``rs.manifest_summary``) in a few words."""
+    if "by_label_split" not in summary:
+        return "see the result file"
+    counts = summary["by_label_split"]
+    return (f"{len(summary['spoof_per_attack'])} systems, "
+            + ", ".join(f"{n} {key.replace('/', ' ')}" for key, n in sorted(counts.items()))
+            + f", {summary['speakers']} speakers")
+
+
 def performance_page(results: dict[str, dict[str, Any]]) -> str:
     out = [GENERATED.format(what="benchmarks/results/ (the speed benchmarks)"),
            "# Performance", "",
@@ -960,6 +1122,9 @@ PAGES: dict[str, tuple[str, str]] = {
     "performance.md": ("Performance", "demo corpus; synthetic clips"),
     "projection.md": ("What β RAWM and RWM apply", "demo corpus; real attacks"),
     "aasist.md": ("The official AASIST-L on real attacks", "real attacks"),
+    "real-sets.md": ("The recipe on every real set", "real attacks; built real sets"),
+    "real-sequence.md": ("Continual learning over three real sets",
+                         "real attacks; built real sets"),
 }
 
 
@@ -1050,6 +1215,8 @@ def pages() -> dict[Path, str]:
         "performance.md": lambda: performance_page(results),
         "projection.md": lambda: projection_page(results),
         "aasist.md": lambda: aasist_page(results, index),
+        "real-sets.md": lambda: real_sets_page(results, index),
+        "real-sequence.md": lambda: real_sequence_page(results, index),
     }
     out = {DOCS / "results" / name: make() for name, make in makers.items()}
     out[DOCS / "guide" / "configuration.md"] = configuration_page()
