@@ -734,7 +734,14 @@ def real_sets_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) ->
             data_line(f"{REAL}; and {BUILT}. Sizes: " + "; ".join(
                 f"{n}: {dataset_counts(d)}" for n, d in result["data"].items()) + "."), "",
             machine(result, threads=False), "", command_line(study["run"] if study else ""),
-            "", "## What it shows", "", *real_sets_findings(result), ""]
+            "", "Recipes:", ""]
+    for variant in result["variants"]:
+        e = index.get(variant, {})
+        changes = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in (e.get("set") or {}).items())
+        out.append(f"- `{variant}`: " + ("`configs/real_vocoders.yaml` as shipped"
+                                         if variant == "default" else
+                                         f"{e.get('description', '')} ({changes})"))
+    out += ["", "## What it shows", "", *real_sets_findings(result), ""]
     for t in result["tables"]:
         out += _result_table(t)
     return "\n".join(out).rstrip("\n") + "\n"
