@@ -22,9 +22,14 @@ def test_the_screen_names_the_recipes_no_worse_than_ltas_on_every_set() -> None:
         "default": {"a": _set([20.0, 22.0, 21.0], 15.0), "b": _set([5.0, 6.0, 5.5], 8.0)},
         "plain": {"a": _set([14.0, 14.5, 13.5], 15.0), "b": _set([3.0, 3.2, 2.8], 8.0)},
         "half": {"a": _set([14.0, 14.2, 14.1], 15.0), "b": _set([9.0, 9.0, 9.5], 8.0)}}}
+    result["variants"]["plain"]["b"]["yardsticks"]["lfcc"] = {"mean": 2.0}
     findings = "\n".join(gen_pages.real_sets_findings(result))
     assert "No worse than the LTAS yardstick on every set measured: plain." in findings
-    assert "- **a** (LTAS 15.0 %): default 21.0 ± 0.8; plain 14.0 ± 0.4 (p = 0.0" in findings
+    assert ("- **a**: default 21.0 ± 0.8 (LTAS 15.0 on its input); plain 14.0 ± 0.4 (LTAS "
+            "15.0 on its input; p = 0.0") in findings
+    assert "plain 3.0 ± 0.2 (LTAS 8.0, LFCC 2.0 on its input; p = " in findings
+    assert ("No recipe measured is as good as the better of the LTAS and LFCC yardsticks on "
+            "every set.") in findings
     result["variants"].pop("plain")
     findings = "\n".join(gen_pages.real_sets_findings(result))
     assert "No recipe measured is as good as the LTAS yardstick on every set." in findings
