@@ -673,6 +673,14 @@ def _welch(a: Sequence[float | None], b: Sequence[float | None]) -> float | None
     return float(ttest_ind(x, y, equal_var=False).pvalue)
 
 
+def _pm_sample(values: Sequence[float | None]) -> str:
+    """``mean ± std`` with the sample std, as the study tables on the same page write it."""
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
+
+
 def real_sets_findings(result: dict[str, Any]) -> list[str]:
     """Per set, each recipe against the yardsticks fitted on its own input (a recipe that
     changes the input level changes theirs too) and against the default recipe (Welch over
@@ -697,7 +705,7 @@ def real_sets_findings(result: dict[str, Any]) -> list[str]:
             best = min(ltas, lfcc) if lfcc is not None else ltas
             no_worse[variant]["ltas"].append(det <= ltas)
             no_worse[variant]["best"].append(det <= best)
-            text = f"{variant} {pm(r['mean'])} (LTAS {ltas:.1f}" + (
+            text = f"{variant} {_pm_sample(r['mean'])} (LTAS {ltas:.1f}" + (
                 f", LFCC {lfcc:.1f}" if lfcc is not None else "") + " on its input"
             p = _welch(r["mean"], base) if variant != "default" else None
             parts.append(text + (f"; p = {p:.2g} against default)" if p is not None else ")"))
@@ -708,6 +716,31 @@ def real_sets_findings(result: dict[str, Any]) -> list[str]:
         out.append(f"- No worse than {what} on every set measured: {', '.join(good)}." if good
                    else f"- No recipe measured is as good as {what} on every set.")
     return out
+
+
+def _rerun_spread(result: dict[str, Any], earlier: dict[str, Any] | None) -> list[str]:
+    """The default recipe's seeds on the shared set here against the same seeds measured
+    earlier with the same augmentation draws (to float rounding): how far float rounding
+    alone moves a seed's result."""
+    now = result["variants"].get("default", {}).get("vocoders_tts", {})
+    if earlier is None or not now.get("runs"):
+        return []
+    before = {s["seed"]: s["metrics"]["final_avg_eer"]
+              for s in earlier["real_vocoders_tts"]["runs"]["joint"]["seeds"]}
+    pairs = [(before[r["seed"]], r["metrics"]["final_avg_eer"]) for r in now["runs"]
+             if r.get("seed") in before and r.get("metrics", {}).get("final_avg_eer") is not None]
+    if not pairs:
+        return []
+    shift = max(abs(a - b) for a, b in pairs)
+    return [f"- The same recipe, data and seeds on vocoders_tts, measured {_date(earlier)} "
+            "before the augmentation's arithmetic was reordered (the same random draws; the "
+            "augmented clips equal to float rounding, about 1e-7; benchmarks/findings.md: "
+            "the earlier arithmetic put back reproduces the earlier seed 0 exactly): "
+            + ", ".join(f"seed {r['seed']} {a:.1f} then {b:.1f}" for r, (a, b) in
+                        zip([r for r in now["runs"] if r.get("seed") in before], pairs,
+                            strict=True))
+            + f" %. Float rounding alone moved a seed by up to {shift:.1f} points: on these "
+            "sets, differences of 2-3 points between recipes need more than three seeds."]
 
 
 def real_sets_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
@@ -735,7 +768,8 @@ def real_sets_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) ->
         out.append(f"- `{variant}`: " + ("`configs/real_vocoders.yaml` as shipped"
                                          if variant == "default" else
                                          f"{e.get('description', '')} ({changes})"))
-    out += ["", "## What it shows", "", *real_sets_findings(result), ""]
+    out += ["", "## What it shows", "", *real_sets_findings(result),
+            *_rerun_spread(result, results.get("batch_augment_joint.json")), ""]
     for t in result["tables"]:
         out += _result_table(t)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -753,8 +787,8 @@ def real_sequence_findings(result: dict[str, Any]) -> list[str]:
     if joint:
         mean = _mean(joint["final_avg_eer_matched"])
         if mean is not None and ltas is not None:
-            out.append(f"- Joint training: {pm(joint['final_avg_eer_matched'])} % mean matched "
-                       f"EER against {ltas:.1f} % for the LTAS yardstick"
+            out.append(f"- Joint training: {_pm_sample(joint['final_avg_eer_matched'])} % mean "
+                       f"matched EER against {ltas:.1f} % for the LTAS yardstick"
                        + (f" and {lfcc:.1f} % for LFCC" if lfcc is not None else "")
                        + f": {'no worse than' if mean <= ltas else 'worse than'} LTAS, "
                        f"{'within' if mean <= 15 else 'above'} 15 %.")
@@ -775,8 +809,9 @@ def real_sequence_findings(result: dict[str, Any]) -> list[str]:
             p = None if test is None else test.get("p")
             diff = (_mean(st["final_avg_eer_matched"]) or 0) - \
                 (_mean(naive["final_avg_eer_matched"]) or 0)
-            out.append(f"- {name}: {pm(st['final_avg_eer_matched'])} % final average matched "
-                       f"EER against naive's {pm(naive['final_avg_eer_matched'])} % "
+            base = _pm_sample(naive["final_avg_eer_matched"])
+            out.append(f"- {name}: {_pm_sample(st['final_avg_eer_matched'])} % final average "
+                       f"matched EER against naive's {base} % "
                        f"({diff:+.1f} points" + (f", p = {p:.2g}" if p is not None else "")
                        + f", {len(st['seeds'])} seeds).")
             if p is not None and p < 0.05 and diff < 0:

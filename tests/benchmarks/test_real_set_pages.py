@@ -25,7 +25,7 @@ def test_the_screen_names_the_recipes_no_worse_than_ltas_on_every_set() -> None:
     result["variants"]["plain"]["b"]["yardsticks"]["lfcc"] = {"mean": 2.0}
     findings = "\n".join(gen_pages.real_sets_findings(result))
     assert "No worse than the LTAS yardstick on every set measured: plain." in findings
-    assert ("- **a**: default 21.0 ± 0.8 (LTAS 15.0 on its input); plain 14.0 ± 0.4 (LTAS "
+    assert ("- **a**: default 21.0 ± 1.0 (LTAS 15.0 on its input); plain 14.0 ± 0.5 (LTAS "
             "15.0 on its input; p = 0.0") in findings
     assert "plain 3.0 ± 0.2 (LTAS 8.0, LFCC 2.0 on its input; p = " in findings
     assert ("No recipe measured is as good as the better of the LTAS and LFCC yardsticks on "
@@ -48,10 +48,10 @@ def test_the_sequence_says_which_method_beats_naive_and_where_joint_loses() -> N
               "yardsticks": {"ltas": {"matched_mean": 12.5, "matched": {"s1": 10.0, "s2": 2.0}},
                              "lfcc": {"matched_mean": 20.0, "matched": {"s1": 11.0, "s2": 1.0}}}}
     findings = "\n".join(gen_pages.real_sequence_findings(result))
-    assert ("Joint training: 13.0 ± 0.8 % mean matched EER against 12.5 % for the LTAS "
+    assert ("Joint training: 13.0 ± 1.0 % mean matched EER against 12.5 % for the LTAS "
             "yardstick and 20.0 % for LFCC: worse than LTAS, within 15 %.") in findings
     assert "Systems where joint is worse than both yardsticks: s1." in findings
-    assert "- dfwf: 25.0 ± 0.8 % final average matched EER against naive's 31.0 ± 0.8 % " \
+    assert "- dfwf: 25.0 ± 1.0 % final average matched EER against naive's 31.0 ± 1.0 % " \
         "(-6.0 points, p = 0.004, 3 seeds)." in findings
     assert "Significantly better than naive (p < 0.05): dfwf." in findings
     result["strategies"]["dfwf"]["welch_vs_naive"] = {"final_avg_eer_matched": {"p": 0.2}}
