@@ -836,12 +836,53 @@ def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]
             "no difference of bandwidth or recording between the sets can stand in for the "
             "attack; the pooled EER (against every test bona fide) stands beside it, and the "
             "yardsticks include 0-4 kHz versions.", "",
-            data_line(f"{REAL}; and {BUILT}."), "", result["description"], "",
+            data_line(f"{REAL}; and {BUILT}."), "", *_sequence_data(result), "",
             machine(result, threads=False), "", command_line(study["run"] if study else ""),
             "", "## What it shows", "", *real_sequence_findings(result), ""]
     for t in result["tables"]:
         out += _result_table(t)
+    out += _unseen_section(results.get("leave_one_family_out.json"), index)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _sequence_data(result: dict[str, Any]) -> list[str]:
+    """What the sequence holds, from its ``data`` record (no local paths)."""
+    d = result["data"]
+    sources = "; ".join(f"{n}: {src.get('utterances', '?')} utterances, "
+                        f"{src.get('speakers', '?')} speakers"
+                        for n, src in d.get("sources", {}).items())
+    bona = ", ".join(f"{k} {v}" for k, v in sorted(d.get("bonafide", {}).items()))
+    speakers = d.get("speakers", {})
+    families = "; ".join(f"{f} ({len(m)} systems)" for f, m in d.get("families", {}).items())
+    train = result.get("config", {}).get("resolved", {}).get("train", {})
+    epochs = (f"{train.get('first_epochs') or train.get('epochs')} epochs on the first family "
+              f"and for joint training, {train.get('epochs')} on each later one")
+    return [f"Sources: {sources}. Split: {d.get('split', '?')} ({speakers.get('train', '?')} "
+            f"training, {speakers.get('eval', '?')} test speakers); bona fide per source and "
+            f"split: {bona}. Input: {d.get('input', '?')}. Families, oldest first: "
+            f"{families}. Recipe: `configs/real_sequence.yaml` ({epochs})."]
+
+
+def _unseen_section(result: dict[str, Any] | None, index: dict[str, Any]) -> list[str]:
+    """Leave one family out: each family of the sequence tested zero-shot after joint
+    training on the others, against the yardsticks fitted on the same rows."""
+    if result is None:
+        return []
+    study = study_of("leave_one_family_out.json", index)
+    folds = result["folds"]
+    good = [f for f, r in folds.items() if r.get("detector_no_worse")]
+    bad = [f for f, r in folds.items() if r.get("detector_no_worse") is False]
+    out = ["## Unseen systems: one family held out", "",
+           "Each family of the sequence held out in turn: joint training on the other "
+           "families, the held-out family's systems tested zero-shot (matched EER), beside "
+           "the yardsticks fitted on the same training rows.", "",
+           machine(result, threads=False), "", command_line(study["run"] if study else ""), "",
+           f"- The detector is no worse than the better of LTAS and LFCC on: "
+           f"{', '.join(good) if good else 'no held-out family'}"
+           + (f"; worse on: {', '.join(bad)}." if bad else "."), ""]
+    for t in result["tables"]:
+        out += _result_table(t)
+    return out
 
 
 def dataset_counts(summary: dict[str, Any]) -> str:
