@@ -863,6 +863,12 @@ def _sequence_data(result: dict[str, Any]) -> list[str]:
             f"{families}. Recipe: `configs/real_sequence.yaml` ({epochs})."]
 
 
+def _seed_count(folds: dict[str, Any]) -> str:
+    """"one seed" / "N seeds": the most seeds any fold's detector finished."""
+    n = max((len(r.get("detector", {}).get("seeds", [])) for r in folds.values()), default=0)
+    return "one seed" if n == 1 else f"{n} seeds"
+
+
 def _unseen_section(result: dict[str, Any] | None, index: dict[str, Any]) -> list[str]:
     """Leave one family out: each family of the sequence tested zero-shot after joint
     training on the others, against the yardsticks fitted on the same rows."""
@@ -877,7 +883,8 @@ def _unseen_section(result: dict[str, Any] | None, index: dict[str, Any]) -> lis
            "families, the held-out family's systems tested zero-shot (matched EER), beside "
            "the yardsticks fitted on the same training rows.", "",
            machine(result, threads=False), "", command_line(study["run"] if study else ""), "",
-           f"- The detector is no worse than the better of LTAS and LFCC on: "
+           f"- Over {_seed_count(folds)}: the detector is no worse than the better of LTAS "
+           "and LFCC on: "
            f"{', '.join(good) if good else 'no held-out family'}"
            + (f"; worse on: {', '.join(bad)}." if bad else "."), ""]
     for t in result["tables"]:
