@@ -573,10 +573,8 @@ def aasist_findings(result: dict[str, Any]) -> list[str]:
         a, b = joint["joint_official"], joint["joint_random"]
         runs_a = [v for v in parts["joint_official"]["final_avg_eer_matched"] if v is not None]
         runs_b = [v for v in parts["joint_random"]["final_avg_eer_matched"] if v is not None]
-        if min(len(runs_a), len(runs_b)) >= 2:
-            from scipy.stats import ttest_ind
-
-            p = float(ttest_ind(runs_a, runs_b, equal_var=False).pvalue)
+        p = _welch(runs_a, runs_b)
+        if p is not None:
             verdict = (f"the pretrained encoder is better (Welch p = {p:.3f})" if a < b and
                        p < 0.05 else f"no significant difference (Welch p = {p:.2f})")
         else:
@@ -628,32 +626,47 @@ def aasist_findings(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def aasist_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
-    out = [GENERATED.format(what="benchmarks/results/aasist_real.json"),
-           "# The official AASIST-L on real attacks", ""]
-    result = results.get("aasist_real.json")
+def _study_page(results: dict[str, dict[str, Any]], index: dict[str, Any], entry: str,
+                title: str, body: Callable[[dict[str, Any], str], list[str]],
+                after: Callable[[], list[str]] = list) -> str:
+    """A study's results page: the generated-file mark and the title; while
+    ``benchmarks/results/<entry>.json`` is missing, "not measured yet" and its command;
+    else ``body(result, command line)``, the tables the study wrote, then ``after()``."""
+    stem = f"{entry}.json"
+    out = [GENERATED.format(what=f"benchmarks/results/{stem}"), f"# {title}", ""]
+    result = results.get(stem)
     if result is None:
-        return "\n".join(out + ["Not measured yet: run "
-                                f"`{index['aasist_real']['run']}`.", ""])
-    study = study_of("aasist_real.json", index)
-    out += ["The authors' pretrained AASIST-L (ASVspoof 2019 LA train) on the twelve real "
-            "vocoders and TTS systems of `configs/real_vocoders.yaml`: zero-shot, trained "
-            "jointly, and continued one system at a time, with its EER on the pretraining's "
-            "own data (the ASVspoof 2019 LA sample) after every stage. On a CPU the whole "
-            "network does not fit a study's time, so this is the **frozen-encoder path**: the "
-            "sinc front end and residual encoder keep their weights (official or random) and "
-            "their features are computed once per clip (`train.feature_cache`, shared on disk "
-            "by every run with `train.feature_cache_dir`); the graph-attention back end "
-            "learns. Fine-tuning the whole network is for a GPU. Wall times are of runs that "
-            "found the encoder's features on disk; computing them once for the 1,723 clips "
-            "(training, test and LA sample) took about an hour of one core of this 2-core "
-            "machine, shared with other runs.", "",
-            data_line(f"{REAL}: {result['description']}"), "",
-            machine(result, threads=False), "", command_line(study["run"] if study else ""),
-            "", "## What it shows", "", *aasist_findings(result), ""]
+        return "\n".join(out + [f"Not measured yet: run `{index[entry]['run']}`.", ""])
+    study = study_of(stem, index)
+    out += body(result, command_line(study["run"] if study else ""))
     for t in result["tables"]:
         out += _result_table(t)
+    out += after()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def aasist_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
+    def body(result: dict[str, Any], command: str) -> list[str]:
+        out: list[str] = []
+        out += ["The authors' pretrained AASIST-L (ASVspoof 2019 LA train) on the twelve real "
+                "vocoders and TTS systems of `configs/real_vocoders.yaml`: zero-shot, trained "
+                "jointly, and continued one system at a time, with its EER on the pretraining's "
+                "own data (the ASVspoof 2019 LA sample) after every stage. On a CPU the whole "
+                "network does not fit a study's time, so this is the **frozen-encoder path**: the "
+                "sinc front end and residual encoder keep their weights (official or random) and "
+                "their features are computed once per clip (`train.feature_cache`, shared on disk "
+                "by every run with `train.feature_cache_dir`); the graph-attention back end "
+                "learns. Fine-tuning the whole network is for a GPU. Wall times are of runs that "
+                "found the encoder's features on disk; computing them once for the 1,723 clips "
+                "(training, test and LA sample) took about an hour of one core of this 2-core "
+                "machine, shared with other runs.", "",
+                data_line(f"{REAL}: {result['description']}"), "",
+                machine(result, threads=False), "", command,
+                "", "## What it shows", "", *aasist_findings(result), ""]
+        return out
+
+    return _study_page(results, index, "aasist_real",
+                       "The official AASIST-L on real attacks", body)
 
 
 BUILT = ("real attacks of two sets built from public demo pages by the builders "
@@ -744,35 +757,31 @@ def _rerun_spread(result: dict[str, Any], earlier: dict[str, Any] | None) -> lis
 
 
 def real_sets_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
-    out = [GENERATED.format(what="benchmarks/results/real_sets_screen.json"),
-           "# The recipe on every real set", ""]
-    result = results.get("real_sets_screen.json")
-    if result is None:
-        return "\n".join(out + ["Not measured yet: run "
-                                f"`{index['real_sets_screen']['run']}`.", ""])
-    study = study_of("real_sets_screen.json", index)
-    out += ["Each real set trained and tested on its own speaker-disjoint train / eval "
-            "split, jointly (every system in one experience), with the recipe of "
-            "`configs/real_vocoders.yaml` (the built sets at their own 16 kHz, 2-s clips) and "
-            "with variants of it, against linear models on long-term spectral statistics "
-            "(LTAS) and LFCC statistics fitted on the same training clips. Mean EER over "
-            "each set's systems, each against every test bona fide of its set; mean ± std "
-            "over seeds; Welch's t-test against the default recipe.", "",
-            data_line(f"{REAL}; and {BUILT}. Sizes: " + "; ".join(
-                f"{n}: {dataset_counts(d)}" for n, d in result["data"].items()) + "."), "",
-            machine(result, threads=False), "", command_line(study["run"] if study else ""),
-            "", "Recipes:", ""]
-    for variant in result["variants"]:
-        e = index.get(variant, {})
-        changes = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in (e.get("set") or {}).items())
-        out.append(f"- `{variant}`: " + ("`configs/real_vocoders.yaml` as shipped"
-                                         if variant == "default" else
-                                         f"{e.get('description', '')} ({changes})"))
-    out += ["", "## What it shows", "", *real_sets_findings(result),
-            *_rerun_spread(result, results.get("batch_augment_joint.json")), ""]
-    for t in result["tables"]:
-        out += _result_table(t)
-    return "\n".join(out).rstrip("\n") + "\n"
+    def body(result: dict[str, Any], command: str) -> list[str]:
+        out: list[str] = []
+        out += ["Each real set trained and tested on its own speaker-disjoint train / eval "
+                "split, jointly (every system in one experience), with the recipe of "
+                "`configs/real_vocoders.yaml` (the built sets at their own 16 kHz, 2-s clips) and "
+                "with variants of it, against linear models on long-term spectral statistics "
+                "(LTAS) and LFCC statistics fitted on the same training clips. Mean EER over "
+                "each set's systems, each against every test bona fide of its set; mean ± std "
+                "over seeds; Welch's t-test against the default recipe.", "",
+                data_line(f"{REAL}; and {BUILT}. Sizes: " + "; ".join(
+                    f"{n}: {dataset_counts(d)}" for n, d in result["data"].items()) + "."), "",
+                machine(result, threads=False), "", command,
+                "", "Recipes:", ""]
+        for variant in result["variants"]:
+            e = index.get(variant, {})
+            changes = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in (e.get("set") or {}).items())
+            out.append(f"- `{variant}`: " + ("`configs/real_vocoders.yaml` as shipped"
+                                             if variant == "default" else
+                                             f"{e.get('description', '')} ({changes})"))
+        out += ["", "## What it shows", "", *real_sets_findings(result),
+                *_rerun_spread(result, results.get("batch_augment_joint.json")), ""]
+        return out
+
+    return _study_page(results, index, "real_sets_screen",
+                       "The recipe on every real set", body)
 
 
 def real_sequence_findings(result: dict[str, Any]) -> list[str]:
@@ -822,27 +831,23 @@ def real_sequence_findings(result: dict[str, Any]) -> list[str]:
 
 
 def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]) -> str:
-    out = [GENERATED.format(what="benchmarks/results/real_sequence.json"),
-           "# Continual learning over three real sets", ""]
-    result = results.get("real_sequence.json")
-    if result is None:
-        return "\n".join(out + ["Not measured yet: run "
-                                f"`{index['real_sequence']['run']}`.", ""])
-    study = study_of("real_sequence.json", index)
-    out += ["`configs/real_sequence.yaml`: the three real sets in one sequence, a family of "
-            "systems at a time, oldest first, speaker-disjoint over all sets (a speaker tested "
-            "in one set is never trained on in another), 16 kHz. The headline is the "
-            "**matched** EER (each system's spoofs against the bona fide of its own set), so "
-            "no difference of bandwidth or recording between the sets can stand in for the "
-            "attack; the pooled EER (against every test bona fide) stands beside it, and the "
-            "yardsticks include 0-4 kHz versions.", "",
-            data_line(f"{REAL}; and {BUILT}."), "", *_sequence_data(result), "",
-            machine(result, threads=False), "", command_line(study["run"] if study else ""),
-            "", "## What it shows", "", *real_sequence_findings(result), ""]
-    for t in result["tables"]:
-        out += _result_table(t)
-    out += _unseen_section(results.get("leave_one_family_out.json"), index)
-    return "\n".join(out).rstrip("\n") + "\n"
+    def body(result: dict[str, Any], command: str) -> list[str]:
+        out: list[str] = []
+        out += ["`configs/real_sequence.yaml`: the three real sets in one sequence, a family of "
+                "systems at a time, oldest first, speaker-disjoint over all sets (a speaker tested "
+                "in one set is never trained on in another), 16 kHz. The headline is the "
+                "**matched** EER (each system's spoofs against the bona fide of its own set), so "
+                "no difference of bandwidth or recording between the sets can stand in for the "
+                "attack; the pooled EER (against every test bona fide) stands beside it, and the "
+                "yardsticks include 0-4 kHz versions.", "",
+                data_line(f"{REAL}; and {BUILT}."), "", *_sequence_data(result), "",
+                machine(result, threads=False), "", command,
+                "", "## What it shows", "", *real_sequence_findings(result), ""]
+        return out
+
+    return _study_page(results, index, "real_sequence",
+                       "Continual learning over three real sets", body,
+                       lambda: _unseen_section(results.get("leave_one_family_out.json"), index))
 
 
 def _sequence_data(result: dict[str, Any]) -> list[str]:
@@ -1087,9 +1092,7 @@ def batch_augment_section(results: dict[str, dict[str, Any]],
     before = [s["metrics"]["final_avg_eer"] for s in _runs(old, "joint")]
     low, high = min(before), max(before)
     mean = sum(now) / len(now)
-    from scipy.stats import ttest_ind
-
-    p = float(ttest_ind(now, before, equal_var=False).pvalue)
+    p = _welch(now, before)
     verdict = (f"the batched path's mean, {mean:.1f} %, lies within the per-clip seeds' "
                f"range ({low:.1f}–{high:.1f} %)" if low <= mean <= high else
                f"the batched path's mean, {mean:.1f} %, lies outside the per-clip seeds' "
