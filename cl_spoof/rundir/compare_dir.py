@@ -88,6 +88,10 @@ class CompareDir:
         """``config.yaml`` and ``compare.json`` (``spec``: the strategies and seeds asked)."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config_file, to_yaml(cfg))
+        self.write_spec(spec)
+
+    def write_spec(self, spec: dict) -> None:
+        """``compare.json`` replaced (atomically) by ``spec``: a comparison that grew."""
         atomic_write_text(self.spec_file, json.dumps(spec, indent=2) + "\n")
 
     def read_spec(self) -> dict:

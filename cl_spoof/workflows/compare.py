@@ -148,11 +148,28 @@ def _saved_label(compare: CompareDir) -> str | None:
 
 
 def _check_dir(spec: dict, compare: CompareDir, resume: bool) -> None:
-    """Refuse a compare directory that is not new (or, resuming, not the same comparison)."""
+    """Refuse a compare directory that is not new or, resuming, one that asked for
+    strategies, seeds or a label this call drops. A resume may ask for more strategies or
+    seeds than the directory holds: ``compare.json`` then lists them too (the comparison
+    grows; its config is the directory's own)."""
     if resume:
         saved = _read_spec(compare)
-        if saved != spec:
-            raise CLSpoofError(f"{compare.spec_file} asks for {saved}, not {spec}")
+        if saved == spec:
+            return
+        widened = {"strategies": saved["strategies"] + [s for s in spec["strategies"]
+                                                        if s not in saved["strategies"]],
+                   "seeds": saved["seeds"] + [s for s in spec["seeds"]
+                                              if s not in saved["seeds"]]}
+        if saved.get("label"):
+            widened["label"] = saved["label"]
+        dropped = ([s for s in saved["strategies"] if s not in spec["strategies"]]
+                   + [f"seed {s}" for s in saved["seeds"] if s not in spec["seeds"]])
+        if dropped or saved.get("label") != spec.get("label"):
+            what = ", ".join(dropped) if dropped else f"label {saved.get('label')!r}"
+            raise CLSpoofError(f"{compare.spec_file} asks for {saved}, not {spec}: a resumed "
+                               f"comparison keeps what it has ({what}) and may only add "
+                               "strategies or seeds")
+        compare.write_spec(widened)
         return
     compare.check_new()
 

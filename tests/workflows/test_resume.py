@@ -139,6 +139,32 @@ def test_compare_resume_completes_missing_runs(tiny_corpus: Path, tmp_path: Path
     assert (out / "dfwf" / "seed0" / "run.json").is_file()
 
 
+def test_compare_resume_grows_but_never_drops(tiny_corpus: Path, tmp_path: Path) -> None:
+    """A resumed comparison may add strategies and seeds (compare.json lists them after);
+    finished runs are kept; dropping a strategy or seed is refused, nothing changed."""
+    from cl_spoof.errors import CLSpoofError
+    from cl_spoof.workflows.compare import load_compare_spec, run_compare
+
+    cfg = _cfg(tiny_corpus, tmp_path, "naive", epochs=1)
+    out = tmp_path / "cmp"
+    run_compare(cfg, ["naive"], [0], out)
+    before = (out / "naive" / "seed0" / "eer_matrix.csv").read_bytes()
+    saved = (out / "compare.json").read_text()
+    cfg2, _, _ = load_compare_spec(out)
+    with pytest.raises(CLSpoofError, match=r"keeps what it has \(seed 0\)"):
+        run_compare(cfg2, ["naive", "dfwf"], [1], out, resume=True)
+    assert (out / "compare.json").read_text() == saved
+    assert not (out / "dfwf").exists()
+    table = run_compare(cfg2, ["dfwf", "naive"], [0, 1], out, resume=True)
+    assert json.loads((out / "compare.json").read_text()) == {
+        "strategies": ["naive", "dfwf"], "seeds": [0, 1]}
+    assert table.strategy.tolist() == ["dfwf", "naive"]
+    assert all((out / s / f"seed{k}" / "run.json").is_file()
+               for s in ("naive", "dfwf") for k in (0, 1))
+    assert (out / "naive" / "seed0" / "eer_matrix.csv").read_bytes() == before  # not rerun
+    assert load_compare_spec(out)[1:] == (["naive", "dfwf"], [0, 1])
+
+
 @pytest.mark.parametrize("name", ["si", "gem", "ewc"])
 def test_strategy_state_round_trip(name: str, tiny_corpus: Path, tmp_path: Path) -> None:
     """Exported plugin tensors come back exactly (SI's importances are often all zero in
