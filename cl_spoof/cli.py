@@ -749,18 +749,24 @@ def init_cmd(
     console.print(f"next: cl-spoof add-attack {run_dir} --name NAME --spoof FOLDER")
 
 
+#: The strategies ``compare`` runs when ``--strategies`` is not given.
+DEFAULT_COMPARE = "naive,dfwf,lwf,ewc,replay,joint"
+
+
 @app.command("compare")
 @user_errors
 def compare_cmd(
     config: ConfigArg = None,
-    strategies: Annotated[str, typer.Option(
-        help=f"Comma-separated strategies: {', '.join(STRATEGIES)}.")
-    ] = "naive,dfwf,lwf,ewc,replay,joint",
-    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (0, 1, ..., N-1).")] = 3,
+    strategies: Annotated[str | None, typer.Option(
+        help=f"Comma-separated strategies: {', '.join(STRATEGIES)} "
+             f"(default: {DEFAULT_COMPARE}).", show_default=False)] = None,
+    seeds: Annotated[int | None, typer.Option(
+        min=1, help="Number of seeds (0, 1, ..., N-1; default 3).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         help="Compare directory (default: runs/compare-<time>); must not exist.")] = None,
     resume: Annotated[Path | None, typer.Option(
-        help="Complete an interrupted compare directory (its own config and runs).")] = None,
+        help="Complete an interrupted compare directory (its own config and runs); with "
+             "--strategies or --seeds, grow it (finished runs kept, new ones run).")] = None,
     jobs: Annotated[int, typer.Option(
         min=1, help="Runs at once, each in its own process (and GPU, round robin, if any); "
                     "torch threads per run: train.threads, or the cores divided by JOBS.")] = 1,
@@ -797,10 +803,14 @@ def compare_cmd(
     if resume is not None:
         cfg, names, seed_list = load_compare_spec(resume)
         out_dir = resume
+        if strategies is not None:  # grown: what it has, then what is asked besides
+            names += [n for n in parse_strategies(strategies) if n not in names]
+        if seeds is not None:
+            seed_list += [k for k in range(seeds) if k not in seed_list]
     else:
-        names = parse_strategies(strategies)
+        names = parse_strategies(strategies or DEFAULT_COMPARE)
         cfg = _load_cfg(config, overrides)
-        seed_list = list(range(seeds))
+        seed_list = list(range(3 if seeds is None else seeds))
         out_dir = out or Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     try:
         with _blaming(overrides), RunContext.join(cfg.train.device,

@@ -252,3 +252,23 @@ def test_compare_shows_overall_progress_and_builds_the_report(tiny_corpus: Path,
     assert re.search(r"^runs +━+ 2/2 ", output, re.M), output  # the bar of the comparison
     assert output.splitlines()[-1] == f"report: {tmp_path / 'cmp' / 'report' / 'report.html'}"
     assert (tmp_path / "cmp" / "report" / "report.html").is_file()
+
+
+def test_compare_resume_grows_with_more_strategies_and_seeds(tiny_corpus: Path,
+                                                            tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"preset": "tiny"}, "train": {
+        "epochs": 1, "batch_size": 8, "threads": 1}, "data": {"num_samples": 4000}}))
+    cmp = tmp_path / "cmp"
+    code, output = invoke("compare", cfg, "--data", tiny_corpus, "--strategies", "naive",
+                          "--seeds", "1", "--out", cmp)
+    assert code == 0, output
+    first = (cmp / "naive" / "seed0" / "eer_matrix.csv").read_bytes()
+    code, output = invoke("compare", "--resume", cmp, "--strategies", "joint", "--seeds", "2")
+    assert code == 0, output
+    assert "Comparison over 2 seed(s)" in output
+    assert json.loads((cmp / "compare.json").read_text()) == {"strategies": ["naive", "joint"],
+                                                              "seeds": [0, 1]}
+    assert (cmp / "naive" / "seed0" / "eer_matrix.csv").read_bytes() == first  # kept
+    assert all((cmp / s / f"seed{k}" / "run.json").is_file()
+               for s in ("naive", "joint") for k in (0, 1))
