@@ -7,7 +7,7 @@ tested after every stage, never learned) and, resumably:
 1. the yardsticks (LFCC and LTAS statistics, full band and 0-4 kHz) are fitted on the
    other families' training rows and score every system;
 2. joint training on the other families, every seed (``cl-spoof compare --strategies
-   joint``, ``--jobs`` at a time);
+   joint``); ``--jobs`` folds side by side (or, with fewer folds than jobs, seeds);
 3. with ``--init PATH`` (a pretrained detector's weights, ``model.init``), the same
    joint training starting from it (skipped, and said so, where this cl-spoof has no
    ``model.init``).
@@ -54,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--families", default="", help="the families to hold out, one at a time "
                                                   "(default: every one)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--jobs", type=int, default=2, help="runs side by side (compare --jobs)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="folds side by side (seeds, with fewer folds than jobs)")
     ap.add_argument("--init", type=Path, default=None, metavar="PATH",
                     help="also train from these pretrained weights (model.init)")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
@@ -79,6 +80,50 @@ def fold_config(cfg: RunConfig, family: str, init: Path | None = None) -> RunCon
     if init is not None:
         out = override_config(out, [f"model.init={init}"], "--init")
     return out
+
+
+def train_fold(cfg: RunConfig, family: str, seeds: Sequence[int], fold: Path,
+               init: Path | None, jobs: int = 1) -> None:
+    """One held-out family: its yardsticks, then joint training on the other families for
+    every seed (and from ``init``); a finished part is never redone."""
+    from cl_spoof.workflows.compare import run_compare
+    from cl_spoof.workflows.yardstick import run_yardstick
+
+    held = fold_config(cfg, family)
+    if rs.read_yardsticks(fold / "yardstick") is None:
+        rs.say(f"{family} held out: yardsticks")
+        run_yardstick(held, rs.YARDSTICKS, fold / "yardstick", on_stage=rs.say)
+    for kind, run_cfg in (("detector", held),
+                          *([("pretrained", fold_config(cfg, family, init))]
+                            if init is not None else [])):
+        rs.say(f"{family} held out: {kind}")
+        run_compare(run_cfg, ["joint"], seeds, fold / kind, rs.events(),
+                    resume=(fold / kind / "compare.json").is_file(), jobs=jobs)
+
+
+def train_folds(cfg: RunConfig, families: Sequence[str], seeds: Sequence[int], out: Path,
+                init: Path | None, jobs: int) -> None:
+    """Every fold. With ``jobs`` > 1 and at least as many folds, the folds go side by side
+    (one process each; the seeds of a fold in turn), else the seeds of each fold do. A
+    failed fold does not stop the others; the failures are raised together at the end."""
+    if jobs <= 1 or len(families) < jobs:
+        for family in families:
+            train_fold(cfg, family, seeds, out / family, init, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    failed: list[str] = []
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_fold, cfg, f, seeds, out / f, init): f for f in families}
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                failed.append(f"{futures[future]}: {future.exception()}")
+            else:
+                rs.say(f"{futures[future]} held out: done")
+    if failed:
+        raise RuntimeError("folds failed (run the same command again to redo them):\n  "
+                           + "\n  ".join(failed))
 
 
 def _mean(values: dict[str, float], systems: Sequence[str]) -> float | None:
@@ -165,22 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         rs.say(init_note)
     init = args.init.expanduser().resolve() if args.init is not None and has_init() else None
     if not args.collect:
-        from cl_spoof.workflows.compare import run_compare
-        from cl_spoof.workflows.yardstick import run_yardstick
-
         prepare(cfg, out)
-        for family in names:
-            fold = out / family
-            held = fold_config(cfg, family)
-            if rs.read_yardsticks(fold / "yardstick") is None:
-                rs.say(f"{family} held out: yardsticks")
-                run_yardstick(held, rs.YARDSTICKS, fold / "yardstick", on_stage=rs.say)
-            for kind, run_cfg in (("detector", held),
-                                  *([("pretrained", fold_config(cfg, family, init))]
-                                    if init is not None else [])):
-                rs.say(f"{family} held out: {kind}")
-                run_compare(run_cfg, ["joint"], seeds, fold / kind, rs.events(),
-                            resume=(fold / kind / "compare.json").is_file(), jobs=args.jobs)
+        train_folds(cfg, names, seeds, out, init, args.jobs)
     data = json.loads((out / rs.DATA_FILE).read_text()) if (out / rs.DATA_FILE).is_file() \
         else {"sources": {s.name: rs.manifest_summary(Path(s.path)) for s in cfg.data.sources}}
     families = data.get("families") or {f: list(p) for f, p in cfg.data.families.items()}

@@ -219,3 +219,21 @@ def test_leave_one_family_out_collects_the_zero_shot_family(tmp_path: Path,
     assert rows["f1"][8] == "no" and rows["f2"][8] == "yes"
     if not leave_one_family_out.has_init():
         assert "--init skipped" in payload["description"]
+
+
+def test_leave_one_family_out_folds_side_by_side_report_every_failure(tmp_path: Path) -> None:
+    """With --jobs 2 the folds run in their own processes; a failing fold does not stop the
+    other, and every failure is named at the end."""
+    from cl_spoof.config import load_config
+
+    config = tmp_path / "missing.yaml"  # sources that do not exist: every fold fails
+    config.write_text(yaml.safe_dump({"data": {
+        "sources": [{"name": "one", "path": str(tmp_path / "one.csv")},
+                    {"name": "two", "path": str(tmp_path / "two.csv")}],
+        "train_split": "train", "test_split": "eval", "experience_by": "family",
+        "families": FAMILIES}}))
+    cfg = load_config(config)
+    with pytest.raises(RuntimeError, match="folds failed") as err:
+        leave_one_family_out.train_folds(cfg, ["f1", "f2"], [0], tmp_path / "out", None, 2)
+    assert "\n  f1: " in str(err.value) and "\n  f2: " in str(err.value)
+    assert "one.csv" in str(err.value)
