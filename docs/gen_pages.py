@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy.stats import false_discovery_control
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: import this checkout
@@ -810,7 +811,7 @@ def real_sequence_findings(result: dict[str, Any]) -> list[str]:
                    f"{', '.join(worse) if worse else 'none'}.")
     naive = strategies.get("naive")
     if naive:
-        better = []
+        better, tested = [], {}
         for name, st in strategies.items():
             if name in ("naive", "joint"):
                 continue
@@ -823,10 +824,20 @@ def real_sequence_findings(result: dict[str, Any]) -> list[str]:
                        f"matched EER against naive's {base} % "
                        f"({diff:+.1f} points" + (f", p = {p:.2g}" if p is not None else "")
                        + f", {len(st['seeds'])} seeds).")
+            if p is not None:
+                tested[name] = (p, diff)
             if p is not None and p < 0.05 and diff < 0:
                 better.append(name)
         out.append("- Significantly better than naive (p < 0.05): "
                    + (", ".join(better) if better else "none of the methods measured") + ".")
+        if len(tested) > 1:
+            ps = false_discovery_control([p for p, _ in tested.values()])
+            adjusted = dict(zip(tested, ps, strict=True))
+            kept = [f"{n} (adjusted p = {adjusted[n]:.2g})" for n, (_, d) in tested.items()
+                    if adjusted[n] < 0.05 and d < 0]
+            out.append(f"- With {len(tested)} methods tested against naive, the p-values "
+                       "adjusted for multiple comparisons (Benjamini-Hochberg) leave: "
+                       + (", ".join(kept) if kept else "none below 0.05") + ".")
     return out
 
 

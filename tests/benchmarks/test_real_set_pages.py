@@ -54,6 +54,12 @@ def test_the_sequence_says_which_method_beats_naive_and_where_joint_loses() -> N
     assert "- dfwf: 25.0 ± 1.0 % final average matched EER against naive's 31.0 ± 1.0 % " \
         "(-6.0 points, p = 0.004, 3 seeds)." in findings
     assert "Significantly better than naive (p < 0.05): dfwf." in findings
+    assert ("With 2 methods tested against naive, the p-values adjusted for multiple "
+            "comparisons (Benjamini-Hochberg) leave: dfwf (adjusted p = 0.008).") in findings
+    result["strategies"]["dfwf"]["welch_vs_naive"] = {"final_avg_eer_matched": {"p": 0.04}}
+    findings = "\n".join(gen_pages.real_sequence_findings(result))
+    assert "Significantly better than naive (p < 0.05): dfwf." in findings  # 0.04, alone
+    assert "(Benjamini-Hochberg) leave: none below 0.05." in findings  # 0.08 adjusted
     result["strategies"]["dfwf"]["welch_vs_naive"] = {"final_avg_eer_matched": {"p": 0.2}}
     findings = "\n".join(gen_pages.real_sequence_findings(result))
     assert "Significantly better than naive (p < 0.05): none of the methods measured." in findings
