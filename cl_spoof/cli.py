@@ -1099,12 +1099,17 @@ def evaluate_cmd(
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto'.")] = "cpu",
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Clips per batch (default: the run's train.eval_batch_size).")] = None,
+    whole_file: Annotated[bool, typer.Option(
+        "--whole-file", help="Score every whole file, as `score` does (the mean over windows "
+                             "of the input length, half a window apart), not its start.")
+    ] = False,
 ) -> None:
     """Per-attack and pooled EER, minDCF, actDCF, Cllr and min t-DCF of a checkpoint on a
     labelled set, e.g. another corpus than it was trained on.
 
     Clips are prepared as the run prepared its test clips (its sample rate, level and
-    input length, from the start of each file).
+    input length, from the start of each file), or, with --whole-file, windows cover
+    each whole file.
     """
     from cl_spoof.config import SCORE_FORMATS
     from cl_spoof.metrics.definitions import METRICS
@@ -1134,7 +1139,8 @@ def evaluate_cmd(
             result = evaluate(checkpoint, data, stage=stage, split=split, layout=layout,
                               allow_missing=allow_missing, asv_scores=asv_scores,
                               overrides=list(sets or []), device=device,
-                              batch_size=batch_size, progress=events.on_progress)
+                              batch_size=batch_size, progress=events.on_progress,
+                              whole_file=whole_file)
             written = write_evaluation(result, out, score_format) if out is not None else []
     except KeyboardInterrupt as exc:
         raise Interrupted("nothing was written", exc) from None

@@ -11,7 +11,9 @@ resampled to ``data.sample_rate``, its first ``1.5 x data.num_samples`` samples 
 the run's waveform cache keeps them), its level set on that part (``data.level``,
 ``data.level_db``), then cut to ``data.num_samples`` from its start (a shorter file is
 repeated). A file longer than that is judged on its start, as in the run's EER
-matrix; ``cl-spoof score`` instead averages sliding windows over the whole file.
+matrix. With ``whole_file`` every file is scored as ``cl-spoof score`` scores it instead:
+the mean over windows of ``data.num_samples`` samples, half a window apart, covering the
+whole file (its level set on its start, as in training).
 
 Metrics (EER in %, each utterance once): the EER of every attack's spoofs against all
 the bona fide, the pooled EER, ASVspoof 5's minDCF, actDCF and Cllr, and ASVspoof
@@ -40,7 +42,7 @@ from cl_spoof.benchmark.planning import configured_attacks
 from cl_spoof.data import read_source
 from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.cache import WaveformCache, cache_samples
-from cl_spoof.data.checks import CheckReport, check_table
+from cl_spoof.data.checks import CheckReport, Problem, check_table
 from cl_spoof.data.table import BONAFIDE
 from cl_spoof.errors import CLSpoofError, DataError
 from cl_spoof.infra.files import atomic_dir, atomic_write_text
@@ -51,7 +53,12 @@ from cl_spoof.metrics.eer import compute_eer, logits_to_scores
 from cl_spoof.models.loading import LoadedCheckpoint
 from cl_spoof.reporting.det import write_det_plot
 from cl_spoof.rundir import write_scores
-from cl_spoof.workflows.score import CheckpointRef, load_committed, resolve_checkpoint
+from cl_spoof.workflows.score import (
+    CheckpointRef,
+    load_committed,
+    resolve_checkpoint,
+    window_means,
+)
 from cl_spoof.workflows.setup import load_run_config
 
 __all__ = ["ALL_SPLITS", "STAGE_KEYS", "Evaluation", "evaluate", "evaluation_outputs",
@@ -163,6 +170,21 @@ def _score_rows(ckpt: LoadedCheckpoint, table: pd.DataFrame, batch_size: int,
     return scores
 
 
+def _score_whole_files(ckpt: LoadedCheckpoint, table: pd.DataFrame, batch_size: int,
+                       progress: Progress | None) -> np.ndarray:
+    """Scores of every row: the mean over windows covering the whole file (module
+    docstring); undecodable files are one :class:`DataError` naming them."""
+    report = None if progress is None else (lambda i, n: progress("score", i, n))
+    win = ckpt.num_samples
+    means, _, _, problems = window_means(ckpt, [Path(p) for p in table["path"]], win,
+                                         max(1, win // 2), batch_size, report)
+    if problems:
+        CheckReport(table, [Problem(str(table["path"].iloc[i]), why)
+                            for i, why in problems.items()]).raise_if_problems(
+            "the evaluation set")
+    return means
+
+
 def _section(stored: dict[str, Any], name: str) -> dict[str, Any]:
     """A section of a stored config (empty when absent or not a mapping)."""
     value = stored.get(name)
@@ -194,10 +216,11 @@ def evaluate(checkpoint: Path, data: Path, *, stage: int | None = None,
              split: str | None = None, layout: str | None = None, allow_missing: bool = False,
              asv_scores: Path | None = None, overrides: Sequence[str] = (),
              device: str = "cpu", batch_size: int | None = None,
-             progress: Progress | None = None) -> Evaluation:
+             progress: Progress | None = None, whole_file: bool = False) -> Evaluation:
     """Evaluate ``checkpoint`` (a checkpoint file or a run directory: its last stage, or
     ``stage``) on the labelled set ``data`` (module docstring). ``overrides`` change a
-    config ``data``; ``progress`` gets ``(what, done, total)``."""
+    config ``data``; ``progress`` gets ``(what, done, total)``; ``whole_file`` scores
+    windows over every whole file instead of its start."""
     ref = resolve_checkpoint(checkpoint, stage)
     table, described, config_asv = _set_table(Path(data), split, layout, allow_missing,
                                               overrides, progress)
@@ -205,7 +228,7 @@ def evaluate(checkpoint: Path, data: Path, *, stage: int | None = None,
     train = _section(ckpt.config, "train")
     metrics_cfg = _section(ckpt.config, "metrics")
     batch = batch_size or int(train.get("eval_batch_size") or 64)
-    values = _score_rows(ckpt, table, batch, progress)
+    values = (_score_whole_files if whole_file else _score_rows)(ckpt, table, batch, progress)
     is_bona = (table["label"] == BONAFIDE).to_numpy()
     scores = pd.DataFrame({"utt_id": table["utt_id"].to_numpy(),
                            "attack": np.where(is_bona, NO_ATTACK, table["attack"].to_numpy()),
@@ -239,7 +262,10 @@ def evaluate(checkpoint: Path, data: Path, *, stage: int | None = None,
     prepared = (f"as the run's test clips: mono at {ckpt.sample_rate} Hz, level "
                 f"{ckpt.level}" + (f" ({ckpt.level_db} dBFS)" if ckpt.level_db is not None
                                    else "")
-                + f", the first {ckpt.num_samples} samples (shorter files repeated)")
+                + (f", the mean score of windows of {ckpt.num_samples} samples every "
+                   f"{max(1, ckpt.num_samples // 2)} over the whole file" if whole_file else
+                   f", the first {ckpt.num_samples} samples")
+                + " (shorter files repeated)")
     return Evaluation(checkpoint=ref.path, data=described, attacks=attacks, counts=counts,
                       metrics=metrics, not_available=not_available, scores=scores,
                       prepared=prepared, calibration=record,

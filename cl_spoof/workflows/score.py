@@ -239,47 +239,14 @@ def check_score_output(out: Path, checkpoint: Path, inputs: Sequence[Path],
                       guard=results_folder_of)
 
 
-def score_paths(
-    checkpoint: Path,
-    inputs: Sequence[Path],
-    threshold: str | float = "eer",
-    window: int | None = None,
-    hop: int | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    progress: Progress | None = None,
-    out: Path | None = None,
-    force: bool = False,
-) -> ScoreResult:
-    """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
-
-    ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
-    and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
-    or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
-    ``(files done, files total)``. ``out`` (with ``force``) is the file the caller will
-    write the scores to: checked once the inputs are listed, before any file is scored
-    (:func:`check_score_output`), not written. Raises :class:`CLSpoofError` for a bad
-    checkpoint, bad settings, no audio input, a refused ``out``, or when no file at all
-    could be scored.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
-    ckpt = load_committed(checkpoint, device)
-    value, source, origin = _resolve_threshold(threshold, ckpt)
-    win = ckpt.num_samples if window is None else window
-    min_len = ckpt.model.min_length()
-    if isinstance(win, bool) or not isinstance(win, int) or win < min_len:
-        raise ConfigError(f"window must be an integer of at least {min_len} samples for this "
-                          f"model; got {window!r}")
-    step = max(1, win // 2) if hop is None else hop
-    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= win:
-        raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
-                          f"got {hop!r}")
-    paths = collect_inputs(inputs)
-    if out is not None:
-        check_score_output(out, checkpoint, inputs, paths, force)
+def window_means(ckpt: LoadedCheckpoint, paths: Sequence[Path], win: int, step: int,
+                 batch_size: int, progress: Progress | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+    """Mean window score of every file of ``paths`` (module docstring: windows of ``win``
+    samples every ``step``, level set on the file's start, windows of many files batched):
+    ``(means, windows per file, samples per file, {file index: problem})``; a file that
+    could not be decoded has a problem and no mean."""
     total = len(paths)
-
     sums = np.zeros(total, dtype=np.float64)
     counts = np.zeros(total, dtype=np.int64)
     lengths = np.zeros(total, dtype=np.int64)
@@ -330,13 +297,62 @@ def score_paths(
     if progress is not None:
         progress(total, total)
 
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return means, counts, lengths, problems
+
+
+def score_paths(
+    checkpoint: Path,
+    inputs: Sequence[Path],
+    threshold: str | float = "eer",
+    window: int | None = None,
+    hop: int | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    out: Path | None = None,
+    force: bool = False,
+) -> ScoreResult:
+    """Score every audio file of ``inputs`` with ``checkpoint``; see the module docstring.
+
+    ``window``/``hop`` are in samples at the checkpoint's rate (defaults: its input length
+    and half of it). ``threshold`` is ``"eer"`` (the checkpoint's pooled EER threshold)
+    or a number; a file is ``bonafide`` when its score >= threshold. ``progress`` gets
+    ``(files done, files total)``. ``out`` (with ``force``) is the file the caller will
+    write the scores to: checked once the inputs are listed, before any file is scored
+    (:func:`check_score_output`), not written. Raises :class:`CLSpoofError` for a bad
+    checkpoint, bad settings, no audio input, a refused ``out``, or when no file at all
+    could be scored.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer; got {batch_size!r}")
+    ckpt = load_committed(checkpoint, device)
+    value, source, origin = _resolve_threshold(threshold, ckpt)
+    win = ckpt.num_samples if window is None else window
+    min_len = ckpt.model.min_length()
+    if isinstance(win, bool) or not isinstance(win, int) or win < min_len:
+        raise ConfigError(f"window must be an integer of at least {min_len} samples for this "
+                          f"model; got {window!r}")
+    step = max(1, win // 2) if hop is None else hop
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= win:
+        raise ConfigError(f"hop must be an integer between 1 and the window ({win}); "
+                          f"got {hop!r}")
+    paths = collect_inputs(inputs)
+    if out is not None:
+        check_score_output(out, checkpoint, inputs, paths, force)
+    total = len(paths)
+
+    means, counts, lengths, problems = window_means(ckpt, paths, win, step, batch_size,
+                                                    progress)
+
     files: list[FileScore] = []
     failed: list[tuple[Path, str]] = []
     for i, p in enumerate(paths):
         if i in problems:
             failed.append((p, problems[i]))
             continue
-        score = float(sums[i] / counts[i])
+        score = float(means[i])
         if not math.isfinite(score):
             failed.append((p, "the model gave a non-finite score"))
             continue

@@ -141,6 +141,33 @@ def test_evaluate_on_the_runs_own_test_split_reproduces_its_scores(
     assert (tmp_path / "ev" / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_whole_file_scores_every_file_as_score_does(
+        trained: tuple[Path, str, Path], tiny_corpus: Path, tmp_path: Path) -> None:
+    from cl_spoof.data import read_source
+    from cl_spoof.workflows.score import score_paths
+
+    out, _, _ = trained
+    code, output = invoke("evaluate", out, tiny_corpus, "--split", "dev", "--whole-file",
+                          "--out", tmp_path / "ev")
+    assert code == 0, output
+    assert ("inputs: as the run's test clips: mono at 16000 Hz, level rms, the mean score of "
+            "windows of 4000 samples every 2000 over the whole file (shorter files "
+            "repeated)") in output.splitlines()
+    ours = pd.read_csv(tmp_path / "ev" / "scores.txt", sep=" ",
+                       names=["utt_id", "attack", "key", "score"]).set_index("utt_id")
+    table = read_source(tiny_corpus)
+    dev = table[table["split"] == "dev"]
+    scored = score_paths(RunDir(out).checkpoint_path(max(RunDir(out).stages_present())),
+                         [Path(p) for p in dev["path"]])
+    assert max(f.num_windows for f in scored.files) > 1  # not just the start of each file
+    by_path = {str(f.path): f.score for f in scored.files}
+    np.testing.assert_allclose(ours.loc[dev["utt_id"], "score"],
+                               [by_path[str(Path(p))] for p in dev["path"]], atol=1e-5)
+    crop = pd.read_csv(RunDir(out).score_file(max(RunDir(out).stages_present()), "asvspoof2019"),
+                       sep=" ", names=["utt_id", "attack", "key", "score"]).set_index("utt_id")
+    assert not np.allclose(ours.loc[crop.index, "score"], crop["score"], atol=1e-4)
+
+
 def test_evaluate_cross_corpus(trained: tuple[Path, str, Path], tmp_path: Path) -> None:
     out, _, _ = trained
     other = other_corpus(tmp_path / "other")
