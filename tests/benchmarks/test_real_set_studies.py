@@ -237,3 +237,38 @@ def test_leave_one_family_out_folds_side_by_side_report_every_failure(tmp_path: 
         leave_one_family_out.train_folds(cfg, ["f1", "f2"], [0], tmp_path / "out", None, 2)
     assert "\n  f1: " in str(err.value) and "\n  f2: " in str(err.value)
     assert "one.csv" in str(err.value)
+
+
+def test_whole_file_study_pairs_each_checkpoint_start_and_whole(tmp_path: Path) -> None:
+    """The start-vs-whole table pairs the same runs: the run's own final matched EER, the
+    whole-file one from its score file, their difference per seed, and the yardsticks on
+    2-s and long inputs."""
+    from benchmarks.studies import whole_file
+
+    runs = tmp_path / "seq"
+    write_groups(runs)
+    for seed in (0, 1):  # the runs' own (start) final matched EER: one.v1 100, two.t1 0
+        write_run(runs / "compare" / "joint" / f"seed{seed}", "joint", seed,
+                  [("joint", {"one.v1": 100, "two.t1": 0})])
+        lines = [f"{src}/b{i} - bonafide {s}" for src, sc in BONA.items()
+                 for i, s in enumerate(sc)]
+        lines += [f"one/one.v1-{i} one.v1 spoof {s}" for i, s in enumerate(SPOOF[("one", 0)])]
+        lines += [f"two/two.t1-{i} two.t1 spoof {s}"
+                  for i, s in enumerate(SPOOF[("two", 100 if seed else 0)])]
+        path = whole_file.whole_file_path(runs, "joint", seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    write_yardsticks(runs / "yardstick", {"ltas": {"one.v1": 40.0, "two.t1": 20.0}})
+    write_yardsticks(runs / "yardstick_128000", {"ltas": {"one.v1": 30.0, "two.t1": 10.0}})
+    result = whole_file.collect(runs, ["joint", "naive"], [0, 1], 128000)
+    joint = result["strategies"]["joint"]
+    assert "naive" not in result["strategies"]  # no run, no row
+    assert joint["start_matched"] == [50.0, 50.0]
+    assert joint["whole_matched"] == [0.0, 50.0]
+    assert joint["difference"] == [-50.0, 0.0]
+    assert joint["per_family_whole"] == {"f1": [0.0, 0.0], "f2": [0.0, 100.0]}
+    assert result["yardsticks"]["ltas"]["long"]["matched_mean"] == 20.0
+    head, fam = whole_file.tables(result, 16000)
+    assert head.rows[0][:5] == ["joint", "2", "50.0 ± 0.0", "25.0 ± 35.4", "-25.0 ± 35.4"]
+    assert head.rows[1] == ["yardstick ltas", "–", "30.0", "20.0 (8 s)", "-10.0", "–"]
+    assert fam.rows[0] == ["joint", "100.0 ± 0.0 / 0.0 ± 0.0", "0.0 ± 0.0 / 50.0 ± 70.7"]
