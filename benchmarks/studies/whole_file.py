@@ -25,6 +25,7 @@ runs/real_sequence] [--strategies ...] [--seeds 0,1,2,3,4] [--collect]``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,10 +108,16 @@ def paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, An
 
 def collect(runs: Path, strategies: Sequence[str], seeds: Sequence[int],
             long_samples: int) -> dict[str, Any]:
-    """Every number of the tables from what is under ``runs``."""
+    """Every number of the tables from what is under ``runs`` (the families from its
+    ``data.json``, each with the systems that have a column)."""
     groups = rs.read_groups(runs)
     done = rs.compare_runs(runs / "compare", strategies, seeds, groups)
-    families: dict[str, list[str]] = {}
+    data = json.loads((runs / rs.DATA_FILE).read_text()) if (runs / rs.DATA_FILE).is_file() \
+        else {}
+    first = next((r for finished in done.values() for r in finished), None)
+    columns = set(first.attacks) if first is not None else set()
+    families: dict[str, list[str]] = {f: [a for a in m if a in columns]
+                                      for f, m in (data.get("families") or {}).items()}
     per_strategy: dict[str, Any] = {}
     for name, finished in done.items():
         rows = []
@@ -120,8 +127,6 @@ def collect(runs: Path, strategies: Sequence[str], seeds: Sequence[int],
                 continue
             whole = rs.matched_eers(path, groups)
             systems = [a for a in r.attacks if a in r.final_matched]
-            families = families or {f: [a for a in m if a in systems]
-                                    for f, m in (r.families or {}).items()}
             rows.append((r.seed, _mean(r.final_matched, systems), _mean(whole, systems),
                          {a: whole.get(a) for a in systems}, r.final_matched))
         if not rows:

@@ -247,9 +247,10 @@ def test_whole_file_study_pairs_each_checkpoint_start_and_whole(tmp_path: Path) 
 
     runs = tmp_path / "seq"
     write_groups(runs)
+    (runs / rs.DATA_FILE).write_text(json.dumps({"families": FAMILIES}))
     for seed in (0, 1):  # the runs' own (start) final matched EER: one.v1 100, two.t1 0
         write_run(runs / "compare" / "joint" / f"seed{seed}", "joint", seed,
-                  [("joint", {"one.v1": 100, "two.t1": 0})])
+                  [("joint", {"one.v1": 100, "two.t1": 0})], families={"joint": SYSTEMS})
         lines = [f"{src}/b{i} - bonafide {s}" for src, sc in BONA.items()
                  for i, s in enumerate(sc)]
         lines += [f"one/one.v1-{i} one.v1 spoof {s}" for i, s in enumerate(SPOOF[("one", 0)])]
