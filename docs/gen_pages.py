@@ -858,7 +858,9 @@ def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]
 
     return _study_page(results, index, "real_sequence",
                        "Continual learning over three real sets", body,
-                       lambda: _unseen_section(results.get("leave_one_family_out.json"), index))
+                       lambda: _whole_file_section(results.get("real_sequence_whole_file.json"),
+                                                   index)
+                       + _unseen_section(results.get("leave_one_family_out.json"), index))
 
 
 def _sequence_data(result: dict[str, Any]) -> list[str]:
@@ -903,6 +905,56 @@ def _unseen_section(result: dict[str, Any] | None, index: dict[str, Any]) -> lis
            "and LFCC on: "
            f"{', '.join(good) if good else 'no held-out family'}"
            + (f"; worse on: {', '.join(bad)}." if bad else "."), ""]
+    for t in result["tables"]:
+        out += _result_table(t)
+    return out
+
+
+def whole_file_findings(result: dict[str, Any]) -> list[str]:
+    """What scoring whole utterances changes: per strategy (paired over seeds) and for
+    the yardsticks refitted on long inputs, and where joint then stands against LTAS."""
+    out = []
+    for name, st in result["strategies"].items():
+        test = st.get("paired_test") or {}
+        p = test.get("p")
+        out.append(f"- {name}: {_pm_sample(st['start_matched'])} % on the 2-s starts, "
+                   f"{_pm_sample(st['whole_matched'])} % on whole utterances "
+                   f"({_mean(st['difference']) or 0:+.1f} points"
+                   + (f", paired p = {p:.2g}" if p is not None else "")
+                   + f", {len(st['seeds'])} seeds).")
+    seconds = result["long_samples"] / result["config"]["resolved"]["data"]["sample_rate"]
+    for name in ("ltas", "lfcc"):
+        y = result["yardsticks"].get(name, {})
+        start = y.get("start", {}).get("matched_mean")
+        long = y.get("long", {}).get("matched_mean")
+        if start is not None and long is not None:
+            out.append(f"- Yardstick {name.upper()}: {start:.1f} % fitted on the 2-s starts, "
+                       f"{long:.1f} % on the first {seconds:g} s.")
+    joint = result["strategies"].get("joint")
+    ltas = result["yardsticks"].get("ltas", {})
+    best = min((v for v in (ltas.get(k, {}).get("matched_mean") for k in ("start", "long"))
+                if v is not None), default=None)
+    if joint and best is not None:
+        whole = _mean(joint["whole_matched"])
+        if whole is not None:
+            out.append(f"- Joint training scored on whole utterances ({whole:.1f} %) is "
+                       f"{'no worse than' if whole <= best else 'still worse than'} the "
+                       f"better LTAS yardstick ({best:.1f} %).")
+    return out
+
+
+def _whole_file_section(result: dict[str, Any] | None, index: dict[str, Any]) -> list[str]:
+    """The same final checkpoints scored on whole utterances instead of their 2-s starts."""
+    if result is None:
+        return []
+    study = study_of("real_sequence_whole_file.json", index)
+    out = ["## Whole utterances against 2-s starts", "",
+           "A run's EER matrix and the yardsticks judge every test utterance on its first "
+           "2 s. Here the final checkpoint of every run scores each test utterance whole "
+           "(`cl-spoof evaluate --whole-file`: the mean over 2-s windows, 1 s apart), and the "
+           "yardsticks are fitted again on longer inputs.", "",
+           machine(result, threads=False), "", command_line(study["run"] if study else ""), "",
+           *whole_file_findings(result), ""]
     for t in result["tables"]:
         out += _result_table(t)
     return out

@@ -63,3 +63,24 @@ def test_the_sequence_says_which_method_beats_naive_and_where_joint_loses() -> N
     result["strategies"]["dfwf"]["welch_vs_naive"] = {"final_avg_eer_matched": {"p": 0.2}}
     findings = "\n".join(gen_pages.real_sequence_findings(result))
     assert "Significantly better than naive (p < 0.05): none of the methods measured." in findings
+
+
+def test_the_whole_file_section_says_what_whole_utterances_change() -> None:
+    result = {"strategies": {"joint": {"seeds": [0, 1], "start_matched": [30.0, 28.0],
+                                       "whole_matched": [26.0, 25.0],
+                                       "difference": [-4.0, -3.0],
+                                       "paired_test": {"p": 0.1}}},
+              "yardsticks": {"ltas": {"start": {"matched_mean": 24.0},
+                                      "long": {"matched_mean": 25.5}}},
+              "long_samples": 128000,
+              "config": {"resolved": {"data": {"sample_rate": 16000}}}}
+    findings = "\n".join(gen_pages.whole_file_findings(result))
+    assert ("- joint: 29.0 ± 1.4 % on the 2-s starts, 25.5 ± 0.7 % on whole utterances "
+            "(-3.5 points, paired p = 0.1, 2 seeds).") in findings
+    assert "- Yardstick LTAS: 24.0 % fitted on the 2-s starts, 25.5 % on the first 8 s." \
+        in findings
+    assert ("- Joint training scored on whole utterances (25.5 %) is still worse than the "
+            "better LTAS yardstick (24.0 %).") in findings
+    result["yardsticks"]["ltas"]["start"]["matched_mean"] = 26.0
+    findings = "\n".join(gen_pages.whole_file_findings(result))
+    assert "(25.5 %) is no worse than the better LTAS yardstick (25.5 %)." in findings
