@@ -8,6 +8,9 @@ convention).
 BONAFIDE_TARGET = 1
 SPOOF_TARGET = 0
 NUM_CLASSES = 2
+#: ``attack_codes`` data attribute of bona fide clips (training datasets: the attack of
+#: every clip as an integer, for attack-balanced batches).
+BONAFIDE_CODE = -1
 
 #: ``trained_on`` of the single stage of joint training (every attack at once).
 JOINT = "joint"

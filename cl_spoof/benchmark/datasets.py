@@ -30,7 +30,7 @@ from cl_spoof.config import RunConfig
 from cl_spoof.data.audio import fix_length, set_level
 from cl_spoof.data.cache import CachedWaveforms
 from cl_spoof.data.table import BONAFIDE
-from cl_spoof.labels import BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
+from cl_spoof.labels import BONAFIDE_CODE, BONAFIDE_TARGET, SAMPLE_RATE, SPOOF_TARGET
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,14 @@ def make_dataset(table: pd.DataFrame, waveforms: CachedWaveforms, rows: np.ndarr
         initial_transform_group="train" if train else "eval",
     )
     # Table row of every sample: survives Avalanche's subsets/concats (replay buffers),
-    # so a buffer can be saved as row ids and rebuilt on resume.
-    return dataset.update_data_attribute("rows", [int(r) for r in rows])
+    # so a buffer can be saved as row ids and rebuilt on resume. Its attack as an integer
+    # (the attack's first appearance in the table; bona fide BONAFIDE_CODE), for
+    # attack-balanced batches (train.balance).
+    attacks = table["attack"] if "attack" in table else pd.Series("spoof", index=table.index)
+    codes = np.where(table["label"].to_numpy() == BONAFIDE, BONAFIDE_CODE,
+                     pd.factorize(attacks)[0])[rows]
+    return dataset.update_data_attribute("rows", [int(r) for r in rows]) \
+        .update_data_attribute("attack_codes", [int(c) for c in codes])
 
 
 def _annotate(exp, table: pd.DataFrame, rows: np.ndarray, attack: str) -> None:

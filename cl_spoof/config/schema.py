@@ -585,6 +585,12 @@ class TrainConfig:
                               "constant; cosine (linear warm-up from lr/10 over "
                               "warmup_epochs, then half-cosine decay to lr * lr_final); "
                               "exponential (warm-up, then lr * lr_gamma ** epochs)")
+    balance: str = choice("none", ("none", "attack"),
+                          doc="how training batches are drawn: none (every clip once per "
+                          "epoch, shuffled); attack (drawn with replacement so that every "
+                          "attack of the experience weighs alike among its spoofs, bona fide "
+                          "keeping its share: a system with 25 training spoofs counts as "
+                          "much as one with 270; not with replay's own loader, nor torchrun)")
     warmup_epochs: float = bounded(1.0, 0, MAX_EPOCHS, doc="warm-up of the cosine and "
                                    "exponential schedules, in epochs")
     lr_final: float = bounded(0.01, 0, 1, say="must be between 0 and 1 (a fraction of lr)",

@@ -11,15 +11,19 @@ Avalanche plugins the :class:`~cl_spoof.workflows.trainer.Trainer` adds from the
 - :mod:`~cl_spoof.training.autocast`: ``Autocast`` (``train.amp``);
 - :mod:`~cl_spoof.training.schedule`: ``LRSchedule`` and ``lr_factor`` (``train.lr_schedule``);
 - :mod:`~cl_spoof.training.augment`: ``AugmentPlugin`` and ``batch_generator``
-  (``train.augment``: batches augmented on the training device).
+  (``train.augment``: batches augmented on the training device);
+- :mod:`~cl_spoof.training.balance`: ``BalancedBatches`` and ``balanced_weights``
+  (``train.balance``: attack-balanced training batches).
 """
 
 from cl_spoof.training.augment import AugmentPlugin, batch_generator
 from cl_spoof.training.autocast import Autocast
+from cl_spoof.training.balance import BalancedBatches, balanced_weights
 from cl_spoof.training.feature_cache import FeatureCachePlugin
 from cl_spoof.training.freeze import FreezePlugin
 from cl_spoof.training.loss import ClassWeightedLoss, class_weights
 from cl_spoof.training.schedule import LRSchedule, lr_factor
 
-__all__ = ["AugmentPlugin", "Autocast", "ClassWeightedLoss", "FeatureCachePlugin", "FreezePlugin",
-           "LRSchedule", "batch_generator", "class_weights", "lr_factor"]
+__all__ = ["AugmentPlugin", "Autocast", "BalancedBatches", "ClassWeightedLoss",
+           "FeatureCachePlugin", "FreezePlugin", "LRSchedule", "balanced_weights",
+           "batch_generator", "class_weights", "lr_factor"]

@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
-from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from cl_spoof.config import RunConfig, config_digest, to_dict
-from cl_spoof.errors import CLSpoofError
+from cl_spoof.errors import CLSpoofError, ConfigError
 from cl_spoof.infra.checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_model_state
 from cl_spoof.infra.context import RunContext
 from cl_spoof.infra.runtime import seed_everything, stage_seed
@@ -41,6 +41,7 @@ from cl_spoof.strategies.state import export_state, restore_state, start_from_mo
 from cl_spoof.training import (
     AugmentPlugin,
     Autocast,
+    BalancedBatches,
     ClassWeightedLoss,
     FeatureCachePlugin,
     FreezePlugin,
@@ -189,6 +190,11 @@ class Trainer:
             freeze.check(model)  # a pattern that matches nothing fails before training
             plugins.append(freeze)
         plugins += ctx.training_plugins(cfg.seed)
+        if cfg.train.balance == "attack":  # its loader, before any plugin that reads one
+            if ctx.distributed:
+                raise ConfigError("train.balance: attack draws one process's batches; under "
+                                  "torchrun use train.balance: none")
+            plugins.append(BalancedBatches(cfg.train.workers))
         if cfg.train.augment is not None:  # before any plugin that reads the batch
             plugins.append(AugmentPlugin(cfg.train.augment, cfg.data.sample_rate,
                                          seed=ctx.rank_seed(cfg.seed)))
@@ -214,6 +220,11 @@ class Trainer:
             cfg=cfg, model=model, optimizer=optimizer, device=ctx.device, plugins=plugins,
             evaluator=evaluator, train_mb_size=ctx.batch_share(cfg.train.batch_size),
             world_size=ctx.world_size, ctx=ctx))
+        if cfg.train.balance != "none" and any(isinstance(p, ReplayPlugin)
+                                               for p in strategy.plugins):
+            raise ConfigError(f"train.balance: {cfg.train.balance} replaces the training "
+                              f"loader, which {cfg.strategy.name} draws from its memory too; "
+                              "use train.balance: none with it")
         if ctx.distributed:
             # Avalanche flags its LwF/EWC/SI/GEM/A-GEM plugins as single-process only;
             # train_stage makes their state rank 0's after every experience.
