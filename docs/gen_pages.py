@@ -860,6 +860,7 @@ def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]
                        "Continual learning over three real sets", body,
                        lambda: _whole_file_section(results.get("real_sequence_whole_file.json"),
                                                    index)
+                       + _unequal_section(results)
                        + _unseen_section(results.get("leave_one_family_out.json"), index))
 
 
@@ -958,6 +959,53 @@ def _whole_file_section(result: dict[str, Any] | None, index: dict[str, Any]) ->
     for t in result["tables"]:
         out += _result_table(t)
     return out
+
+
+#: Joint-training variants on the real sequence shown beside its default: results file,
+#: what changed.
+UNEQUAL_VARIANTS = (("seq_balance.json", "attack-balanced batches (`train.balance: attack`)"),
+                    ("seq_cap50.json", "at most 50 training spoofs per system "
+                                       "(`data.max_train_per_attack: 50`)"))
+
+
+def unequal_rows(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Joint training of the sequence as it is and with each variant: matched mean, each
+    family, the LTAS yardstick on the same input, Welch's p against the default."""
+    base = results.get("real_sequence.json")
+    if base is None or "joint" not in base["strategies"]:
+        return [], []
+    families = list(base["families"])
+    default = base["strategies"]["joint"]["final_avg_eer_matched"]
+    rows = []
+    for name, what in (("real_sequence.json", "as configured"), *UNEQUAL_VARIANTS):
+        r = results.get(name)
+        joint = (r or {}).get("strategies", {}).get("joint")
+        if joint is None:
+            continue
+        p = None if name == "real_sequence.json" else _welch(joint["final_avg_eer_matched"],
+                                                             default)
+        ltas = r["yardsticks"].get("ltas", {}).get("matched_mean")
+        rows.append([what, str(len(joint["seeds"])), _pm_sample(joint["final_avg_eer_matched"]),
+                     "–" if p is None else f"{p:.2f}",
+                     *[_pm_sample(joint["per_family_matched"].get(f, [])) for f in families],
+                     "–" if ltas is None else f"{ltas:.1f}"])
+    return families, rows
+
+
+def _unequal_section(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Systems of unequal size: joint training as configured, balanced and capped."""
+    families, rows = unequal_rows(results)
+    if len(rows) < 2:
+        return []
+    return ["## Systems of unequal size", "",
+            "The two zero-shot TTS systems bring 182 and 272 training spoofs, YourTTS's 40-145 "
+            "each, the vocoders 12-25. Joint training as configured, with every system's "
+            "spoofs drawn alike, and with the large systems capped (which also changes what "
+            "the yardsticks are fitted on: the LTAS column is fitted on the same rows).", "",
+            table(["joint training", "seeds", "matched EER %", "p vs as configured",
+                   *families, "LTAS (same rows)"], rows, right=1), "",
+            "Mean ± std over seeds (sample std); per family: the mean matched EER of its "
+            "systems. p: Welch's t-test against joint as configured.", ""]
 
 
 def dataset_counts(summary: dict[str, Any]) -> str:

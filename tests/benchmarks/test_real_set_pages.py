@@ -84,3 +84,23 @@ def test_the_whole_file_section_says_what_whole_utterances_change() -> None:
     result["yardsticks"]["ltas"]["start"]["matched_mean"] = 26.0
     findings = "\n".join(gen_pages.whole_file_findings(result))
     assert "(25.5 %) is no worse than the better LTAS yardstick (25.5 %)." in findings
+
+
+def test_the_unequal_size_table_sets_each_variant_beside_joint_as_configured() -> None:
+    def joint(values: list[float], fam: list[float], ltas: float) -> dict:
+        return {"families": {"f1": [], "f2": []},
+                "strategies": {"joint": {"final_avg_eer_matched": values,
+                                         "seeds": list(range(len(values))),
+                                         "per_family_matched": {"f1": fam, "f2": values}}},
+                "yardsticks": {"ltas": {"matched_mean": ltas}}}
+
+    results = {"real_sequence.json": joint([30.0, 32.0, 31.0], [40.0, 42.0, 41.0], 22.0),
+               "seq_cap50.json": joint([20.0, 21.0, 22.0], [25.0, 25.0, 25.0], 27.0)}
+    families, rows = gen_pages.unequal_rows(results)
+    assert families == ["f1", "f2"]
+    assert rows[0] == ["as configured", "3", "31.0 ± 1.0", "–", "41.0 ± 1.0", "31.0 ± 1.0",
+                       "22.0"]
+    assert rows[1][0].startswith("at most 50 training spoofs per system")
+    assert rows[1][2:5] == ["21.0 ± 1.0", "0.00", "25.0 ± 0.0"] and rows[1][-1] == "27.0"
+    assert len(rows) == 2  # no balanced result: no row
+    assert gen_pages.unequal_rows({"seq_cap50.json": results["seq_cap50.json"]}) == ([], [])
