@@ -165,7 +165,8 @@ def test_every_config_key_is_documented() -> None:
 @pytest.mark.parametrize(("args", "line"), [
     (["--set", "train.epoch=1"],
      "error: --set 'train.epoch=1': unknown config key 'train.epoch' (valid keys here: amp, "
-     "augment, batch_size, class_weighted_loss, compile, compile_backend, device, dist_timeout, "
+     "augment, balance, batch_size, class_weighted_loss, compile, compile_backend, device, "
+     "dist_timeout, "
      "epochs, eval_batch_size, feature_cache, feature_cache_crops, feature_cache_dir, "
          "feature_cache_mb, "
      "first_epochs, loggers, lr, lr_final, lr_gamma, lr_schedule, threads, trainable, "
