@@ -32,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmarks import _real_sets as rs
 from benchmarks._common import REPO
 from benchmarks.studies.real_sequence import STRATEGIES
-from cl_spoof.config import RunConfig, override_config, to_dict
+from benchmarks.studies.real_sequence import _family_mean as _mean  # one mean of systems
+from cl_spoof.config import override_config, to_dict
 from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.rundir import CompareDir, RunDir
 
@@ -64,22 +66,19 @@ def whole_file_path(runs: Path, strategy: str, seed: int) -> Path:
     return runs / WHOLE / strategy.replace("+", "_") / f"seed{seed}.txt"
 
 
-def score_whole_files(run: RunDir, out: Path, cfg: RunConfig) -> None:
-    """The run's last checkpoint on every test utterance of ``cfg``, whole (an ASVspoof
-    2019 score file: ``utt_id attack key score``), written atomically."""
+def score_whole_files(run: RunDir, out: Path, test: pd.DataFrame, batch_size: int) -> None:
+    """The run's last checkpoint on every utterance of ``test`` (the study's test rows),
+    whole (an ASVspoof 2019 score file: ``utt_id attack key score``), written atomically."""
     import torch
 
-    from cl_spoof.benchmark.loading import read_run_table
     from cl_spoof.workflows.score import load_committed, window_means
 
-    table, _ = read_run_table(cfg.data)
-    test = table[table["split"] == cfg.data.test_split]
     last = max(run.stages_present())
     torch.set_num_threads(1)
     ckpt = load_committed(run.checkpoint_path(last), "cpu")
     win = ckpt.num_samples
     means, _, _, problems = window_means(ckpt, [Path(p) for p in test["path"]], win,
-                                         max(1, win // 2), cfg.train.eval_batch_size)
+                                         max(1, win // 2), batch_size)
     if problems:
         raise RuntimeError(f"{run.path}: {len(problems)} test file(s) could not be scored")
     lines = [f"{u} {a if lab == 'spoof' else '-'} {lab} {s:.6f}"
@@ -87,11 +86,6 @@ def score_whole_files(run: RunDir, out: Path, cfg: RunConfig) -> None:
                                      strict=True)]
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, "\n".join(lines) + "\n")
-
-
-def _mean(values: dict[str, float], systems: Sequence[str]) -> float | None:
-    got = rs.finite([values.get(a) for a in systems])
-    return float(np.mean(got)) if got else None
 
 
 def paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, Any] | None:
@@ -203,13 +197,17 @@ def main(argv: list[str] | None = None) -> None:
     strategies = rs.parse_list(args.strategies)
     seeds = [int(s) for s in rs.parse_list(args.seeds)]
     if not args.collect:
+        from cl_spoof.benchmark.loading import read_run_table
+
+        table, _ = read_run_table(cfg.data)
+        test = table[table["split"] == cfg.data.test_split]
         for name in strategies:
             for seed in seeds:
                 run = compare.run_dir(name, seed)
                 out = whole_file_path(runs, name, seed)
                 if run.finished() and not out.is_file():
                     rs.say(f"{name}, seed {seed}: scoring whole utterances")
-                    score_whole_files(run, out, cfg)
+                    score_whole_files(run, out, test, cfg.train.eval_batch_size)
         folder = runs / f"yardstick_{args.long_samples}"
         if rs.read_yardsticks(folder) is None:
             from cl_spoof.workflows.yardstick import run_yardstick
