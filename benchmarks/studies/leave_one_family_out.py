@@ -10,16 +10,19 @@ tested after every stage, never learned) and, resumably:
    joint``); ``--jobs`` folds side by side (or, with fewer folds than jobs, seeds);
 3. with ``--init PATH`` (a pretrained detector's weights, ``model.init``), the same
    joint training starting from it (skipped, and said so, where this cl-spoof has no
-   ``model.init``).
+   ``model.init``); ``--init-only`` trains only that one (e.g. ``--ablation
+   lofo_aasist_l``: the official AASIST-L, its frozen encoder's features cached once for
+   every fold under ``<out>/features`` unless ``train.feature_cache_dir`` is set).
 
 Table: per held-out family, the mean matched EER of its systems (each against the bona
-fide of its own source) for the detector and the yardsticks, whether the detector is no
-worse than the better of LTAS and LFCC, and the detector on the families it learned.
+fide of its own source) for the detector (and the pretrained start) and the yardsticks,
+whether each is no worse than the better of LTAS and LFCC, and both on the families they
+learned.
 
 Outputs: the runs under ``--out`` (default ``runs/leave_one_family_out``, one folder per
 held-out family), ``benchmarks/results/<name>.json`` and ``.md``.
 Usage: ``python -m benchmarks.studies.leave_one_family_out [--families ...] [--seeds 0,1,2]
-[--init PATH] [--jobs 2] [--collect]``.
+[--init PATH [--init-only]] [--jobs 2] [--collect]``.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from typing import Any
 
 from benchmarks import _real_sets as rs
 from benchmarks._common import REPO
-from benchmarks.index import ablation_config
-from benchmarks.studies.real_sequence import CONFIG, prepare, results_name
+from benchmarks.index import ablation_config, entry
+from benchmarks.studies.real_sequence import CONFIG, prepare
 from cl_spoof.config import ModelSpec, RunConfig, override_config, to_dict, with_overrides
 from cl_spoof.workflows.setup import load_run_config
 
@@ -58,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                     help="folds side by side (seeds, with fewer folds than jobs)")
     ap.add_argument("--init", type=Path, default=None, metavar="PATH",
                     help="also train from these pretrained weights (model.init)")
+    ap.add_argument("--init-only", action="store_true",
+                    help="with --init: train only from those weights, not the recipe from "
+                         "scratch (a pretrained architecture's own study)")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     metavar="KEY=VALUE", help="change a config key (repeatable)")
     ap.add_argument("--out", type=Path, default=None,
@@ -82,10 +88,14 @@ def fold_config(cfg: RunConfig, family: str, init: Path | None = None) -> RunCon
     return out
 
 
+KINDS = ("detector", "pretrained")
+
+
 def train_fold(cfg: RunConfig, family: str, seeds: Sequence[int], fold: Path,
-               init: Path | None, jobs: int = 1) -> None:
+               init: Path | None, jobs: int = 1, init_only: bool = False) -> None:
     """One held-out family: its yardsticks, then joint training on the other families for
-    every seed (and from ``init``); a finished part is never redone."""
+    every seed (and from ``init``; with ``init_only``, only from it); a finished part is
+    never redone."""
     from cl_spoof.workflows.compare import run_compare
     from cl_spoof.workflows.yardstick import run_yardstick
 
@@ -93,29 +103,30 @@ def train_fold(cfg: RunConfig, family: str, seeds: Sequence[int], fold: Path,
     if rs.read_yardsticks(fold / "yardstick") is None:
         rs.say(f"{family} held out: yardsticks")
         run_yardstick(held, rs.YARDSTICKS, fold / "yardstick", on_stage=rs.say)
-    for kind, run_cfg in (("detector", held),
-                          *([("pretrained", fold_config(cfg, family, init))]
-                            if init is not None else [])):
+    kinds = ([] if init_only and init is not None else [("detector", held)]) + (
+        [("pretrained", fold_config(cfg, family, init))] if init is not None else [])
+    for kind, run_cfg in kinds:
         rs.say(f"{family} held out: {kind}")
         run_compare(run_cfg, ["joint"], seeds, fold / kind, rs.events(),
                     resume=(fold / kind / "compare.json").is_file(), jobs=jobs)
 
 
 def train_folds(cfg: RunConfig, families: Sequence[str], seeds: Sequence[int], out: Path,
-                init: Path | None, jobs: int) -> None:
+                init: Path | None, jobs: int, init_only: bool = False) -> None:
     """Every fold. With ``jobs`` > 1 and at least as many folds, the folds go side by side
     (one process each; the seeds of a fold in turn), else the seeds of each fold do. A
     failed fold does not stop the others; the failures are raised together at the end."""
     if jobs <= 1 or len(families) < jobs:
         for family in families:
-            train_fold(cfg, family, seeds, out / family, init, jobs)
+            train_fold(cfg, family, seeds, out / family, init, jobs, init_only)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     failed: list[str] = []
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(train_fold, cfg, f, seeds, out / f, init): f for f in families}
+        futures = {pool.submit(train_fold, cfg, f, seeds, out / f, init, 1, init_only): f
+                   for f in families}
         for future in as_completed(futures):
             if future.exception() is not None:
                 failed.append(f"{futures[future]}: {future.exception()}")
@@ -135,7 +146,7 @@ def collect_fold(out: Path, family: str, members: Sequence[str], seeds: Sequence
                  groups: dict[str, str]) -> dict[str, Any]:
     """The detector's and the yardsticks' numbers of one held-out family."""
     result: dict[str, Any] = {"systems": list(members)}
-    for kind in ("detector", "pretrained"):
+    for kind in KINDS:
         runs = rs.compare_runs(out / kind, ["joint"], seeds, groups).get("joint", [])
         if not runs:
             continue
@@ -154,34 +165,50 @@ def collect_fold(out: Path, family: str, members: Sequence[str], seeds: Sequence
                                 "per_system_matched": {a: (y.get("matched") or {}).get(a)
                                                        for a in members}}
                             for n, y in ys.items()}
-    det = rs.mean_std(result.get("detector", {}).get("held_out_matched", []))["mean"]
     best = rs.finite([result["yardsticks"].get(n, {}).get("held_out_matched")
                       for n in ("ltas", "lfcc")])
     result["better_yardstick"] = min(best) if best else None
-    result["detector_no_worse"] = (None if det is None or not best else det <= min(best))
+    for kind in KINDS:
+        mean = rs.mean_std(result.get(kind, {}).get("held_out_matched", []))["mean"]
+        result[f"{kind}_no_worse"] = None if mean is None or not best else mean <= min(best)
     return result
 
 
 def tables(result: dict[str, Any]) -> list[rs.Table]:
+    """One row per held-out family; the columns of a kind of run (the recipe from
+    scratch, the pretrained start) only where some fold has it."""
+    folds = result["folds"]
+    kinds = [k for k in KINDS if any(k in r for r in folds.values())] or ["detector"]
+    label = {"detector": "detector (joint on the rest)", "pretrained": "pretrained start"}
     head = rs.Table(
         "Held-out family: mean matched EER (%) of its systems, never trained on",
-        ["held-out family", "systems", "detector (joint on the rest)", "pretrained start",
-         "LTAS", "LFCC", "LTAS 0-4 kHz", "LFCC 0-4 kHz", "detector ≤ better of LTAS, LFCC",
-         "detector on the learned families"],
+        ["held-out family", "systems", *[label[k] for k in kinds],
+         "LTAS", "LFCC", "LTAS 0-4 kHz", "LFCC 0-4 kHz",
+         *[f"{k} ≤ better of LTAS, LFCC" for k in kinds],
+         *[f"{k} on the learned families" for k in kinds]],
         notes="Matched EER: each system's spoofs against the bona fide of its own source; "
-              "mean over the held-out family's systems; detector: mean ± std over seeds "
-              "(sample std). Yardsticks fitted on the same training rows as the detector.")
-    for family, r in result["folds"].items():
+              "mean over the held-out family's systems; runs: mean ± std over seeds "
+              "(sample std). Yardsticks fitted on the same training rows and input as the "
+              "runs.")
+    verdict = {None: "–", True: "yes", False: "no"}
+    for family, r in folds.items():
         ys = r["yardsticks"]
-        det = r.get("detector", {})
-        pre = r.get("pretrained", {})
-        verdict = {None: "–", True: "yes", False: "no"}[r["detector_no_worse"]]
-        head.rows.append([family, str(len(r["systems"])), rs.pm(det.get("held_out_matched", [])),
-                          rs.pm(pre.get("held_out_matched", [])),
+        head.rows.append([family, str(len(r["systems"])),
+                          *[rs.pm(r.get(k, {}).get("held_out_matched", [])) for k in kinds],
                           *[rs.pm([ys.get(n, {}).get("held_out_matched")])
                             for n in ("ltas", "lfcc", "ltas_bl", "lfcc_bl")],
-                          verdict, rs.pm(det.get("seen_matched", []))])
+                          *[verdict[r.get(f"{k}_no_worse")] for k in kinds],
+                          *[rs.pm(r.get(k, {}).get("seen_matched", [])) for k in kinds]])
     return [head]
+
+
+def _results_name(ablation: str | None) -> str:
+    """``leave_one_family_out``, or the results name an index entry lists (else
+    ``leave_one_family_out_<entry>``)."""
+    if ablation is None:
+        return "leave_one_family_out"
+    listed = entry(ablation).results_name
+    return listed or f"leave_one_family_out_{ablation}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,17 +228,22 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--families: {', '.join(unknown)} not in data.families "
                  f"({', '.join(cfg.data.families)})")
     seeds = [int(s) for s in rs.parse_list(args.seeds)]
-    name = args.name or ("leave_one_family_out" + (
-        f"_{results_name(args.ablation)}" if args.ablation else ""))
-    out = args.out or REPO / "runs" / name
+    name = args.name or _results_name(args.ablation)
+    out = (args.out or REPO / "runs" / name).resolve()
     init_note = None
     if args.init is not None and not has_init():
         init_note = "--init skipped: this cl-spoof has no model.init"
         rs.say(init_note)
     init = args.init.expanduser().resolve() if args.init is not None and has_init() else None
+    if args.init_only and args.init is None:
+        ap.error("--init-only needs --init PATH")
+    if cfg.train.feature_cache and cfg.train.feature_cache_dir is None:
+        # every fold starts from the same frozen prefix: its features are computed once
+        cfg = override_config(cfg, [f"train.feature_cache_dir={out / 'features'}"],
+                              "the study")
     if not args.collect:
         prepare(cfg, out)
-        train_folds(cfg, names, seeds, out, init, args.jobs)
+        train_folds(cfg, names, seeds, out, init, args.jobs, args.init_only)
     data = json.loads((out / rs.DATA_FILE).read_text()) if (out / rs.DATA_FILE).is_file() \
         else {"sources": {s.name: rs.manifest_summary(Path(s.path)) for s in cfg.data.sources}}
     families = data.get("families") or {f: list(p) for f, p in cfg.data.families.items()}
@@ -235,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
                     "better_yardstick": "the lower of the LTAS and LFCC yardsticks' "
                                         "held_out_matched",
                     "detector_no_worse": "detector's mean held_out_matched <= "
-                                         "better_yardstick"},
+                                         "better_yardstick",
+                    "pretrained_no_worse": "the same for the runs from --init"},
         **result,
     }
     path = rs.write_results(name, payload, tables(result), payload["description"])

@@ -104,3 +104,27 @@ def test_the_unequal_size_table_sets_each_variant_beside_joint_as_configured() -
     assert rows[1][2:5] == ["21.0 ± 1.0", "0.00", "25.0 ± 0.0"] and rows[1][-1] == "27.0"
     assert len(rows) == 2  # no balanced result: no row
     assert gen_pages.unequal_rows({"seq_cap50.json": results["seq_cap50.json"]}) == ([], [])
+
+
+def test_the_unseen_sections_give_each_kind_of_run_its_verdict() -> None:
+    """The recipe's folds and the pretrained AASIST-L's folds: each section says, per kind
+    of run present, on which held-out families it is no worse than the better yardstick."""
+    recipe = {"folds": {"f1": {"detector": {"seeds": [0, 1, 2]}, "detector_no_worse": True},
+                        "f2": {"detector": {"seeds": [0, 1]}, "detector_no_worse": False}},
+              "tables": []}
+    aasist = {"folds": {"f1": {"pretrained": {"seeds": [0]}, "detector_no_worse": None,
+                               "pretrained_no_worse": False},
+                        "f2": {"pretrained": {"seeds": [0]}, "detector_no_worse": None,
+                               "pretrained_no_worse": True}},
+              "tables": []}
+    text = "\n".join(gen_pages._unseen_section("leave_one_family_out.json", recipe, {}))
+    assert "Over 3 seeds: the detector is no worse than the better of LTAS and LFCC on: " \
+           "f1; worse on: f2." in text
+    assert "pretrained start" not in text
+    text = "\n".join(gen_pages._unseen_section("leave_one_family_out_lofo_aasist_l.json",
+                                               aasist, {}))
+    assert text.startswith("## Unseen systems: the pretrained AASIST-L, one family held out")
+    assert "Over one seed: the pretrained start is no worse than the better of LTAS and " \
+           "LFCC on: f2; worse on: f1." in text
+    assert "the detector is" not in text
+    assert gen_pages._unseen_section("leave_one_family_out.json", None, {}) == []

@@ -215,10 +215,74 @@ def test_leave_one_family_out_collects_the_zero_shot_family(tmp_path: Path,
     assert folds["f1"]["better_yardstick"] == 40.0 and folds["f1"]["detector_no_worse"] is False
     assert folds["f2"]["detector_no_worse"] is True
     assert "pretrained" not in folds["f1"]  # nothing trained from --init here
+    assert folds["f1"]["pretrained_no_worse"] is None
     rows = {r[0]: r for r in payload["tables"][0]["rows"]}
-    assert rows["f1"][8] == "no" and rows["f2"][8] == "yes"
+    assert rows["f1"][7] == "no" and rows["f2"][7] == "yes"
+    assert not any("pretrained" in c for c in payload["tables"][0]["columns"])
     if not leave_one_family_out.has_init():
         assert "--init skipped" in payload["description"]
+
+
+def test_leave_one_family_out_collects_a_pretrained_start_alone(tmp_path: Path,
+                                                                results: Path) -> None:
+    """Runs from pretrained weights only (``--init-only``): their own verdict against the
+    yardsticks, no detector column."""
+    out = tmp_path / "lofo"
+    write_groups(out)
+    (out / rs.DATA_FILE).write_text(json.dumps({"families": FAMILIES, "split": "test"}))
+    write_run(out / "f1" / "pretrained" / "joint" / "seed0", "joint", 0,
+              [("joint", {"one.v1": 0, "two.t1": 100})], families={"joint": ["two.t1"]})
+    write_yardsticks(out / "f1" / "yardstick", {"ltas": {"one.v1": 40.0, "two.t1": 5.0},
+                                                "lfcc": {"one.v1": 60.0, "two.t1": 5.0}})
+    config = tmp_path / "two_sources.yaml"
+    config.write_text(yaml.safe_dump({"data": {
+        "sources": [{"name": "one", "path": "one.csv"}, {"name": "two", "path": "two.csv"}],
+        "train_split": "train", "test_split": "eval", "experience_by": "family",
+        "families": FAMILIES}, "metrics": {"matched_by": "source"}}))
+    leave_one_family_out.main(["--collect", "--config", str(config), "--out", str(out),
+                               "--name", "lofo", "--seeds", "0", "--families", "f1",
+                               *_manifests(tmp_path)])
+    fold = json.loads((results / "lofo.json").read_text())["folds"]["f1"]
+    assert "detector" not in fold and fold["detector_no_worse"] is None
+    assert fold["pretrained"]["held_out_matched"] == [0.0]
+    assert fold["pretrained"]["seen_matched"] == [100.0]
+    assert fold["pretrained_no_worse"] is True  # 0 % against LTAS's 40 %
+    table = json.loads((results / "lofo.json").read_text())["tables"][0]
+    assert table["columns"][2] == "pretrained start" and table["rows"][0][2] == "0.0"
+    assert not any(c.startswith("detector") for c in table["columns"])
+
+
+def test_leave_one_family_out_init_only_trains_only_from_the_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold trains the recipe from scratch and, with --init, from the weights too;
+    --init-only leaves the recipe out; the yardsticks are fitted either way."""
+    from cl_spoof.config import load_config
+    from cl_spoof.workflows import compare, yardstick
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {
+        "sources": [{"name": "one", "path": str(tmp_path / "one.csv")},
+                    {"name": "two", "path": str(tmp_path / "two.csv")}],
+        "train_split": "train", "test_split": "eval", "experience_by": "family",
+        "families": FAMILIES}}))
+    cfg = load_config(config)
+    trained: list[tuple[str, Any]] = []
+    monkeypatch.setattr(yardstick, "run_yardstick",
+                        lambda c, names, folder, on_stage=None: trained.append(("yardstick",
+                                                                                None)))
+    monkeypatch.setattr(compare, "run_compare",
+                        lambda c, strategies, seeds, folder, events, resume, jobs:
+                        trained.append((folder.name, getattr(c.model, "init", None))))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    leave_one_family_out.train_fold(cfg, "f1", [0], tmp_path / "a", weights)
+    kinds = [k for k, _ in trained]
+    assert kinds == ["yardstick", "detector", "pretrained"]
+    trained.clear()
+    leave_one_family_out.train_fold(cfg, "f1", [0], tmp_path / "b", weights, init_only=True)
+    assert [k for k, _ in trained] == ["yardstick", "pretrained"]
+    if leave_one_family_out.has_init():
+        assert trained[1][1] is not None and Path(trained[1][1]).name == "w.pt"
 
 
 def test_leave_one_family_out_folds_side_by_side_report_every_failure(tmp_path: Path) -> None:
