@@ -157,6 +157,13 @@ def finite(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and not math.isnan(float(v))]
 
 
+def mean_of_systems(values: dict[str, float], systems: Sequence[str]) -> float | None:
+    """The mean of ``values`` over ``systems`` (those with a finite value; None if none):
+    a family's or a held-out set's number."""
+    got = finite([values.get(a) for a in systems])
+    return sum(got) / len(got) if got else None
+
+
 def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     """``{"mean", "std", "n"}`` over the finite values (sample std, ddof 1; None for one)."""
     v = finite(values)

@@ -42,6 +42,8 @@ from benchmarks.studies.real_sequence import CONFIG, prepare
 from cl_spoof.config import ModelSpec, RunConfig, override_config, to_dict, with_overrides
 from cl_spoof.workflows.setup import load_run_config
 
+_mean = rs.mean_of_systems  # the mean over systems every study shares
+
 MODULE = "benchmarks.studies.leave_one_family_out"
 TITLE = "Unseen systems: each family of the real sequence held out, tested zero-shot"
 
@@ -135,11 +137,6 @@ def train_folds(cfg: RunConfig, families: Sequence[str], seeds: Sequence[int], o
     if failed:
         raise RuntimeError("folds failed (run the same command again to redo them):\n  "
                            + "\n  ".join(failed))
-
-
-def _mean(values: dict[str, float], systems: Sequence[str]) -> float | None:
-    got = rs.finite([values.get(a) for a in systems])
-    return sum(got) / len(got) if got else None
 
 
 def collect_fold(out: Path, family: str, members: Sequence[str], seeds: Sequence[int],

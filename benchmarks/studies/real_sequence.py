@@ -155,11 +155,6 @@ def train(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out: 
                 resume=(compare / "compare.json").is_file(), jobs=jobs)
 
 
-def _family_mean(values: dict[str, float], members: Sequence[str]) -> float | None:
-    got = rs.finite([values.get(a) for a in members])
-    return sum(got) / len(got) if got else None
-
-
 def collect(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out: Path,
             naive_from: Path | None = None) -> dict[str, Any]:
     """Every number of the tables, from the runs and yardsticks finished under ``out``
@@ -191,9 +186,9 @@ def collect(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out
             "max_forgetting_pooled": [r.metrics.get("max_forgetting") for r in done],
             "seconds": [r.seconds for r in done],
             "memory_bytes": [None if r.memory is None else r.memory["bytes"] for r in done],
-            "per_family_matched": {f: [_family_mean(r.final_matched, m) for r in done]
+            "per_family_matched": {f: [rs.mean_of_systems(r.final_matched, m) for r in done]
                                    for f, m in families.items()},
-            "per_family_pooled": {f: [_family_mean(r.final, m) for r in done]
+            "per_family_pooled": {f: [rs.mean_of_systems(r.final, m) for r in done]
                                   for f, m in families.items()},
             "per_system_matched": {a: [r.final_matched.get(a) for r in done] for a in systems},
             "per_system_pooled": {a: [r.final.get(a) for r in done] for a in systems},
@@ -208,7 +203,7 @@ def collect(cfg: RunConfig, strategies: Sequence[str], seeds: Sequence[int], out
     yardsticks = {n: {"what": y.get("what"), "mean": y.get("mean"), "pooled": y.get("pooled"),
                       "matched_mean": y.get("matched_mean"),
                       "per_system": y.get("per_attack", {}), "matched": y.get("matched", {}),
-                      "per_family_matched": {f: _family_mean(y.get("matched") or {}, m)
+                      "per_family_matched": {f: rs.mean_of_systems(y.get("matched") or {}, m)
                                              for f, m in families.items()}}
                   for n, y in ys.items()}
     return {"data": data, "families": families, "systems": systems,

@@ -37,11 +37,11 @@ import pandas as pd
 from benchmarks import _real_sets as rs
 from benchmarks._common import REPO
 from benchmarks.studies.real_sequence import STRATEGIES
-from benchmarks.studies.real_sequence import _family_mean as _mean  # one mean of systems
 from cl_spoof.config import override_config, to_dict
 from cl_spoof.infra.files import atomic_write_text
 from cl_spoof.rundir import CompareDir, RunDir
 
+_mean = rs.mean_of_systems  # the mean over systems every study shares
 MODULE = "benchmarks.studies.whole_file"
 TITLE = "Whole utterances against 2-s starts on the real sequence"
 WHOLE = "whole_file"
