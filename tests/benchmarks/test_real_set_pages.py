@@ -128,3 +128,26 @@ def test_the_unseen_sections_give_each_kind_of_run_its_verdict() -> None:
            "LFCC on: f2; worse on: f1." in text
     assert "the detector is" not in text
     assert gen_pages._unseen_section("leave_one_family_out.json", None, {}) == []
+
+
+def test_the_knob_table_sets_each_dfwf_variant_beside_naive_and_the_default() -> None:
+    def dfwf(values: list[float], naive: list[float] | None = None) -> dict:
+        strategies = {"dfwf": {"final_avg_eer_matched": values, "seeds": list(range(len(values))),
+                               "bwt_matched": [-5.0] * len(values),
+                               "per_family_matched": {"f1": values}}}
+        if naive is not None:
+            strategies["naive"] = {"final_avg_eer_matched": naive}
+        return {"families": {"f1": []}, "strategies": strategies}
+
+    results = {"real_sequence.json": dfwf([30.0, 31.0, 29.0], naive=[38.0, 37.0, 39.0]),
+               "seq_kd2.json": dfwf([30.0, 32.0, 31.0])}
+    families, rows = gen_pages.knob_rows(results)
+    assert families == ["f1"]
+    assert rows[0][:5] == ["as configured (kd_weight 1, psa_weight 1)", "3", "30.0 ± 1.0",
+                           f"{gen_pages._welch([30.0, 31.0, 29.0], [38.0, 37.0, 39.0]):.3f}", "–"]
+    assert rows[1][0] == "kd_weight 2" and rows[1][2] == "31.0 ± 1.0"
+    assert rows[1][4] == f"{gen_pages._welch([30.0, 32.0, 31.0], [30.0, 31.0, 29.0]):.2f}"
+    assert rows[1][5:] == ["-5.0 ± 0.0", "31.0 ± 1.0"]
+    assert len(rows) == 2  # the knobs not run have no row
+    assert gen_pages._knob_section({"seq_kd2.json": results["seq_kd2.json"]}) == []
+    assert gen_pages._knob_section(results)[0] == "## DFWF's weights on the sequence"
