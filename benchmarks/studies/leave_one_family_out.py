@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"({data.get('split', 'see data')}); each family in turn held out "
                        "(data.held_out_families), the rest learned jointly; the held-out "
                        "family's systems are never trained on. "
-                       + (init_note or (f"Pretrained start: {init}." if init else "")),
+                       + (init_note or (f"Pretrained start: {init.name}." if init else "")),
         "command": rs.command_line(MODULE, argv),
         "runs": str(out),
         "config": {"base": args.ablation or str(args.config), "overrides": args.overrides,
