@@ -861,7 +861,7 @@ def real_sequence_page(results: dict[str, dict[str, Any]], index: dict[str, Any]
                        lambda: _whole_file_section(results.get("real_sequence_whole_file.json"),
                                                    index)
                        + _unequal_section(results)
-                       + _knob_section(results)
+                       + _knob_section(results, index)
                        + [line for name in UNSEEN
                           for line in _unseen_section(name, results.get(name), index)])
 
@@ -1060,15 +1060,19 @@ def knob_rows(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[
     return families, rows
 
 
-def _knob_section(results: dict[str, dict[str, Any]]) -> list[str]:
+def _knob_section(results: dict[str, dict[str, Any]],
+                  index: dict[str, Any] | None = None) -> list[str]:
     """DFWF's distillation and alignment weights on the sequence."""
     families, rows = knob_rows(results)
     if len(rows) < 2:
         return []
+    runs = [study["run"] for name, _ in KNOB_VARIANTS if name in results
+            for study in [study_of(name, index or {})] if study]
     return ["## DFWF's weights on the sequence", "",
             "DFWF's defaults (`kd_weight` 1, `psa_weight` 1) were chosen on generated data; "
             "here each is halved or doubled (the alignment weight: 0.3 and 3) on the real "
             "sequence, everything else as configured.", "",
+            *([command_line(*runs), ""] if runs else []),
             table(["DFWF", "seeds", "final avg matched EER %", "p vs naive",
                    "p vs as configured", "BWT (pts)", *families], rows, right=1), "",
             "Mean ± std over seeds (sample std); per family: the mean matched EER of its "

@@ -151,3 +151,6 @@ def test_the_knob_table_sets_each_dfwf_variant_beside_naive_and_the_default() ->
     assert len(rows) == 2  # the knobs not run have no row
     assert gen_pages._knob_section({"seq_kd2.json": results["seq_kd2.json"]}) == []
     assert gen_pages._knob_section(results)[0] == "## DFWF's weights on the sequence"
+    index = {"seq_kd2": {"run": "python -m kd2", "results": ["benchmarks/results/seq_kd2.json"]}}
+    assert "**Command:** `python -m kd2` (from the repository root)." in \
+        gen_pages._knob_section(results, index)
