@@ -211,6 +211,8 @@ def _results_name(ablation: str | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = parser()
     args = ap.parse_args(argv)
+    if args.init_only and args.init is None:
+        ap.error("--init-only needs --init PATH")
     if args.ablation:
         try:
             cfg = ablation_config(args.ablation)
@@ -232,8 +234,6 @@ def main(argv: list[str] | None = None) -> None:
         init_note = "--init skipped: this cl-spoof has no model.init"
         rs.say(init_note)
     init = args.init.expanduser().resolve() if args.init is not None and has_init() else None
-    if args.init_only and args.init is None:
-        ap.error("--init-only needs --init PATH")
     if cfg.train.feature_cache and cfg.train.feature_cache_dir is None:
         # every fold starts from the same frozen prefix: its features are computed once
         cfg = override_config(cfg, [f"train.feature_cache_dir={out / 'features'}"],

@@ -337,3 +337,11 @@ def test_whole_file_study_pairs_each_checkpoint_start_and_whole(tmp_path: Path) 
     assert head.rows[0][:5] == ["joint", "2", "50.0 ± 0.0", "25.0 ± 35.4", "-25.0 ± 35.4"]
     assert head.rows[1] == ["yardstick ltas", "–", "30.0", "20.0 (8 s)", "-10.0", "–"]
     assert fam.rows[0] == ["joint", "100.0 ± 0.0 / 0.0 ± 0.0", "0.0 ± 0.0 / 50.0 ± 70.7"]
+
+
+def test_leave_one_family_out_refuses_init_only_without_weights(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        leave_one_family_out.main(["--init-only", "--collect"])
+    assert exit_info.value.code == 2
+    assert "--init-only needs --init PATH" in capsys.readouterr().err
