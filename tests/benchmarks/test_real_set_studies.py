@@ -89,6 +89,18 @@ def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def two_sources(path: Path, folder: Path | None = None) -> Path:
+    """A config at ``path`` whose sequence is the fake runs': sources ``one`` and ``two``
+    (manifests ``one.csv`` / ``two.csv``, under ``folder`` if given), families f1 then f2."""
+    where = (lambda name: str(folder / name)) if folder is not None else (lambda name: name)
+    path.write_text(yaml.safe_dump({"data": {
+        "sources": [{"name": "one", "path": where("one.csv")},
+                    {"name": "two", "path": where("two.csv")}],
+        "train_split": "train", "test_split": "eval", "experience_by": "family",
+        "families": FAMILIES}, "metrics": {"matched_by": "source"}}))
+    return path
+
+
 def _manifests(tmp_path: Path) -> list[str]:
     """Options pointing every set at a tiny manifest (collect reads only its rows)."""
     args = []
@@ -200,11 +212,7 @@ def test_leave_one_family_out_collects_the_zero_shot_family(tmp_path: Path,
                       families={"joint": [seen]})
         write_yardsticks(out / family / "yardstick", {"ltas": {held: 40.0, seen: 5.0},
                                                       "lfcc": {held: 60.0, seen: 5.0}})
-    config = tmp_path / "two_sources.yaml"  # the sequence of the fake runs: f1, then f2
-    config.write_text(yaml.safe_dump({"data": {
-        "sources": [{"name": "one", "path": "one.csv"}, {"name": "two", "path": "two.csv"}],
-        "train_split": "train", "test_split": "eval", "experience_by": "family",
-        "families": FAMILIES}, "metrics": {"matched_by": "source"}}))
+    config = two_sources(tmp_path / "two_sources.yaml")
     leave_one_family_out.main(["--collect", "--config", str(config), "--out", str(out),
                                "--name", "lofo", "--seeds", "0,1",
                                "--init", str(tmp_path / "w.pt"), *_manifests(tmp_path)])
@@ -234,11 +242,7 @@ def test_leave_one_family_out_collects_a_pretrained_start_alone(tmp_path: Path,
               [("joint", {"one.v1": 0, "two.t1": 100})], families={"joint": ["two.t1"]})
     write_yardsticks(out / "f1" / "yardstick", {"ltas": {"one.v1": 40.0, "two.t1": 5.0},
                                                 "lfcc": {"one.v1": 60.0, "two.t1": 5.0}})
-    config = tmp_path / "two_sources.yaml"
-    config.write_text(yaml.safe_dump({"data": {
-        "sources": [{"name": "one", "path": "one.csv"}, {"name": "two", "path": "two.csv"}],
-        "train_split": "train", "test_split": "eval", "experience_by": "family",
-        "families": FAMILIES}, "metrics": {"matched_by": "source"}}))
+    config = two_sources(tmp_path / "two_sources.yaml")
     leave_one_family_out.main(["--collect", "--config", str(config), "--out", str(out),
                                "--name", "lofo", "--seeds", "0", "--families", "f1",
                                *_manifests(tmp_path)])
@@ -259,13 +263,7 @@ def test_leave_one_family_out_init_only_trains_only_from_the_weights(
     from cl_spoof.config import load_config
     from cl_spoof.workflows import compare, yardstick
 
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"data": {
-        "sources": [{"name": "one", "path": str(tmp_path / "one.csv")},
-                    {"name": "two", "path": str(tmp_path / "two.csv")}],
-        "train_split": "train", "test_split": "eval", "experience_by": "family",
-        "families": FAMILIES}}))
-    cfg = load_config(config)
+    cfg = load_config(two_sources(tmp_path / "c.yaml", tmp_path))
     trained: list[tuple[str, Any]] = []
     monkeypatch.setattr(yardstick, "run_yardstick",
                         lambda c, names, folder, on_stage=None: trained.append(("yardstick",
@@ -290,13 +288,8 @@ def test_leave_one_family_out_folds_side_by_side_report_every_failure(tmp_path: 
     other, and every failure is named at the end."""
     from cl_spoof.config import load_config
 
-    config = tmp_path / "missing.yaml"  # sources that do not exist: every fold fails
-    config.write_text(yaml.safe_dump({"data": {
-        "sources": [{"name": "one", "path": str(tmp_path / "one.csv")},
-                    {"name": "two", "path": str(tmp_path / "two.csv")}],
-        "train_split": "train", "test_split": "eval", "experience_by": "family",
-        "families": FAMILIES}}))
-    cfg = load_config(config)
+    # sources that do not exist: every fold fails
+    cfg = load_config(two_sources(tmp_path / "missing.yaml", tmp_path))
     with pytest.raises(RuntimeError, match="folds failed") as err:
         leave_one_family_out.train_folds(cfg, ["f1", "f2"], [0], tmp_path / "out", None, 2)
     assert "\n  f1: " in str(err.value) and "\n  f2: " in str(err.value)
